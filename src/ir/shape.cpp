@@ -1,0 +1,51 @@
+#include "ir/shape.hpp"
+
+#include <fmt/format.h>
+
+namespace kiln {
+
+int64_t dims_numel(const Dims& d) {
+  int64_t n = 1;
+  for (int64_t x : d) n *= x;
+  return n;
+}
+
+std::string dims_to_string(const Dims& d) {
+  if (d.empty()) return "scalar";
+  std::string s;
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "x" : "") + std::to_string(d[i]);
+  return s;
+}
+
+std::string Dim::to_string() const {
+  if (known()) return std::to_string(value);
+  return symbol.empty() ? "?" : symbol;
+}
+
+Shape Shape::from_dims(const Dims& d) {
+  std::vector<Dim> v(d.begin(), d.end());
+  return Shape(std::move(v));
+}
+
+bool Shape::is_static() const {
+  if (!dims_) return false;
+  for (const auto& d : *dims_)
+    if (!d.known()) return false;
+  return true;
+}
+
+std::optional<Dims> Shape::to_dims() const {
+  if (!is_static()) return std::nullopt;
+  Dims out;
+  for (const auto& d : *dims_) out.push_back(d.value);
+  return out;
+}
+
+std::string Shape::to_string() const {
+  if (!dims_) return "[*]";
+  std::string s = "[";
+  for (size_t i = 0; i < dims_->size(); ++i) s += (i ? "," : "") + (*dims_)[i].to_string();
+  return s + "]";
+}
+
+}  // namespace kiln

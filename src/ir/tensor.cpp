@@ -1,0 +1,114 @@
+#include "ir/tensor.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "util/error.hpp"
+
+namespace kiln {
+
+namespace {
+std::shared_ptr<void> allocate(size_t bytes) {
+  size_t rounded = (bytes + 63) / 64 * 64;
+  if (rounded == 0) rounded = 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) throw std::bad_alloc();
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+}  // namespace
+
+Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
+  storage_ = allocate(nbytes());
+  data_ = storage_.get();
+}
+
+Tensor Tensor::zeros(DType dtype, Dims dims) {
+  Tensor t(dtype, std::move(dims));
+  std::memset(t.data_, 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::from_bytes(DType dtype, Dims dims, const void* data) {
+  Tensor t(dtype, std::move(dims));
+  if (t.nbytes()) std::memcpy(t.data_, data, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::wrap(DType dtype, Dims dims, void* data, std::shared_ptr<void> keepalive) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.dims_ = std::move(dims);
+  t.storage_ = std::move(keepalive);
+  t.data_ = data;
+  return t;
+}
+
+Tensor Tensor::reshaped(Dims dims) const {
+  Tensor t = *this;
+  t.dims_ = std::move(dims);
+  return t;
+}
+
+Tensor Tensor::clone() const { return from_bytes(dtype_, dims_, data_); }
+
+Tensor Tensor::cast(DType to) const {
+  Tensor out(to, dims_);
+  const int64_t n = numel();
+  dispatch_dtype(dtype_, [&](auto src_tag) {
+    using S = typename decltype(src_tag)::type;
+    const S* src = data<S>();
+    dispatch_dtype(to, [&](auto dst_tag) {
+      using D = typename decltype(dst_tag)::type;
+      D* dst = out.data<D>();
+      for (int64_t i = 0; i < n; ++i) {
+        if constexpr (std::is_same_v<D, bool>) {
+          dst[i] = static_cast<compute_t<S>>(src[i]) != compute_t<S>(0);
+        } else if constexpr (std::is_same_v<D, Half> || std::is_same_v<D, BFloat16>) {
+          dst[i] = D(static_cast<float>(static_cast<compute_t<S>>(src[i])));
+        } else {
+          dst[i] = static_cast<D>(static_cast<compute_t<S>>(src[i]));
+        }
+      }
+    });
+  });
+  return out;
+}
+
+Expected<std::vector<int64_t>> Tensor::to_int64_vector() const {
+  if (!is_integer(dtype_))
+    return invalid_argument("expected an integer tensor, got {}", describe());
+  std::vector<int64_t> v(static_cast<size_t>(numel()));
+  dispatch_dtype(dtype_, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* p = data<T>();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int64_t>(p[i]);
+  });
+  return v;
+}
+
+std::vector<double> Tensor::to_double_vector() const {
+  std::vector<double> v(static_cast<size_t>(numel()));
+  dispatch_dtype(dtype_, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* p = data<T>();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(static_cast<compute_t<T>>(p[i]));
+  });
+  return v;
+}
+
+double Tensor::scalar_as_double() const {
+  double v = 0;
+  if (numel() < 1) return v;
+  dispatch_dtype(dtype_, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    v = static_cast<double>(static_cast<compute_t<T>>(data<T>()[0]));
+  });
+  return v;
+}
+
+std::string Tensor::describe() const {
+  return fmt::format("{}[{}]", dtype_name(dtype_), dims_to_string(dims_));
+}
+
+}  // namespace kiln

@@ -1,0 +1,60 @@
+#include "ops/shape_inference.hpp"
+
+#include "ops/op_registry.hpp"
+
+namespace kiln {
+
+namespace {
+// Keeps the more informative of a declared and an inferred type.
+TensorType merge(const TensorType& declared, const TensorType& inferred) {
+  TensorType out = inferred;
+  if (out.dtype == DType::kUndefined) out.dtype = declared.dtype;
+  if (!out.shape.has_rank()) {
+    out.shape = declared.shape;
+  } else if (declared.shape.has_rank() && declared.shape.rank() == out.shape.rank()) {
+    for (size_t i = 0; i < out.shape.rank(); ++i) {
+      Dim& d = out.shape.dims()[i];
+      const Dim& decl = declared.shape[i];
+      if (!d.known() && decl.known()) d = decl;
+      else if (!d.known() && d.symbol.empty()) d.symbol = decl.symbol;
+    }
+  }
+  return out;
+}
+}  // namespace
+
+Status infer_shapes(Graph& graph, const ShapeInferenceOptions& options) {
+  KILN_RETURN_IF_ERROR(graph.topological_sort());
+  const OpRegistry& reg = OpRegistry::instance();
+  for (const auto& node : graph.nodes()) {
+    const OpSchema* schema = reg.schema(node->domain, node->op_type);
+    if (!schema) {
+      if (options.allow_unknown_ops) continue;
+      return unsupported("{}: unknown op", node->describe());
+    }
+    std::vector<TensorType> types;
+    std::vector<const Tensor*> values;
+    for (Value* v : node->inputs) {
+      types.push_back(v ? v->type : TensorType{});
+      values.push_back(v && v->constant ? &*v->constant : nullptr);
+    }
+    // Subgraphs first: their outputs may feed this node's inference (If, Loop).
+    for (const Graph* sg : node->subgraphs())
+      KILN_RETURN_IF_ERROR(infer_shapes(const_cast<Graph&>(*sg), options));
+    InferContext ctx(*node, std::move(types), std::move(values));
+    Status st = infer_node(*schema, ctx);
+    if (!st.ok()) {
+      // An op kiln cannot type (unsupported attribute value, ...) is reported when it is run or
+      // built, with the full list; shape errors are model errors and stop here.
+      if (st.code() == StatusCode::kUnsupported && options.allow_unknown_ops) continue;
+      return st;
+    }
+    for (size_t i = 0; i < node->outputs.size(); ++i) {
+      Value* out = node->outputs[i];
+      if (out) out->type = merge(out->type, ctx.outputs()[i]);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace kiln
