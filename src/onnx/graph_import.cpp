@@ -283,8 +283,10 @@ Status GraphImporter::import(const onnx::GraphProto& proto, Graph& g) {
       inputs.push_back(v);
     }
     for (const auto& name : n.output()) outputs.push_back(name.empty() ? nullptr : g.find_value(name));
-    // Trailing absent outputs carry no information.
-    while (!outputs.empty() && !outputs.back()) outputs.pop_back();
+    // Trailing absent outputs carry no information, except for Split, whose output count is the
+    // number of parts.
+    if (!(info.domain.empty() && n.op_type() == "Split"))
+      while (!outputs.empty() && !outputs.back()) outputs.pop_back();
     Attributes attrs;
     for (const auto& a : n.attribute()) {
       if (a.name().empty()) return invalid_model("{}: an attribute has no name", info.desc);
