@@ -149,6 +149,27 @@ TEST(BinaryMath, MaxMinPropagateNaN) {
   }
 }
 
+TEST(BinaryMath, SymbolicShapesAtImport) {
+  auto g = std::make_shared<Graph>();
+  Value* x = g->add_value("x", {DType::kFloat32, Shape({Dim::symbolic("n"), Dim(1)})});
+  Value* y = g->add_value("y", {DType::kFloat32, Shape({Dim::symbolic("m")})});
+  Value* z = g->add_value("z", {DType::kFloat32, Shape({Dim(2), Dim::symbolic("n"), Dim(5)})});
+  Value* e = g->add_constant("e", Tensor::scalar<int64_t>(2));
+  Value *s = g->add_value("s"), *p = g->add_value("p"), *c = g->add_value("c"), *w = g->add_value("w");
+  g->inputs = {x, y, z};
+  g->add_node("Add", {x, y}, {s}, "add", "", 14);
+  g->add_node("Pow", {z, e}, {p}, "pow", "", 15);
+  g->add_node("Less", {x, z}, {c}, "less", "", 13);
+  g->add_node("Max", {x, y, z}, {w}, "max", "", 13);
+  g->outputs = {s, p, c, w};
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  EXPECT_EQ(s->type.to_string(), "float32[n,m]");
+  EXPECT_EQ(p->type.to_string(), "float32[2,n,5]");
+  EXPECT_EQ(c->type.to_string(), "bool[2,n,5]");
+  EXPECT_EQ(w->type.shape.rank(), 3u);
+  EXPECT_EQ(w->type.shape[2].value, 5);
+}
+
 TEST(BinaryMath, Errors) {
   Tensor a = random_tensor(DType::kFloat32, {2, 3}), b = random_tensor(DType::kFloat32, {4});
   Status st = run_err({"Add", {a, b}});

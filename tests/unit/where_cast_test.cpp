@@ -79,6 +79,12 @@ TEST(Cast, HalfAndBFloat16RoundToNearestEven) {
     EXPECT_EQ(h.data<Half>()[i].bits, Half(static_cast<float>(xv[i])).bits);
     EXPECT_EQ(bf.data<BFloat16>()[i].bits, BFloat16(static_cast<float>(xv[i])).bits);
   }
+  // 1 + 2^-11 + 2^-40 lies just above the float16 tie between 1 and 1 + 2^-10: rounding to
+  // float first would land on the tie and then round to even (1.0).
+  Tensor near_tie = Tensor::from_vector<double>({2}, {1 + std::ldexp(1, -11) + std::ldexp(1, -40),
+                                                      -(1 + std::ldexp(1, -8) + std::ldexp(1, -40))});
+  EXPECT_EQ(run1({"Cast", {near_tie}, {}, to(kF16)}).to_double_vector()[0], 1 + std::ldexp(1, -10));
+  EXPECT_EQ(run1({"Cast", {near_tie}, {}, to(kBF16)}).to_double_vector()[1], -(1 + std::ldexp(1, -7)));
   Tensor big = Tensor::from_vector<float>({2}, {70000.f, -1e9f});
   EXPECT_EQ(run1({"Cast", {big}, {}, to(kF16)}).to_double_vector(), (std::vector<double>{INFINITY, -INFINITY}));
   EXPECT_EQ(run1({"Cast", {h}, {}, to(kF32)}).to_double_vector(), h.to_double_vector());

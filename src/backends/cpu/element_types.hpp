@@ -67,7 +67,18 @@ inline D convert(S v) {
   } else if constexpr (std::is_same_v<D, bool>) {
     return v != S(0);
   } else if constexpr (std::is_same_v<D, Half> || std::is_same_v<D, BFloat16>) {
-    return D(static_cast<float>(v));
+    if constexpr (std::is_same_v<S, float> || (std::is_integral_v<S> && sizeof(S) <= 2)) {
+      return D(static_cast<float>(v));  // exact in float: one rounding
+    } else {
+      // Going through float rounds twice. Rounding to float "to odd" (an inexact result gets an
+      // odd last bit) keeps the information the second rounding needs, so the result is as if
+      // rounded once. (int64 beyond 2^53 still rounds to double first.)
+      const double d = static_cast<double>(v);
+      float f = static_cast<float>(d);
+      if (static_cast<double>(f) != d && std::isfinite(f) && (float_bits(f) & 1u) == 0)
+        f = std::nextafter(f, d > f ? INFINITY : -INFINITY);
+      return D(f);
+    }
   } else if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D>) {
     if (std::isnan(v)) return D(0);
     // The limits as S: max() may round up (2^63 for int64), so ">=" saturates exactly.
