@@ -26,12 +26,30 @@ struct RunTimings {
   double h2d_ms = 0, compute_ms = 0, d2h_ms = 0;
 };
 
+struct ContextOptions {
+  bool cuda_graph = false;  // capture the layers once into a CUDA graph, then replay it
+};
+
+// One context runs one inference at a time; use one context per thread or stream.
 class ExecutionContext {
  public:
   virtual ~ExecutionContext() = default;
-  // Copies host inputs in, runs, and returns host outputs in graph-output order (synchronous).
-  // Inputs are checked against the bindings (name, dtype, shape) first.
-  virtual Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs) = 0;
+  // Checks host inputs against the bindings (name, dtype, shape) and copies them in
+  // (asynchronously on the CUDA backend: the tensors must stay alive until synchronize()).
+  virtual Status set_inputs(const std::map<std::string, Tensor>& inputs) = 0;
+  // Runs the layers on the inputs last set (asynchronously on the CUDA backend).
+  virtual Status enqueue() = 0;
+  // Waits for everything enqueued.
+  virtual Status synchronize() = 0;
+  // Copies the outputs back (after synchronizing), in graph-output order.
+  virtual Expected<std::vector<Tensor>> outputs() = 0;
+  // set_inputs + enqueue + outputs.
+  Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs) {
+    KILN_RETURN_IF_ERROR(set_inputs(inputs));
+    KILN_RETURN_IF_ERROR(enqueue());
+    return outputs();
+  }
+  // Device times of the last set_inputs / enqueue / outputs, where the backend measures them.
   virtual RunTimings last_timings() const { return {}; }
 };
 
@@ -39,9 +57,9 @@ class ExecutionContext {
 class EngineImpl {
  public:
   virtual ~EngineImpl() = default;
-  virtual Expected<std::unique_ptr<ExecutionContext>> create_context() const = 0;
+  virtual Expected<std::unique_ptr<ExecutionContext>> create_context(const ContextOptions& options) const = 0;
   virtual uint64_t weight_bytes() const { return 0; }      // device memory for weights
-  virtual uint64_t context_bytes() const { return 0; }     // device memory per context
+  virtual uint64_t context_bytes() const { return 0; }     // device memory per context (arena + workspace)
 };
 
 class Engine {
@@ -53,7 +71,9 @@ class Engine {
   const Plan& plan() const { return plan_; }
   std::vector<BindingInfo> inputs() const;
   std::vector<BindingInfo> outputs() const;
-  Expected<std::unique_ptr<ExecutionContext>> create_context() const { return impl_->create_context(); }
+  Expected<std::unique_ptr<ExecutionContext>> create_context(const ContextOptions& options = {}) const {
+    return impl_->create_context(options);
+  }
   const EngineImpl& impl() const { return *impl_; }
 
  private:

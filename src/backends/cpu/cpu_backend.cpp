@@ -11,18 +11,28 @@ namespace {
 class CpuContext : public ExecutionContext {
  public:
   explicit CpuContext(const CpuExecutor& exec) : exec_(exec) {}
-  Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs) override {
-    return exec_.run(inputs);
+  Status set_inputs(const std::map<std::string, Tensor>& inputs) override {
+    KILN_RETURN_IF_ERROR(check_inputs(exec_.graph(), inputs));
+    inputs_ = inputs;
+    return Status::Ok();
   }
+  Status enqueue() override {
+    KILN_ASSIGN_OR_RETURN(outputs_, exec_.run(inputs_));
+    return Status::Ok();
+  }
+  Status synchronize() override { return Status::Ok(); }
+  Expected<std::vector<Tensor>> outputs() override { return outputs_; }
 
  private:
   const CpuExecutor& exec_;
+  std::map<std::string, Tensor> inputs_;
+  std::vector<Tensor> outputs_;
 };
 
 class CpuEngine : public EngineImpl {
  public:
   explicit CpuEngine(std::unique_ptr<CpuExecutor> exec) : exec_(std::move(exec)) {}
-  Expected<std::unique_ptr<ExecutionContext>> create_context() const override {
+  Expected<std::unique_ptr<ExecutionContext>> create_context(const ContextOptions&) const override {
     return std::unique_ptr<ExecutionContext>(std::make_unique<CpuContext>(*exec_));
   }
 
