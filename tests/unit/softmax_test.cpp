@@ -129,6 +129,16 @@ TEST(Dropout, TrainingModeDropsAndScales) {
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(tensors_close(again->at(0), out->at(0), 0, 0));
 
+  // The mask follows numpy's RandomState(seed).random_sample() >= ratio, like the ONNX reference:
+  // seed 7 draws 0.076, 0.780, 0.438, 0.723, 0.978, 0.538.
+  Attributes seven;
+  seven.set("seed", int64_t{7});
+  auto np_like = run_op({.op_type = "Dropout",
+                         .inputs = {Tensor::from_vector<float>({6}, {1, 2, 3, 4, 5, 6}), Tensor::scalar<float>(0.5f), Tensor::scalar<bool>(true)},
+                         .attrs = seven});
+  ASSERT_TRUE(np_like.ok());
+  EXPECT_TRUE(tensors_close(np_like->at(0), Tensor::from_vector<float>({6}, {0, 4, 0, 8, 10, 12})));
+
   auto bad = run_op({.op_type = "Dropout", .inputs = {x, Tensor::scalar<float>(1.0f), Tensor::scalar<bool>(true)}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("ratio"), std::string::npos);

@@ -78,10 +78,15 @@ Status dropout_kernel(KernelContext& ctx) {
     }
     return Status::Ok();
   }
-  std::mt19937_64 rng(ctx.attrs().has("seed") ? static_cast<uint64_t>(ctx.attrs().i("seed")) : std::random_device{}());
-  std::bernoulli_distribution keep(1.0 - ratio);
+  // The draws follow numpy's RandomState(seed).random_sample() (MT19937, 53-bit doubles), the
+  // generator of the ONNX reference, so a seeded mask matches the reference outputs.
+  std::mt19937 rng(ctx.attrs().has("seed") ? static_cast<uint32_t>(ctx.attrs().i("seed")) : std::random_device{}());
   std::vector<bool> kept(static_cast<size_t>(x.numel()));
-  for (size_t i = 0; i < kept.size(); ++i) kept[i] = keep(rng);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const uint32_t a = rng() >> 5, b = rng() >> 6;
+    const double u = (a * 67108864.0 + b) / 9007199254740992.0;
+    kept[i] = u >= ratio;
+  }
   if (want_mask) {
     bool* m = ctx.output(1).data<bool>();
     for (size_t i = 0; i < kept.size(); ++i) m[i] = kept[i];
