@@ -1,5 +1,6 @@
 // Conv and ConvTranspose on the CPU: im2col + GEMM (OpenBLAS) per (image, group); 1x1 stride-1
-// convolutions skip im2col. float16/bfloat16 are computed in float.
+// convolutions skip im2col, 2-D depthwise ones are direct. float16/bfloat16 are computed in float.
+#include <algorithm>
 #include <vector>
 
 #include "backends/cpu/blas.hpp"
@@ -27,6 +28,34 @@ void add_bias(T* y, const T* bias, int64_t channels, int64_t size) {
   }
 }
 
+// Direct 2-D convolution of one input plane with one filter, added to `y` (depthwise layers: a
+// GEMM with one output row would mostly pay for im2col). Each (row, tap) pair runs over the
+// output columns whose input column is inside the image.
+template <typename T>
+void depthwise_plane_2d(const T* x, const T* w, T* y, const Window& win) {
+  const int64_t ih_n = win.in[0], iw_n = win.in[1], oh_n = win.out[0], ow_n = win.out[1];
+  const int64_t sh = win.strides[0], sw = win.strides[1], dh = win.dilations[0], dw = win.dilations[1];
+  for (int64_t oh = 0; oh < oh_n; ++oh) {
+    T* yrow = y + oh * ow_n;
+    for (int64_t kh = 0; kh < win.kernel[0]; ++kh) {
+      const int64_t ih = oh * sh + kh * dh - win.pads_begin[0];
+      if (ih < 0 || ih >= ih_n) continue;
+      const T* xrow = x + ih * iw_n;
+      for (int64_t kw = 0; kw < win.kernel[1]; ++kw) {
+        const T wv = w[kh * win.kernel[1] + kw];
+        const int64_t start = kw * dw - win.pads_begin[1];  // input column of output column 0
+        const int64_t lo = start >= 0 ? 0 : (-start + sw - 1) / sw;
+        const int64_t hi = start >= iw_n ? 0 : std::min(ow_n, (iw_n - start + sw - 1) / sw);
+        if (sw == 1) {
+          for (int64_t ow = lo; ow < hi; ++ow) yrow[ow] += wv * xrow[ow + start];
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) yrow[ow] += wv * xrow[ow * sw + start];
+        }
+      }
+    }
+  }
+}
+
 // Y[n, g] = W[g] (Mg x Cg*k) * im2col(X[n, g]) (Cg*k x out).
 template <typename T>
 void conv_compute(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, const Window& win, int64_t group) {
@@ -34,6 +63,18 @@ void conv_compute(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, 
   const int64_t cg = c / group, mg = m / group;
   const int64_t in_size = product(win.in), out_size = product(win.out), ksize = product(win.kernel);
   const int64_t k = cg * ksize;
+  if (cg == 1 && win.rank() == 2) {
+    // One input channel per group: each output channel is a direct 2-D convolution.
+    T* yd = y.data<T>();
+    std::fill(yd, yd + y.numel(), T(0));
+    for (int64_t n = 0; n < n_images; ++n) {
+      for (int64_t oc = 0; oc < m; ++oc)
+        depthwise_plane_2d(x.data<T>() + (n * c + oc / mg) * in_size, w.data<T>() + oc * ksize,
+                           yd + (n * m + oc) * out_size, win);
+      if (b) add_bias(yd + n * m * out_size, b->data<T>(), m, out_size);
+    }
+    return;
+  }
   bool pointwise = true;
   for (size_t i = 0; i < win.rank(); ++i)
     pointwise &= win.kernel[i] == 1 && win.strides[i] == 1 && win.pads_begin[i] == 0 && win.pads_end[i] == 0;
