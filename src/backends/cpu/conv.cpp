@@ -1,7 +1,7 @@
 // Conv and ConvTranspose on the CPU: im2col + GEMM (OpenBLAS) per (image, group); 1x1 stride-1
 // convolutions skip im2col, 2-D depthwise ones are direct. float16/bfloat16 are computed in float.
 #include <algorithm>
-#include <vector>
+#include <memory>
 
 #include "backends/cpu/blas.hpp"
 #include "backends/cpu/im2col.hpp"
@@ -78,7 +78,8 @@ void conv_compute(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, 
   bool pointwise = true;
   for (size_t i = 0; i < win.rank(); ++i)
     pointwise &= win.kernel[i] == 1 && win.strides[i] == 1 && win.pads_begin[i] == 0 && win.pads_end[i] == 0;
-  std::vector<T> col(pointwise ? 0 : static_cast<size_t>(k * out_size));
+  // Not value-initialised: im2col writes every element.
+  std::unique_ptr<T[]> col(pointwise ? nullptr : new T[static_cast<size_t>(k * out_size)]);
   const T* xd = x.data<T>();
   const T* wd = w.data<T>();
   T* yd = y.data<T>();
@@ -87,8 +88,8 @@ void conv_compute(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, 
       const T* xg = xd + (n * c + g * cg) * in_size;
       const T* cols = xg;
       if (!pointwise) {
-        cpu::im2col(xg, cg, win, col.data());
-        cols = col.data();
+        cpu::im2col(xg, cg, win, col.get());
+        cols = col.get();
       }
       T* yg = yd + (n * m + g * mg) * out_size;
       gemm(false, false, mg, out_size, k, T(1), wd + g * mg * k, k, cols, out_size, T(0), yg, out_size);
@@ -106,7 +107,7 @@ void conv_transpose_compute(const Tensor& x, const Tensor& w, const Tensor* b, T
   const int64_t in_size = product(win.in), out_size = product(win.out), ksize = product(win.kernel);
   Window fwd = win;  // in conv terms: the image is Y (win.out), the output positions are X (win.in)
   std::swap(fwd.in, fwd.out);
-  std::vector<T> col(static_cast<size_t>(mg * ksize * in_size));
+  std::unique_ptr<T[]> col(new T[static_cast<size_t>(mg * ksize * in_size)]);  // the GEMM writes it all
   const T* xd = x.data<T>();
   const T* wd = w.data<T>();
   T* yd = y.data<T>();
@@ -115,8 +116,8 @@ void conv_transpose_compute(const Tensor& x, const Tensor& w, const Tensor* b, T
     for (int64_t g = 0; g < group; ++g) {
       const T* xg = xd + (n * c + g * cg) * in_size;
       const T* wg = wd + g * cg * mg * ksize;
-      gemm(true, false, mg * ksize, in_size, cg, T(1), wg, mg * ksize, xg, in_size, T(0), col.data(), in_size);
-      cpu::col2im_add(col.data(), mg, fwd, yd + (n * m + g * mg) * out_size);
+      gemm(true, false, mg * ksize, in_size, cg, T(1), wg, mg * ksize, xg, in_size, T(0), col.get(), in_size);
+      cpu::col2im_add(col.get(), mg, fwd, yd + (n * m + g * mg) * out_size);
     }
     if (b) add_bias(yd + n * m * out_size, b->data<T>(), m, out_size);
   }
