@@ -70,23 +70,24 @@ void for_each_window_row(T* col, U* image, int64_t channels, const Window& w, Fn
   }
 }
 
-// Gathers the windows of `image` (channels x w.in) into col (channels * kernel x w.out).
+// Gathers the windows of `image` (channels x w.in) into col (channels * kernel x w.out); padding
+// reads as `pad` (0, or a quantized input's zero point).
 template <typename T>
-void im2col(const T* image, int64_t channels, const Window& w, T* col) {
+void im2col(const T* image, int64_t channels, const Window& w, T* col, T pad = T(0)) {
   const int64_t out_last = w.out[w.rank() - 1];
   for_each_window_row(col, image, channels, w,
-                      [out_last](T* dst, const T* src, int64_t ob, int64_t oe, int64_t first, int64_t s) {
+                      [out_last, pad](T* dst, const T* src, int64_t ob, int64_t oe, int64_t first, int64_t s) {
                         if (!src) {
-                          std::fill(dst, dst + out_last, T(0));
+                          std::fill(dst, dst + out_last, pad);
                           return;
                         }
-                        std::fill(dst, dst + ob, T(0));
+                        std::fill(dst, dst + ob, pad);
                         if (s == 1) {
                           std::memcpy(dst + ob, src + first, static_cast<size_t>(oe - ob) * sizeof(T));
                         } else {
                           for (int64_t o = ob; o < oe; ++o) dst[o] = src[first + (o - ob) * s];
                         }
-                        std::fill(dst + oe, dst + out_last, T(0));
+                        std::fill(dst + oe, dst + out_last, pad);
                       });
 }
 
