@@ -5,6 +5,7 @@
 
 #include "elementwise_test_util.hpp"
 #include "nn_reference.hpp"
+#include "ops/shape_inference.hpp"
 
 namespace kiln::test {
 namespace {
@@ -285,6 +286,37 @@ TEST(QLinearConv, PerTensorAndPerChannelWithBias) {
       EXPECT_TRUE(tensors_close(y, to_tensor(out, yd, yv), 0, 0)) << per_channel << " " << dtype_name(out);
     }
   }
+}
+
+// Import-time inference: symbolic dims pass through, known ones are checked.
+TEST(QuantizedLinear, InfersSymbolicShapes) {
+  Graph g;
+  Value* x = g.add_value("x", {DType::kFloat32, Shape({Dim::symbolic("n"), Dim(3), Dim::symbolic("h"), Dim(8)})});
+  Value* s = g.add_constant("s", Tensor::from_vector<float>({3}, {0.1f, 0.2f, 0.3f}));
+  Value* zp = g.add_constant("zp", Tensor::from_vector<uint8_t>({3}, {1, 2, 3}));
+  Value* q = g.add_value("q");
+  g.add_node("QuantizeLinear", {x, s, zp}, {q}, "quant", "", 21);
+  Value* ws = g.add_constant("ws", Tensor::scalar<float>(0.1f));
+  Value* wzp = g.add_constant("wzp", Tensor::scalar<int8_t>(0));
+  Value* w = g.add_constant("w", random_i8({4, 3, 3, 3}, 1));
+  Value* yc = g.add_value("yc");
+  Node* conv = g.add_node("QLinearConv", {q, ws, g.add_constant("xzp", Tensor::scalar<uint8_t>(1)), w, ws, wzp, ws,
+                                          g.add_constant("yzp", Tensor::scalar<int8_t>(0))},
+                          {yc}, "qconv", "", 10);
+  conv->attrs.set("strides", Dims{2, 2});
+  Value* a = g.add_value("a", {DType::kInt8, Shape({Dim::symbolic("b"), Dim::symbolic("m"), Dim(6)})});
+  Value* ym = g.add_value("ym");
+  g.add_node("MatMulInteger", {a, g.add_constant("bm", random_i8({6, 5}, 2))}, {ym}, "mmi", "", 10);
+  Value* logits = g.add_value("logits", {DType::kFloat32, Shape({Dim::symbolic("b"), Dim(10)})});
+  Value* samples = g.add_value("samples");
+  g.add_node("Multinomial", {logits}, {samples}, "mn", "", 7)->attrs.set("sample_size", int64_t{4});
+  g.inputs = {x, a, logits};
+  g.outputs = {yc, ym, samples};
+  ASSERT_TRUE(infer_shapes(g).ok());
+  EXPECT_EQ(q->type.to_string(), "uint8[n,3,h,8]");
+  EXPECT_EQ(yc->type.to_string(), "int8[n,4,?,3]");
+  EXPECT_EQ(ym->type.to_string(), "int32[b,m,5]");
+  EXPECT_EQ(samples->type.to_string(), "int32[b,4]");
 }
 
 TEST(QuantizedLinear, Errors) {
