@@ -46,6 +46,17 @@ Status check_qdq_param(const InferContext& ctx, const char* what, const Shape& x
   return Status::Ok();
 }
 
+Status check_same_param_shape(const InferContext& ctx, const char* zp_name, const Shape& zp, const char* scale_name,
+                              const Shape& scale) {
+  if (!zp.has_rank() || !scale.has_rank() || (is_one_element(zp) && is_one_element(scale))) return Status::Ok();
+  bool differ = zp.rank() != scale.rank();
+  for (size_t i = 0; !differ && i < zp.rank(); ++i) differ = dims_differ(zp[i], scale[i]);
+  if (differ)
+    return ctx.error("{} {} and {} {} must have the same shape", zp_name, zp.to_string(), scale_name,
+                     scale.to_string());
+  return Status::Ok();
+}
+
 Status check_matmul_param(const InferContext& ctx, const char* what, const Shape& operand, const Shape& param,
                           bool rows) {
   if (!param.has_rank() || !operand.has_rank() || is_one_element(param)) return Status::Ok();

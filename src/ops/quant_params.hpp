@@ -12,6 +12,11 @@ namespace kiln {
 Status check_qdq_param(const InferContext& ctx, const char* what, const Shape& x, const Shape& param,
                        int64_t axis, int64_t block_size);
 
+// A scale and its zero point must have the same shape (a scalar and a 1-element 1-D tensor count
+// as the same).
+Status check_same_param_shape(const InferContext& ctx, const char* zp_name, const Shape& zp, const char* scale_name,
+                              const Shape& scale);
+
 // MatMulInteger / QLinearMatMul: a parameter of operand A (`rows`: per tensor, per row of A = a
 // 1-D tensor of M values or A's batch dims with [M, 1]) or of operand B (per tensor, per column =
 // N values or [1, N] after B's batch dims). Errors name the node.

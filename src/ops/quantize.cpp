@@ -57,7 +57,7 @@ Status infer_quantize_linear(InferContext& ctx) {
   const int64_t axis = ctx.attrs().i("axis", 1), block = ctx.attrs().i("block_size", 0);
   KILN_RETURN_IF_ERROR(check_qdq_param(ctx, "y_scale", x.shape, ctx.input(1).shape, axis, block));
   if (ctx.has_input(2))
-    KILN_RETURN_IF_ERROR(check_qdq_param(ctx, "y_zero_point", x.shape, ctx.input(2).shape, axis, block));
+    KILN_RETURN_IF_ERROR(check_same_param_shape(ctx, "y_zero_point", ctx.input(2).shape, "y_scale", ctx.input(1).shape));
   ctx.set_output(0, out, x.shape);
   return Status::Ok();
 }
@@ -73,7 +73,7 @@ Status infer_dequantize_linear(InferContext& ctx) {
   const int64_t axis = ctx.attrs().i("axis", 1), block = ctx.attrs().i("block_size", 0);
   KILN_RETURN_IF_ERROR(check_qdq_param(ctx, "x_scale", x.shape, ctx.input(1).shape, axis, block));
   if (ctx.has_input(2))
-    KILN_RETURN_IF_ERROR(check_qdq_param(ctx, "x_zero_point", x.shape, ctx.input(2).shape, axis, block));
+    KILN_RETURN_IF_ERROR(check_same_param_shape(ctx, "x_zero_point", ctx.input(2).shape, "x_scale", ctx.input(1).shape));
   ctx.set_output(0, scale, x.shape);
   return Status::Ok();
 }

@@ -187,6 +187,8 @@ TEST(QuantizeLinear, Errors) {
   expect_error({"QuantizeLinear", {x, random_scale(DType::kFloat32, {2, 3}, 1)}, {}, qattrs(1, 2)}, "block_size 2");
   expect_error({"QuantizeLinear", {x, random_scale(DType::kFloat32, {2}, 1)}, {}, qattrs(1, 2)}, "rank");
   expect_error({"QuantizeLinear", {x, s}, {}, qattrs(1, -1)}, "block_size -1");
+  // Scale and zero point of different granularities.
+  expect_error({"QuantizeLinear", {x, s, random_tensor(DType::kUInt8, {3}, 1, 0, 9)}}, "same shape");
   Attributes sat;
   sat.set("saturate", int64_t{2});
   expect_error({"QuantizeLinear", {x, s}, {}, sat}, "saturate");
@@ -196,6 +198,7 @@ TEST(QuantizeLinear, Errors) {
   expect_error({"DequantizeLinear", {x, s}}, "x must be");
   expect_error({"DequantizeLinear", {q, Tensor::scalar<uint8_t>(1)}}, "x_scale");
   expect_error({"DequantizeLinear", {q, random_scale(DType::kFloat32, {4}, 1)}}, "x.shape[1] = 3");
+  expect_error({"DequantizeLinear", {q, random_scale(DType::kFloat32, {3}, 1), Tensor::scalar<uint8_t>(0)}}, "same shape");
   expect_error({"DynamicQuantizeLinear", {random_tensor(DType::kFloat64, {3})}, {}, {}, 3}, "float32");
 }
 

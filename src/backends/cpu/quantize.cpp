@@ -32,12 +32,15 @@ void for_each_qdq_element(const QdqLayout& l, Fn&& fn) {
       for (int64_t i = 0; i < l.inner; ++i) fn(o, k, i, idx++);
 }
 
+// Scale and zero point have one shape (checked by inference), so `sl` locates both; a zero point
+// of one element (or none) applies everywhere.
+
 // y = saturate(round(x / scale) + zero_point). The division is done in C: float, or double when x
 // is int32 or float64 or the scale is float64 (float32 data then divides exactly like the ONNX
 // reference; an int32 x, with a float or int32 scale, like numpy's promotion to float64).
 template <typename X, typename C, typename Q>
 void quantize(const Tensor& x, const Tensor& scale, const QdqLayout& sl, const std::vector<int64_t>& zp,
-              const QdqLayout& zl, Tensor& y) {
+              Tensor& y) {
   const Tensor s = scale.cast(dtype_of<C>);
   const C* sd = s.data<C>();
   const X* xd = x.data<X>();
@@ -45,7 +48,7 @@ void quantize(const Tensor& x, const Tensor& scale, const QdqLayout& sl, const s
   const bool zp_scalar = zp.size() == 1;
   for_each_qdq_element(sl, [&](int64_t o, int64_t k, int64_t i, int64_t idx) {
     const C v = static_cast<C>(cpu::load(xd[idx])) / sd[sl.index(o, k, i)];
-    yd[idx] = cpu::quantize_value<Q>(static_cast<double>(v), zp[zp_scalar ? 0 : static_cast<size_t>(zl.index(o, k, i))]);
+    yd[idx] = cpu::quantize_value<Q>(static_cast<double>(v), zp[zp_scalar ? 0 : static_cast<size_t>(sl.index(o, k, i))]);
   });
 }
 
@@ -55,7 +58,6 @@ Status quantize_linear_kernel(KernelContext& ctx) {
   const Tensor* zp_tensor = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   const int64_t axis = ctx.attrs().i("axis", 1), block = ctx.attrs().i("block_size", 0);
   const QdqLayout sl = cpu::qdq_layout(x.dims(), scale.dims(), axis, block);
-  const QdqLayout zl = zp_tensor ? cpu::qdq_layout(x.dims(), zp_tensor->dims(), axis, block) : QdqLayout{};
   const std::vector<int64_t> zp = cpu::zero_points(zp_tensor);
   const DType xt = x.dtype();
   if (!is_floating(xt) && xt != DType::kInt32) return ctx.unsupported_dtype(xt, 0);
@@ -67,8 +69,8 @@ Status quantize_linear_kernel(KernelContext& ctx) {
     cpu::dispatch_types<cpu::kFloatTypes | cpu::kSignedInts>(xt, [&](auto xtag) {
       using X = typename decltype(xtag)::type;
       if constexpr (cpu::is_float_v<X> || std::is_same_v<X, int32_t>) {
-        if (wide) quantize<X, double, Q>(x, scale, sl, zp, zl, y);
-        else quantize<X, float, Q>(x, scale, sl, zp, zl, y);
+        if (wide) quantize<X, double, Q>(x, scale, sl, zp, y);
+        else quantize<X, float, Q>(x, scale, sl, zp, y);
       }
     });
   });
@@ -79,7 +81,7 @@ Status quantize_linear_kernel(KernelContext& ctx) {
 // y = (x - zero_point) * scale, of the scale's dtype; computed in float (double for float64).
 template <typename X, typename S>
 void dequantize(const Tensor& x, const Tensor& scale, const QdqLayout& sl, const std::vector<int64_t>& zp,
-                const QdqLayout& zl, Tensor& y) {
+                Tensor& y) {
   using C = std::conditional_t<std::is_same_v<S, double>, double, float>;
   const Tensor s = scale.cast(dtype_of<C>);
   const C* sd = s.data<C>();
@@ -87,7 +89,7 @@ void dequantize(const Tensor& x, const Tensor& scale, const QdqLayout& sl, const
   S* yd = y.data<S>();
   const bool zp_scalar = zp.size() == 1;
   for_each_qdq_element(sl, [&](int64_t o, int64_t k, int64_t i, int64_t idx) {
-    const int64_t q = static_cast<int64_t>(xd[idx]) - zp[zp_scalar ? 0 : static_cast<size_t>(zl.index(o, k, i))];
+    const int64_t q = static_cast<int64_t>(xd[idx]) - zp[zp_scalar ? 0 : static_cast<size_t>(sl.index(o, k, i))];
     yd[idx] = cpu::store<S>(static_cast<C>(q) * sd[sl.index(o, k, i)]);
   });
 }
@@ -98,7 +100,6 @@ Status dequantize_linear_kernel(KernelContext& ctx) {
   const Tensor* zp_tensor = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   const int64_t axis = ctx.attrs().i("axis", 1), block = ctx.attrs().i("block_size", 0);
   const QdqLayout sl = cpu::qdq_layout(x.dims(), scale.dims(), axis, block);
-  const QdqLayout zl = zp_tensor ? cpu::qdq_layout(x.dims(), zp_tensor->dims(), axis, block) : QdqLayout{};
   const std::vector<int64_t> zp = cpu::zero_points(zp_tensor);
   Tensor& y = ctx.output(0);
   bool s_ok = false;
@@ -106,7 +107,7 @@ Status dequantize_linear_kernel(KernelContext& ctx) {
     using X = typename decltype(xtag)::type;
     if constexpr (sizeof(X) <= 2 || std::is_same_v<X, int32_t>) {
       s_ok = cpu::dispatch_types<cpu::kFloatTypes>(scale.dtype(), [&](auto stag) {
-        dequantize<X, typename decltype(stag)::type>(x, scale, sl, zp, zl, y);
+        dequantize<X, typename decltype(stag)::type>(x, scale, sl, zp, y);
       });
     }
   });
