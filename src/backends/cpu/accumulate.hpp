@@ -1,6 +1,8 @@
 // Accumulator types and conversions shared by the CPU reduction-style kernels (Reduce*, CumSum,
-// Einsum, ...): float16/bfloat16 accumulate in float, integers in 64 bits with wrap-around
-// (two's complement, as a fixed-width sum would), and results are stored back into T.
+// Einsum, ...): float16/bfloat16 accumulate in float, float32 in double (the reference backend is
+// the oracle other backends are checked against, so its long sums should not drift), integers in
+// 64 bits with wrap-around (two's complement, as a fixed-width sum would). Results are stored
+// back into T.
 #pragma once
 
 #include <cmath>
@@ -13,6 +15,7 @@
 namespace kiln::cpu {
 
 template <typename T> struct AccOf { using type = compute_t<T>; };
+template <> struct AccOf<float> { using type = double; };
 template <> struct AccOf<int8_t> { using type = int64_t; };
 template <> struct AccOf<int16_t> { using type = int64_t; };
 template <> struct AccOf<int32_t> { using type = int64_t; };

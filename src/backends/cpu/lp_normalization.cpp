@@ -1,5 +1,5 @@
 // CPU kernel of LpNormalization. A zero vector stays zero (its norm is treated as 1) rather than
-// becoming NaN, as ONNX Runtime does. float16 accumulates in float.
+// becoming NaN, as ONNX Runtime does. Norms accumulate in acc_t (float for float16).
 #include <cmath>
 
 #include "backends/cpu/accumulate.hpp"
@@ -10,7 +10,7 @@ namespace {
 
 template <typename T>
 void lp_normalize(const Tensor& x, Tensor& y, int64_t outer, int64_t n, int64_t inner, bool l1) {
-  using A = compute_t<T>;
+  using A = acc_t<T>;
   const T* in = x.data<T>();
   T* out = y.data<T>();
   for (int64_t o = 0; o < outer; ++o) {

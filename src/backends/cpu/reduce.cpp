@@ -159,7 +159,7 @@ void reduce_typed(const Tensor& x, Tensor& y, const ReducePlan& p) {
 // Integers are computed in double.
 template <typename T>
 void reduce_log_sum_exp(const Tensor& x, Tensor& y, const ReducePlan& p) {
-  using A = std::conditional_t<is_float_like_v<T>, compute_t<T>, double>;
+  using A = std::conditional_t<std::is_floating_point_v<acc_t<T>>, acc_t<T>, double>;
   const size_t n = static_cast<size_t>(y.numel());
   std::vector<A> mx(n, -std::numeric_limits<A>::infinity()), sum(n, A(0));
   const T* in = x.data<T>();
