@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import onnx
@@ -31,7 +32,7 @@ from check_model import compare  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def export(name, s, out_dir):
+def export(name, s, out_dir, timed=False):
     d = os.path.join(out_dir, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
@@ -40,7 +41,9 @@ def export(name, s, out_dir):
     args = tuple(torch.from_numpy(s["inputs"][n]) for n in input_names)
     # Grad stays enabled for the reference run and the export: under no_grad, nn.MultiheadAttention
     # takes a fused fast path that torch.onnx cannot export, and the reference should run the exported path.
+    start = time.monotonic()
     expected = model(*args)
+    seconds = time.monotonic() - start
     expected = (expected,) if isinstance(expected, torch.Tensor) else expected
     expected = [t.detach() for t in expected]
     # EVAL folds BatchNormalization into the preceding Conv; PRESERVE keeps it as a node.
@@ -52,6 +55,8 @@ def export(name, s, out_dir):
     onnx.checker.check_model(onnx.load(path), full_check=True)
 
     io = {"opset": s["opset"], "note": s["note"], "inputs": [], "outputs": []}
+    if timed:  # kept out of the committed small models: it would change on every generation
+        io["pytorch_seconds"] = round(seconds, 3)
     for i, n in enumerate(input_names):
         np.save(os.path.join(d, f"input_{i}.npy"), s["inputs"][n])
         io["inputs"].append({"name": n, "file": f"input_{i}.npy"})
@@ -131,6 +136,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "data"), help="output dir (default: tests/models/data)")
     ap.add_argument("--full", action="store_true", help="export the full-size models instead of the small ones")
     ap.add_argument("--only", nargs="*", help="export only these models")
+    ap.add_argument("--reuse", action="store_true", help="keep model dirs that already hold an io.json")
     ap.add_argument("--ort-node-modules", help="node_modules dir with onnxruntime-node: cross-check with ORT")
     args = ap.parse_args()
 
@@ -143,12 +149,15 @@ def main():
         pkg = os.path.join(args.ort_node_modules, "onnxruntime-node", "package.json")
         ort_version = json.load(open(pkg))["version"]
     for name in names:
-        d = export(name, catalog[name], args.out)
+        if args.reuse and os.path.exists(os.path.join(args.out, name, "io.json")):
+            print(f"kept {os.path.join(args.out, name)}")
+            continue
+        d = export(name, catalog[name], args.out, timed=args.full)
         print(f"exported {d}")
         if args.ort_node_modules:
             ort_results[name] = run_ort(d, args.ort_node_modules)
             print(f"  ORT vs PyTorch: {ort_results[name]}")
-    if not args.full and not args.only:
+    if not args.full and not args.only and not args.reuse:
         write_readme(args.out, names, ort_results, ort_version)
 
 
