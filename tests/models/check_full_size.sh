@@ -43,7 +43,7 @@ for m in $models; do
                "$(echo "$log" | sed -n 's/.*(\([0-9.]*\) s)$/\1/p' | tail -1)" "$ref")")
 done
 
-echo "== summary (kiln run wall time incl. import; PyTorch eager forward)"
+echo "== summary (kiln run wall time incl. import; PyTorch: one eager forward, first call)"
 printf '%s\n' "${summary[@]}"
 echo "$failed of $(echo $models | wc -w) models failed"
 [ $failed -eq 0 ]

@@ -90,14 +90,17 @@ def run_and_compare(args, model, inputs, outputs, work):
 
     ok = True
     listing = os.path.join(out_dir, "outputs.json")
-    if os.path.exists(listing):  # kiln's list of what it wrote must match the graph's outputs
-        with open(listing) as f:
-            listed = json.load(f)
-        listed = listed.get("outputs", []) if isinstance(listed, dict) else listed
-        written = [o.get("name") for o in listed]
-        if len(written) != len(outputs) or (args.model_dir and written != [n for n, _ in outputs]):
-            print(f"FAIL outputs.json lists {written}, expected {[n for n, _ in outputs]}")
-            ok = False
+    if not os.path.exists(listing):  # kiln writes it last: without it the outputs are incomplete
+        print(f"FAIL kiln wrote no {listing}")
+        return 1
+    with open(listing) as f:
+        listed = json.load(f)
+    # kiln's list of what it wrote must match the graph's outputs.
+    listed = listed.get("outputs", []) if isinstance(listed, dict) else listed
+    written = [o.get("name") for o in listed]
+    if len(written) != len(outputs) or (args.model_dir and written != [n for n, _ in outputs]):
+        print(f"FAIL outputs.json lists {written}, expected {[n for n, _ in outputs]}")
+        ok = False
     for i, (name, expected) in enumerate(outputs):
         path = os.path.join(out_dir, f"output_{i}.npy")
         if not os.path.exists(path):
