@@ -7,7 +7,7 @@ Graph (opset 17, batch dim symbolic "N"):
     input[N,3,32,32] -> Conv 3x3 (8) -> Relu -> MaxPool 2x2 -> Conv 3x3 (16) -> Relu
                      -> GlobalAveragePool -> Flatten -> Gemm (10) -> Softmax -> probabilities[N,10]
 Writes tiny_cnn.onnx, tiny_cnn_input.npy (1x3x32x32) and tiny_cnn_expected.npy, the output computed
-here by a plain numpy implementation (the model test `model_example_tiny_cnn` checks kiln against it).
+here by a plain numpy implementation (the ctest `models.example_tiny_cnn` checks kiln against it).
 Needs only onnx and numpy.
 """
 import os
