@@ -69,7 +69,7 @@ Status infer_dft(InferContext& ctx) {
                      rank - 2, rank);
   const size_t axis = static_cast<size_t>(*axis_value < 0 ? *axis_value + rank : *axis_value);
   const Dim& n_in = in.shape[axis];
-  if (!length && n_in.known()) {
+  if (!ctx.has_input(1) && n_in.known()) {
     length = irfft ? 2 * (n_in.value - 1) : n_in.value;
     if (*length < 1) return ctx.error("the default dft_length of axis {} (size {}) is not positive", axis, n_in.value);
   }
