@@ -26,6 +26,10 @@ Status infer_grid_sample(InferContext& ctx) {
   if (!is_floating(grid.dtype)) return ctx.error("grid must be a float tensor, got {}", dtype_name(grid.dtype));
   if (x.shape.has_rank() && x.shape.rank() < 3)
     return ctx.error("X must be [N, C, d1, ..., dr] with r >= 1, got {}", x.shape.to_string());
+  if (x.shape.has_rank())
+    for (size_t i = 2; i < x.shape.rank(); ++i)
+      if (x.shape[i].known() && x.shape[i].value == 0)
+        return ctx.error("X {} has an empty spatial dim: there is nothing to sample", x.shape.to_string());
   if (!grid.shape.has_rank()) {
     ctx.set_output(0, x.dtype, x.shape.has_rank() ? Shape(std::vector<Dim>(x.shape.rank())) : Shape());
     return Status::Ok();

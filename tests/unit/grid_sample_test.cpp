@@ -191,6 +191,7 @@ TEST(GridSample, ErrorsNameTheNode) {
       {{x, random_tensor(DType::kFloat32, {1, 2, 2, 3}, 2)}, {}, "grid must be [N, o1, ..., or, r]"},
       {{x, random_tensor(DType::kFloat32, {2, 2, 2, 2}, 2)}, {}, "differ in batch size"},
       {{x, Tensor::from_vector<int64_t>({1, 1, 1, 2}, {0, 0})}, {}, "grid must be a float tensor"},
+      {{random_tensor(DType::kFloat32, {1, 1, 0, 4}, 1), grid}, {}, "empty spatial dim"},
   };
   for (const Case& c : cases) {
     auto out = run_op({.op_type = "GridSample", .inputs = c.inputs, .attrs = c.attrs});
