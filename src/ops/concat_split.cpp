@@ -88,8 +88,10 @@ Status infer_split(InferContext& ctx) {
   std::optional<std::vector<int64_t>> split;
   const bool split_wired = input_wired(ctx, 1);
   if (split_wired) {
-    if (has_num) return ctx.error("the split input and the num_outputs attribute cannot both be given");
     KILN_ASSIGN_OR_RETURN(split, int_list_input(ctx, 1, "split"));
+    if (split && split->empty()) split.reset();  // an empty split input counts as absent
+    if (has_num && (split || !ctx.value(1)))
+      return ctx.error("the split input and the num_outputs attribute cannot both be given");
     if (split && split->size() != n)
       return ctx.error("split has {} values, but the node has {} outputs", split->size(), n);
   }
@@ -111,7 +113,7 @@ Status infer_split(InferContext& ctx) {
     if (d.known() && sum != d.value)
       return ctx.error("split [{}] sums to {}, but axis {} of input shape {} has size {}", fmt::join(*split, ","), sum,
                        axis, in.shape.to_string(), d.value);
-  } else if (!split_wired && d.known()) {
+  } else if ((!split_wired || ctx.value(1)) && d.known()) {
     // Equal parts; when the size does not divide evenly, the last part is smaller.
     const int64_t chunk = (d.value + static_cast<int64_t>(n) - 1) / static_cast<int64_t>(n);
     const int64_t last = d.value - chunk * static_cast<int64_t>(n - 1);

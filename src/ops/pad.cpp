@@ -68,7 +68,7 @@ Status infer_pad(InferContext& ctx) {
     const TensorType& cv = ctx.input(2);
     if (cv.dtype != DType::kUndefined && in.dtype != DType::kUndefined && cv.dtype != in.dtype)
       return ctx.error("constant_value has dtype {}, but data has {}", dtype_name(cv.dtype), dtype_name(in.dtype));
-    if (cv.shape.is_static() && dims_numel(*cv.shape.to_dims()) != 1)
+    if (cv.shape.is_static() && dims_numel(*cv.shape.to_dims()) > 1)  // empty means absent
       return ctx.error("constant_value must be one value, got shape {}", cv.shape.to_string());
   }
   if (!in.shape.has_rank()) {

@@ -131,6 +131,7 @@ Status infer_squeeze(InferContext& ctx) {
                                         : Shape::unknown_rank());
       return Status::Ok();
     }
+    if (axes->empty()) axes.reset();  // an empty list squeezes every size-1 dim, like no axes
   }
   if (!in.shape.has_rank()) {
     ctx.set_output(0, in.dtype, Shape::unknown_rank());

@@ -83,6 +83,13 @@ TEST(Split, SplitInputNumOutputsAndEqualParts) {
   EXPECT_TRUE(tensors_equal(outs[0], slice_axis(x, 1, 0, 3)));
   EXPECT_TRUE(tensors_equal(outs[2], slice_axis(x, 1, 6, 1)));
 
+  OpCall z{"Split", {x, i64({0}, {})}};  // an empty split input is no split: 7 -> 4, 3
+  z.num_outputs = 2;
+  z.attrs.set("axis", int64_t{1});
+  outs = run_all(z);
+  ASSERT_EQ(outs.size(), 2u);
+  EXPECT_TRUE(tensors_equal(outs[1], slice_axis(x, 1, 4, 3)));
+
   OpCall e{"Split", {x}};  // no split, no num_outputs: equal parts over the outputs
   e.num_outputs = 2;
   outs = run_all(e);

@@ -55,6 +55,9 @@ TEST(Pad, ConstantValueNegativePadsAndAxes) {
   float fill = 1.25f;
   Tensor y = run1({"Pad", {x, i64v({-1, 2, 1, -2}), v}});
   EXPECT_TRUE(tensors_equal(y, naive_pad(x, {-1, 2}, {1, -2}, "constant", &fill)));
+  // An empty constant_value means 0.
+  y = run1({"Pad", {x, i64v({1, 0, 0, 0}), Tensor(DType::kFloat32, {0})}});
+  EXPECT_TRUE(tensors_equal(y, naive_pad(x, {1, 0}, {0, 0}, "constant", nullptr)));
   // Only axis -1 padded, via the axes input.
   y = run1({"Pad", {x, i64v({1, 3}), v, i64v({-1})}});
   EXPECT_TRUE(tensors_equal(y, naive_pad(x, {0, 1}, {0, 3}, "constant", &fill)));

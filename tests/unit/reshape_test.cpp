@@ -75,6 +75,7 @@ TEST(Squeeze, AxesInputNegativeAndDefault) {
   EXPECT_TRUE(tensors_equal(run1({"Squeeze", {x}}), reshaped_copy(x, {3, 2})));
   EXPECT_TRUE(tensors_equal(run1({"Squeeze", {x, i64v({-2})}}), reshaped_copy(x, {1, 3, 2})));
   EXPECT_TRUE(tensors_equal(run1({"Squeeze", {x, i64v({0, 2})}, {false, true}}), reshaped_copy(x, {3, 2})));
+  EXPECT_TRUE(tensors_equal(run1({"Squeeze", {x, i64({0}, {})}}), reshaped_copy(x, {3, 2})));  // empty = all
   expect_error({"Squeeze", {x, i64v({1})}}, {"axis 1", "not 1"});
   expect_error({"Squeeze", {x, i64v({4})}}, {"out of range"});
   expect_error({"Squeeze", {x, i64v({0, -4})}}, {"repeat"});
