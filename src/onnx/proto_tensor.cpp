@@ -261,9 +261,11 @@ Expected<TensorType> type_from_proto(const onnx::TypeProto& type, const std::str
     std::vector<Dim> dims;
     for (const auto& d : tt.shape().dim()) {
       if (d.has_dim_value()) {
-        if (d.dim_value() < 0)
+        // paddle2onnx and other exporters write -1 for a dynamic dim: read it as unknown.
+        if (d.dim_value() == -1) dims.emplace_back();
+        else if (d.dim_value() < 0)
           return invalid_model("{} has a negative dimension {}", what, d.dim_value());
-        dims.emplace_back(d.dim_value());
+        else dims.emplace_back(d.dim_value());
       } else if (d.has_dim_param() && !d.dim_param().empty()) {
         dims.push_back(Dim::symbolic(d.dim_param()));
       } else {
