@@ -41,7 +41,7 @@ const std::vector<ExporterModel>& models() {
        {"float32[unk__123,unk__127,unk__128,8]", "float32[unk__123,2,4]", "float32[unk__123,unk__131,8]"}},
       {"tf2onnx_opset18",
        {"float32[unk__123,unk__127,unk__128,8]", "float32[unk__123,2,4]", "float32[unk__123,unk__131,8]"}},
-      {"torch_if", {"float32[batch,?]"}, 2, {"If"}},
+      {"torch_if", {"float32[batch,features]"}, 2, {"If"}},
       {"torch_loop_lstm", {"float32[seq,batch,4]"}, 2, {"Loop"}},
       {"torch_extra_domains", {"float32[batch,5]"}},
   };

@@ -89,9 +89,9 @@ def save(name, model, cases):
     onnx.save(model, os.path.join(d, "model.onnx"))
     for c, (ins, outs) in enumerate(cases):
         for i, a in enumerate(ins):
-            np.save(os.path.join(d, f"input_{c}_{i}.npy"), np.ascontiguousarray(a))
+            np.save(os.path.join(d, f"input_{c}_{i}.npy"), np.array(a, order="C"))  # C order, 0-d kept
         for i, a in enumerate(outs):
-            np.save(os.path.join(d, f"expected_{c}_{i}.npy"), np.ascontiguousarray(a))
+            np.save(os.path.join(d, f"expected_{c}_{i}.npy"), np.array(a, order="C"))  # C order, 0-d kept
 
 
 class Builder:
