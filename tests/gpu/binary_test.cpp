@@ -35,6 +35,16 @@ TEST_P(CudaBinary, FloatBroadcastPatterns) {
 INSTANTIATE_TEST_SUITE_P(All, CudaBinary, ::testing::Values("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"),
                          [](const auto& info) { return std::string(info.param); });
 
+TEST(CudaBinary, FloatModIsFmod) {
+  KILN_REQUIRE_GPU();
+  Attributes fmod;
+  fmod.set("fmod", int64_t{1});
+  for (DType t : kFloats) {
+    Tensor a = random_tensor(t, {6, 40}, 1, -10, 10), b = random_tensor(t, {40}, 2, 0.5, 3);
+    EXPECT_TRUE(matches_cpu(OpCall{.op_type = "Mod", .inputs = {a, b}, .attrs = fmod}, tolerance(t)));
+  }
+}
+
 TEST(CudaBinaryInt, WrapsLikeCpu) {
   KILN_REQUIRE_GPU();
   for (const char* op : {"Add", "Sub", "Mul", "Max", "Min"})

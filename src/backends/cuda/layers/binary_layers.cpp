@@ -52,6 +52,7 @@ CudaLayerFactory binary_factory(BinaryOp op) {
   return simple_factory(
       [op](const Node& n) {
         BroadcastGeometry g;
+        if (op == BinaryOp::kMod && n.attrs.i("fmod", 0) != 1) return false;
         return n.num_inputs() == 2 && n.has_input(0) && n.has_input(1) && node_geometry(n, {0, 1}, g) &&
                binary_supported(op, value_dtype(n.inputs[0]), value_dtype(n.inputs[1]));
       },
@@ -162,11 +163,21 @@ CudaLayerFactory where_factory() {
 }
 
 const std::pair<const char*, BinaryOp> kBinaryOps[] = {
-    {"Add", BinaryOp::kAdd},     {"Sub", BinaryOp::kSub},     {"Mul", BinaryOp::kMul},
-    {"Div", BinaryOp::kDiv},     {"Pow", BinaryOp::kPow},     {"PRelu", BinaryOp::kPRelu},
-    {"Equal", BinaryOp::kEqual}, {"Less", BinaryOp::kLess},   {"LessOrEqual", BinaryOp::kLessOrEqual},
-    {"Greater", BinaryOp::kGreater}, {"GreaterOrEqual", BinaryOp::kGreaterOrEqual},
-    {"And", BinaryOp::kAnd},     {"Or", BinaryOp::kOr},       {"Xor", BinaryOp::kXor},
+    {"Add", BinaryOp::kAdd},
+    {"Sub", BinaryOp::kSub},
+    {"Mul", BinaryOp::kMul},
+    {"Div", BinaryOp::kDiv},
+    {"Mod", BinaryOp::kMod},
+    {"Pow", BinaryOp::kPow},
+    {"PRelu", BinaryOp::kPRelu},
+    {"Equal", BinaryOp::kEqual},
+    {"Less", BinaryOp::kLess},
+    {"LessOrEqual", BinaryOp::kLessOrEqual},
+    {"Greater", BinaryOp::kGreater},
+    {"GreaterOrEqual", BinaryOp::kGreaterOrEqual},
+    {"And", BinaryOp::kAnd},
+    {"Or", BinaryOp::kOr},
+    {"Xor", BinaryOp::kXor},
 };
 
 [[maybe_unused]] const bool kRegistered = [] {

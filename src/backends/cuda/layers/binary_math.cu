@@ -1,6 +1,6 @@
-// Binary arithmetic with numpy broadcasting: Add, Sub, Mul, Div, Pow, Max, Min, PRelu, and the
-// last step of Mean. Integers wrap on overflow (as the CPU reference); integer Div is left to the
-// CPU, which reports a zero divisor as an error (a kernel cannot).
+// Binary arithmetic with numpy broadcasting: Add, Sub, Mul, Div, Mod (floats), Pow, Max, Min, PRelu, and the
+// last step of Mean. Integers wrap on overflow (as the CPU reference); integer Div/Mod are left to
+// the CPU, which reports a zero divisor as an error (a kernel cannot).
 #include <cmath>
 
 #include "backends/cuda/layers/ew_device.cuh"
@@ -39,6 +39,12 @@ struct Div {
   static constexpr unsigned kTypes = kFloats;
   float alpha;
   __device__ float operator()(float a, float b) const { return a / b; }
+};
+// Float Mod (fmod=1, required for floats): the result has the dividend's sign.
+struct Mod {
+  static constexpr unsigned kTypes = kFloats;
+  float alpha;
+  __device__ float operator()(float a, float b) const { return fmodf(a, b); }
 };
 // Max/Min propagate NaN (like numpy.maximum and the CPU reference).
 struct Max {
@@ -87,6 +93,7 @@ bool with_op(BinaryOp op, float alpha, Fn&& fn) {
     case BinaryOp::kSub: fn(Sub{alpha}); return true;
     case BinaryOp::kMul: fn(Mul{alpha}); return true;
     case BinaryOp::kDiv: fn(Div{alpha}); return true;
+    case BinaryOp::kMod: fn(Mod{alpha}); return true;
     case BinaryOp::kMax: fn(Max{alpha}); return true;
     case BinaryOp::kMin: fn(Min{alpha}); return true;
     case BinaryOp::kPRelu: fn(PRelu{alpha}); return true;

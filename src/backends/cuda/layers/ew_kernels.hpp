@@ -62,8 +62,8 @@ cudaError_t launch_activation(const UnaryParams& p, DType in, DType out, const v
 
 // ---- Binary (numpy broadcasting) ----
 enum class BinaryOp : int {
-  // binary_math.cu: output dtype = input 0's
-  kAdd, kSub, kMul, kDiv, kPow, kMax, kMin, kPRelu, kMeanFinish,  // kMeanFinish: (a + b) / alpha
+  // binary_math.cu: output dtype = input 0's (kMod: floats, fmod=1)
+  kAdd, kSub, kMul, kDiv, kMod, kPow, kMax, kMin, kPRelu, kMeanFinish,  // kMeanFinish: (a + b) / alpha
   // compare.cu: bool output
   kEqual, kLess, kLessOrEqual, kGreater, kGreaterOrEqual, kAnd, kOr, kXor,
 };
