@@ -1,5 +1,5 @@
 // CUDA Cast/CastLike against the CPU reference: every supported pair, exactly.
-#include "gpu_test_util.hpp"
+#include "ew_test_util.hpp"
 
 namespace kiln::test {
 namespace {
@@ -43,7 +43,7 @@ TEST(CudaCast, SpecialValues) {
     SCOPED_TRACE(std::string(dtype_name(to)));
     Attributes a;
     a.set("to", onnx_code(to));
-    EXPECT_TRUE(matches_cpu(OpCall{.op_type = "Cast", .inputs = {x}, .attrs = a}, 0.0));
+    EXPECT_TRUE(matches_cpu_exactly(OpCall{.op_type = "Cast", .inputs = {x}, .attrs = a}));
   }
   // int64 beyond 2^24 and 2^53 into float16/bfloat16/float32: one rounding.
   Tensor big = Tensor::from_vector<int64_t>({4}, {16777217, -16777219, (int64_t{1} << 53) + 1, 65521});

@@ -1,7 +1,7 @@
 // CUDA unary math and activation layers against the CPU reference, per op and dtype.
 #include <tuple>
 
-#include "gpu_test_util.hpp"
+#include "ew_test_util.hpp"
 
 namespace kiln::test {
 namespace {
@@ -105,10 +105,24 @@ TEST(CudaClip, ConstantBoundsAllDtypes) {
   }
 }
 
-TEST(CudaUnaryExact, EmptyAndScalarInputs) {
+TEST(CudaUnaryExact, ScalarInput) {
   KILN_REQUIRE_GPU();
   EXPECT_TRUE(matches_cpu(OpCall{.op_type = "Relu", .inputs = {random_tensor(DType::kFloat32, {})}}, 0.0));
+}
+
+TEST(CudaUnaryExact, EmptyInput) {
+  KILN_REQUIRE_GPU();
   EXPECT_TRUE(matches_cpu(OpCall{.op_type = "Sigmoid", .inputs = {Tensor(DType::kFloat32, {0, 5})}}, 0.0));
+}
+
+// Infinities and NaN through the activations whose formulas guard against overflow (math
+// functions may differ by an ulp or two, and in absolute terms near zero).
+TEST(CudaUnaryExact, NonFiniteInputs) {
+  KILN_REQUIRE_GPU();
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor x = Tensor::from_vector<float>({6}, {inf, -inf, nan, 100.f, -100.f, 0.f});
+  for (const char* op : {"Relu", "Sigmoid", "Softplus", "Abs", "Neg", "Sign", "Floor", "HardSigmoid"})
+    EXPECT_TRUE(matches_cpu_exactly(OpCall{.op_type = op, .inputs = {x}}, 1e-6, 1e-30)) << op;
 }
 
 }  // namespace
