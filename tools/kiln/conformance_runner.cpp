@@ -59,6 +59,13 @@ std::string element_text(const Tensor& t, size_t i) {
   return out;
 }
 
+// The ONNX test data stores bfloat16 tensors as uint16 bit patterns (numpy has no bfloat16): read
+// them as bfloat16 where the model has bfloat16.
+Tensor as_bfloat16_if(const Tensor& t, bool wanted) {
+  if (!wanted || t.dtype() != DType::kUInt16) return t;
+  return Tensor::from_bytes(DType::kBFloat16, t.dims(), t.raw_data());
+}
+
 // A failed step: Unsupported statuses make the case a skip, anything else a failure.
 struct Outcome {
   CaseStatus status;
@@ -80,7 +87,7 @@ Outcome run_data_set(const Graph& g, const Runner& runner, const fs::path& dir) 
   for (size_t i = 0; i < input_files.size(); ++i) {
     auto t = load_tensor_pb(input_files[i].string());
     if (!t.ok()) return from_status(t.status(), "loading " + input_files[i].filename().string());
-    feeds[g.inputs[i]->name] = std::move(t).value();
+    feeds[g.inputs[i]->name] = as_bfloat16_if(*t, g.inputs[i]->type.dtype == DType::kBFloat16);
   }
   auto outs = runner.run(feeds);
   if (!outs.ok()) return from_status(outs.status(), "run");
@@ -90,7 +97,7 @@ Outcome run_data_set(const Graph& g, const Runner& runner, const fs::path& dir) 
   for (size_t i = 0; i < output_files.size(); ++i) {
     auto want = load_tensor_pb(output_files[i].string());
     if (!want.ok()) return from_status(want.status(), "loading " + output_files[i].filename().string());
-    std::string diff = compare_tensors((*outs)[i], *want);
+    std::string diff = compare_tensors((*outs)[i], as_bfloat16_if(*want, (*outs)[i].dtype() == DType::kBFloat16));
     if (!diff.empty()) return {CaseStatus::kFail, fmt::format("output {} ('{}'): {}", i, g.outputs[i]->name, diff)};
   }
   return {CaseStatus::kPass, ""};
