@@ -150,7 +150,7 @@ class RunRandom(KilnTestCase):
         self.identity_model(shape=(2, 2), dtype=TensorProto.FLOAT16)
         r = self.ok("run", "id.onnx", "-v")
         self.assertIn("input  'x': float16[2x2]  random (seed 42)", r.stdout)
-        self.assertRegex(r.stdout, r"import [0-9.]+ ms, build [0-9.]+ ms, run [0-9.]+ ms")
+        self.assertRegex(r.stdout, r"import [0-9.]+ ms, prepare [0-9.]+ ms, run [0-9.]+ ms")
 
     def test_output_dir_is_replaced_atomically(self):
         self.identity_model(shape=(2,))

@@ -1,10 +1,23 @@
 #include "backend.hpp"
 
-#include "builder/backend.hpp"
-#include "builder/builder.hpp"
+#include "backends/cpu/cpu_executor.hpp"
 #include "util/error.hpp"
 
 namespace kiln::cli {
+
+namespace {
+class CpuRunner : public Runner {
+ public:
+  explicit CpuRunner(std::unique_ptr<CpuExecutor> exec) : exec_(std::move(exec)) {}
+  const char* backend_name() const override { return "cpu"; }
+  Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs) const override {
+    return exec_->run(inputs);
+  }
+
+ private:
+  std::unique_ptr<CpuExecutor> exec_;
+};
+}  // namespace
 
 Expected<BackendKind> parse_backend(const std::string& name) {
   if (name == "cpu") return BackendKind::kCpu;
@@ -13,34 +26,18 @@ Expected<BackendKind> parse_backend(const std::string& name) {
   return invalid_argument("unknown backend '{}' (choose cpu, cuda or auto)", name);
 }
 
-Expected<std::string> resolve_backend(BackendKind kind) {
-  if (kind == BackendKind::kCpu) return std::string("cpu");
-  const Backend* cuda = find_backend("cuda");
-  if (kind == BackendKind::kAuto) return std::string(cuda && cuda->available().ok() ? "cuda" : "cpu");
-  if (!cuda) return unsupported("this build of kiln has no CUDA backend (use --backend cpu or auto)");
-  Status st = cuda->available();
-  if (!st.ok()) return st.add_context("the CUDA backend cannot run here");
-  return std::string("cuda");
+Status check_backend_available(BackendKind kind) {
+  // The CUDA backend does not exist yet: `auto` means the CPU, and asking for CUDA is an error
+  // rather than a silent fallback.
+  if (kind == BackendKind::kCuda)
+    return unsupported("this build of kiln has no CUDA backend (use --backend cpu or auto)");
+  return Status::Ok();
 }
 
-bool backend_needs_static_shapes(const std::string& backend) {
-  const Backend* b = find_backend(backend);
-  return b && b->needs_static_shapes();
-}
-
-Expected<std::unique_ptr<Runner>> Runner::create(const std::string& backend, Model model,
-                                                 const std::map<std::string, Dims>& input_shapes,
-                                                 std::function<void(std::string_view)> log) {
-  BuildOptions options;
-  options.backend = backend;
-  options.input_shapes = input_shapes;
-  options.log = std::move(log);
-  KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(std::move(model), options));
-  auto runner = std::unique_ptr<Runner>(new Runner());
-  runner->backend_ = backend;
-  KILN_ASSIGN_OR_RETURN(runner->engine_, Engine::from_plan(std::move(plan)));
-  KILN_ASSIGN_OR_RETURN(runner->context_, runner->engine_->create_context());
-  return runner;
+Expected<std::unique_ptr<Runner>> create_runner(BackendKind kind, GraphPtr graph) {
+  KILN_RETURN_IF_ERROR(check_backend_available(kind));
+  KILN_ASSIGN_OR_RETURN(auto exec, CpuExecutor::create(std::move(graph)));
+  return std::unique_ptr<Runner>(new CpuRunner(std::move(exec)));
 }
 
 }  // namespace kiln::cli

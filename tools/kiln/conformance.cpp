@@ -72,10 +72,9 @@ Status write_json(const std::string& path, const std::vector<CaseResult>& result
 }
 
 int conformance_command(const ConformanceOptions& opt) {
-  auto kind = parse_backend(opt.backend);
-  if (!kind.ok()) return report_error(kind.status());
-  auto backend = resolve_backend(*kind);
+  auto backend = parse_backend(opt.backend);
   if (!backend.ok()) return report_error(backend.status());
+  if (Status st = check_backend_available(*backend); !st.ok()) return report_error(st);
   std::optional<std::regex> filter;
   if (!opt.filter.empty()) {
     try {

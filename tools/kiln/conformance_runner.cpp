@@ -75,70 +75,45 @@ Outcome from_status(const Status& st, const std::string& step) {
   return {st.code() == StatusCode::kUnsupported ? CaseStatus::kSkip : CaseStatus::kFail, step + ": " + st.message()};
 }
 
-// Loads a data set's inputs, bound by position as the ONNX backend test runner does; graph
-// inputs beyond the files stay absent (the runtime reports them if they are required).
-Expected<std::map<std::string, Tensor>> load_inputs(const Graph& g, const fs::path& dir) {
-  auto files = numbered_files(dir, "input_");
-  if (files.size() > g.inputs.size())
-    return invalid_argument("{} input files for a model with {} inputs", files.size(), g.inputs.size());
+Outcome run_data_set(const Graph& g, const Runner& runner, const fs::path& dir) {
+  auto input_files = numbered_files(dir, "input_");
+  auto output_files = numbered_files(dir, "output_");
+  if (input_files.size() > g.inputs.size())
+    return {CaseStatus::kFail, fmt::format("{} input files for a model with {} inputs", input_files.size(),
+                                           g.inputs.size())};
+  // Feeds bind by position, as the ONNX backend test runner does; graph inputs beyond the files
+  // stay absent (the executor reports them if they are required).
   std::map<std::string, Tensor> feeds;
-  for (size_t i = 0; i < files.size(); ++i) {
-    auto t = load_tensor_pb(files[i].string());
-    if (!t.ok()) return Status(t.status()).add_context("loading " + files[i].filename().string());
+  for (size_t i = 0; i < input_files.size(); ++i) {
+    auto t = load_tensor_pb(input_files[i].string());
+    if (!t.ok()) return from_status(t.status(), "loading " + input_files[i].filename().string());
     feeds[g.inputs[i]->name] = as_bfloat16_if(*t, g.inputs[i]->type.dtype == DType::kBFloat16);
   }
-  return feeds;
-}
-
-Outcome check_outputs(const std::vector<Tensor>& outs, const std::vector<std::string>& names, const fs::path& dir) {
-  auto files = numbered_files(dir, "output_");
-  if (outs.size() != files.size())
-    return {CaseStatus::kFail, fmt::format("the model has {} outputs, the test data {}", outs.size(), files.size())};
-  for (size_t i = 0; i < files.size(); ++i) {
-    auto want = load_tensor_pb(files[i].string());
-    if (!want.ok()) return from_status(want.status(), "loading " + files[i].filename().string());
-    std::string diff = compare_tensors(outs[i], as_bfloat16_if(*want, outs[i].dtype() == DType::kBFloat16));
-    if (!diff.empty()) return {CaseStatus::kFail, fmt::format("output {} ('{}'): {}", i, names[i], diff)};
+  auto outs = runner.run(feeds);
+  if (!outs.ok()) return from_status(outs.status(), "run");
+  if (outs->size() != output_files.size())
+    return {CaseStatus::kFail, fmt::format("the model has {} outputs, the test data {}", outs->size(),
+                                           output_files.size())};
+  for (size_t i = 0; i < output_files.size(); ++i) {
+    auto want = load_tensor_pb(output_files[i].string());
+    if (!want.ok()) return from_status(want.status(), "loading " + output_files[i].filename().string());
+    std::string diff = compare_tensors((*outs)[i], as_bfloat16_if(*want, (*outs)[i].dtype() == DType::kBFloat16));
+    if (!diff.empty()) return {CaseStatus::kFail, fmt::format("output {} ('{}'): {}", i, g.outputs[i]->name, diff)};
   }
   return {CaseStatus::kPass, ""};
 }
 
-Outcome run_case(const TestCase& test, const std::string& backend) {
-  const std::string model_path = (fs::path(test.dir) / "model.onnx").string();
-  auto model = import_onnx_file(model_path);
+Outcome run_case(const TestCase& test, BackendKind backend) {
+  auto model = import_onnx_file((fs::path(test.dir) / "model.onnx").string());
   if (!model.ok()) return from_status(model.status(), "import");
-  GraphPtr graph = model->graph;  // input/output names, as imported
-  std::vector<std::string> output_names;
-  for (const Value* v : graph->outputs) output_names.push_back(v->name);
-  // A backend that plans memory ahead is built per data set with its input shapes; others once.
-  const bool per_set = backend_needs_static_shapes(backend);
-  std::unique_ptr<Runner> runner;
-  if (!per_set) {
-    auto r = Runner::create(backend, *model, {});
-    if (!r.ok()) return from_status(r.status(), "build");
-    runner = std::move(r).value();
-  }
+  auto runner = create_runner(backend, model->graph);
+  if (!runner.ok()) return from_status(runner.status(), "prepare");
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(test.dir))
     if (is_data_set(e.path())) sets.push_back(e.path());
   std::sort(sets.begin(), sets.end());
   for (const fs::path& set : sets) {
-    Outcome o{CaseStatus::kPass, ""};
-    auto feeds = load_inputs(*graph, set);
-    if (!feeds.ok()) o = from_status(feeds.status(), "inputs");
-    if (o.status == CaseStatus::kPass && per_set) {
-      std::map<std::string, Dims> shapes;
-      for (const auto& [name, t] : *feeds) shapes[name] = t.dims();
-      auto fresh = import_onnx_file(model_path);  // the builder rewrites the graph it is given
-      if (!fresh.ok()) return from_status(fresh.status(), "import");
-      auto r = Runner::create(backend, std::move(fresh).value(), shapes);
-      if (!r.ok()) o = from_status(r.status(), "build");
-      else runner = std::move(r).value();
-    }
-    if (o.status == CaseStatus::kPass) {
-      auto outs = runner->run(*feeds);
-      o = outs.ok() ? check_outputs(*outs, output_names, set) : from_status(outs.status(), "run");
-    }
+    Outcome o = run_data_set(*model->graph, **runner, set);
     if (o.status != CaseStatus::kPass) {
       if (sets.size() > 1) o.reason = set.filename().string() + ": " + o.reason;
       return o;
@@ -180,7 +155,7 @@ Expected<std::vector<TestCase>> find_test_cases(const std::string& root) {
   return out;
 }
 
-CaseResult run_test_case(const TestCase& test, const std::string& backend) {
+CaseResult run_test_case(const TestCase& test, BackendKind backend) {
   CaseResult r{test};
   Timer timer;
   Outcome o;

@@ -31,8 +31,7 @@ Expected<std::vector<TestCase>> find_test_cases(const std::string& root);
 
 // Runs every data set of the case. Never throws: any error is a failure with its message, and an
 // Unsupported status (an op, dtype or attribute kiln lacks) is a skip.
-// `backend` is a registered backend name ("cpu", "cuda").
-CaseResult run_test_case(const TestCase& test, const std::string& backend);
+CaseResult run_test_case(const TestCase& test, BackendKind backend);
 
 // ONNX backend-test tolerances: |got - want| <= atol + rtol * |want| for floating types, exact for
 // integers and bool; NaN matches NaN, infinities must match; dtype and shape must match.

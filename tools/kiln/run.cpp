@@ -27,8 +27,8 @@ struct RunOptions {
 
 // output_<i>.npy per output in graph-output order, then outputs.json (written last, so its presence
 // means the set is complete); every file replaced atomically.
-Status write_outputs(const RunOptions& opt, const std::vector<std::string>& names, const std::vector<Tensor>& outs,
-                     const std::string& backend) {
+Status write_outputs(const RunOptions& opt, const Graph& g, const std::vector<Tensor>& outs,
+                     const char* backend) {
   std::error_code ec;
   std::filesystem::create_directories(opt.output_dir, ec);
   if (ec) return io_error("cannot create output folder '{}': {}", opt.output_dir, ec.message());
@@ -36,8 +36,8 @@ Status write_outputs(const RunOptions& opt, const std::vector<std::string>& name
   for (size_t i = 0; i < outs.size(); ++i) {
     std::string file = fmt::format("output_{}.npy", i);
     Status st = save_npy((std::filesystem::path(opt.output_dir) / file).string(), outs[i]);
-    if (!st.ok()) return st.add_context(fmt::format("output '{}'", names[i]));
-    list.push_back({{"name", names[i]},
+    if (!st.ok()) return st.add_context(fmt::format("output '{}'", g.outputs[i]->name));
+    list.push_back({{"name", g.outputs[i]->name},
                     {"dtype", std::string(dtype_name(outs[i].dtype()))},
                     {"shape", outs[i].dims()},
                     {"file", file}});
@@ -48,10 +48,9 @@ Status write_outputs(const RunOptions& opt, const std::vector<std::string>& name
 
 int run_command(const RunOptions& opt) {
   Timer total;
-  auto kind = parse_backend(opt.backend);
-  if (!kind.ok()) return report_error(kind.status());
-  auto backend = resolve_backend(*kind);
+  auto backend = parse_backend(opt.backend);
   if (!backend.ok()) return report_error(backend.status());
+  if (Status st = check_backend_available(*backend); !st.ok()) return report_error(st);
   std::error_code ec;
   if (!std::filesystem::exists(opt.model, ec)) return report_error(fmt::format("model '{}' does not exist", opt.model));
   if (std::filesystem::is_directory(opt.model, ec))
@@ -65,49 +64,41 @@ int run_command(const RunOptions& opt) {
     return report_error(st);
   }
   double import_ms = t_import.ms();
-  // The graph as imported: the builder rewrites the model's graph in place.
-  std::vector<std::string> output_names;
-  for (const Value* v : model->graph->outputs) output_names.push_back(v->name);
+  const Graph& g = *model->graph;
 
-  auto inputs = prepare_inputs(*model->graph, opt.inputs);
+  Timer t_prepare;
+  auto runner = create_runner(*backend, model->graph);
+  if (!runner.ok()) return report_error(runner.status());
+  double prepare_ms = t_prepare.ms();
+
+  auto inputs = prepare_inputs(g, opt.inputs);
   if (!inputs.ok()) return report_error(inputs.status());
   std::map<std::string, Tensor> feeds;
-  std::map<std::string, Dims> shapes;
   for (const BoundInput& in : *inputs) {
     std::string source = in.file.empty() ? fmt::format("random (seed {})", opt.inputs.seed) : "from " + in.file;
     std::printf("input  '%s': %s  %s\n", in.name.c_str(), in.tensor.describe().c_str(), source.c_str());
     feeds[in.name] = in.tensor;
-    shapes[in.name] = in.tensor.dims();
   }
-
-  Timer t_build;
-  std::function<void(std::string_view)> log;
-  if (opt.verbose) log = [](std::string_view line) { std::printf("build: %.*s\n", static_cast<int>(line.size()), line.data()); };
-  auto runner = Runner::create(*backend, std::move(model).value(), shapes, log);
-  if (!runner.ok()) return report_error(runner.status());
-  double build_ms = t_build.ms();
 
   Timer t_run;
   auto outs = (*runner)->run(feeds);
   if (!outs.ok()) return report_error(outs.status());
   double run_ms = t_run.ms();
-  if (outs->size() != output_names.size())
-    return report_error(fmt::format("internal: {} outputs for {} graph outputs", outs->size(), output_names.size()));
   for (size_t i = 0; i < outs->size(); ++i) {
     const Tensor& t = (*outs)[i];
-    std::printf("output '%s': %s  %s\n", output_names[i].c_str(), t.describe().c_str(), tensor_stats(t).c_str());
+    std::printf("output '%s': %s  %s\n", g.outputs[i]->name.c_str(), t.describe().c_str(), tensor_stats(t).c_str());
   }
 
   Timer t_write;
   if (!opt.output_dir.empty()) {
-    Status st = write_outputs(opt, output_names, *outs, (*runner)->backend_name());
+    Status st = write_outputs(opt, g, *outs, (*runner)->backend_name());
     if (!st.ok()) return report_error(st);
     std::printf("wrote %zu output%s and outputs.json to %s\n", outs->size(), outs->size() == 1 ? "" : "s",
                 opt.output_dir.c_str());
   }
   if (opt.verbose) {
-    std::printf("backend %s; import %.2f ms, build %.2f ms, run %.2f ms", (*runner)->backend_name().c_str(),
-                import_ms, build_ms, run_ms);
+    std::printf("backend %s; import %.2f ms, prepare %.2f ms, run %.2f ms", (*runner)->backend_name(), import_ms,
+                prepare_ms, run_ms);
     if (!opt.output_dir.empty()) std::printf(", write %.2f ms", t_write.ms());
     std::printf(", total %.2f ms\n", total.ms());
   }
