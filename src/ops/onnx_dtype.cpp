@@ -32,4 +32,11 @@ Expected<DType> dtype_from_onnx_code(const InferContext& ctx, const char* attr, 
   return t.dtype;
 }
 
+int64_t onnx_code_of(DType t) {
+  if (t == DType::kUndefined || t == DType::kString) return 0;
+  for (int64_t code = 1; code < static_cast<int64_t>(std::size(kOnnxDTypes)); ++code)
+    if (kOnnxDTypes[code].dtype == t) return code;
+  return 0;
+}
+
 }  // namespace kiln

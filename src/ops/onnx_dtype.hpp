@@ -10,5 +10,7 @@ namespace kiln {
 // complex, float8, int4, float4) is Unsupported; anything else that is not an ONNX code is an
 // error. Both name the node.
 Expected<DType> dtype_from_onnx_code(const InferContext& ctx, const char* attr, int64_t code);
+// The ONNX code of a kiln dtype (0 for undefined and string), for passes that write such attributes.
+int64_t onnx_code_of(DType t);
 
 }  // namespace kiln

@@ -2,6 +2,7 @@
 // attributes rather than input data. Shape and Size are folded when the dims are known.
 #include <cmath>
 
+#include "ops/onnx_dtype.hpp"
 #include "ops/tensor_infer_util.hpp"
 
 namespace kiln {
@@ -109,9 +110,7 @@ Status infer_eye_like(InferContext& ctx) {
   const TensorType& in = ctx.input(0);
   DType dtype = in.dtype;
   if (ctx.attrs().has("dtype")) {
-    auto t = dtype_from_onnx_code(ctx.attrs().i("dtype"));
-    if (!t || *t == DType::kString) return ctx.error("attribute dtype {} is not a supported type", ctx.attrs().i("dtype"));
-    dtype = *t;
+    KILN_ASSIGN_OR_RETURN(dtype, dtype_from_onnx_code(ctx, "dtype", ctx.attrs().i("dtype")));
   }
   if (in.shape.has_rank() && in.shape.rank() != 2)
     return ctx.error("input must be 2-D, got shape {}", in.shape.to_string());

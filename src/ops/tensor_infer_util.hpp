@@ -36,7 +36,5 @@ Expected<std::vector<int64_t>> normalize_axes(const InferContext& ctx, std::vect
 // The value of a Constant node, from whichever value* attribute is set (exactly one must be).
 Expected<Tensor> constant_attr_value(const Node& node);
 
-// The DType of an ONNX TensorProto.DataType code (attributes such as EyeLike's dtype).
-std::optional<DType> dtype_from_onnx_code(int64_t code);
 
 }  // namespace kiln

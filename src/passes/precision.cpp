@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "ops/onnx_dtype.hpp"
 #include "ops/shape_inference.hpp"
 #include "passes/pass.hpp"
 
@@ -44,7 +45,7 @@ class Precision : public Pass {
                                TensorType{low_, in->type.shape});
       replace_uses(g, in, low);
       Node* cast = g.add_node("Cast", {in}, {low}, in->name + "_to_" + std::string(dtype_name(low_)), "", 21);
-      cast->attrs.set("to", dtype_code(low_));
+      cast->attrs.set("to", onnx_code_of(low_));
       boundary.insert(cast);
       changed = true;
     }
@@ -59,7 +60,7 @@ class Precision : public Pass {
       low->producer = prod;
       replace_uses(g, out, low);  // other readers of y inside the graph read the low value too
       Node* cast = g.add_node("Cast", {low}, {out}, out->name + "_to_float32", "", 21);
-      cast->attrs.set("to", dtype_code(DType::kFloat32));
+      cast->attrs.set("to", onnx_code_of(DType::kFloat32));
       boundary.insert(cast);
       changed = true;
     }
@@ -79,8 +80,8 @@ class Precision : public Pass {
         n->inputs[i] = it->second;
         changed = true;
       }
-      if (const char* attr = dtype_attribute(*n); attr && n->attrs.i(attr, 1) == dtype_code(DType::kFloat32)) {
-        n->attrs.set(attr, dtype_code(low_));
+      if (const char* attr = dtype_attribute(*n); attr && n->attrs.i(attr, 1) == onnx_code_of(DType::kFloat32)) {
+        n->attrs.set(attr, onnx_code_of(low_));
         changed = true;
       }
       if (n->op_type == "ConstantOfShape") {
@@ -100,16 +101,6 @@ class Precision : public Pass {
   }
 
  private:
-  // ONNX TensorProto codes, as the Cast `to` attribute holds them after import.
-  static int64_t dtype_code(DType t) {
-    switch (t) {
-      case DType::kFloat32: return 1;
-      case DType::kFloat16: return 10;
-      case DType::kBFloat16: return 16;
-      default: return 0;
-    }
-  }
-
   static void replace_uses(Graph& g, Value* from, Value* to) {
     std::function<void(const Graph&)> visit = [&](const Graph& sg) {
       for (const auto& n : sg.nodes()) {
