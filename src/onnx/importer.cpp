@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "onnx/functions.hpp"
 #include "onnx/graph_import.hpp"
 #include "onnx/normalize.hpp"
 #include "onnx/proto_tensor.hpp"
@@ -36,7 +37,7 @@ Expected<std::string> read_file(const std::string& path) {
   return ss.str();
 }
 
-Status import_model(const onnx::ModelProto& proto, const std::string& base_dir, const std::string& name,
+Status import_model(onnx::ModelProto& proto, const std::string& base_dir, const std::string& name,
                     const ImportOptions& options, Model& model) {
   if (!proto.has_ir_version() || proto.ir_version() <= 0)
     return invalid_model("not an ONNX model (no IR version)");
@@ -48,6 +49,7 @@ Status import_model(const onnx::ModelProto& proto, const std::string& base_dir, 
   model.producer_name = proto.producer_name();
   model.producer_version = proto.producer_version();
   model.path = name;
+  KILN_RETURN_IF_ERROR(onnx_import::inline_functions(proto));
 
   for (const auto& op : proto.opset_import()) {
     std::string domain = canonical_domain(op.domain());
@@ -91,23 +93,42 @@ Status import_model(const onnx::ModelProto& proto, const std::string& base_dir, 
 
 }  // namespace
 
-Expected<Model> import_onnx_bytes(const std::string& bytes, const std::string& base_dir,
-                                  const std::string& name, const ImportOptions& options) {
+namespace {
+
+Status parse_model(const std::string& bytes, const std::string& name, onnx::ModelProto& proto) {
   if (bytes.empty()) return invalid_model("{}: empty file, not an ONNX model", name);
-  onnx::ModelProto proto;
   if (!proto.ParseFromString(bytes))
     return invalid_model("{}: not an ONNX model, or truncated (the protobuf does not parse; {} bytes)", name,
                          bytes.size());
+  return Status::Ok();
+}
+
+Expected<Model> import_parsed(onnx::ModelProto& proto, const std::string& base_dir, const std::string& name,
+                              const ImportOptions& options) {
   Model model;
   Status st = import_model(proto, base_dir, name, options, model);
   if (!st.ok()) return st.add_context(name);
   return model;
 }
 
+}  // namespace
+
+Expected<Model> import_onnx_bytes(const std::string& bytes, const std::string& base_dir,
+                                  const std::string& name, const ImportOptions& options) {
+  onnx::ModelProto proto;
+  KILN_RETURN_IF_ERROR(parse_model(bytes, name, proto));
+  return import_parsed(proto, base_dir, name, options);
+}
+
 Expected<Model> import_onnx_file(const std::string& path, const ImportOptions& options) {
-  KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+  onnx::ModelProto proto;
+  {
+    // The file's bytes are freed before the weights are copied out of the parsed proto.
+    KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+    KILN_RETURN_IF_ERROR(parse_model(bytes, path, proto));
+  }
   std::string dir = std::filesystem::path(path).parent_path().string();
-  return import_onnx_bytes(bytes, dir.empty() ? "." : dir, path, options);
+  return import_parsed(proto, dir.empty() ? "." : dir, path, options);
 }
 
 Expected<Tensor> load_tensor_pb(const std::string& path, std::string* name) {
