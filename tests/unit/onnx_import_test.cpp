@@ -1,6 +1,7 @@
 // ONNX import: values, constants, types, subgraphs, and the errors that name file, node and value.
 #include <fstream>
 #include <iterator>
+#include <random>
 
 #include "onnx_test_util.hpp"
 
@@ -338,6 +339,25 @@ TEST(OnnxImport, GarbageEmptyAndTruncatedFiles) {
     auto r = import_onnx_bytes(bytes.substr(0, cut), ".", "conv_cut.onnx");
     EXPECT_TRUE(error_contains(r.status(), StatusCode::kInvalidModel, {"conv_cut.onnx"})) << cut;
   }
+}
+
+TEST(OnnxImport, CorruptedBytesNeverCrash) {
+  const std::string real = "/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/model.onnx";
+  std::ifstream in(real, std::ios::binary);
+  if (!in) GTEST_SKIP() << real << " not installed";
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::mt19937 rng(42);
+  int failed = 0;
+  for (int iter = 0; iter < 300; ++iter) {
+    std::string b = bytes;
+    for (int k = 0; k < 1 + iter % 4; ++k) b[rng() % b.size()] = static_cast<char>(rng());
+    auto r = import_onnx_bytes(b, ".", "mutated.onnx");
+    if (!r.ok()) {
+      ++failed;
+      EXPECT_NE(r.status().message().find("mutated.onnx"), std::string::npos) << r.status().message();
+    }
+  }
+  EXPECT_GT(failed, 0);  // the mutations do break something
 }
 
 TEST(OnnxImport, ModelWithoutGraphOrIrVersion) {
