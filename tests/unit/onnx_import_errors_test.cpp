@@ -59,8 +59,8 @@ TEST(OnnxImport, ModelWithoutGraphOrIrVersion) {
 }
 
 TEST(OnnxImport, UnsupportedIrAndOpsetVersions) {
-  auto m = make_model(13, 11);
-  EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kUnsupported, {"test.onnx", "IR version 11"}));
+  auto m = make_model(13, 12);
+  EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kUnsupported, {"test.onnx", "IR version 12"}));
   m = make_model(22);
   add_node(m.mutable_graph(), "Relu", {"x"}, {"y"});
   EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kUnsupported, {"opset 22"}));
