@@ -57,6 +57,9 @@ TEST(OnnxNormalize, SoftmaxOnTheLastAxisNeedsNoReshape) {
   auto bad = single_node(11, "Softmax", {{"x", {2, 3}}});
   attr_i(bad.node, "axis", 5);
   EXPECT_TRUE(error_contains(import_proto(bad.model).status(), StatusCode::kInvalidModel, {"'n'", "axis 5"}));
+  // The spec's range is [-r, r-1]: the default axis 1 does not fit a 1-D input.
+  auto one_d = single_node(11, "Softmax", {{"x", {4}}});
+  EXPECT_TRUE(error_contains(import_proto(one_d.model).status(), StatusCode::kInvalidModel, {"'n'", "axis 1"}));
 }
 
 void expect_upsample_resize(const Node& n, const std::string& mode) {
