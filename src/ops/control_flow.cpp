@@ -150,9 +150,11 @@ Status infer_scan(InferContext& ctx) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i)
     if (!ctx.node().has_input(i)) return ctx.error("input {} is missing", i);
   KILN_ASSIGN_OR_RETURN(auto in_axes, scan_list_attr(ctx, "scan_input_axes", n_scan_in, false));
-  KILN_RETURN_IF_ERROR(scan_list_attr(ctx, "scan_input_directions", n_scan_in, true).status());
+  KILN_ASSIGN_OR_RETURN([[maybe_unused]] auto in_dirs,
+                        scan_list_attr(ctx, "scan_input_directions", n_scan_in, true));
   KILN_ASSIGN_OR_RETURN(auto out_axes, scan_list_attr(ctx, "scan_output_axes", n_scan_out, false));
-  KILN_RETURN_IF_ERROR(scan_list_attr(ctx, "scan_output_directions", n_scan_out, true).status());
+  KILN_ASSIGN_OR_RETURN([[maybe_unused]] auto out_dirs,
+                        scan_list_attr(ctx, "scan_output_directions", n_scan_out, true));
 
   // The sequence length: every scan input's scanned dim, which must agree.
   Dim seq_len;

@@ -4,111 +4,12 @@
 
 #include <cmath>
 
-#include "ops/infer_util.hpp"
-#include "op_test_util.hpp"
+#include "control_flow_test_util.hpp"
 
 namespace kiln {
 namespace {
 
-// ---- Test-only ops (domain "kiln.test"), so these tests do not depend on other op families. ----
-
-// Elementwise float32/int64 op where each side has the output's dims or one element.
-template <typename F>
-Status binary_kernel(KernelContext& ctx, F f) {
-  const Tensor& a = ctx.input(0);
-  const Tensor& b = ctx.input(1);
-  if (a.dtype() != b.dtype()) return ctx.error("dtype mismatch");
-  Tensor& out = ctx.output(0);
-  const int64_t n = out.numel();
-  const int64_t sa = a.numel() == 1 ? 0 : 1, sb = b.numel() == 1 ? 0 : 1;
-  if (a.dtype() == DType::kFloat32) {
-    for (int64_t i = 0; i < n; ++i) f(a.data<float>()[i * sa], b.data<float>()[i * sb], &out, i);
-  } else if (a.dtype() == DType::kInt64) {
-    for (int64_t i = 0; i < n; ++i) f(a.data<int64_t>()[i * sa], b.data<int64_t>()[i * sb], &out, i);
-  } else {
-    return ctx.unsupported_dtype(a.dtype());
-  }
-  return Status::Ok();
-}
-
-template <typename T>
-void store(Tensor* out, int64_t i, T v) {
-  if (out->dtype() == DType::kFloat32) out->data<float>()[i] = static_cast<float>(v);
-  else if (out->dtype() == DType::kInt64) out->data<int64_t>()[i] = static_cast<int64_t>(v);
-  else out->data<bool>()[i] = static_cast<bool>(v);
-}
-
-Status add_kernel(KernelContext& ctx) {
-  return binary_kernel(ctx, [](auto x, auto y, Tensor* o, int64_t i) { store(o, i, x + y); });
-}
-Status mul_kernel(KernelContext& ctx) {
-  return binary_kernel(ctx, [](auto x, auto y, Tensor* o, int64_t i) { store(o, i, x * y); });
-}
-Status less_kernel(KernelContext& ctx) {
-  return binary_kernel(ctx, [](auto x, auto y, Tensor* o, int64_t i) { store(o, i, x < y); });
-}
-
-// Concatenation of two float32 tensors along axis 0: a value whose shape grows in a loop.
-Status concat0_infer(InferContext& ctx) {
-  Shape s = ctx.input(0).shape;
-  if (s.has_rank() && s.rank() > 0) s.dims()[0] = Dim();
-  ctx.set_output(0, ctx.input(0).dtype, s);
-  return Status::Ok();
-}
-Status concat0_kernel(KernelContext& ctx) {
-  const Tensor& a = ctx.input(0);
-  const Tensor& b = ctx.input(1);
-  Dims d = a.dims();
-  d[0] += b.dims()[0];
-  Tensor& out = ctx.allocate_output(0, a.dtype(), d);
-  std::memcpy(out.raw_data(), a.raw_data(), a.nbytes());
-  std::memcpy(static_cast<char*>(out.raw_data()) + a.nbytes(), b.raw_data(), b.nbytes());
-  return Status::Ok();
-}
-
-KILN_REGISTER_OP({.name = "Add", .domain = "kiln.test", .min_inputs = 2, .max_inputs = 2,
-                  .infer = infer_broadcast});
-KILN_REGISTER_OP({.name = "Mul", .domain = "kiln.test", .min_inputs = 2, .max_inputs = 2,
-                  .infer = infer_broadcast});
-KILN_REGISTER_OP({.name = "Less", .domain = "kiln.test", .min_inputs = 2, .max_inputs = 2,
-                  .infer = infer_broadcast_bool});
-KILN_REGISTER_OP({.name = "Concat0", .domain = "kiln.test", .min_inputs = 2, .max_inputs = 2,
-                  .infer = concat0_infer});
-KILN_REGISTER_CPU_KERNEL_DOMAIN("kiln.test", "Add", add_kernel);
-KILN_REGISTER_CPU_KERNEL_DOMAIN("kiln.test", "Mul", mul_kernel);
-KILN_REGISTER_CPU_KERNEL_DOMAIN("kiln.test", "Less", less_kernel);
-KILN_REGISTER_CPU_KERNEL_DOMAIN("kiln.test", "Concat0", concat0_kernel);
-
-// ---- Graph building helpers. ----
-
-TensorType tt(DType t, Dims d) { return {t, Shape::from_dims(d)}; }
-
-GraphPtr subgraph(Graph& parent, const std::string& name) {
-  auto g = std::make_shared<Graph>();
-  g->name = name;
-  g->parent = &parent;
-  return g;
-}
-
-Node* op(Graph& g, const std::string& type, std::vector<Value*> ins, Value* out) {
-  const bool test_op = type != "Identity";
-  return g.add_node(type, std::move(ins), {out}, g.name + "_" + out->name, test_op ? "kiln.test" : "", 1);
-}
-
-Expected<std::vector<Tensor>> run(const GraphPtr& g, const std::map<std::string, Tensor>& feeds) {
-  KILN_RETURN_IF_ERROR(infer_shapes(*g));
-  KILN_ASSIGN_OR_RETURN(auto exec, CpuExecutor::create(g));
-  return exec->run(feeds);
-}
-
-Tensor f32(Dims d, std::vector<float> v) { return Tensor::from_vector<float>(std::move(d), v); }
-
-::testing::AssertionResult has_error(const Status& st, const std::string& part) {
-  if (st.ok()) return ::testing::AssertionFailure() << "expected an error containing '" << part << "'";
-  if (st.message().find(part) == std::string::npos)
-    return ::testing::AssertionFailure() << "error '" << st.message() << "' lacks '" << part << "'";
-  return ::testing::AssertionSuccess();
-}
+using namespace cftest;
 
 // ---- If. ----
 
@@ -245,6 +146,212 @@ TEST(ControlFlowIf, ErrorsNameTheNode) {
     EXPECT_TRUE(has_error(infer_shapes(*g), "'the_if' (If, opset 21): cond must be bool"));
     g->inputs[0]->type = tt(DType::kBool, {2});
     EXPECT_TRUE(has_error(infer_shapes(*g), "cond must have one element"));
+  }
+}
+
+
+// ---- Loop. ----
+
+struct LoopSpec {
+  bool with_m = true;
+  bool m_constant = false;
+  int64_t m = 10;
+  bool with_cond = true;
+  bool cond_constant = true;
+  bool init_cond = true;
+  int64_t stop_after = 4;  // body cond: i < stop_after
+};
+
+// Body: acc_out = acc_in + x (x from the outer scope), cond_out = i < stop_after,
+// scan outputs acc_out * acc_out and i.
+GraphPtr make_loop_graph(const LoopSpec& spec) {
+  auto g = std::make_shared<Graph>();
+  g->name = "main";
+  Value* x = g->add_value("x", tt(DType::kFloat32, {3}));
+  Value* acc0 = g->add_value("acc0", tt(DType::kFloat32, {3}));
+  g->inputs = {x, acc0};
+  Value* m = nullptr;
+  if (spec.with_m && spec.m_constant) {
+    m = g->add_constant("M", Tensor::scalar<int64_t>(spec.m));
+  } else if (spec.with_m) {
+    m = g->add_value("M", tt(DType::kInt64, {}));
+    g->inputs.push_back(m);
+  }
+  Value* cond = nullptr;
+  if (spec.with_cond && spec.cond_constant) {
+    cond = g->add_constant("cond", Tensor::scalar<bool>(spec.init_cond));
+  } else if (spec.with_cond) {
+    cond = g->add_value("cond", tt(DType::kBool, {}));
+    g->inputs.push_back(cond);
+  }
+  auto body = subgraph(*g, "body");
+  Value* i = body->add_value("i", tt(DType::kInt64, {}));
+  Value* cond_in = body->add_value("cond_in", tt(DType::kBool, {}));
+  Value* acc_in = body->add_value("acc_in", tt(DType::kFloat32, {3}));
+  body->inputs = {i, cond_in, acc_in};
+  Value* acc_out = body->add_value("acc_out");
+  Value* cond_out = body->add_value("cond_out");
+  Value* sq = body->add_value("sq");
+  Value* iter = body->add_value("iter");
+  op(*body, "Add", {acc_in, x}, acc_out);
+  op(*body, "Less", {i, body->add_constant("stop", Tensor::scalar<int64_t>(spec.stop_after))}, cond_out);
+  op(*body, "Mul", {acc_out, acc_out}, sq);
+  op(*body, "Identity", {i}, iter);
+  body->outputs = {cond_out, acc_out, sq, iter};
+  std::vector<Value*> outs{g->add_value("acc"), g->add_value("squares"), g->add_value("iters")};
+  Node* n = g->add_node("Loop", {m, cond, acc0}, outs, "the_loop", "", 21);
+  n->attrs.set("body", body);
+  g->outputs = outs;
+  return g;
+}
+
+// Runs the loop graph and checks it ran `trips` iterations.
+void check_loop(const LoopSpec& spec, int64_t trips) {
+  GraphPtr g = make_loop_graph(spec);
+  Tensor x = test::random_tensor(DType::kFloat32, {3}, 5);
+  Tensor acc0 = test::random_tensor(DType::kFloat32, {3}, 6);
+  std::map<std::string, Tensor> feeds{{"x", x}, {"acc0", acc0}};
+  if (spec.with_m && !spec.m_constant) feeds["M"] = Tensor::scalar<int64_t>(spec.m);
+  if (spec.with_cond && !spec.cond_constant) feeds["cond"] = Tensor::scalar<bool>(spec.init_cond);
+  auto out = run(g, feeds);
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  Tensor acc = acc0.clone();
+  Tensor squares(DType::kFloat32, {trips, 3});
+  Tensor iters(DType::kInt64, {trips});
+  for (int64_t t = 0; t < trips; ++t) {
+    for (int k = 0; k < 3; ++k) {
+      acc.data<float>()[k] += x.data<float>()[k];
+      squares.data<float>()[t * 3 + k] = acc.data<float>()[k] * acc.data<float>()[k];
+    }
+    iters.data<int64_t>()[t] = t;
+  }
+  EXPECT_TRUE(test::tensors_close(out->at(0), acc));
+  EXPECT_TRUE(test::tensors_close(out->at(1), squares));
+  EXPECT_TRUE(test::tensors_close(out->at(2), iters));
+}
+
+TEST(ControlFlowLoop, CarriedStateScanOutputsAndEarlyExit) {
+  LoopSpec spec;  // M = 10, cond = true, the body stops after i = 4: five iterations
+  check_loop(spec, 5);
+  GraphPtr g = make_loop_graph(spec);
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  EXPECT_EQ(g->outputs[0]->type.to_string(), "float32[3]");
+  EXPECT_EQ(g->outputs[1]->type.to_string(), "float32[?,3]");  // cond may end it early
+  EXPECT_EQ(g->outputs[2]->type.to_string(), "int64[?]");
+  spec.cond_constant = false;  // the same with runtime inputs
+  spec.stop_after = 20;        // now M ends it
+  spec.with_m = true;
+  check_loop(spec, 10);
+}
+
+TEST(ControlFlowLoop, WithoutCondInputTheBodyCondIsIgnored) {
+  LoopSpec spec;
+  spec.with_cond = false;
+  spec.m = 7;
+  spec.stop_after = 2;  // would stop after 3 iterations if the body's cond counted
+  check_loop(spec, 7);
+  spec.m_constant = true;  // a constant M and no cond: the trip count is known at import
+  check_loop(spec, 7);
+  GraphPtr g = make_loop_graph(spec);
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  EXPECT_EQ(g->outputs[1]->type.to_string(), "float32[7,3]");
+  EXPECT_EQ(g->outputs[2]->type.to_string(), "int64[7]");
+}
+
+TEST(ControlFlowLoop, WhileLoopWithoutTripCount) {
+  LoopSpec spec;
+  spec.with_m = false;
+  spec.stop_after = 2;  // i = 0, 1, 2
+  check_loop(spec, 3);
+  spec.cond_constant = false;
+  check_loop(spec, 3);
+}
+
+TEST(ControlFlowLoop, ZeroIterationsGiveInitialValuesAndEmptyScanOutputs) {
+  for (bool by_cond : {false, true}) {
+    LoopSpec spec;
+    if (by_cond) spec.init_cond = false;
+    else spec.m = 0;
+    spec.cond_constant = false;
+    check_loop(spec, 0);  // squares: float32[0x3] from the body's declared [3]; iters: int64[0]
+  }
+  LoopSpec negative;
+  negative.m = -3;
+  negative.with_cond = false;
+  check_loop(negative, 0);
+}
+
+TEST(ControlFlowLoop, CarriedValueMayChangeShapeBetweenIterations) {
+  auto g = std::make_shared<Graph>();
+  g->name = "main";
+  Value* x = g->add_value("x", tt(DType::kFloat32, {2}));
+  Value* m = g->add_value("M", tt(DType::kInt64, {}));
+  g->inputs = {x, m};
+  auto body = subgraph(*g, "body");
+  Value* i = body->add_value("i", tt(DType::kInt64, {}));
+  Value* c = body->add_value("c", tt(DType::kBool, {}));
+  Value* seq_in = body->add_value("seq_in", tt(DType::kFloat32, {2}));
+  body->inputs = {i, c, seq_in};
+  Value* seq_out = body->add_value("seq_out");
+  op(*body, "Concat0", {seq_in, x}, seq_out);
+  body->outputs = {c, seq_out};
+  Value* y = g->add_value("y");
+  Node* n = g->add_node("Loop", {m, nullptr, x}, {y}, "grow", "", 21);
+  n->attrs.set("body", body);
+  g->outputs = {y};
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  EXPECT_EQ(y->type.to_string(), "float32[?]");  // [2] after no iteration, more after some
+  Tensor xv = test::random_tensor(DType::kFloat32, {2}, 9);
+  auto out = run(g, {{"x", xv}, {"M", Tensor::scalar<int64_t>(3)}});
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  ASSERT_EQ(out->at(0).dims(), (Dims{8}));
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(out->at(0).data<float>()[k], xv.data<float>()[k % 2]);
+
+  // The same value as a scan output is an error: scan outputs must keep their shape.
+  Value* carried = g->add_value("carried");
+  n->outputs = {carried, y};
+  body->outputs = {c, seq_out, seq_out};
+  out = run(g, {{"x", xv}, {"M", Tensor::scalar<int64_t>(3)}});
+  EXPECT_TRUE(has_error(out.status(), "node 'grow' (Loop, opset 21): scan output 1 is float32[6] in iteration 1 but float32[4] in iteration 0"));
+}
+
+TEST(ControlFlowLoop, ErrorsNameTheNode) {
+  {  // body with the wrong number of inputs
+    GraphPtr g = make_loop_graph({});
+    Graph* body = const_cast<Graph*>(g->nodes()[0]->attrs.graph("body"));
+    body->inputs.pop_back();
+    EXPECT_TRUE(has_error(infer_shapes(*g), "node 'the_loop' (Loop, opset 21): body takes 2 inputs, expected 3"));
+  }
+  {  // body with the wrong number of outputs
+    GraphPtr g = make_loop_graph({});
+    g->nodes()[0]->outputs.pop_back();
+    g->outputs.pop_back();
+    EXPECT_TRUE(has_error(infer_shapes(*g), "'the_loop' (Loop, opset 21): body has 4 outputs, expected 3"));
+  }
+  {  // neither M nor cond: the loop would never end
+    LoopSpec spec;
+    spec.with_m = spec.with_cond = false;
+    GraphPtr g = make_loop_graph(spec);
+    ShapeInferenceOptions strict;
+    strict.allow_unknown_ops = false;
+    Status st = infer_shapes(*g, strict);
+    EXPECT_EQ(st.code(), StatusCode::kUnsupported);
+    EXPECT_TRUE(has_error(st, "'the_loop' (Loop, opset 21): has neither a trip count"));
+  }
+  {  // M of the wrong dtype
+    LoopSpec spec;
+    spec.with_m = false;
+    GraphPtr g = make_loop_graph(spec);
+    g->nodes()[0]->inputs[0] = g->add_constant("M", Tensor::scalar<float>(3.f));
+    EXPECT_TRUE(has_error(infer_shapes(*g), "'the_loop' (Loop, opset 21): trip count M must be int64"));
+  }
+  {  // the body's cond output is not a bool
+    GraphPtr g = make_loop_graph({});
+    Graph* body = const_cast<Graph*>(g->nodes()[0]->attrs.graph("body"));
+    body->outputs[0] = body->inputs[0];
+    Tensor v = Tensor::from_vector<float>({3}, {1, 2, 3});
+    auto out = run(g, {{"x", v}, {"acc0", v}, {"M", Tensor::scalar<int64_t>(2)}});
+    EXPECT_TRUE(has_error(out.status(), "'the_loop' (Loop, opset 21): the body's cond output must be bool"));
   }
 }
 
