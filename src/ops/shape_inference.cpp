@@ -41,6 +41,11 @@ Status infer_shapes(Graph& graph, const ShapeInferenceOptions& options) {
     // Subgraphs first: their outputs may feed this node's inference (If, Loop).
     for (const Graph* sg : node->subgraphs())
       KILN_RETURN_IF_ERROR(infer_shapes(const_cast<Graph&>(*sg), options));
+    // An input whose producer could not be typed (an op without a schema upstream) leaves this
+    // node untyped too, rather than failing as if the input were absent.
+    bool untyped_input = false;
+    for (Value* v : node->inputs) untyped_input |= v && v->type.dtype == DType::kUndefined;
+    if (untyped_input && options.allow_unknown_ops) continue;
     InferContext ctx(*node, std::move(types), std::move(values));
     Status st = infer_node(*schema, ctx);
     if (!st.ok()) {

@@ -1,0 +1,278 @@
+#include "onnx/proto_tensor.hpp"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "util/error.hpp"
+
+namespace kiln::onnx_import {
+
+namespace fs = std::filesystem;
+using onnx::TensorProto;
+
+std::string onnx_dtype_name(int32_t t) {
+  // Numbers 17.. are newer than the proto kiln builds against (float8 in IR 9, int4 in IR 10).
+  static const char* const kNames[] = {
+      "UNDEFINED", "FLOAT",     "UINT8",        "INT8",          "UINT16",     "INT16",
+      "INT32",     "INT64",     "STRING",       "BOOL",          "FLOAT16",    "DOUBLE",
+      "UINT32",    "UINT64",    "COMPLEX64",    "COMPLEX128",    "BFLOAT16",   "FLOAT8E4M3FN",
+      "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4", "INT4", "FLOAT4E2M1"};
+  if (t >= 0 && t < static_cast<int32_t>(std::size(kNames))) return kNames[t];
+  return "type " + std::to_string(t);
+}
+
+Expected<DType> dtype_from_onnx(int32_t t, const std::string& what) {
+  switch (t) {
+    case TensorProto::FLOAT: return DType::kFloat32;
+    case TensorProto::UINT8: return DType::kUInt8;
+    case TensorProto::INT8: return DType::kInt8;
+    case TensorProto::UINT16: return DType::kUInt16;
+    case TensorProto::INT16: return DType::kInt16;
+    case TensorProto::INT32: return DType::kInt32;
+    case TensorProto::INT64: return DType::kInt64;
+    case TensorProto::STRING: return DType::kString;
+    case TensorProto::BOOL: return DType::kBool;
+    case TensorProto::FLOAT16: return DType::kFloat16;
+    case TensorProto::DOUBLE: return DType::kFloat64;
+    case TensorProto::UINT32: return DType::kUInt32;
+    case TensorProto::UINT64: return DType::kUInt64;
+    case TensorProto::BFLOAT16: return DType::kBFloat16;
+    default: break;
+  }
+  return unsupported("{}: element type {} is not supported by kiln", what, onnx_dtype_name(t));
+}
+
+namespace {
+
+// numel of `dims`, refusing negative sizes and counts that overflow.
+Expected<int64_t> checked_numel(const Dims& dims, const std::string& what) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0) return invalid_model("{}: negative dimension in shape {}", what, dims_to_string(dims));
+    if (d != 0 && n > std::numeric_limits<int64_t>::max() / 16 / d)
+      return invalid_model("{}: shape {} is too large", what, dims_to_string(dims));
+    n *= d;
+  }
+  return n;
+}
+
+// Resolves an external-data location inside `base_dir`; paths leaving the folder are refused.
+Expected<fs::path> resolve_external(const std::string& base_dir, const std::string& location,
+                                    const std::string& what) {
+  if (location.empty()) return invalid_model("{}: external data has no location", what);
+  fs::path rel(location);
+  if (rel.is_absolute())
+    return invalid_model("{}: external data location '{}' is an absolute path", what, location);
+  std::error_code ec;
+  fs::path base = fs::weakly_canonical(fs::path(base_dir.empty() ? "." : base_dir), ec);
+  if (ec) return io_error("{}: cannot resolve model folder '{}': {}", what, base_dir, ec.message());
+  fs::path full = fs::weakly_canonical(base / rel, ec);
+  if (ec) return io_error("{}: cannot resolve external data '{}': {}", what, location, ec.message());
+  // `full` must lie under `base` (symlinks resolved): compare path components.
+  auto b = base.begin(), f = full.begin();
+  for (; b != base.end(); ++b, ++f) {
+    if (b->empty()) continue;  // a trailing separator
+    if (f == full.end() || *b != *f)
+      return invalid_model("{}: external data location '{}' escapes the model folder", what, location);
+  }
+  return full;
+}
+
+Expected<int64_t> parse_int_field(const std::string& key, const std::string& value, const std::string& what) {
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(value, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used != value.size() || value.empty() || v < 0)
+    return invalid_model("{}: external data {} '{}' is not a non-negative integer", what, key, value);
+  return static_cast<int64_t>(v);
+}
+
+Status read_external(const TensorProto& proto, const TensorSource& src, Tensor& out) {
+  if (src.base_dir.empty())
+    return invalid_argument("{}: tensor data is stored in an external file, and no model folder is known",
+                            src.what);
+  std::string location;
+  int64_t offset = 0, length = -1;
+  for (const auto& kv : proto.external_data()) {
+    if (kv.key() == "location") {
+      location = kv.value();
+    } else if (kv.key() == "offset") {
+      KILN_ASSIGN_OR_RETURN(offset, parse_int_field("offset", kv.value(), src.what));
+    } else if (kv.key() == "length") {
+      KILN_ASSIGN_OR_RETURN(length, parse_int_field("length", kv.value(), src.what));
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(fs::path path, resolve_external(src.base_dir, location, src.what));
+  std::error_code ec;
+  auto size = fs::file_size(path, ec);
+  if (ec) return io_error("{}: cannot open external data file '{}': {}", src.what, path.string(), ec.message());
+  const auto need = static_cast<int64_t>(out.nbytes());
+  if (offset > static_cast<int64_t>(size))
+    return invalid_model("{}: external data offset {} is past the end of '{}' ({} bytes)", src.what, offset,
+                         path.string(), size);
+  if (length < 0) length = static_cast<int64_t>(size) - offset;
+  if (length != need)
+    return invalid_model("{}: external data in '{}' has {} bytes, the tensor {} needs {}", src.what,
+                         path.string(), length, out.describe(), need);
+  if (offset + length > static_cast<int64_t>(size))
+    return invalid_model("{}: external data '{}' is truncated: {} bytes at offset {} but the file has {}",
+                         src.what, path.string(), length, offset, size);
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(offset);
+  if (need > 0) in.read(static_cast<char*>(out.raw_data()), need);
+  if (!in) return io_error("{}: reading external data '{}' failed", src.what, path.string());
+  return Status::Ok();
+}
+
+// Copies a typed repeated field into `out`, converting each element with `conv`.
+template <typename T, typename Field, typename Conv>
+Status copy_field(const Field& field, Tensor& out, const std::string& what, const char* field_name,
+                  Conv conv) {
+  if (static_cast<int64_t>(field.size()) != out.numel())
+    return invalid_model("{}: {} has {} elements, the tensor {} needs {}", what, field_name, field.size(),
+                         out.describe(), out.numel());
+  T* p = out.data<T>();
+  for (int i = 0; i < field.size(); ++i) p[i] = conv(field.Get(i));
+  return Status::Ok();
+}
+
+Status read_typed(const TensorProto& proto, Tensor& out, const std::string& what) {
+  auto same = [](auto v) { return v; };
+  switch (proto.data_type()) {
+    case TensorProto::FLOAT:
+      return copy_field<float>(proto.float_data(), out, what, "float_data", same);
+    case TensorProto::DOUBLE:
+      return copy_field<double>(proto.double_data(), out, what, "double_data", same);
+    case TensorProto::INT64:
+      return copy_field<int64_t>(proto.int64_data(), out, what, "int64_data", same);
+    case TensorProto::UINT32:
+      return copy_field<uint32_t>(proto.uint64_data(), out, what, "uint64_data",
+                                  [](uint64_t v) { return static_cast<uint32_t>(v); });
+    case TensorProto::UINT64:
+      return copy_field<uint64_t>(proto.uint64_data(), out, what, "uint64_data", same);
+    case TensorProto::INT32:
+      return copy_field<int32_t>(proto.int32_data(), out, what, "int32_data", same);
+    case TensorProto::INT16:
+      return copy_field<int16_t>(proto.int32_data(), out, what, "int32_data",
+                                 [](int32_t v) { return static_cast<int16_t>(v); });
+    case TensorProto::UINT16:
+      return copy_field<uint16_t>(proto.int32_data(), out, what, "int32_data",
+                                  [](int32_t v) { return static_cast<uint16_t>(v); });
+    case TensorProto::INT8:
+      return copy_field<int8_t>(proto.int32_data(), out, what, "int32_data",
+                                [](int32_t v) { return static_cast<int8_t>(v); });
+    case TensorProto::UINT8:
+      return copy_field<uint8_t>(proto.int32_data(), out, what, "int32_data",
+                                 [](int32_t v) { return static_cast<uint8_t>(v); });
+    case TensorProto::BOOL:
+      return copy_field<bool>(proto.int32_data(), out, what, "int32_data", [](int32_t v) { return v != 0; });
+    case TensorProto::FLOAT16:  // the 16 bits of each value are stored in an int32
+      return copy_field<Half>(proto.int32_data(), out, what, "int32_data",
+                              [](int32_t v) { return Half::from_bits(static_cast<uint16_t>(v)); });
+    case TensorProto::BFLOAT16:
+      return copy_field<BFloat16>(proto.int32_data(), out, what, "int32_data",
+                                  [](int32_t v) { return BFloat16::from_bits(static_cast<uint16_t>(v)); });
+    default:
+      return internal_error("{}: unhandled element type {}", what, onnx_dtype_name(proto.data_type()));
+  }
+}
+
+}  // namespace
+
+Expected<Tensor> tensor_from_proto(const TensorProto& proto, const TensorSource& src) {
+  const std::string what = src.what;
+  if (!proto.has_data_type() || proto.data_type() == TensorProto::UNDEFINED)
+    return invalid_model("{}: tensor has no element type", what);
+  KILN_ASSIGN_OR_RETURN(DType dtype, dtype_from_onnx(proto.data_type(), what));
+  if (dtype == DType::kString)
+    return unsupported("{}: string tensors are not supported by kiln", what);
+  if (proto.has_segment()) return unsupported("{}: segmented tensors are not supported", what);
+  Dims dims(proto.dims().begin(), proto.dims().end());
+  KILN_ASSIGN_OR_RETURN(int64_t numel, checked_numel(dims, what));
+  const size_t nbytes = static_cast<size_t>(numel) * dtype_size(dtype);
+
+  if (proto.data_location() == TensorProto::EXTERNAL) {
+    // Check the size claim before allocating: a corrupt shape must not allocate terabytes.
+    for (const auto& kv : proto.external_data())
+      if (kv.key() == "length" && kv.value() != std::to_string(nbytes))
+        return invalid_model("{}: external data length {} does not match {} ({} bytes)", what, kv.value(),
+                             dims_to_string(dims), nbytes);
+    Tensor out(dtype, dims);
+    KILN_RETURN_IF_ERROR(read_external(proto, src, out));
+    if (dtype == DType::kBool)  // any non-zero byte is true; kiln bools are 0/1
+      for (int64_t i = 0; i < numel; ++i) out.data<uint8_t>()[i] = out.data<uint8_t>()[i] != 0;
+    return out;
+  }
+  if (proto.has_raw_data()) {
+    const std::string& raw = proto.raw_data();
+    if (raw.size() != nbytes)
+      return invalid_model("{}: raw_data has {} bytes, a {} tensor of shape {} needs {}", what, raw.size(),
+                           dtype_name(dtype), dims_to_string(dims), nbytes);
+    // raw_data is little-endian, as is every host kiln supports.
+    Tensor out(dtype, dims);
+    if (nbytes) std::memcpy(out.raw_data(), raw.data(), nbytes);
+    if (dtype == DType::kBool)
+      for (int64_t i = 0; i < numel; ++i) out.data<uint8_t>()[i] = out.data<uint8_t>()[i] != 0;
+    return out;
+  }
+  // Typed fields: check the count before allocating.
+  int64_t have = 0;
+  switch (proto.data_type()) {
+    case TensorProto::FLOAT: have = proto.float_data_size(); break;
+    case TensorProto::DOUBLE: have = proto.double_data_size(); break;
+    case TensorProto::INT64: have = proto.int64_data_size(); break;
+    case TensorProto::UINT32:
+    case TensorProto::UINT64: have = proto.uint64_data_size(); break;
+    default: have = proto.int32_data_size(); break;
+  }
+  if (have != numel)
+    return invalid_model("{}: tensor of shape {} has {} values, needs {}", what, dims_to_string(dims), have,
+                         numel);
+  Tensor out(dtype, dims);
+  KILN_RETURN_IF_ERROR(read_typed(proto, out, what));
+  return out;
+}
+
+Expected<TensorType> type_from_proto(const onnx::TypeProto& type, const std::string& what) {
+  switch (type.value_case()) {
+    case onnx::TypeProto::VALUE_NOT_SET: return TensorType{};
+    case onnx::TypeProto::kTensorType: break;
+    case onnx::TypeProto::kSequenceType:
+      return unsupported("{} is a sequence; kiln supports tensor values only", what);
+    case onnx::TypeProto::kMapType: return unsupported("{} is a map; kiln supports tensor values only", what);
+    case onnx::TypeProto::kOptionalType:
+      return unsupported("{} is an optional; kiln supports tensor values only", what);
+    case onnx::TypeProto::kSparseTensorType:
+      return unsupported("{} is a sparse tensor; kiln supports dense tensors only", what);
+    default: return unsupported("{} has a type kiln does not know", what);
+  }
+  const auto& tt = type.tensor_type();
+  TensorType out;
+  if (tt.has_elem_type() && tt.elem_type() != TensorProto::UNDEFINED) {
+    KILN_ASSIGN_OR_RETURN(out.dtype, dtype_from_onnx(tt.elem_type(), what));
+  }
+  if (tt.has_shape()) {
+    std::vector<Dim> dims;
+    for (const auto& d : tt.shape().dim()) {
+      if (d.has_dim_value()) {
+        if (d.dim_value() < 0)
+          return invalid_model("{} has a negative dimension {}", what, d.dim_value());
+        dims.emplace_back(d.dim_value());
+      } else if (d.has_dim_param() && !d.dim_param().empty()) {
+        dims.push_back(Dim::symbolic(d.dim_param()));
+      } else {
+        dims.emplace_back();
+      }
+    }
+    out.shape = Shape(std::move(dims));
+  }
+  return out;
+}
+
+}  // namespace kiln::onnx_import
