@@ -78,6 +78,7 @@ Status upsample_to_resize(Rewriter& rw, Node& n) {
 Status resize10(Rewriter&, Node& n) {
   if (n.inputs.size() != 2) return node_error(n, "Resize-10 takes 2 inputs (X, scales)");
   n.inputs = {n.inputs[0], nullptr, n.inputs[1]};
+  n.attrs.set("mode", n.attrs.s("mode", "nearest"));
   n.attrs.set("coordinate_transformation_mode", std::string("asymmetric"));
   n.attrs.set("nearest_mode", std::string("floor"));
   return Status::Ok();
