@@ -103,6 +103,7 @@ inline ::testing::AssertionResult tensors_close(const Tensor& a, const Tensor& b
   auto x = a.to_double_vector(), y = b.to_double_vector();
   for (size_t i = 0; i < x.size(); ++i) {
     if (std::isnan(x[i]) && std::isnan(y[i])) continue;
+    if (x[i] == y[i]) continue;  // also equal infinities
     if (!(std::abs(x[i] - y[i]) <= atol + rtol * std::abs(y[i])))
       return ::testing::AssertionFailure() << "element " << i << ": " << x[i] << " vs expected " << y[i];
   }
