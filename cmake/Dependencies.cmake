@@ -10,6 +10,8 @@ if(NOT CLI11_FOUND)
   target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE_DIR})
 endif()
 find_package(Threads REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(FlatBuffers REQUIRED)
 
 # CPU GEMM: OpenBLAS (cblas interface).
 find_path(CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas REQUIRED)

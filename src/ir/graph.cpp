@@ -73,6 +73,34 @@ void Graph::remove_node(Node* n) {
                nodes_.end());
 }
 
+size_t Graph::remove_unused_values() {
+  std::set<const Value*> used(inputs.begin(), inputs.end());
+  used.insert(outputs.begin(), outputs.end());
+  std::function<void(const Graph&)> visit = [&](const Graph& g) {
+    for (const auto& n : g.nodes()) {
+      used.insert(n->inputs.begin(), n->inputs.end());
+      used.insert(n->outputs.begin(), n->outputs.end());
+      for (const Graph* sg : n->subgraphs()) visit(*sg);
+    }
+  };
+  visit(*this);
+  size_t before = values_.size();
+  for (auto it = by_name_.begin(); it != by_name_.end();)
+    it = used.count(it->second) ? std::next(it) : by_name_.erase(it);
+  values_.erase(std::remove_if(values_.begin(), values_.end(),
+                               [&](const std::unique_ptr<Value>& v) { return !used.count(v.get()); }),
+                values_.end());
+  return before - values_.size();
+}
+
+std::string Graph::unique_name(const std::string& base) const {
+  if (!find_value(base)) return base;
+  for (int i = 1;; ++i) {
+    std::string name = base + "_" + std::to_string(i);
+    if (!find_value(name)) return name;
+  }
+}
+
 Value* Graph::find_value(const std::string& name) const {
   for (const Graph* g = this; g; g = g->parent) {
     auto it = g->by_name_.find(name);

@@ -73,6 +73,11 @@ class Graph {
   // Removes a node (its outputs stay, with no producer).
   void remove_node(Node* n);
 
+  // Drops values that no node, graph input/output or subgraph refers to; returns how many.
+  size_t remove_unused_values();
+  // A name not yet used in this graph, from `base` ("base", "base_1", ...).
+  std::string unique_name(const std::string& base) const;
+
   // Looks a value up by name here, then in enclosing graphs.
   Value* find_value(const std::string& name) const;
 

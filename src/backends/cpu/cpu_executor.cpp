@@ -113,6 +113,18 @@ bool has_cpu_kernel(const Node& n) {
 
 }  // namespace
 
+Expected<std::vector<Tensor>> run_node_on_cpu(const Node& node) {
+  if (!node.subgraphs().empty()) return unsupported("{}: nodes with subgraphs are not folded", node.describe());
+  if (!has_cpu_kernel(node)) return unsupported("{}: no CPU kernel", node.describe());
+  Env env;
+  for (const Value* v : node.inputs)
+    if (v && !v->constant) return invalid_argument("{}: input '{}' is not constant", node.describe(), v->name);
+  KILN_RETURN_IF_ERROR(run_node(node, env));
+  std::vector<Tensor> outs;
+  for (const Value* o : node.outputs) outs.push_back(o ? env.tensors[o] : Tensor());
+  return outs;
+}
+
 Expected<std::unique_ptr<CpuExecutor>> CpuExecutor::create(GraphPtr graph) {
   KILN_RETURN_IF_ERROR(check_ops_supported(*graph, has_cpu_kernel, "CPU"));
   return std::unique_ptr<CpuExecutor>(new CpuExecutor(std::move(graph)));

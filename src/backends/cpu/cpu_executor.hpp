@@ -31,6 +31,9 @@ class CpuExecutor {
   GraphPtr graph_;
 };
 
+// Runs one node whose inputs are all constants (constant folding). Subgraph ops are refused.
+Expected<std::vector<Tensor>> run_node_on_cpu(const Node& node);
+
 // Validates runtime inputs against a graph's inputs (shared by every backend).
 Status check_inputs(const Graph& graph, const std::map<std::string, Tensor>& inputs);
 

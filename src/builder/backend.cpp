@@ -1,0 +1,31 @@
+#include "builder/backend.hpp"
+
+#include <map>
+
+namespace kiln {
+
+namespace {
+std::map<std::string, std::unique_ptr<Backend>>& registry() {
+  static std::map<std::string, std::unique_ptr<Backend>> backends;
+  return backends;
+}
+}  // namespace
+
+bool register_backend(std::unique_ptr<Backend> backend) {
+  std::string name = backend->name();
+  registry()[name] = std::move(backend);
+  return true;
+}
+
+const Backend* find_backend(const std::string& name) {
+  auto it = registry().find(name);
+  return it == registry().end() ? nullptr : it->second.get();
+}
+
+std::vector<std::string> backend_names() {
+  std::vector<std::string> out;
+  for (const auto& [name, b] : registry()) out.push_back(name);
+  return out;
+}
+
+}  // namespace kiln

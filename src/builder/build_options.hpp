@@ -1,0 +1,27 @@
+// What `kiln build` (and kiln::compile) can be asked for.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "ir/shape.hpp"
+
+namespace kiln {
+
+struct BuildOptions {
+  std::string backend = "cpu";   // "cpu" or "cuda"
+  bool fp16 = false;             // allow float16 layers (activations and weights in float16)
+  bool bf16 = false;             // allow bfloat16 layers
+  bool tf32 = true;              // allow TF32 tensor-core math for float32 layers
+  std::map<std::string, Dims> input_shapes;  // fixes dynamic input dims
+  uint64_t workspace_bytes = 1ull << 30;     // the most scratch memory one layer may use
+  std::string timing_cache;      // tactic timings file, read and updated when set
+  std::set<std::string> disabled_passes;
+  std::function<void(std::string_view)> log;  // progress lines
+};
+
+}  // namespace kiln

@@ -1,0 +1,105 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "builder/builder.hpp"
+#include "builder/memory_planner.hpp"
+#include "ops/shape_inference.hpp"
+#include "runtime/engine.hpp"
+
+namespace kiln {
+namespace {
+
+// x -> Identity -> a -> Identity -> b (output); c = Identity(const) is foldable.
+Model chain_model(Shape input_shape) {
+  Model m;
+  m.graph = std::make_shared<Graph>();
+  Graph& g = *m.graph;
+  Value* x = g.add_value("x", {DType::kFloat32, std::move(input_shape)});
+  Value* k = g.add_constant("k", Tensor::from_vector<float>({2}, {3.f, 4.f}));
+  Value* a = g.add_value("a");
+  Value* b = g.add_value("b");
+  Value* c = g.add_value("c");
+  Value* unused = g.add_value("unused");
+  g.inputs = {x};
+  g.add_node("Identity", {x}, {a}, "first");
+  g.add_node("Identity", {a}, {b}, "second");
+  g.add_node("Identity", {k}, {c}, "fold_me");
+  g.add_node("Identity", {a}, {unused}, "dead");
+  g.outputs = {b, c};
+  return m;
+}
+
+TEST(Builder, FoldsConstantsRemovesDeadNodesAndRuns) {
+  BuildOptions o;
+  o.backend = "cpu";
+  auto plan = build_plan(chain_model(Shape({Dim::symbolic("n"), Dim(2)})), o);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const Graph& g = *plan->graph;
+  ASSERT_EQ(g.nodes().size(), 2u);  // fold_me folded, dead removed
+  EXPECT_TRUE(g.outputs[1]->is_constant());
+  EXPECT_EQ(g.find_value("unused"), nullptr);
+  EXPECT_EQ(plan->layers.size(), 2u);
+
+  std::string path = (std::filesystem::temp_directory_path() / "kiln_builder_test.kplan").string();
+  ASSERT_TRUE(save_plan(*plan, path).ok());
+  auto engine = Engine::load(path);
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  auto ctx = (*engine)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  auto out = (*ctx)->run({{"x", Tensor::from_vector<float>({3, 2}, {1, 2, 3, 4, 5, 6})}});
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  EXPECT_EQ(out->at(0).dims(), (Dims{3, 2}));
+  EXPECT_EQ(out->at(1).data<float>()[1], 4.f);
+  std::filesystem::remove(path);
+}
+
+TEST(Builder, UnknownShapesInputAndBackendAreClearErrors) {
+  BuildOptions o;
+  o.input_shapes["nope"] = {1, 2};
+  auto plan = build_plan(chain_model(Shape::from_dims({1, 2})), o);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("'nope'"), std::string::npos);
+  EXPECT_NE(plan.status().message().find("'x'"), std::string::npos);
+
+  BuildOptions bad_shape;
+  bad_shape.input_shapes["x"] = {1, 5};
+  plan = build_plan(chain_model(Shape({Dim::symbolic("n"), Dim(2)})), bad_shape);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("does not fit"), std::string::npos) << plan.status().message();
+
+  BuildOptions other;
+  other.backend = "tpu";
+  plan = build_plan(chain_model(Shape::from_dims({1, 2})), other);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("unknown backend 'tpu'"), std::string::npos);
+}
+
+TEST(MemoryPlanner, ReusesMemoryOfDeadValuesAndAliasesViews) {
+  Graph g;
+  auto f32 = [](Dims d) { return TensorType{DType::kFloat32, Shape::from_dims(d)}; };
+  Value* x = g.add_value("x", f32({256}));
+  Value* a = g.add_value("a", f32({256}));
+  Value* b = g.add_value("b", f32({256}));
+  Value* c = g.add_value("c", f32({256}));
+  Value* d = g.add_value("d", f32({256}));
+  g.inputs = {x};
+  g.add_node("Relu", {x}, {a}, "n0");
+  g.add_node("Relu", {a}, {b}, "n1");
+  g.add_node("Identity", {b}, {c}, "view");  // c aliases b
+  g.add_node("Relu", {c}, {d}, "n3");
+  g.outputs = {d};
+  auto plan = plan_memory(g);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  std::map<std::string, uint64_t> off;
+  for (const auto& s : plan->slots) off[s.value] = s.offset;
+  EXPECT_EQ(off["b"], off["c"]);
+  // x and d live the whole run; a dies before d is made, so d can take a's place.
+  EXPECT_EQ(off["a"], off["d"]);
+  EXPECT_NE(off["x"], off["a"]);
+  EXPECT_NE(off["b"], off["a"]);
+  EXPECT_EQ(plan->arena_bytes, 3u * 1024u);
+}
+
+}  // namespace
+}  // namespace kiln
