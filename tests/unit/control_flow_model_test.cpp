@@ -1,10 +1,17 @@
 // PyTorch-exported models with control flow (tests/data/control_flow, made by
 // make_torch_models.py): torch.jit.script `if`s and loops exported at opsets 13 and 17 must import
-// and run, matching a naive computation of the scripted functions.
+// and run, directly and from a saved CPU plan, matching a naive computation of the scripted functions.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "builder/builder.hpp"
 #include "onnx/importer.hpp"
 #include "op_test_util.hpp"
+#include "util/error.hpp"
+#include "runtime/engine.hpp"
 
 namespace kiln {
 namespace {
@@ -13,10 +20,28 @@ std::string model_path(const std::string& name) {
   return std::string(KILN_SOURCE_DIR) + "/tests/data/control_flow/" + name;
 }
 
+// Runs the model with the CpuExecutor, and through build_plan + save_plan + Engine::load (whose
+// subgraphs go through the passes and the plan file); both must give the same outputs.
 Expected<std::vector<Tensor>> run_model(const std::string& name, const std::map<std::string, Tensor>& feeds) {
   KILN_ASSIGN_OR_RETURN(Model model, import_onnx_file(model_path(name)));
   KILN_ASSIGN_OR_RETURN(auto exec, CpuExecutor::create(model.graph));
-  return exec->run(feeds);
+  KILN_ASSIGN_OR_RETURN(std::vector<Tensor> direct, exec->run(feeds));
+
+  KILN_ASSIGN_OR_RETURN(Model again, import_onnx_file(model_path(name)));
+  KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(std::move(again), BuildOptions{}));
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("kiln_cf_" + std::to_string(::getpid()) + "_" + name + ".kplan")).string();
+  KILN_RETURN_IF_ERROR(save_plan(plan, path));
+  auto engine = Engine::load(path);
+  std::filesystem::remove(path);
+  KILN_RETURN_IF_ERROR(engine.status());
+  KILN_ASSIGN_OR_RETURN(auto ctx, (*engine)->create_context());
+  KILN_ASSIGN_OR_RETURN(std::vector<Tensor> planned, ctx->run(feeds));
+  for (size_t i = 0; i < direct.size(); ++i) {
+    auto same = test::tensors_close(planned.at(i), direct[i], 0, 0);
+    if (!same) return internal_error("output {} differs when run from the plan: {}", i, same.message());
+  }
+  return direct;
 }
 
 // s = x.sum(); z = (x*2 + y if s > 10 else x + y) if s > 0 else x - y

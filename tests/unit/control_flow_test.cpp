@@ -2,9 +2,14 @@
 // against naive computations, plus inference of their output types and their error cases.
 #include <gtest/gtest.h>
 
-#include <cmath>
+#include <unistd.h>
 
+#include <cmath>
+#include <filesystem>
+
+#include "builder/builder.hpp"
 #include "control_flow_test_util.hpp"
+#include "runtime/engine.hpp"
 
 namespace kiln {
 namespace {
@@ -313,6 +318,35 @@ TEST(ControlFlowLoop, CarriedValueMayChangeShapeBetweenIterations) {
   body->outputs = {c, seq_out, seq_out};
   out = run(g, {{"x", xv}, {"M", Tensor::scalar<int64_t>(3)}});
   EXPECT_TRUE(has_error(out.status(), "node 'grow' (Loop, opset 21): scan output 1 is float32[6] in iteration 1 but float32[4] in iteration 0"));
+}
+
+// Subgraphs (a Loop body reading the outer scope, nested If branches) go through the builder's
+// passes and the plan file, and run the same from the loaded plan.
+TEST(ControlFlowPlan, LoopAndNestedIfRunFromASavedPlan) {
+  LoopSpec spec;
+  spec.cond_constant = false;
+  Tensor v = test::random_tensor(DType::kFloat32, {3}, 21);
+  std::map<std::string, Tensor> feeds{{"x", v}, {"acc0", v}, {"M", Tensor::scalar<int64_t>(6)},
+                                      {"cond", Tensor::scalar<bool>(true)}};
+  auto direct = run(make_loop_graph(spec), feeds);
+  ASSERT_TRUE(direct.ok()) << direct.status().message();
+  Model model;
+  model.graph = make_loop_graph(spec);
+  auto plan = build_plan(std::move(model), BuildOptions{});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("kiln_cf_plan_" + std::to_string(::getpid()) + ".kplan")).string();
+  ASSERT_TRUE(save_plan(*plan, path).ok());
+  auto engine = Engine::load(path);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  auto ctx = (*engine)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  auto planned = (*ctx)->run(feeds);
+  ASSERT_TRUE(planned.ok()) << planned.status().message();
+  ASSERT_EQ(planned->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(test::tensors_close(planned->at(i), direct->at(i), 0, 0));
+  EXPECT_EQ(planned->at(1).dims(), (Dims{5, 3}));
 }
 
 TEST(ControlFlowLoop, ErrorsNameTheNode) {
