@@ -107,6 +107,12 @@ Status rnn_output_sequence(Rewriter&, Node& n) {
   return Status::Ok();
 }
 
+// GRU-1's direction default was misspelt "foward" (fixed in 3): a model may carry it explicitly.
+Status gru_direction_typo(Rewriter&, Node& n) {
+  if (n.attrs.s("direction") == "foward") n.attrs.set("direction", std::string("forward"));
+  return Status::Ok();
+}
+
 // BatchNormalization `is_test` (< 7): dropped, as ONNX's version converter does.
 Status batchnorm_is_test(Rewriter&, Node& n) {
   n.attrs.erase("is_test");
@@ -124,6 +130,7 @@ const std::vector<NormalizeRule>& legacy_rules() {
       {"PRelu", 7, legacy_prelu},       {"Cast", 6, cast_string_to},      {"Concat", 4, concat_axis},
       {"Selu", 6, selu_defaults},       {"LpPool", 2, lppool_p},          {"GlobalLpPool", 2, lppool_p},
       {"RNN", 7, rnn_output_sequence},  {"GRU", 7, rnn_output_sequence},  {"LSTM", 7, rnn_output_sequence},
+      {"GRU", 3, gru_direction_typo},
       {"BatchNormalization", 7, batchnorm_is_test},
   };
   return rules;

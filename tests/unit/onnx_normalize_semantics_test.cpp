@@ -349,6 +349,19 @@ TEST(OnnxNormalize, LegacyAttributeForms) {
   ASSERT_TRUE(mg.ok());
   EXPECT_FALSE(node_n(*mg).attrs.has("output_sequence"));
   EXPECT_EQ(node_n(*mg).attrs.i("hidden_size"), 2);
+
+  // GRU-1 spelt its default direction "foward"; from GRU-3 on that is an invalid direction.
+  for (int64_t opset : {1, 3}) {
+    auto typo = single_node(opset, "GRU", {{"x", {1, 1, 2}}, {"w", {1, 6, 2}}, {"r", {1, 6, 2}}});
+    attr_s(typo.node, "direction", "foward");
+    auto mt = import_proto(typo.model);
+    if (opset == 1) {
+      ASSERT_TRUE(mt.ok()) << mt.status().message();
+      EXPECT_EQ(node_n(*mt).attrs.s("direction"), "forward");
+    } else {
+      EXPECT_TRUE(error_contains(mt.status(), StatusCode::kInvalidModel, {"'n'", "foward"}));
+    }
+  }
 }
 
 }  // namespace
