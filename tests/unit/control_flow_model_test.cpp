@@ -105,5 +105,40 @@ TEST(ControlFlowModels, TorchScriptForAndWhileLoops) {
   }
 }
 
+// y = relu(x[1:] - x[:-1] if x.size(0) > 1 else x * 2): once the builder fixes the input shape,
+// the condition folds to a constant and the If is inlined; the plan must still compute y.
+TEST(ControlFlowModels, TorchScriptShapeIfIsInlinedWhenShapesAreFixed) {
+  const char* file = "torch_shape_if_opset13.onnx";
+  for (int64_t rows : {4, 1}) {
+    SCOPED_TRACE(rows);
+    Tensor x = test::random_tensor(DType::kFloat32, {rows, 3}, 23);
+    auto model = import_onnx_file(model_path(file));
+    ASSERT_TRUE(model.ok()) << model.status().message();
+    BuildOptions options;
+    options.input_shapes["x"] = {rows, 3};
+    auto plan = build_plan(std::move(*model), options);
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    for (const auto& n : plan->graph->nodes()) EXPECT_NE(n->op_type, "If");
+    auto engine = Engine::from_plan(std::move(*plan));
+    ASSERT_TRUE(engine.ok()) << engine.status().message();
+    auto ctx = (*engine)->create_context();
+    ASSERT_TRUE(ctx.ok());
+    auto out = (*ctx)->run({{"x", x}});
+    ASSERT_TRUE(out.ok()) << out.status().message();
+    const int64_t out_rows = rows > 1 ? rows - 1 : rows;
+    Tensor y(DType::kFloat32, {out_rows, 3});
+    const float* p = x.data<float>();
+    for (int64_t i = 0; i < out_rows * 3; ++i) {
+      float v = rows > 1 ? p[i + 3] - p[i] : p[i] * 2.f;
+      y.data<float>()[i] = v > 0 ? v : 0.f;
+    }
+    EXPECT_TRUE(test::tensors_close(out->at(0), y));
+    // Without fixed shapes the If stays, and runs.
+    auto direct = run_model(file, {{"x", x}});
+    ASSERT_TRUE(direct.ok()) << direct.status().message();
+    EXPECT_TRUE(test::tensors_close(direct->at(0), y));
+  }
+}
+
 }  // namespace
 }  // namespace kiln

@@ -15,6 +15,10 @@ is computed in an If inside the loop body (reading a body value from the enclosi
     acc = zeros(3); for i in range(x.size(0)): acc = acc + x[i] * i
     k = 0; while acc.sum() < 100 and k < 20: acc = acc * 2 + 1; k += 1
     return acc, k
+
+torch_shape_if_opset13.onnx: an `if` on a shape, which becomes constant once the input shape is
+fixed (then the builder inlines the chosen branch):
+    y = relu(x[1:] - x[:-1] if x.size(0) > 1 else x * 2)
 """
 import os
 
@@ -46,6 +50,15 @@ class Loops(torch.nn.Module):
         return acc, torch.tensor(k)
 
 
+class ShapeIf(torch.nn.Module):
+    def forward(self, x):
+        if x.size(0) > 1:
+            y = x[1:] - x[:-1]
+        else:
+            y = x * 2.0
+        return torch.relu(y)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     model = torch.jit.script(NestedIf())
@@ -61,6 +74,10 @@ def main():
         torch.onnx.export(model, (torch.randn(4, 3),), path, opset_version=opset, input_names=["x"],
                           output_names=["acc", "k"], dynamic_axes={"x": {0: "n"}})
         print("wrote", path, os.path.getsize(path), "bytes")
+    path = os.path.join(here, "torch_shape_if_opset13.onnx")
+    torch.onnx.export(torch.jit.script(ShapeIf()), (torch.randn(4, 3),), path, opset_version=13,
+                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "m"}})
+    print("wrote", path, os.path.getsize(path), "bytes")
 
 
 if __name__ == "__main__":
