@@ -85,6 +85,7 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
   pm_options.disabled = options.disabled_passes;
   PassManager pm(pm_options);
   pm.add(make_constant_folding_pass());
+  pm.add(make_inline_constant_if_pass());
   pm.add(make_dead_code_pass());
   KILN_RETURN_IF_ERROR(pm.run(g));
   if (options.fp16 || options.bf16) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "onnx/functions.hpp"
 #include "onnx/graph_import.hpp"
 #include "onnx/normalize.hpp"
 #include "onnx/proto_tensor.hpp"
@@ -20,8 +21,9 @@ namespace {
 
 using onnx_import::canonical_domain;
 
-// The newest IR version and default-domain opset kiln understands.
-constexpr int64_t kMaxIrVersion = 10;
+// The newest IR version and default-domain opset kiln understands. IR 11 (ONNX 1.18) adds only
+// element types, refused where used; current exporters write it whatever opset they target.
+constexpr int64_t kMaxIrVersion = 11;
 constexpr int64_t kMaxOpset = 21;
 
 Expected<std::string> read_file(const std::string& path) {
@@ -36,7 +38,7 @@ Expected<std::string> read_file(const std::string& path) {
   return ss.str();
 }
 
-Status import_model(const onnx::ModelProto& proto, const std::string& base_dir, const std::string& name,
+Status import_model(onnx::ModelProto& proto, const std::string& base_dir, const std::string& name,
                     const ImportOptions& options, Model& model) {
   if (!proto.has_ir_version() || proto.ir_version() <= 0)
     return invalid_model("not an ONNX model (no IR version)");
@@ -48,6 +50,7 @@ Status import_model(const onnx::ModelProto& proto, const std::string& base_dir, 
   model.producer_name = proto.producer_name();
   model.producer_version = proto.producer_version();
   model.path = name;
+  KILN_RETURN_IF_ERROR(onnx_import::inline_functions(proto));
 
   for (const auto& op : proto.opset_import()) {
     std::string domain = canonical_domain(op.domain());
@@ -77,9 +80,6 @@ Status import_model(const onnx::ModelProto& proto, const std::string& base_dir, 
   } else if (uses_default) {
     return invalid_model("nodes use the default ONNX domain, but opset_import does not list it");
   }
-  for (const auto& [domain, version] : model.opset_imports)
-    if (domain == "ai.onnx.ml" && version > 5)  // other domains are reported per op by backends
-      return unsupported("opset {} of domain ai.onnx.ml is newer than kiln knows", version);
 
   onnx_import::ImportContext ctx{name, base_dir, model.opset_imports};
   model.graph = std::make_shared<Graph>();
@@ -91,23 +91,42 @@ Status import_model(const onnx::ModelProto& proto, const std::string& base_dir, 
 
 }  // namespace
 
-Expected<Model> import_onnx_bytes(const std::string& bytes, const std::string& base_dir,
-                                  const std::string& name, const ImportOptions& options) {
+namespace {
+
+Status parse_model(const std::string& bytes, const std::string& name, onnx::ModelProto& proto) {
   if (bytes.empty()) return invalid_model("{}: empty file, not an ONNX model", name);
-  onnx::ModelProto proto;
   if (!proto.ParseFromString(bytes))
     return invalid_model("{}: not an ONNX model, or truncated (the protobuf does not parse; {} bytes)", name,
                          bytes.size());
+  return Status::Ok();
+}
+
+Expected<Model> import_parsed(onnx::ModelProto& proto, const std::string& base_dir, const std::string& name,
+                              const ImportOptions& options) {
   Model model;
   Status st = import_model(proto, base_dir, name, options, model);
   if (!st.ok()) return st.add_context(name);
   return model;
 }
 
+}  // namespace
+
+Expected<Model> import_onnx_bytes(const std::string& bytes, const std::string& base_dir,
+                                  const std::string& name, const ImportOptions& options) {
+  onnx::ModelProto proto;
+  KILN_RETURN_IF_ERROR(parse_model(bytes, name, proto));
+  return import_parsed(proto, base_dir, name, options);
+}
+
 Expected<Model> import_onnx_file(const std::string& path, const ImportOptions& options) {
-  KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+  onnx::ModelProto proto;
+  {
+    // The file's bytes are freed before the weights are copied out of the parsed proto.
+    KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+    KILN_RETURN_IF_ERROR(parse_model(bytes, path, proto));
+  }
   std::string dir = std::filesystem::path(path).parent_path().string();
-  return import_onnx_bytes(bytes, dir.empty() ? "." : dir, path, options);
+  return import_parsed(proto, dir.empty() ? "." : dir, path, options);
 }
 
 Expected<Tensor> load_tensor_pb(const std::string& path, std::string* name) {

@@ -18,7 +18,8 @@ Status softmax_coerced(Rewriter& rw, Node& n) {
   TensorType in = rw.type(n.inputs[0]);
   if (in.shape.has_rank()) {
     const auto rank = static_cast<int64_t>(in.shape.rank());
-    if (axis < -rank || axis > rank) return node_error(n, "axis {} is out of range for rank {}", axis, rank);
+    if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
+      return node_error(n, "axis {} is out of range for rank {}", axis, rank);
     if ((axis < 0 ? axis + rank : axis) >= rank - 1) {
       n.attrs.set("axis", int64_t{-1});
       return Status::Ok();

@@ -93,7 +93,8 @@ Expected<int64_t> parse_int_field(const std::string& key, const std::string& val
   return static_cast<int64_t>(v);
 }
 
-Status read_external(const TensorProto& proto, const TensorSource& src, Tensor& out) {
+// Reads the tensor's bytes from its external file; sizes are checked before allocating.
+Expected<Tensor> read_external(const TensorProto& proto, const TensorSource& src, DType dtype, const Dims& dims) {
   if (src.base_dir.empty())
     return invalid_argument("{}: tensor data is stored in an external file, and no model folder is known",
                             src.what);
@@ -112,22 +113,24 @@ Status read_external(const TensorProto& proto, const TensorSource& src, Tensor& 
   std::error_code ec;
   auto size = fs::file_size(path, ec);
   if (ec) return io_error("{}: cannot open external data file '{}': {}", src.what, path.string(), ec.message());
-  const auto need = static_cast<int64_t>(out.nbytes());
+  const auto need = static_cast<int64_t>(dims_numel(dims) * static_cast<int64_t>(dtype_size(dtype)));
+  const std::string desc = fmt::format("{}[{}]", dtype_name(dtype), dims_to_string(dims));
   if (offset > static_cast<int64_t>(size))
     return invalid_model("{}: external data offset {} is past the end of '{}' ({} bytes)", src.what, offset,
                          path.string(), size);
   if (length < 0) length = static_cast<int64_t>(size) - offset;
   if (length != need)
     return invalid_model("{}: external data in '{}' has {} bytes, the tensor {} needs {}", src.what,
-                         path.string(), length, out.describe(), need);
+                         path.string(), length, desc, need);
   if (offset + length > static_cast<int64_t>(size))
     return invalid_model("{}: external data '{}' is truncated: {} bytes at offset {} but the file has {}",
                          src.what, path.string(), length, offset, size);
+  Tensor out(dtype, dims);
   std::ifstream in(path, std::ios::binary);
   in.seekg(offset);
   if (need > 0) in.read(static_cast<char*>(out.raw_data()), need);
   if (!in) return io_error("{}: reading external data '{}' failed", src.what, path.string());
-  return Status::Ok();
+  return out;
 }
 
 // Copies a typed repeated field into `out`, converting each element with `conv`.
@@ -203,8 +206,7 @@ Expected<Tensor> tensor_from_proto(const TensorProto& proto, const TensorSource&
       if (kv.key() == "length" && kv.value() != std::to_string(nbytes))
         return invalid_model("{}: external data length {} does not match {} ({} bytes)", what, kv.value(),
                              dims_to_string(dims), nbytes);
-    Tensor out(dtype, dims);
-    KILN_RETURN_IF_ERROR(read_external(proto, src, out));
+    KILN_ASSIGN_OR_RETURN(Tensor out, read_external(proto, src, dtype, dims));
     if (dtype == DType::kBool)  // any non-zero byte is true; kiln bools are 0/1
       for (int64_t i = 0; i < numel; ++i) out.data<uint8_t>()[i] = out.data<uint8_t>()[i] != 0;
     return out;

@@ -46,6 +46,9 @@ std::unique_ptr<Pass> make_constant_folding_pass(bool fold_random = false, uint6
 // Turns float32 activations and weights into `low` (float16 or bfloat16), keeping float32
 // bindings with Casts at the graph's inputs and outputs. Run once, not in a fixed-point loop.
 std::unique_ptr<Pass> make_precision_pass(DType low);
+// Replaces each If whose condition is a constant by the nodes of the branch it selects (in every
+// graph, subgraphs included), with Identity nodes binding the If's outputs.
+std::unique_ptr<Pass> make_inline_constant_if_pass();
 // Removes nodes none of whose outputs is used (by a node, a subgraph or a graph output), and
 // values nothing refers to.
 std::unique_ptr<Pass> make_dead_code_pass();

@@ -64,7 +64,23 @@ class Precision : public Pass {
       boundary.insert(cast);
       changed = true;
     }
-    // Weights, dtype attributes and the remaining activations.
+    // Weights, dtype attributes and the remaining activations, subgraphs included.
+    changed |= lower(g, boundary, /*is_subgraph=*/false);
+    return changed;
+  }
+
+ private:
+  // Lowers the float32 constants, dtype attributes and activations of `g`. Subgraphs (If branches,
+  // Loop/Scan bodies) are lowered whole, their inputs and outputs included: they bind to values of
+  // the enclosing graph, which are low-precision already (only the main graph keeps float32 I/O).
+  bool lower(Graph& g, const std::set<const Node*>& boundary, bool is_subgraph) {
+    bool changed = false;
+    if (is_subgraph)
+      for (Value* in : g.inputs)
+        if (in->type.dtype == DType::kFloat32) {
+          in->type.dtype = low_;
+          changed = true;
+        }
     std::map<const Value*, Value*> low_copy;  // a float32 constant -> its low-precision twin
     for (const auto& n : g.nodes()) {
       if (boundary.count(n.get())) continue;
@@ -92,15 +108,23 @@ class Precision : public Pass {
         }
       }
       for (Value* o : n->outputs)
-        if (o && o->type.dtype == DType::kFloat32 && std::find(g.outputs.begin(), g.outputs.end(), o) == g.outputs.end()) {
+        if (o && o->type.dtype == DType::kFloat32 &&
+            (is_subgraph || std::find(g.outputs.begin(), g.outputs.end(), o) == g.outputs.end())) {
           o->type.dtype = low_;
           changed = true;
         }
+      for (const Graph* sg : n->subgraphs()) changed |= lower(const_cast<Graph&>(*sg), boundary, true);
     }
+    if (is_subgraph)  // a subgraph output may be one of its float32 constants
+      for (Value*& out : g.outputs)
+        if (out->constant && out->constant->dtype() == DType::kFloat32) {
+          out = g.add_constant(g.unique_name(out->name + "_" + std::string(dtype_name(low_))),
+                               out->constant->cast(low_));
+          changed = true;
+        }
     return changed;
   }
 
- private:
   static void replace_uses(Graph& g, Value* from, Value* to) {
     std::function<void(const Graph&)> visit = [&](const Graph& sg) {
       for (const auto& n : sg.nodes()) {

@@ -103,6 +103,10 @@ TEST(OnnxExternalData, Errors) {
   EXPECT_TRUE(error_contains(err(external_model("ok.bin", "x")), StatusCode::kInvalidModel, {"offset 'x'"}));
   EXPECT_TRUE(error_contains(err(external_model("")), StatusCode::kInvalidModel, {"no location"}));
   EXPECT_TRUE(import_proto(external_model("ok.bin"), {}, base).ok());
+  // A corrupt shape is refused by size, before anything is allocated.
+  auto huge = external_model("ok.bin");
+  huge.mutable_graph()->mutable_initializer(0)->set_dims(0, 1LL << 50);
+  EXPECT_TRUE(error_contains(err(huge), StatusCode::kInvalidModel, {"'w'", "has 8 bytes"}));
   // Bytes given without a folder cannot resolve external data.
   EXPECT_TRUE(error_contains(import_proto(external_model("ok.bin"), {}, "").status(),
                              StatusCode::kInvalidArgument, {"external"}));

@@ -57,6 +57,9 @@ TEST(OnnxNormalize, SoftmaxOnTheLastAxisNeedsNoReshape) {
   auto bad = single_node(11, "Softmax", {{"x", {2, 3}}});
   attr_i(bad.node, "axis", 5);
   EXPECT_TRUE(error_contains(import_proto(bad.model).status(), StatusCode::kInvalidModel, {"'n'", "axis 5"}));
+  // The spec's range is [-r, r-1]: the default axis 1 does not fit a 1-D input.
+  auto one_d = single_node(11, "Softmax", {{"x", {4}}});
+  EXPECT_TRUE(error_contains(import_proto(one_d.model).status(), StatusCode::kInvalidModel, {"'n'", "axis 1"}));
 }
 
 void expect_upsample_resize(const Node& n, const std::string& mode) {
@@ -267,6 +270,26 @@ TEST(OnnxNormalize, LegacyBroadcastWithAxisIsExact) {
     for (int64_t i = 0; i < 24; ++i) expect.data<float>()[i] = a.data<float>()[i] * b.data<float>()[(i / 4) % 3];
     EXPECT_TRUE(tensors_close((*out)[0], expect));
   }
+}
+
+TEST(OnnxNormalize, LegacyBroadcastUsesRanksInferredAtImport) {
+  // A is an intermediate value without a declared type: its rank comes from the upstream node's
+  // shape inference, run on the normalized nodes during normalization.
+  auto s = single_node(6, "Add", {{"a", {}}, {"b", {3}}});
+  s.graph()->mutable_input()->DeleteSubrange(0, 1);
+  add_input(s.graph(), "x", TensorProto::FLOAT, {2, 3, 4});
+  add_node(s.graph(), "Identity", {"x"}, {"a"}, "producer");
+  attr_i(s.node, "broadcast", 1);
+  attr_i(s.node, "axis", 1);
+  ImportOptions no_inference;
+  no_inference.infer_shapes = false;
+  auto m = import_proto(s.model, no_inference);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(m->graph->find_value("a")->type.dtype, DType::kUndefined);  // the side table left no trace
+  const Node& n = node_n(*m);
+  ASSERT_NE(n.inputs[1]->producer, nullptr);
+  EXPECT_EQ(n.inputs[1]->producer->op_type, "Unsqueeze");
+  EXPECT_EQ(const_ints(*n.inputs[1]->producer, 1), (std::vector<int64_t>{1}));  // [3] -> [3, 1]
 }
 
 TEST(OnnxNormalize, LegacyBroadcastWithoutAxisOrAtTheEnd) {
