@@ -65,4 +65,34 @@ cudaError_t strided_copy(size_t elem_size, const void* x, void* y, const Strided
 cudaError_t batched_transpose(size_t elem_size, const void* x, void* y, int64_t batch, int64_t rows, int64_t cols,
                               cudaStream_t stream);
 
+// --- per-axis index maps (index_kernels.cu): Slice, Pad, Expand, Tile, nearest Resize ---
+// y[o] = x[sum_i maps[map_offset[i] + coord_i(o)]], where each map entry is a source element
+// offset (index * input stride); an entry < 0 on any axis writes *fill (zero when fill is null).
+struct AxisMapParams {
+  int rank = 0;
+  int64_t out_dims[kMaxRank] = {};
+  int64_t map_offset[kMaxRank] = {};
+};
+cudaError_t axis_map_gather(size_t elem_size, const void* x, void* y, const int64_t* maps, const void* fill,
+                            const AxisMapParams& p, cudaStream_t stream);
+
+// Gather along an axis: x (outer, axis_dim, inner), indices (count), y (outer, count, inner).
+// Negative indices count from the end; out-of-range ones write zeros (a kernel cannot fail).
+cudaError_t gather(size_t elem_size, const void* x, void* y, const void* indices, bool indices_int64, int64_t count,
+                   int64_t outer, int64_t axis_dim, int64_t inner, cudaStream_t stream);
+
+// Separable weighted resampling (linear/cubic Resize) of up to 3 axes: for each resized axis r,
+// `taps` source element offsets (index * input stride) and weights per output index, at
+// offset[r] in the tables; other axes map output coordinate c to c * in_stride.
+struct ResampleParams {
+  int rank = 0;
+  int64_t out_dims[kMaxRank] = {};
+  int64_t in_strides[kMaxRank] = {};
+  int resized[kMaxRank] = {};  // -1, or the resized axis' slot 0..2
+  int taps = 2;
+  int64_t table_offset[3] = {};
+};
+cudaError_t resample(DType t, const void* x, void* y, const int64_t* tap_offsets, const float* tap_weights,
+                     const ResampleParams& p, cudaStream_t stream);
+
 }  // namespace kiln::cuda::kernels
