@@ -88,17 +88,18 @@ TEST(CudaConv, Float16AndBFloat16) {
   EXPECT_TRUE(all_tactics_match_cpu(b, 2e-2));
 }
 
-TEST(CudaConv, AsymmetricPadsCuDnnCannotExpressAreUnsupported) {
+TEST(CudaConv, UnequalPadsPrePadTheInput) {
   KILN_REQUIRE_GPU();
-  // pads (0, 1): cuDNN's symmetric padding of 0 gives 8 outputs, the node wants 9.
-  auto call = conv_call(DType::kFloat32, {1, 2, 9, 9}, {2, 2, 2, 2}, attrs_of({{"pads", {0, 0, 1, 1}}}), false);
-  BuildOptions o;
-  o.backend = "cuda";
-  Model model;
-  model.graph = make_op_graph(call);
-  auto plan = build_plan(std::move(model), o);
-  ASSERT_FALSE(plan.ok());
-  EXPECT_NE(plan.status().message().find("Conv"), std::string::npos) << plan.status().message();
+  // pads (0, 1): cuDNN's symmetric padding cannot express them; X is zero-padded first.
+  auto explicit_pads = conv_call(DType::kFloat32, {1, 2, 9, 9}, {2, 2, 2, 2}, attrs_of({{"pads", {0, 0, 1, 1}}}), true);
+  EXPECT_TRUE(all_tactics_match_cpu(explicit_pads, kFp32Tol, no_tf32()));
+  Attributes same;  // TF-style SAME, stride 2 on an even size: one more pixel at the end
+  same.set("auto_pad", std::string("SAME_UPPER"));
+  same.set("strides", Dims{2, 2});
+  auto tf = conv_call(DType::kFloat16, {2, 8, 16, 16}, {8, 8, 3, 3}, same, true);
+  EXPECT_TRUE(all_tactics_match_cpu(tf, 5e-3));
+  auto one_d = conv_call(DType::kFloat32, {1, 3, 20}, {2, 3, 4}, attrs_of({{"pads", {2, 1}}}), false);
+  EXPECT_TRUE(all_tactics_match_cpu(one_d, kFp32Tol, no_tf32()));
 }
 
 OpCall conv_transpose_call(DType t, Dims x, Dims w, Attributes attrs, bool bias) {
@@ -127,6 +128,13 @@ TEST(CudaConvTranspose, GroupsAndUnequalPadsThatFit) {
   // pads begin 2, end 1 with stride 2: cuDNN's padding 2 with one row of implicit output padding.
   call.attrs = attrs_of({{"strides", {2, 2}}, {"pads", {2, 2, 1, 1}}}, 2);
   EXPECT_TRUE(all_tactics_match_cpu(call, kFp32Tol, no_tf32()));
+}
+
+TEST(CudaConvTranspose, PadsCuDnnCannotExpressAreUnsupported) {
+  KILN_REQUIRE_GPU();
+  // End padding 2 more than the begin: not an implicit output padding cuDNN can give.
+  auto call = conv_transpose_call(DType::kFloat32, {1, 2, 6, 6}, {2, 2, 3, 3}, attrs_of({{"pads", {0, 0, 2, 2}}}), false);
+  EXPECT_FALSE(cuda_builds(call));
 }
 
 TEST(CudaConvTranspose, Float16) {

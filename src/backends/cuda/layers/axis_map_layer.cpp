@@ -1,8 +1,5 @@
 #include "backends/cuda/layers/axis_map_layer.hpp"
 
-#include "backends/cuda/device_buffer.hpp"
-#include "backends/cuda/layers/nn_kernels.hpp"
-
 namespace kiln::cuda {
 namespace {
 
@@ -26,31 +23,37 @@ class AxisMapLayer : public CudaLayer {
 
 }  // namespace
 
-Expected<std::unique_ptr<CudaLayer>> make_axis_map_layer(const Dims& in_dims, const AxisMaps& maps, int fill_input) {
+Status upload_axis_maps(const Dims& in_dims, const AxisMaps& maps, DeviceBuffer& buffer, kernels::AxisMapParams& p) {
   if (maps.size() != in_dims.size() || maps.size() > static_cast<size_t>(kernels::kMaxRank))
     return unsupported("rank {} index maps", maps.size());
-  auto layer = std::make_unique<AxisMapLayer>();
-  layer->fill_input_ = fill_input;
-  layer->p_.rank = static_cast<int>(maps.size());
+  p = kernels::AxisMapParams{};
+  p.rank = static_cast<int>(maps.size());
   // Entries become element offsets: index * the input stride of the axis.
-  std::vector<int64_t> flat;
-  int64_t stride = 1;
   std::vector<int64_t> strides(in_dims.size());
+  int64_t stride = 1;
   for (size_t k = in_dims.size(); k-- > 0;) {
     strides[k] = stride;
     stride *= in_dims[k];
   }
+  std::vector<int64_t> flat;
   for (size_t k = 0; k < maps.size(); ++k) {
-    layer->p_.out_dims[k] = static_cast<int64_t>(maps[k].size());
-    layer->p_.map_offset[k] = static_cast<int64_t>(flat.size());
+    p.out_dims[k] = static_cast<int64_t>(maps[k].size());
+    p.map_offset[k] = static_cast<int64_t>(flat.size());
     for (int64_t v : maps[k]) {
       if (v >= in_dims[k]) return internal_error("index map entry {} past dim {}", v, in_dims[k]);
       flat.push_back(v < 0 ? -1 : v * strides[k]);
     }
   }
-  KILN_ASSIGN_OR_RETURN(layer->maps_, DeviceBuffer::allocate(flat.size() * sizeof(int64_t)));
+  KILN_ASSIGN_OR_RETURN(buffer, DeviceBuffer::allocate(flat.size() * sizeof(int64_t)));
   if (!flat.empty())
-    KILN_CUDA_CHECK(cudaMemcpy(layer->maps_.get(), flat.data(), flat.size() * sizeof(int64_t), cudaMemcpyHostToDevice));
+    KILN_CUDA_CHECK(cudaMemcpy(buffer.get(), flat.data(), flat.size() * sizeof(int64_t), cudaMemcpyHostToDevice));
+  return Status::Ok();
+}
+
+Expected<std::unique_ptr<CudaLayer>> make_axis_map_layer(const Dims& in_dims, const AxisMaps& maps, int fill_input) {
+  auto layer = std::make_unique<AxisMapLayer>();
+  layer->fill_input_ = fill_input;
+  KILN_RETURN_IF_ERROR(upload_axis_maps(in_dims, maps, layer->maps_, layer->p_));
   return std::unique_ptr<CudaLayer>(std::move(layer));
 }
 

@@ -1,11 +1,12 @@
 // Conv and ConvTranspose through cuDNN's convolution API (forward and backward-data). Every
 // algorithm cuDNN offers for the node's shapes and precision is a tactic ("cudnn_algo<A>_math<M>"),
-// timed by the builder; the bias is added by a per-channel kernel.
+// timed by the builder; the bias is added by a per-channel kernel. cuDNN pads both ends alike:
+// a Conv with unequal pads (TF "SAME" exports) first copies X, zero-padded by the difference,
+// into the workspace.
 #include <algorithm>
 #include <cstdio>
 
-#include "backends/cuda/layers/nn_kernels.hpp"
-#include "backends/cuda/layers/nn_util.hpp"
+#include "backends/cuda/layers/axis_map_layer.hpp"
 #include "ops/window_geometry.hpp"
 
 namespace kiln::cuda {
@@ -19,6 +20,8 @@ struct ConvGeometry {
   Dims x, w, y;
   std::vector<int> pads, strides, dilations;
   int group = 1;
+  Dims x_node;      // X as the node has it (x is X after pre-padding)
+  AxisMaps prepad;  // X -> x index maps when they differ; empty otherwise
 };
 
 // Unsupported (with the reason) when cuDNN cannot express the node exactly.
@@ -38,13 +41,22 @@ Expected<ConvGeometry> conv_geometry(const Node& n) {
   const int64_t group = n.attrs.i("group", 1);
   if (group < 1 || group > INT32_MAX) return unsupported("{}: group {}", n.describe(), group);
   g.group = static_cast<int>(group);
+  Dims extra_begin(nd, 0), extra_end(nd, 0);
   for (size_t i = 0; i < nd; ++i) {
-    // cuDNN pads both ends by the same amount: the begin padding fixes where windows sit, and the
-    // output size cuDNN derives from it must be the node's.
-    const int64_t p = win.pads_begin[i], s = win.strides[i], d = win.dilations[i];
+    // cuDNN pads both ends by the same amount p, and the output size it derives must be the
+    // node's. ConvTranspose: p is the begin padding (an unequal end is implicit output padding
+    // when it fits). Conv: p is the smaller side; X is pre-padded by the rest.
+    const int64_t s = win.strides[i], d = win.dilations[i];
     const int64_t span = (kernel[i] - 1) * d + 1;
-    const int64_t fwd_in = is_transposed(n) ? out[i] : in[i];
+    int64_t p = win.pads_begin[i];
+    int64_t fwd_in = out[i];
     const int64_t fwd_out = is_transposed(n) ? in[i] : out[i];
+    if (!is_transposed(n)) {
+      p = std::min(win.pads_begin[i], win.pads_end[i]);
+      extra_begin[i] = win.pads_begin[i] - p;
+      extra_end[i] = win.pads_end[i] - p;
+      fwd_in = in[i] + extra_begin[i] + extra_end[i];
+    }
     if (p < 0 || fwd_in + 2 * p < span || (fwd_in + 2 * p - span) / s + 1 != fwd_out)
       return unsupported("{}: pads [{}] are not expressible as cuDNN's symmetric padding", n.describe(),
                          fmt::join(n.attrs.ints("pads"), ","));
@@ -56,7 +68,25 @@ Expected<ConvGeometry> conv_geometry(const Node& n) {
   g.x = *x;
   g.w = *w;
   g.y = *y;
+  g.x_node = *x;
+  bool prepad = false;
+  for (size_t i = 0; i < nd; ++i) {
+    g.x[2 + i] += extra_begin[i] + extra_end[i];
+    prepad = prepad || extra_begin[i] || extra_end[i];
+  }
+  if (prepad) {
+    g.prepad.resize(rank);
+    for (size_t k = 0; k < rank; ++k)
+      for (int64_t o = 0; o < g.x[k]; ++o) {
+        const int64_t q = k < 2 ? o : o - extra_begin[k - 2];
+        g.prepad[k].push_back(q >= 0 && q < g.x_node[k] ? q : -1);
+      }
+  }
   if (nd == 1) {
+    if (prepad) {
+      g.prepad.insert(g.prepad.begin() + 2, std::vector<int64_t>{0});
+      g.x_node.insert(g.x_node.begin() + 2, 1);
+    }
     g.x.insert(g.x.begin() + 2, 1);
     g.w.insert(g.w.begin() + 2, 1);
     g.y.insert(g.y.begin() + 2, 1);
@@ -193,6 +223,14 @@ class ConvLayer : public CudaLayer {
       return Status::Ok();
     }));
     layer->algo_ = algo;
+    const ConvGeometry& geo = layer->d_.geo;
+    if (!geo.prepad.empty()) {
+      KILN_RETURN_IF_ERROR(upload_axis_maps(geo.x_node, geo.prepad, layer->prepad_maps_, layer->prepad_));
+      layer->prepad_offset_ = (layer->workspace_ + 255) / 256 * 256;
+      layer->total_workspace_ = layer->prepad_offset_ + static_cast<size_t>(dims_numel(geo.x)) * dtype_size(layer->d_.dtype);
+    } else {
+      layer->total_workspace_ = layer->workspace_;
+    }
     const Dims& y = layer->d_.geo.y;
     layer->outer_ = y[0];
     layer->channels_ = y[1];
@@ -200,13 +238,20 @@ class ConvLayer : public CudaLayer {
     return std::unique_ptr<CudaLayer>(std::move(layer));
   }
 
-  size_t workspace_bytes() const override { return workspace_; }
+  size_t workspace_bytes() const override { return total_workspace_; }
 
   Status enqueue(const LaunchArgs& a) const override {
     if (a.outputs[0].numel() == 0) return Status::Ok();
-    if (a.workspace_bytes < workspace_) return internal_error("convolution workspace too small");
+    if (a.workspace_bytes < total_workspace_) return internal_error("convolution workspace too small");
     const float alpha = 1.f, beta = 0.f;
-    const DeviceTensor &x = a.inputs[0], &w = a.inputs[1], &y = a.outputs[0];
+    const DeviceTensor &w = a.inputs[1], &y = a.outputs[0];
+    DeviceTensor x = a.inputs[0];
+    if (!d_.geo.prepad.empty() && x.numel() > 0) {
+      void* padded = static_cast<char*>(a.workspace) + prepad_offset_;
+      KILN_CUDA_CHECK(kernels::axis_map_gather(dtype_size(x.dtype), x.data, padded, prepad_maps_.as<int64_t>(), nullptr,
+                                               prepad_, a.stream));
+      x.data = padded;
+    }
     if (x.numel() == 0) {
       KILN_CUDA_CHECK(cudaMemsetAsync(y.data, 0, y.nbytes(), a.stream));
     } else if (!d_.transposed) {
@@ -226,7 +271,11 @@ class ConvLayer : public CudaLayer {
  private:
   ConvDescs d_;
   int algo_ = 0;
-  size_t workspace_ = 0;
+  size_t workspace_ = 0;        // cuDNN's
+  size_t prepad_offset_ = 0;    // where the pre-padded X starts in the workspace
+  size_t total_workspace_ = 0;
+  kernels::AxisMapParams prepad_;
+  DeviceBuffer prepad_maps_;
   int64_t outer_ = 0, channels_ = 0, inner_ = 0;
 };
 
