@@ -99,5 +99,75 @@ TEST(CudaLayerSupport, Normalization) {
   EXPECT_TRUE(supported(in));
 }
 
+Tensor ints(std::vector<int64_t> v) {
+  const int64_t n = static_cast<int64_t>(v.size());
+  return Tensor::from_vector<int64_t>({n}, v);
+}
+
+// The index maps must reproduce the inferred output shape; clamping that disagreed with the
+// inference would show up here as "unsupported".
+TEST(CudaLayerSupport, SliceClampingAgreesWithInference) {
+  const std::vector<std::vector<int64_t>> cases = {
+      // starts, ends, steps on one axis of size 7
+      {0, 7, 1}, {-3, INT64_MAX, 1}, {2, -1, 2}, {6, INT64_MIN, -1}, {-1, -8, -3}, {100, -100, -2},
+      {5, 2, 1},  // empty
+      {-100, 100, 3}};
+  for (const auto& c : cases) {
+    OpCall call{.op_type = "Slice",
+                .inputs = {random_tensor(DType::kFloat32, {3, 7}), ints({c[0]}), ints({c[1]}), ints({1}), ints({c[2]})},
+                .constant_inputs = {false, true, true, true, true}};
+    EXPECT_TRUE(supported(call)) << c[0] << ":" << c[1] << ":" << c[2];
+  }
+  OpCall runtime_starts{.op_type = "Slice", .inputs = {random_tensor(DType::kFloat32, {3, 7}), ints({0}), ints({2})},
+                        .constant_inputs = {false, false, true}};
+  EXPECT_FALSE(supported(runtime_starts));  // the output shape is not static
+}
+
+TEST(CudaLayerSupport, PadExpandTileGatherResize) {
+  for (const char* mode : {"constant", "reflect", "edge", "wrap"}) {
+    OpCall pad{.op_type = "Pad", .inputs = {random_tensor(DType::kFloat32, {3, 4}), ints({1, -1, 2, 2})},
+               .constant_inputs = {false, true}};
+    pad.attrs.set("mode", std::string(mode));
+    EXPECT_TRUE(supported(pad)) << mode;
+  }
+  OpCall expand{.op_type = "Expand", .inputs = {random_tensor(DType::kInt64, {3, 1}), ints({2, 1, 4})},
+                .constant_inputs = {false, true}};
+  EXPECT_TRUE(supported(expand));
+  OpCall tile{.op_type = "Tile", .inputs = {random_tensor(DType::kBool, {2, 3}), ints({3, 1})},
+              .constant_inputs = {false, true}};
+  EXPECT_TRUE(supported(tile));
+  OpCall gather{.op_type = "Gather", .inputs = {random_tensor(DType::kFloat16, {4, 5}), ints({1, 3})}};
+  gather.attrs.set("axis", int64_t{-1});
+  EXPECT_TRUE(supported(gather));
+  auto resize = [](const char* mode, const char* coord) {
+    OpCall call{.op_type = "Resize",
+                .inputs = {random_tensor(DType::kFloat32, {1, 2, 4, 4}), Tensor(),
+                           Tensor::from_vector<float>({4}, {1, 1, 2, 2})},
+                .constant_inputs = {false, true, true}};
+    call.attrs.set("mode", std::string(mode));
+    call.attrs.set("coordinate_transformation_mode", std::string(coord));
+    return call;
+  };
+  EXPECT_TRUE(supported(resize("nearest", "asymmetric")));
+  EXPECT_TRUE(supported(resize("linear", "pytorch_half_pixel")));
+  EXPECT_TRUE(supported(resize("cubic", "align_corners")));
+  EXPECT_FALSE(supported(resize("linear", "tf_crop_and_resize")));
+  auto aa = resize("linear", "half_pixel");
+  aa.attrs.set("antialias", int64_t{1});
+  EXPECT_FALSE(supported(aa));
+}
+
+TEST(CudaLayerSupport, ConcatSplitTranspose) {
+  OpCall concat{.op_type = "Concat", .inputs = {random_tensor(DType::kInt8, {2, 3}), random_tensor(DType::kInt8, {2, 1})}};
+  concat.attrs.set("axis", int64_t{-1});
+  EXPECT_TRUE(supported(concat));
+  OpCall split{.op_type = "Split", .inputs = {random_tensor(DType::kFloat32, {6, 2}), ints({4, 2})},
+               .constant_inputs = {false, true}, .num_outputs = 2};
+  EXPECT_TRUE(supported(split));
+  OpCall transpose{.op_type = "Transpose", .inputs = {random_tensor(DType::kFloat32, {2, 3, 4})}};
+  transpose.attrs.set("perm", Dims{0, 2, 1});
+  EXPECT_TRUE(supported(transpose));
+}
+
 }  // namespace
 }  // namespace kiln::test

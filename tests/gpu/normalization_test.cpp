@@ -47,10 +47,10 @@ TEST(CudaInstanceNorm, Float32AndFloat16) {
                          random_tensor(DType::kFloat32, {6}, 2), random_tensor(DType::kFloat32, {6}, 3)},
               .constant_inputs = {false, true, true}};
   EXPECT_TRUE(matches_cpu(call, 1e-5));
-  call.inputs[0] = random_tensor(DType::kFloat32, {1, 3, 5000}, 4);  // longer rows than a block
+  call.inputs[0] = random_tensor(DType::kFloat32, {1, 6, 5000}, 4);  // longer rows than a block
   EXPECT_TRUE(matches_cpu(call, 1e-5));
   for (Tensor& t : call.inputs) t = t.cast(DType::kFloat16);
-  call.inputs[0] = random_tensor(DType::kFloat16, {2, 3, 40}, 5);
+  call.inputs[0] = random_tensor(DType::kFloat16, {2, 6, 40}, 5);
   EXPECT_TRUE(matches_cpu(call, 3e-3));
 }
 
