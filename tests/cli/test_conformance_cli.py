@@ -5,11 +5,11 @@ import unittest
 
 from cli_helpers import KilnTestCase, TensorProto, helper, np, numpy_helper, onnx
 
-NP_TO_ONNX = {np.float32: TensorProto.FLOAT, np.int64: TensorProto.INT64}
+NP_TO_ONNX = {np.float32: TensorProto.FLOAT, np.int64: TensorProto.INT64, np.uint16: TensorProto.UINT16}
 
 
 class Conformance(KilnTestCase):
-    def make_case(self, rel, x, expected_sets, op="Identity", model_bytes=None):
+    def make_case(self, rel, x, expected_sets, op="Identity", model_bytes=None, elem_type=None):
         """A case folder `suite/rel` with an op model on x's dtype/shape and one data set per
         expected output."""
         d = self.path("suite", rel)
@@ -18,7 +18,7 @@ class Conformance(KilnTestCase):
             with open(os.path.join(d, "model.onnx"), "wb") as f:
                 f.write(model_bytes)
         else:
-            et = NP_TO_ONNX[x.dtype.type]
+            et = elem_type or NP_TO_ONNX[x.dtype.type]
             g = helper.make_graph([helper.make_node(op, ["x"], ["y"])], "g",
                                   [helper.make_tensor_value_info("x", et, list(x.shape))],
                                   [helper.make_tensor_value_info("y", et, list(x.shape))])
@@ -46,13 +46,19 @@ class Conformance(KilnTestCase):
         self.make_case("test_shape", x, [x.reshape(3, 2)])
         self.make_case("test_dtype", x, [x.astype(np.float64)])
         self.make_case("test_skip", x, [x], op="NoSuchOpXyz")
+        # Random ops cannot reproduce the reference values: a skip when dtype and shape match.
+        self.make_case("test_random", x, [np.zeros_like(x)], op="RandomUniformLike")
         self.make_case("test_import_error", x, [x], model_bytes=b"\x08\x07garbage, not a model")
         self.make_case("test_two_sets", x, [x, x + 1])
         self.make_case("nested/test_deep", x, [x])
+        # ONNX test data holds bfloat16 as uint16 bit patterns.
+        bits = (np.array([1.5, -2.0, 0.1], dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
+        self.make_case("test_bf16", bits, [bits], elem_type=TensorProto.BFLOAT16)
         os.makedirs(self.path("suite", "no_data"))  # a model without data sets is not a case
         with open(self.path("suite", "no_data", "model.onnx"), "wb") as f:
             f.write(b"")
-        self.passing = ["suite/nested/test_deep", "suite/test_nan", "suite/test_pass", "suite/test_tol_ok"]
+        self.passing = ["suite/nested/test_deep", "suite/test_bf16", "suite/test_nan", "suite/test_pass",
+                        "suite/test_tol_ok"]
 
     def lines(self, r):
         return r.stdout.splitlines()
@@ -61,8 +67,8 @@ class Conformance(KilnTestCase):
         r = self.kiln("conformance", "suite", "--json", "report.json")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # failures, no --expected
         out = self.lines(r)
-        self.assertEqual(out[-1], "4 passed, 7 failed, 1 skipped")
-        self.assertIn("suite suite: 4 passed, 7 failed, 1 skipped", out)
+        self.assertEqual(out[-1], "5 passed, 7 failed, 2 skipped")
+        self.assertIn("suite suite: 5 passed, 7 failed, 2 skipped", out)
         text = r.stdout
         self.assertIn("FAIL suite/test_tol_bad: output 0 ('y'): 5 of 6 values differ (max abs diff 0.0209999, rtol 0.001, atol 1e-07); first at [0,0]: got 1, expected 1.003", text)
         self.assertIn("FAIL suite/test_nan_mismatch: output 0 ('y'): 1 of 4 values differ", text)
@@ -71,6 +77,7 @@ class Conformance(KilnTestCase):
         self.assertIn("FAIL suite/test_shape: output 0 ('y'): shape [2x3], expected [3x2]", text)
         self.assertIn("FAIL suite/test_dtype: output 0 ('y'): dtype float32, expected float64", text)
         self.assertRegex(text, r"SKIP suite/test_skip: .*NoSuchOpXyz")
+        self.assertIn("SKIP suite/test_random: RandomUniformLike draws random numbers", text)
         self.assertRegex(text, r"FAIL suite/test_import_error: import: .*model.onnx")
         self.assertIn("FAIL suite/test_two_sets: test_data_set_1: output 0", text)
         for name in ("test_pass", "test_tol_ok", "test_nan", "no_data", "test_deep"):
@@ -78,10 +85,11 @@ class Conformance(KilnTestCase):
 
         with open(self.path("report.json")) as f:
             doc = json.load(f)
-        self.assertEqual((doc["passed"], doc["failed"], doc["skipped"]), (4, 7, 1))
-        self.assertEqual(doc["suites"], {"suite": {"passed": 4, "failed": 7, "skipped": 1}})
+        self.assertEqual((doc["passed"], doc["failed"], doc["skipped"]), (5, 7, 2))
+        self.assertEqual(doc["suites"], {"suite": {"passed": 5, "failed": 7, "skipped": 2}})
         by_name = {c["name"]: c for c in doc["cases"]}
-        self.assertEqual(len(by_name), 12)
+        self.assertEqual(len(by_name), 14)
+        self.assertEqual(by_name["test_bf16"]["status"], "pass")
         self.assertEqual(by_name["nested/test_deep"]["status"], "pass")
         self.assertEqual(by_name["test_skip"]["status"], "skip")
         self.assertEqual(by_name["test_shape"]["status"], "fail")
@@ -102,8 +110,8 @@ class Conformance(KilnTestCase):
             f.write("# passing cases\nsuite/test_pass  # a comment\n\nsuite/test_nan\nother_suite/test_x\n")
         r = self.kiln("conformance", "suite", "--expected", "expected.txt")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)  # failures not listed are no regression
-        self.assertIn("2 cases pass but are not in expected.txt (update with --write-expected expected.txt): "
-                      "suite/nested/test_deep suite/test_tol_ok", r.stdout)
+        self.assertIn("3 cases pass but are not in expected.txt (update with --write-expected expected.txt): "
+                      "suite/nested/test_deep suite/test_bf16 suite/test_tol_ok", r.stdout)
         self.assertNotIn("REGRESSION", r.stdout)
 
         with open(self.path("expected.txt"), "a") as f:
@@ -114,7 +122,7 @@ class Conformance(KilnTestCase):
         self.assertIn("REGRESSION suite/test_skip: skip: ", r.stdout)
         self.assertIn("REGRESSION suite/test_gone: not found", r.stdout)
         self.assertIn("3 expected cases did not pass", r.stdout)
-        self.assertEqual(self.lines(r)[-1], "4 passed, 7 failed, 1 skipped")
+        self.assertEqual(self.lines(r)[-1], "5 passed, 7 failed, 2 skipped")
         # A filter limits which expected cases count.
         r = self.kiln("conformance", "suite", "--expected", "expected.txt", "--filter", "test_pass")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

@@ -73,6 +73,34 @@ class RunInputs(KilnTestCase):
         self.assertEqual(float(read_outputs(self, self.path("out2"))[1][0]), -1.0)
 
 
+class RunValues(KilnTestCase):
+    def test_two_inputs_computed_values_and_output_order(self):
+        # Outputs declared in the order (r, s): r = Relu(a + b), s = a * b, with b broadcast.
+        self.save_model(
+            "m.onnx",
+            [helper.make_node("Mul", ["a", "b"], ["s"]), helper.make_node("Add", ["a", "b"], ["t"]),
+             helper.make_node("Relu", ["t"], ["r"])],
+            [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", 3]),
+             helper.make_tensor_value_info("b", TensorProto.FLOAT, [3])],
+            [helper.make_tensor_value_info("r", TensorProto.FLOAT, ["n", 3]),
+             helper.make_tensor_value_info("s", TensorProto.FLOAT, ["n", 3])])
+        rng = np.random.default_rng(0)
+        a = rng.uniform(-2, 2, (4, 3)).astype(np.float32)
+        b = rng.uniform(-2, 2, (3,)).astype(np.float32)
+        np.save(self.path("a.npy"), a)
+        self.save_pb("b.pb", b)
+        self.ok("run", "m.onnx", "--input", "a=a.npy", "--input", "b=b.pb", "-o", "out")
+        doc, (r, s) = read_outputs(self, self.path("out"))
+        self.assertEqual([o["name"] for o in doc["outputs"]], ["r", "s"])
+        np.testing.assert_allclose(r, np.maximum(a + b, 0), rtol=1e-6)
+        np.testing.assert_allclose(s, a * b, rtol=1e-6)
+        # With --shapes, b's random values and a's shape come from the options; n is free.
+        self.ok("run", "m.onnx", "--shapes", "a:5x3", "-o", "rand")
+        doc, (r, s) = read_outputs(self, self.path("rand"))
+        self.assertEqual(r.shape, (5, 3))
+        self.assertTrue(np.all(r >= 0))
+
+
 class RunRandom(KilnTestCase):
     def model(self):
         # f: float [batch, 3], i: int32 [batch], b: bool [k] -> three outputs, in this order.

@@ -1,0 +1,109 @@
+// Softmax, LogSoftmax and Hardmax along one axis, seen as (outer, len, inner). Contiguous rows
+// (inner == 1) are reduced by a warp (len <= 1024) or a block per row; otherwise each thread
+// walks one (outer, inner) column, so neighbouring threads read neighbouring elements. Online
+// max/sum in float, then one pass writing the outputs.
+#include "backends/cuda/layers/norm_kernels.hpp"
+#include "backends/cuda/layers/row_reduce.cuh"
+
+namespace kiln::cuda::ew {
+namespace {
+
+template <SoftmaxKind K, typename T>
+__device__ __forceinline__ void write_line(const T* x, T* y, int64_t begin, int64_t len, int64_t step,
+                                           int64_t stride, MaxSum ms, int64_t arg) {
+  const float inv = 1.f / ms.s, log_sum = logf(ms.s);
+  for (int64_t k = begin; k < len; k += step) {
+    float r;
+    if constexpr (K == SoftmaxKind::kHardmax) r = k == arg ? 1.f : 0.f;
+    else if constexpr (K == SoftmaxKind::kSoftmax) r = expf(load_c(x[k * stride]) - ms.m) * inv;
+    else r = load_c(x[k * stride]) - ms.m - log_sum;
+    y[k * stride] = store_c<T>(r);
+  }
+}
+
+template <int G, SoftmaxKind K, typename T>
+__global__ void __launch_bounds__(G == 32 ? 256 : G) softmax_rows(const T* x, T* y, int64_t rows, int64_t len) {
+  __shared__ MaxSum smem_ms[G / 32];
+  __shared__ ArgMax smem_am[G / 32];
+  const RowGroup<G> rg;
+  for (int64_t row = rg.first; row < rows; row += rg.step) {
+    const T* xr = x + row * len;
+    T* yr = y + row * len;
+    MaxSum ms{0.f, 1.f};
+    int64_t arg = 0;
+    if constexpr (K == SoftmaxKind::kHardmax) {
+      ArgMax am{-INFINITY, len};
+      for (int64_t k = rg.lane; k < len; k += G) am = combine(am, ArgMax{load_c(xr[k]), k});
+      am = group_reduce<G>(am, [](ArgMax a, ArgMax b) { return combine(a, b); }, smem_am);
+      arg = am.i == len ? 0 : am.i;  // all -inf or NaN: index 0, as the CPU reference
+    } else {
+      ms = MaxSum{-INFINITY, 0.f};
+      for (int64_t k = rg.lane; k < len; k += G) ms = combine(ms, MaxSum{load_c(xr[k]), 1.f});
+      ms = group_reduce<G>(ms, [](MaxSum a, MaxSum b) { return combine(a, b); }, smem_ms);
+    }
+    write_line<K>(xr, yr, rg.lane, len, G, 1, ms, arg);
+  }
+}
+
+template <SoftmaxKind K, typename T>
+__global__ void __launch_bounds__(kThreads) softmax_cols(const T* x, T* y, int64_t outer, int64_t len,
+                                                         int64_t inner) {
+  const int64_t cols = outer * inner;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < cols; c += step) {
+    const int64_t base = (c / inner) * len * inner + c % inner;
+    const T* xc = x + base;
+    MaxSum ms{-INFINITY, 0.f};
+    ArgMax am{-INFINITY, len};
+    for (int64_t k = 0; k < len; ++k) {
+      const float v = load_c(xc[k * inner]);
+      if constexpr (K == SoftmaxKind::kHardmax) am = combine(am, ArgMax{v, k});
+      else ms = combine(ms, MaxSum{v, 1.f});
+    }
+    if constexpr (K == SoftmaxKind::kHardmax) ms = MaxSum{0.f, 1.f};
+    write_line<K>(xc, y + base, 0, len, 1, inner, ms, am.i == len ? 0 : am.i);
+  }
+}
+
+template <SoftmaxKind K, typename T>
+cudaError_t launch(const void* xv, void* yv, int64_t outer, int64_t len, int64_t inner, cudaStream_t s) {
+  const auto* x = static_cast<const T*>(xv);
+  auto* y = static_cast<T*>(yv);
+  if (inner > 1) {
+    softmax_cols<K><<<grid_for(outer * inner), kThreads, 0, s>>>(x, y, outer, len, inner);
+  } else if (len <= 1024) {
+    softmax_rows<32, K><<<row_grid(outer, 32, 256), 256, 0, s>>>(x, y, outer, len);
+  } else if (len <= 8192) {
+    softmax_rows<256, K><<<row_grid(outer, 256, 256), 256, 0, s>>>(x, y, outer, len);
+  } else {
+    softmax_rows<1024, K><<<row_grid(outer, 1024, 1024), 1024, 0, s>>>(x, y, outer, len);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
+}  // namespace kiln::cuda::ew
+
+namespace kiln::cuda {
+
+bool softmax_supported(DType t) { return ew::dispatch<ew::kFloats>(t, [](auto) {}); }
+
+cudaError_t launch_softmax(SoftmaxKind kind, DType t, const void* x, void* y, int64_t outer, int64_t len,
+                           int64_t inner, cudaStream_t stream) {
+  if (!softmax_supported(t)) return cudaErrorNotSupported;
+  if (outer * len * inner <= 0) return cudaSuccess;
+  cudaError_t err = cudaSuccess;
+  ew::dispatch<ew::kFloats>(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    switch (kind) {
+      case SoftmaxKind::kSoftmax: err = ew::launch<SoftmaxKind::kSoftmax, T>(x, y, outer, len, inner, stream); break;
+      case SoftmaxKind::kLogSoftmax:
+        err = ew::launch<SoftmaxKind::kLogSoftmax, T>(x, y, outer, len, inner, stream);
+        break;
+      case SoftmaxKind::kHardmax: err = ew::launch<SoftmaxKind::kHardmax, T>(x, y, outer, len, inner, stream); break;
+    }
+  });
+  return err;
+}
+
+}  // namespace kiln::cuda
