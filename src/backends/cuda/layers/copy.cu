@@ -1,0 +1,134 @@
+// Data-movement kernels by element size: pitched 2-D copies (Concat, Split), general strided
+// gathers of rank <= 8 (Transpose, Slice, Expand) and tiled batched transposes.
+#include "backends/cuda/layers/device_types.cuh"
+#include "backends/cuda/layers/nn_kernels.hpp"
+
+namespace kiln::cuda::kernels {
+namespace {
+
+// Rows of `width` units of type U (the widest unit that divides widths, pitches and addresses).
+template <typename U>
+__global__ void copy_2d_kernel(char* __restrict__ dst, int64_t dst_pitch, const char* __restrict__ src,
+                               int64_t src_pitch, int64_t width, int64_t total) {
+  for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
+       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = g / width, c = g - r * width;
+    reinterpret_cast<U*>(dst + r * dst_pitch)[c] = reinterpret_cast<const U*>(src + r * src_pitch)[c];
+  }
+}
+
+template <typename U, typename I>
+__global__ void strided_kernel(const U* __restrict__ x, U* __restrict__ y, I total, StridedParams p) {
+  for (I g = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
+       g += static_cast<I>(gridDim.x) * blockDim.x) {
+    I rem = g;
+    int64_t src = p.in_offset;
+    for (int i = p.rank - 1; i >= 0; --i) {
+      const I d = static_cast<I>(p.out_dims[i]);
+      const I q = rem / d;
+      src += static_cast<int64_t>(rem - q * d) * p.in_strides[i];
+      rem = q;
+    }
+    y[g] = x[src];
+  }
+}
+
+constexpr int kTile = 32;
+
+// 32 x 32 tiles through shared memory (padded against bank conflicts); blocks of 32 x 8 threads
+// walk the tiles of all batches with a grid-stride loop.
+template <typename U>
+__global__ void transpose_tiled(const U* __restrict__ x, U* __restrict__ y, int64_t batch, int64_t rows,
+                                int64_t cols, int64_t tiles_r, int64_t tiles_c) {
+  __shared__ U tile[kTile][kTile + 1];
+  const int64_t per_batch = tiles_r * tiles_c, total = batch * per_batch;
+  for (int64_t t = blockIdx.x; t < total; t += gridDim.x) {
+    const int64_t b = t / per_batch, rem = t - b * per_batch;
+    const int64_t r0 = (rem / tiles_c) * kTile, c0 = (rem % tiles_c) * kTile;
+    const U* xb = x + b * rows * cols;
+    U* yb = y + b * rows * cols;
+    for (int j = threadIdx.y; j < kTile; j += blockDim.y) {
+      const int64_t r = r0 + j, c = c0 + threadIdx.x;
+      if (r < rows && c < cols) tile[j][threadIdx.x] = xb[r * cols + c];
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < kTile; j += blockDim.y) {
+      const int64_t c = c0 + j, r = r0 + threadIdx.x;
+      if (r < rows && c < cols) yb[c * rows + r] = tile[threadIdx.x][j];
+    }
+    __syncthreads();  // the tile is refilled by the next iteration
+  }
+}
+
+template <typename U>
+cudaError_t strided_as(const void* x, void* y, const StridedParams& p, cudaStream_t stream) {
+  int64_t total = 1;
+  for (int i = 0; i < p.rank; ++i) total *= p.out_dims[i];
+  if (total == 0) return cudaSuccess;
+  const U* xs = static_cast<const U*>(x);
+  U* ys = static_cast<U*>(y);
+  if (total <= INT32_MAX)
+    strided_kernel<U, uint32_t><<<grid_for(total), 256, 0, stream>>>(xs, ys, static_cast<uint32_t>(total), p);
+  else
+    strided_kernel<U, int64_t><<<grid_for(total), 256, 0, stream>>>(xs, ys, total, p);
+  return cudaGetLastError();
+}
+
+template <typename U>
+cudaError_t transpose_as(const void* x, void* y, int64_t batch, int64_t rows, int64_t cols, cudaStream_t stream) {
+  const int64_t tiles_r = (rows + kTile - 1) / kTile, tiles_c = (cols + kTile - 1) / kTile;
+  const int64_t tiles = batch * tiles_r * tiles_c;
+  if (tiles == 0) return cudaSuccess;
+  const unsigned blocks = static_cast<unsigned>(tiles < 65535 * 16 ? tiles : 65535 * 16);
+  transpose_tiled<U><<<blocks, dim3(kTile, 8), 0, stream>>>(static_cast<const U*>(x), static_cast<U*>(y), batch, rows,
+                                                             cols, tiles_r, tiles_c);
+  return cudaGetLastError();
+}
+
+bool aligned(const void* p, int64_t unit) { return reinterpret_cast<uintptr_t>(p) % static_cast<uintptr_t>(unit) == 0; }
+
+}  // namespace
+
+cudaError_t copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t src_pitch, int64_t width, int64_t rows,
+                    cudaStream_t stream) {
+  if (width == 0 || rows == 0) return cudaSuccess;
+  if ((dst_pitch == width && src_pitch == width) || rows == 1)
+    return cudaMemcpyAsync(dst, src, static_cast<size_t>(width * rows), cudaMemcpyDeviceToDevice, stream);
+  int64_t unit = 16;
+  while (unit > 1 && (width % unit || dst_pitch % unit || src_pitch % unit || !aligned(dst, unit) || !aligned(src, unit)))
+    unit /= 2;
+  const int64_t w = width / unit, total = w * rows;
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  switch (unit) {
+    case 16: copy_2d_kernel<uint4><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total); break;
+    case 8: copy_2d_kernel<uint2><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total); break;
+    case 4: copy_2d_kernel<uint32_t><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total); break;
+    case 2: copy_2d_kernel<uint16_t><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total); break;
+    default: copy_2d_kernel<uint8_t><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total); break;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t strided_copy(size_t elem_size, const void* x, void* y, const StridedParams& p, cudaStream_t stream) {
+  switch (elem_size) {
+    case 1: return strided_as<uint8_t>(x, y, p, stream);
+    case 2: return strided_as<uint16_t>(x, y, p, stream);
+    case 4: return strided_as<uint32_t>(x, y, p, stream);
+    case 8: return strided_as<uint64_t>(x, y, p, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t batched_transpose(size_t elem_size, const void* x, void* y, int64_t batch, int64_t rows, int64_t cols,
+                              cudaStream_t stream) {
+  switch (elem_size) {
+    case 1: return transpose_as<uint8_t>(x, y, batch, rows, cols, stream);
+    case 2: return transpose_as<uint16_t>(x, y, batch, rows, cols, stream);
+    case 4: return transpose_as<uint32_t>(x, y, batch, rows, cols, stream);
+    case 8: return transpose_as<uint64_t>(x, y, batch, rows, cols, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace kiln::cuda::kernels
