@@ -29,13 +29,15 @@ if(KILN_WITH_CUDA)
   include(CheckLanguage)
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
+    # CI and development build one architecture (the benchmark GPU, Hopper); release builds pass a
+    # list, e.g. -DCMAKE_CUDA_ARCHITECTURES="80;86;89;90a". Set before enable_language so nvcc's own
+    # default (sm_75) never applies.
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90a)
+    endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     set(KILN_HAVE_CUDA ON)
-    if(NOT CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "52")
-      # CI and development build one architecture (the benchmark GPU, Hopper); release builds pass a list.
-      set(CMAKE_CUDA_ARCHITECTURES 90a)
-    endif()
     message(STATUS "kiln: CUDA backend enabled (${CMAKE_CUDA_COMPILER}, archs ${CMAKE_CUDA_ARCHITECTURES})")
   else()
     message(STATUS "kiln: no CUDA toolkit found, building the CPU backend only")
