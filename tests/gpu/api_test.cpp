@@ -61,7 +61,7 @@ TEST(CudaApi, LoadForwardAndAsyncToHost) {
 
 TEST(CudaContext, LayerTimingAndStepTimings) {
   KILN_REQUIRE_GPU();
-  std::string path = save_cuda_plan(identity_chain(DType::kFloat16, {256, 64}), "kiln_timing_identity.kplan");
+  std::string path = save_cuda_plan(identity_chain(DType::kFloat16, {1024, 256}), "kiln_timing_identity.kplan");
   auto engine = Engine::load(path);
   ASSERT_TRUE(engine.ok()) << engine.status().message();
   auto both = (*engine)->create_context(ContextOptions{.cuda_graph = true, .layer_timing = true});
@@ -70,7 +70,7 @@ TEST(CudaContext, LayerTimingAndStepTimings) {
   auto ctx = (*engine)->create_context(ContextOptions{.layer_timing = true});
   ASSERT_TRUE(ctx.ok()) << ctx.status().message();
   EXPECT_FALSE((*ctx)->layer_times_ms().ok());  // nothing has run
-  Tensor x = random_tensor(DType::kFloat16, {256, 64});
+  Tensor x = random_tensor(DType::kFloat16, {1024, 256});  // 512 KiB: copies take measurable time
   auto out = (*ctx)->run({{"in0", x}});
   ASSERT_TRUE(out.ok()) << out.status().message();
   EXPECT_TRUE(tensors_close(out->at(0), x, 0, 0));

@@ -58,8 +58,9 @@ int build_command(const BuildCommandOptions& opt) {
     std::printf("  workspace    up to %s per layer\n", format_bytes(plan.workspace_bytes).c_str());
   }
   std::printf("  plan         %s (%s)\n", opt.output.c_str(), format_bytes(plan_bytes).c_str());
-  if ((opt.build.fp16 || opt.build.bf16) && precision_counts(plan).find(opt.build.fp16 ? "fp16" : "bf16") == std::string::npos)
-    std::printf("note: --%s allowed reduced precision, but no layer uses it\n", opt.build.fp16 ? "fp16" : "bf16");
+  for (auto [flag, name] : {std::pair{opt.build.fp16, "fp16"}, std::pair{opt.build.bf16, "bf16"}})
+    if (flag && precision_counts(plan).find(name) == std::string::npos)
+      std::printf("note: --%s allowed reduced precision, but no layer uses it\n", name);
   if (opt.verbose) print_layers(plan);
   return 0;
 }
