@@ -87,6 +87,13 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
   pm.add(make_constant_folding_pass());
   pm.add(make_dead_code_pass());
   KILN_RETURN_IF_ERROR(pm.run(g));
+  if (options.fp16 || options.bf16) {
+    if (options.fp16 && options.bf16) return invalid_argument("choose one of --fp16 and --bf16");
+    auto changed = make_precision_pass(options.fp16 ? DType::kFloat16 : DType::kBFloat16)->run(g);
+    if (!changed.ok()) return changed.status();
+    KILN_RETURN_IF_ERROR(infer_shapes(g));
+    KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
+  }
   log(options, fmt::format("      {} nodes after passes", g.nodes().size()));
 
   KILN_RETURN_IF_ERROR(check_ops_supported(

@@ -48,27 +48,8 @@ Status infer_matmul(InferContext& ctx) {
   const TensorType& a = ctx.input(0);
   const TensorType& b = ctx.input(1);
   if (a.dtype != b.dtype) return ctx.error("A is {} but B is {}", dtype_name(a.dtype), dtype_name(b.dtype));
-  if (!a.shape.has_rank() || !b.shape.has_rank()) {
-    ctx.set_output(0, a.dtype, Shape::unknown_rank());
-    return Status::Ok();
-  }
-  if (a.shape.rank() == 0 || b.shape.rank() == 0)
-    return ctx.error("operands must have rank 1 or more, got A {} and B {}", a.shape.to_string(), b.shape.to_string());
-  // A 1-D A is a row vector and a 1-D B a column vector; the added dim is then removed.
-  std::vector<Dim> ad = a.shape.dims(), bd = b.shape.dims();
-  const bool a_vec = ad.size() == 1, b_vec = bd.size() == 1;
-  if (a_vec) ad.insert(ad.begin(), Dim(1));
-  if (b_vec) bd.push_back(Dim(1));
-  if (dims_conflict(ad.back(), bd[bd.size() - 2]))
-    return ctx.error("inner dims differ: A {} and B {}", a.shape.to_string(), b.shape.to_string());
-  auto batch = broadcast_shapes({Shape(std::vector<Dim>(ad.begin(), ad.end() - 2)),
-                                 Shape(std::vector<Dim>(bd.begin(), bd.end() - 2))});
-  if (!batch)
-    return ctx.error("batch dims of A {} and B {} cannot be broadcast", a.shape.to_string(), b.shape.to_string());
-  std::vector<Dim> out = batch->dims();
-  if (!a_vec) out.push_back(ad[ad.size() - 2]);
-  if (!b_vec) out.push_back(bd.back());
-  ctx.set_output(0, a.dtype, Shape(std::move(out)));
+  KILN_ASSIGN_OR_RETURN(Shape out, matmul_shape(ctx, a.shape, b.shape));
+  ctx.set_output(0, a.dtype, std::move(out));
   return Status::Ok();
 }
 

@@ -61,6 +61,28 @@ static Status broadcast_impl(InferContext& ctx, DType out_type) {
 Status infer_broadcast(InferContext& ctx) { return broadcast_impl(ctx, ctx.input(0).dtype); }
 Status infer_broadcast_bool(InferContext& ctx) { return broadcast_impl(ctx, DType::kBool); }
 
+Expected<Shape> matmul_shape(const InferContext& ctx, const Shape& a, const Shape& b) {
+  if (!a.has_rank() || !b.has_rank()) return Shape::unknown_rank();
+  if (a.rank() == 0 || b.rank() == 0)
+    return ctx.error("operands must have rank 1 or more, got A {} and B {}", a.to_string(), b.to_string());
+  // A 1-D A is a row vector and a 1-D B a column vector; the added dim is then removed.
+  std::vector<Dim> ad = a.dims(), bd = b.dims();
+  const bool a_vec = ad.size() == 1, b_vec = bd.size() == 1;
+  if (a_vec) ad.insert(ad.begin(), Dim(1));
+  if (b_vec) bd.push_back(Dim(1));
+  const Dim& ka = ad.back();
+  const Dim& kb = bd[bd.size() - 2];
+  if (ka.known() && kb.known() && ka.value != kb.value)
+    return ctx.error("inner dims differ: A {} and B {}", a.to_string(), b.to_string());
+  auto batch = broadcast_shapes({Shape(std::vector<Dim>(ad.begin(), ad.end() - 2)),
+                                 Shape(std::vector<Dim>(bd.begin(), bd.end() - 2))});
+  if (!batch) return ctx.error("batch dims of A {} and B {} cannot be broadcast", a.to_string(), b.to_string());
+  std::vector<Dim> out = batch->dims();
+  if (!a_vec) out.push_back(ad[ad.size() - 2]);
+  if (!b_vec) out.push_back(bd.back());
+  return Shape(std::move(out));
+}
+
 std::optional<std::vector<int64_t>> int_values(const InferContext& ctx, size_t input) {
   const Tensor* t = ctx.value(input);
   if (!t) return std::nullopt;

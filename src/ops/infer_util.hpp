@@ -23,6 +23,10 @@ Status infer_broadcast(InferContext& ctx);
 // Same, but the output dtype is bool (comparisons and logic).
 Status infer_broadcast_bool(InferContext& ctx);
 
+// MatMul's output shape (numpy matmul: 1-D operands promoted, batch dims broadcast); unknown rank
+// when either rank is unknown. Errors name the node. Used by MatMul, MatMulInteger, QLinearMatMul.
+Expected<Shape> matmul_shape(const InferContext& ctx, const Shape& a, const Shape& b);
+
 // The values of an integer input when known (a constant or at execution time).
 std::optional<std::vector<int64_t>> int_values(const InferContext& ctx, size_t input);
 

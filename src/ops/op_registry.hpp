@@ -24,7 +24,7 @@ class InferContext {
  public:
   InferContext(const Node& node, std::vector<TensorType> inputs, std::vector<const Tensor*> values)
       : node_(node), inputs_(std::move(inputs)), values_(std::move(values)),
-        outputs_(node.outputs.size()) {}
+        outputs_(node.outputs.size()), output_values_(node.outputs.size()) {}
 
   const Node& node() const { return node_; }
   const Attributes& attrs() const { return node_.attrs; }
@@ -41,6 +41,14 @@ class InferContext {
     if (i < outputs_.size()) outputs_[i] = TensorType{dtype, std::move(shape)};
   }
   const std::vector<TensorType>& outputs() const { return outputs_; }
+  // A known output value (small shape arithmetic, e.g. Shape of a static-shaped value): import-time
+  // inference keeps it as the output's constant so that later ops see it through value().
+  void set_output_value(size_t i, Tensor t) {
+    if (i < output_values_.size()) output_values_[i] = std::move(t);
+  }
+  const Tensor* output_value(size_t i) const {
+    return i < output_values_.size() && output_values_[i].defined() ? &output_values_[i] : nullptr;
+  }
 
   // An invalid-model error that names the node: "node 'x' (Conv, opset 13): <message>".
   template <typename... Args>
@@ -59,6 +67,7 @@ class InferContext {
   std::vector<TensorType> inputs_;
   std::vector<const Tensor*> values_;
   std::vector<TensorType> outputs_;
+  std::vector<Tensor> output_values_;
 };
 
 // Runs a subgraph (If branch, Loop/Scan body) with the given inputs; outer-scope values resolve

@@ -56,7 +56,9 @@ Status infer_shapes(Graph& graph, const ShapeInferenceOptions& options) {
     }
     for (size_t i = 0; i < node->outputs.size(); ++i) {
       Value* out = node->outputs[i];
-      if (out) out->type = merge(out->type, ctx.outputs()[i]);
+      if (!out) continue;
+      out->type = merge(out->type, ctx.outputs()[i]);
+      if (const Tensor* v = ctx.output_value(i); v && !out->constant) out->constant = *v;
     }
   }
   return Status::Ok();

@@ -43,6 +43,9 @@ class PassManager {
 // (random-number ops are kept unless `fold_random`). Outputs larger than `max_bytes` are kept
 // as nodes, so a tiny ConstantOfShape does not become a huge weight.
 std::unique_ptr<Pass> make_constant_folding_pass(bool fold_random = false, uint64_t max_bytes = 64u << 20);
+// Turns float32 activations and weights into `low` (float16 or bfloat16), keeping float32
+// bindings with Casts at the graph's inputs and outputs. Run once, not in a fixed-point loop.
+std::unique_ptr<Pass> make_precision_pass(DType low);
 // Removes nodes none of whose outputs is used (by a node, a subgraph or a graph output), and
 // values nothing refers to.
 std::unique_ptr<Pass> make_dead_code_pass();

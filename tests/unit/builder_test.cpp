@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "builder/builder.hpp"
@@ -99,6 +100,55 @@ TEST(MemoryPlanner, ReusesMemoryOfDeadValuesAndAliasesViews) {
   EXPECT_NE(off["x"], off["a"]);
   EXPECT_NE(off["b"], off["a"]);
   EXPECT_EQ(plan->arena_bytes, 3u * 1024u);
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+TEST(PrecisionPass, Float16KeepsFloat32BindingsAndConvertsWeights) {
+  Model m;
+  m.graph = std::make_shared<Graph>();
+  Graph& g = *m.graph;
+  Value* x = g.add_value("x", {DType::kFloat32, Shape::from_dims({2, 3})});
+  Value* w = g.add_constant("w", Tensor::from_vector<float>({2, 3}, {1, 2, 3, 4, 5, 6}));
+  Value* y = g.add_value("y");
+  g.inputs = {x};
+  Node* n = g.add_node("Identity", {x}, {y}, "id");
+  (void)n;
+  Value* z = g.add_value("z");
+  g.add_node("Identity", {w}, {z}, "wid");
+  g.outputs = {y, z};
+  BuildOptions o;
+  o.fp16 = true;
+  o.disabled_passes = {"constant-folding"};  // keep the weight's node so its input shows the conversion
+  auto plan = build_plan(std::move(m), o);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const Graph& pg = *plan->graph;
+  EXPECT_EQ(pg.inputs[0]->type.dtype, DType::kFloat32);
+  EXPECT_EQ(pg.outputs[0]->type.dtype, DType::kFloat32);
+  bool saw_low_weight = false, saw_cast_in = false;
+  for (const auto& node : pg.nodes()) {
+    if (node->op_type == "Cast" && node->inputs[0] == pg.inputs[0]) {
+      saw_cast_in = true;
+      EXPECT_EQ(node->outputs[0]->type.dtype, DType::kFloat16);
+    }
+    if (node->name == "wid") saw_low_weight = node->inputs[0]->constant->dtype() == DType::kFloat16;
+  }
+  EXPECT_TRUE(saw_cast_in);
+  EXPECT_TRUE(saw_low_weight);
+  auto engine = Engine::from_plan(std::move(*plan));
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  auto ctx = (*engine)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  auto out = (*ctx)->run({{"x", Tensor::from_vector<float>({2, 3}, {0.1f, 2, 3, 4, 5, 65504.f * 4})}});
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  EXPECT_NEAR(out->at(0).data<float>()[0], 0.1f, 1e-4);  // went through float16
+  EXPECT_NE(out->at(0).data<float>()[0], 0.1f);
+  EXPECT_TRUE(std::isinf(out->at(0).data<float>()[5]));
+  EXPECT_EQ(out->at(1).dtype(), DType::kFloat32);
 }
 
 }  // namespace

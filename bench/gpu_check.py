@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""One call on the GPU machine: GPU kernel tests, model checks against PyTorch, benchmark.
+
+  python3 bench/gpu_check.py --kiln .devbin/kiln --gpu-tests .devbin/kiln_gpu_tests --out $OUT
+
+For each benchmark model: export to ONNX (opset 17, random weights), build kiln FP32 (TF32 off)
+and FP16 plans per batch size, check outputs against PyTorch FP32 (TF32 off), and time kiln
+(`kiln bench --cuda-graph`) next to PyTorch eager FP32, eager FP16 channels_last and, with
+--compile, torch.compile(mode="max-autotune"). Prints a table last; writes results.json.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import models  # noqa: E402
+
+BATCHES = {"resnet50": (1, 64), "mobilenetv3": (1, 64), "vit_b16": (1, 64), "unet": (1, 32), "bert_base": (1, 64)}
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def sh(cmd, timeout=600):
+    t = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr, time.time() - t
+
+
+def time_torch(fn, inputs, iters=50, warmup=10):
+    for _ in range(warmup):
+        fn(*inputs)
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn(*inputs)
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e))
+    return float(np.median(times))
+
+
+def rel_l2(a, b):
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def cosine(a, b):
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
+
+
+def kiln_bench_ms(args, plan, workdir):
+    times = os.path.join(workdir, "times.json")
+    rc, out, _ = sh([args.kiln, "bench", plan, "--cuda-graph", "--iterations", str(args.iters), "--warmup", "20",
+                     "--export-times", times])
+    if rc != 0:
+        return None, out
+    with open(times) as f:
+        data = json.load(f)
+    lat = [t.get("latencyMs", t.get("latency_ms", t.get("computeMs"))) for t in data] if isinstance(data, list) \
+        else data.get("latency_ms", [])
+    return float(np.median([x for x in lat if x is not None])), out
+
+
+def check_model(args, name, results):
+    model, input_names, make_inputs = models.make(name)
+    model = models.randomize_norm_stats(model).eval()
+    work = os.path.join(args.work, name)
+    os.makedirs(work, exist_ok=True)
+    onnx_path = os.path.join(work, name + ".onnx")
+    example = make_inputs(2)
+    t = time.time()
+    torch.onnx.export(model, tuple(example), onnx_path, input_names=input_names, output_names=["output"],
+                      dynamic_axes={n: {0: "batch"} for n in input_names + ["output"]}, opset_version=17,
+                      dynamo=False)
+    log(f"[{name}] exported in {time.time() - t:.1f} s")
+    model = model.cuda()
+    for batch in BATCHES[name]:
+        inputs = [x.cuda() for x in make_inputs(batch)]
+        feeds = []
+        for n, x in zip(input_names, inputs):
+            p = os.path.join(work, f"{n}_b{batch}.npy")
+            np.save(p, x.cpu().numpy())
+            feeds += ["--input", f"{n}={p}"]
+        shapes = ",".join(f"{n}:{'x'.join(map(str, x.shape))}" for n, x in zip(input_names, inputs))
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        with torch.no_grad():
+            ref = model(*inputs).float().cpu().numpy()
+            torch.cuda.reset_peak_memory_stats()
+            eager32 = time_torch(model, inputs)
+            mem32 = torch.cuda.max_memory_allocated()
+            m16 = model.half().to(memory_format=torch.channels_last)
+            in16 = [x.half().to(memory_format=torch.channels_last) if x.is_floating_point() and x.dim() == 4
+                    else (x.half() if x.is_floating_point() else x) for x in inputs]
+            torch.cuda.reset_peak_memory_stats()
+            eager16 = time_torch(m16, in16)
+            mem16 = torch.cuda.max_memory_allocated()
+            compiled16 = None
+            if args.compile:
+                c = torch.compile(m16, mode="max-autotune")
+                compiled16 = time_torch(c, in16, warmup=3)
+            model.float().to(memory_format=torch.contiguous_format)
+        for prec in ("fp32", "fp16"):
+            plan = os.path.join(work, f"{name}_b{batch}_{prec}.kplan")
+            flags = ["--fp16"] if prec == "fp16" else ["--no-tf32"]
+            rc, out, build_s = sh([args.kiln, "build", onnx_path, "-o", plan, "--backend", "cuda", "--shapes", shapes,
+                                   "--timing-cache", os.path.join(args.work, "timing.cache")] + flags)
+            row = {"model": name, "batch": batch, "precision": prec, "build_s": round(build_s, 2),
+                   "eager_fp32_ms": eager32, "eager_fp16_ms": eager16, "compile_fp16_ms": compiled16,
+                   "torch_mem_fp32": mem32, "torch_mem_fp16": mem16}
+            results.append(row)
+            if rc != 0:
+                row["error"] = out.strip().splitlines()[-1] if out.strip() else f"build exit {rc}"
+                log(f"[{name} b{batch} {prec}] build failed: {row['error']}")
+                continue
+            outdir = os.path.join(work, f"out_b{batch}_{prec}")
+            rc, out, _ = sh([args.kiln, "run", plan, "--output-dir", outdir] + feeds)
+            if rc != 0:
+                row["error"] = out.strip().splitlines()[-1]
+                log(f"[{name} b{batch} {prec}] run failed: {row['error']}")
+                continue
+            got = np.load(os.path.join(outdir, "output_0.npy"))
+            row["rel_l2"], row["cosine"] = rel_l2(got, ref), cosine(got, ref)
+            row["ok"] = row["rel_l2"] <= (1e-4 if prec == "fp32" else 2e-2) and (prec == "fp32" or row["cosine"] >= 0.999)
+            ms, out = kiln_bench_ms(args, plan, work)
+            row["kiln_ms"] = ms
+            for line in out.splitlines():
+                if "device memory" in line.lower():
+                    row["kiln_mem"] = line.strip()
+            log(f"[{name} b{batch} {prec}] build {build_s:.1f} s, rel L2 {row['rel_l2']:.2e}, cos {row['cosine']:.6f},"
+                f" kiln {ms} ms, eager32 {eager32:.3f} ms, eager16 {eager16:.3f} ms")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kiln", required=True)
+    ap.add_argument("--gpu-tests")
+    ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--work", default="/tmp/kiln_gpu_check")
+    ap.add_argument("--models", default=",".join(BATCHES))
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile(mode='max-autotune') (slow)")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    summary = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    if args.gpu_tests:
+        rc, out, secs = sh([args.gpu_tests, f"--gtest_output=json:{os.path.join(args.out, 'gpu_tests.json')}"], 900)
+        tail = [l for l in out.splitlines() if l.startswith("[  PASSED") or l.startswith("[  FAILED") or "FAILED  ]" in l]
+        summary["gpu_tests"] = {"rc": rc, "lines": tail}
+        log(f"GPU kernel tests: exit {rc} in {secs:.0f} s")
+        for l in tail:
+            log("  " + l)
+    results = []
+    for name in args.models.split(","):
+        try:
+            check_model(args, name, results)
+        except Exception as e:  # one model's failure must not hide the others
+            log(f"[{name}] failed: {type(e).__name__}: {e}")
+            results.append({"model": name, "error": f"{type(e).__name__}: {e}"})
+        torch.cuda.empty_cache()
+    summary["results"] = results
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    log("")
+    log(f"{summary['gpu']}, torch {summary['torch']}")
+    log(f"{'model':<12}{'b':>4} {'prec':<5}{'check':>7}{'relL2':>10}{'kiln ms':>10}{'eager32':>9}{'eager16':>9}"
+        f"{'cmp16':>8}{'k/eag':>7}{'build s':>8}")
+    for r in results:
+        if "batch" not in r:
+            log(f"{r['model']:<12} ERROR {r.get('error', '')[:80]}")
+            continue
+        k = r.get("kiln_ms")
+        eager = r['eager_fp16_ms'] if r['precision'] == 'fp16' else r['eager_fp32_ms']
+        ratio = f"{k / eager:.2f}" if k else "-"
+        chk = "ok" if r.get("ok") else ("ERR" if "error" in r else "FAIL")
+        cmp16 = f"{r['compile_fp16_ms']:.3f}" if r.get("compile_fp16_ms") else "-"
+        log(f"{r['model']:<12}{r['batch']:>4} {r['precision']:<5}{chk:>7}{r.get('rel_l2', float('nan')):>10.2e}"
+            f"{(f'{k:.3f}' if k else '-'):>10}{r['eager_fp32_ms']:>9.3f}{r['eager_fp16_ms']:>9.3f}{cmp16:>8}{ratio:>7}"
+            f"{r['build_s']:>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
