@@ -27,7 +27,8 @@ struct RunTimings {
 };
 
 struct ContextOptions {
-  bool cuda_graph = false;  // capture the layers once into a CUDA graph, then replay it
+  bool cuda_graph = false;    // capture the layers once into a CUDA graph, then replay it
+  bool layer_timing = false;  // time every layer (events between layers on the GPU: slower; for profiling)
 };
 
 // One context runs one inference at a time; use one context per thread or stream.
@@ -49,8 +50,14 @@ class ExecutionContext {
     KILN_RETURN_IF_ERROR(enqueue());
     return outputs();
   }
-  // Device times of the last set_inputs / enqueue / outputs, where the backend measures them.
+  // Times of the last set_inputs / enqueue / outputs, where the backend measures them (device
+  // time on the GPU, known once synchronize() or outputs() has returned; host time on the CPU).
   virtual RunTimings last_timings() const { return {}; }
+  // With ContextOptions::layer_timing: each layer's time in the last enqueue (ms, one per plan
+  // layer), once synchronize() or outputs() has returned. Never waits for the device.
+  virtual Expected<std::vector<double>> layer_times_ms() const {
+    return Status(StatusCode::kUnsupported, "this backend does not time layers");
+  }
 };
 
 // What a backend provides for a loaded plan.

@@ -13,7 +13,7 @@ try:
 except ImportError as e:  # a clear failure, not a silent pass
     sys.exit(f"the kiln CLI tests need numpy and onnx in {sys.executable}: {e}")
 
-__all__ = ["np", "onnx", "TensorProto", "helper", "numpy_helper", "KilnTestCase", "kiln_binary"]
+__all__ = ["np", "onnx", "TensorProto", "helper", "numpy_helper", "KilnTestCase", "kiln_binary", "cuda_state"]
 
 
 def kiln_binary():
@@ -24,6 +24,23 @@ def kiln_binary():
     if not os.path.isfile(path):
         sys.exit(f"kiln binary not found at {path} (set KILN=/path/to/kiln)")
     return os.path.abspath(path)
+
+
+_cuda_state = None
+
+
+def cuda_state():
+    """'absent' (this kiln has no CUDA backend), 'unavailable' (no usable GPU) or 'available',
+    from the backends line of `kiln version`."""
+    global _cuda_state
+    if _cuda_state is None:
+        out = subprocess.run([kiln_binary(), "version"], capture_output=True, text=True, timeout=60).stdout
+        line = next((l for l in out.splitlines() if l.startswith("backends:")), "")
+        if " cuda (" not in line:
+            _cuda_state = "absent"
+        else:
+            _cuda_state = "available" if " cuda (available)" in line else "unavailable"
+    return _cuda_state
 
 
 class KilnTestCase(unittest.TestCase):

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "builder/build_options.hpp"
 #include "ir/graph.hpp"
 
 namespace kiln::cli {
@@ -16,6 +17,9 @@ inline constexpr const char* kBackendNames[] = {"cpu", "cuda", "auto"};
 Expected<BackendKind> parse_backend(const std::string& name);
 // Unsupported when this build or machine cannot provide the backend (checked before any work).
 Status check_backend_available(BackendKind kind);
+// The registered backend's name: `auto` is "cuda" when this build has the CUDA backend and a
+// usable GPU, else "cpu". Fails like check_backend_available.
+Expected<std::string> resolve_backend(BackendKind kind);
 
 // A prepared graph on one backend.
 class Runner {
@@ -25,8 +29,10 @@ class Runner {
   virtual Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs) const = 0;
 };
 
-// `auto` picks CUDA when this build has the CUDA backend and a GPU is present, else the CPU.
-// Fails (Unsupported) listing every op the chosen backend cannot run.
-Expected<std::unique_ptr<Runner>> create_runner(BackendKind kind, GraphPtr graph);
+// CPU: the graph runs as imported (dynamic shapes allowed). CUDA: the first run builds a plan in
+// memory for the shapes of its inputs (with `build`'s precision options); later runs must use the
+// same shapes. Fails (Unsupported) listing every op the CPU cannot run; the CUDA backend's list
+// comes with the first run.
+Expected<std::unique_ptr<Runner>> create_runner(BackendKind kind, GraphPtr graph, BuildOptions build = {});
 
 }  // namespace kiln::cli

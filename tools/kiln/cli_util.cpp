@@ -65,4 +65,13 @@ std::string tensor_stats(const Tensor& t) {
   return s;
 }
 
+std::string format_bytes(uint64_t bytes) {
+  if (bytes < 1024) return fmt::format("{} B", bytes);
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes) / 1024;
+  int u = 0;
+  for (; v >= 1024 && u < 3; ++u) v /= 1024;
+  return fmt::format("{:.{}f} {}", v, v < 10 ? 2 : 1, units[u]);
+}
+
 }  // namespace kiln::cli

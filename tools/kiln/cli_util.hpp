@@ -21,6 +21,9 @@ Expected<Tensor> load_tensor_file(const std::string& path);
 // "min -1.2 max 3.4 mean 0.0123" (plus NaN/Inf counts when present; "empty" for no elements).
 std::string tensor_stats(const Tensor& t);
 
+// "97.5 MiB", "512 B", "1.00 GiB" (binary units).
+std::string format_bytes(uint64_t bytes);
+
 class Timer {
  public:
   Timer() : start_(std::chrono::steady_clock::now()) {}

@@ -11,7 +11,10 @@ namespace kiln::cli {
 using Action = std::function<int()>;
 
 void add_version_command(CLI::App& app, Action& action);
+void add_build_command(CLI::App& app, Action& action);
 void add_run_command(CLI::App& app, Action& action);
+void add_bench_command(CLI::App& app, Action& action);
+void add_inspect_command(CLI::App& app, Action& action);
 void add_conformance_command(CLI::App& app, Action& action);
 
 }  // namespace kiln::cli

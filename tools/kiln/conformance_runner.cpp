@@ -126,7 +126,10 @@ Outcome run_data_set(const Graph& g, const Runner& runner, const fs::path& dir, 
 Outcome run_case(const TestCase& test, BackendKind backend) {
   auto model = import_onnx_file((fs::path(test.dir) / "model.onnx").string());
   if (!model.ok()) return from_status(model.status(), "import");
-  auto runner = create_runner(backend, model->graph);
+  // Reference outputs are exact float32: no TF32 on the GPU.
+  BuildOptions exact;
+  exact.tf32 = false;
+  auto runner = create_runner(backend, model->graph, exact);
   if (!runner.ok()) return from_status(runner.status(), "prepare");
   const std::string random_op = random_op_in(*model->graph);
   std::vector<fs::path> sets;

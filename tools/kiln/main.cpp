@@ -10,7 +10,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   kiln::cli::Action action;
   kiln::cli::add_version_command(app, action);
+  kiln::cli::add_build_command(app, action);
   kiln::cli::add_run_command(app, action);
+  kiln::cli::add_bench_command(app, action);
+  kiln::cli::add_inspect_command(app, action);
   kiln::cli::add_conformance_command(app, action);
   try {
     app.parse(argc, argv);

@@ -1,5 +1,6 @@
 #include <cstdio>
 
+#include "builder/backend.hpp"
 #include "commands.hpp"
 #include "ops/op_registry.hpp"
 
@@ -12,6 +13,12 @@ void add_version_command(CLI::App& app, Action& action) {
   cmd->callback([&action, &ops] {
     action = [&ops] {
       std::printf("kiln %s\n", KILN_VERSION);
+      std::printf("backends:");
+      for (const std::string& name : backend_names()) {
+        Status st = find_backend(name)->available();
+        std::printf(" %s (%s%s)", name.c_str(), st.ok() ? "available" : "unavailable: ", st.message().c_str());
+      }
+      std::printf("\n");
       auto names = OpRegistry::instance().op_names();
       std::printf("%zu ops registered\n", names.size());
       if (ops)

@@ -1,5 +1,6 @@
 #include "backends/cpu/cpu_executor.hpp"
 
+#include <chrono>
 #include <unordered_map>
 
 #include "ops/op_registry.hpp"
@@ -24,7 +25,7 @@ struct Env {
   }
 };
 
-Status run_graph(const Graph& g, Env& env);
+Status run_graph(const Graph& g, Env& env, std::vector<double>* node_ms = nullptr);
 
 Status run_node(const Node& node, Env& env) {
   const OpRegistry& reg = OpRegistry::instance();
@@ -86,7 +87,7 @@ Status run_node(const Node& node, Env& env) {
   return Status::Ok();
 }
 
-Status run_graph(const Graph& g, Env& env) {
+Status run_graph(const Graph& g, Env& env, std::vector<double>* node_ms) {
   // Free each intermediate after its last reader (subgraph readers count as their parent node).
   std::unordered_map<const Value*, size_t> last_use;
   const auto& nodes = g.nodes();
@@ -97,8 +98,12 @@ Status run_graph(const Graph& g, Env& env) {
       for (const Value* v : sg->outer_scope_values()) last_use[v] = i;
   }
   for (const Value* o : g.outputs) last_use[o] = nodes.size();
+  if (node_ms) node_ms->assign(nodes.size(), 0.0);
   for (size_t i = 0; i < nodes.size(); ++i) {
+    auto start = std::chrono::steady_clock::now();
     KILN_RETURN_IF_ERROR(run_node(*nodes[i], env));
+    if (node_ms)
+      (*node_ms)[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     for (const Value* v : nodes[i]->inputs) {
       if (v && v->owner == &g && !v->constant && last_use[v] == i) env.tensors.erase(v);
     }
@@ -171,11 +176,12 @@ Status check_inputs(const Graph& graph, const std::map<std::string, Tensor>& inp
   return Status::Ok();
 }
 
-Expected<std::vector<Tensor>> CpuExecutor::run(const std::map<std::string, Tensor>& inputs) const {
+Expected<std::vector<Tensor>> CpuExecutor::run(const std::map<std::string, Tensor>& inputs,
+                                               std::vector<double>* node_ms) const {
   KILN_RETURN_IF_ERROR(check_inputs(*graph_, inputs));
   Env env;
   for (const Value* in : graph_->inputs) env.tensors[in] = inputs.at(in->name);
-  KILN_RETURN_IF_ERROR(run_graph(*graph_, env));
+  KILN_RETURN_IF_ERROR(run_graph(*graph_, env, node_ms));
   std::vector<Tensor> outs;
   for (const Value* o : graph_->outputs) {
     const Tensor* t = env.find(o);

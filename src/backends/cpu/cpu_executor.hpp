@@ -22,7 +22,9 @@ class CpuExecutor {
 
   // Runs the graph. Inputs are checked against the graph's declared types: a missing, unknown or
   // mismatched binding is an error naming it, with the expected and the given dtype/shape.
-  Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs) const;
+  // With `node_ms`, also records each top-level node's wall time in milliseconds (for profiling).
+  Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs,
+                                    std::vector<double>* node_ms = nullptr) const;
 
   const Graph& graph() const { return *graph_; }
 

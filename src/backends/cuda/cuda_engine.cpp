@@ -18,6 +18,8 @@ class CudaContext : public ExecutionContext {
     if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
     for (cudaEvent_t e : events_)
       if (e) cudaEventDestroy(e);
+    for (cudaEvent_t e : layer_events_)
+      if (e) cudaEventDestroy(e);
     if (handles_.cudnn) cudnnDestroy(handles_.cudnn);
     if (handles_.cublaslt) cublasLtDestroy(handles_.cublaslt);
     if (stream_) cudaStreamDestroy(stream_);
@@ -29,6 +31,11 @@ class CudaContext : public ExecutionContext {
     KILN_CUDA_CHECK(cudnnSetStream(handles_.cudnn, stream_));
     KILN_CUDA_CHECK(cublasLtCreate(&handles_.cublaslt));
     for (cudaEvent_t& e : events_) KILN_CUDA_CHECK(cudaEventCreate(&e));
+    if (options_.layer_timing) {
+      // One event before the first layer and one after each: layer i runs between i and i+1.
+      layer_events_.assign(engine_.layers().size() + 1, nullptr);
+      for (cudaEvent_t& e : layer_events_) KILN_CUDA_CHECK(cudaEventCreate(&e));
+    }
     KILN_ASSIGN_OR_RETURN(arena_, DeviceBuffer::allocate(engine_.arena_bytes()));
     KILN_ASSIGN_OR_RETURN(workspace_, DeviceBuffer::allocate(engine_.workspace_bytes()));
     auto* base = static_cast<char*>(arena_.get());
@@ -73,6 +80,7 @@ class CudaContext : public ExecutionContext {
     auto* stage = static_cast<char*>(staging_.get());
     // The previous run's copies may still read the pinned staging buffer.
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    timings_ = {};
     KILN_CUDA_CHECK(cudaEventRecord(events_[0], stream_));
     for (size_t i = 0; i < g.inputs.size(); ++i) {
       const Tensor& t = inputs.at(g.inputs[i]->name);
@@ -82,21 +90,26 @@ class CudaContext : public ExecutionContext {
       stage += align_up(t.nbytes());
     }
     KILN_CUDA_CHECK(cudaEventRecord(events_[1], stream_));
+    pending_[0] = true;
     return Status::Ok();
   }
 
   Status enqueue_layers() {
     const auto& layers = engine_.layers();
     const auto& nodes = engine_.graph().nodes();
+    const bool timed = !layer_events_.empty();
+    if (timed) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[0], stream_));
     for (size_t i = 0; i < layers.size(); ++i) {
       LaunchArgs args{layer_inputs_[i], layer_outputs_[i], workspace_.get(), workspace_.size(), stream_, handles_};
       Status st = layers[i]->enqueue(args);
       if (!st.ok()) return st.add_context(nodes[i]->describe());
+      if (timed) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[i + 1], stream_));
     }
     return Status::Ok();
   }
 
   Status enqueue() override {
+    timings_.compute_ms = timings_.d2h_ms = 0;
     KILN_CUDA_CHECK(cudaEventRecord(events_[2], stream_));
     if (options_.cuda_graph) {
       if (!graph_exec_) {
@@ -115,10 +128,24 @@ class CudaContext : public ExecutionContext {
       KILN_RETURN_IF_ERROR(enqueue_layers());
     }
     KILN_CUDA_CHECK(cudaEventRecord(events_[3], stream_));
+    pending_[1] = true;
+    layers_timed_ = !layer_events_.empty();
     return Status::Ok();
   }
 
-  Status synchronize() override { return check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+  Status synchronize() override {
+    KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    // Every event recorded so far has completed: read the times of the steps since the last wait.
+    float ms = 0;
+    double* slot[3] = {&timings_.h2d_ms, &timings_.compute_ms, &timings_.d2h_ms};
+    for (int i = 0; i < 3; ++i) {
+      if (!pending_[i]) continue;
+      pending_[i] = false;
+      KILN_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[2 * i], events_[2 * i + 1]));
+      *slot[i] = ms;
+    }
+    return Status::Ok();
+  }
 
   Expected<std::vector<Tensor>> outputs() override {
     const Graph& g = engine_.graph();
@@ -133,20 +160,35 @@ class CudaContext : public ExecutionContext {
       stage += align_up(d.nbytes());
     }
     KILN_CUDA_CHECK(cudaEventRecord(events_[5], stream_));
+    pending_[2] = true;
     KILN_RETURN_IF_ERROR(synchronize());
     std::vector<Tensor> outs;
     for (size_t i = 0; i < g.outputs.size(); ++i) {
       const DeviceTensor& d = output_tensors_[i];
       outs.push_back(Tensor::from_bytes(d.dtype, d.dims, where[i]));
     }
-    float ms = 0;
-    if (cudaEventElapsedTime(&ms, events_[0], events_[1]) == cudaSuccess) timings_.h2d_ms = ms;
-    if (cudaEventElapsedTime(&ms, events_[2], events_[3]) == cudaSuccess) timings_.compute_ms = ms;
-    if (cudaEventElapsedTime(&ms, events_[4], events_[5]) == cudaSuccess) timings_.d2h_ms = ms;
     return outs;
   }
 
   RunTimings last_timings() const override { return timings_; }
+
+  Expected<std::vector<double>> layer_times_ms() const override {
+    if (layer_events_.empty())
+      return invalid_argument("layer timing is off: create the context with ContextOptions::layer_timing");
+    if (!layers_timed_) return invalid_argument("no layers have run on this context yet");
+    std::vector<double> out(layer_events_.size() - 1);
+    for (size_t i = 0; i + 1 < layer_events_.size(); ++i) {
+      float ms = 0;
+      cudaError_t e = cudaEventElapsedTime(&ms, layer_events_[i], layer_events_[i + 1]);
+      if (e == cudaErrorNotReady) {
+        cudaGetLastError();  // not sticky, but keep it out of the next launch check
+        return invalid_argument("the layers are still running: call synchronize() before reading their times");
+      }
+      KILN_RETURN_IF_ERROR(check(e, "cudaEventElapsedTime"));
+      out[i] = ms;
+    }
+    return out;
+  }
 
  private:
   const CudaEngine& engine_;
@@ -158,7 +200,10 @@ class CudaContext : public ExecutionContext {
   std::vector<std::vector<DeviceTensor>> layer_inputs_, layer_outputs_;
   std::vector<DeviceTensor> input_tensors_, output_tensors_;
   cudaGraphExec_t graph_exec_ = nullptr;
-  cudaEvent_t events_[6] = {};
+  cudaEvent_t events_[6] = {};  // pairs around the input copies, the layers and the output copies
+  bool pending_[3] = {};        // which pairs were recorded since the last synchronize()
+  std::vector<cudaEvent_t> layer_events_;  // with layer timing only
+  bool layers_timed_ = false;
   RunTimings timings_;
 };
 
@@ -227,6 +272,9 @@ Expected<ValueLocation> CudaEngine::locate(const Value* v) const {
 }
 
 Expected<std::unique_ptr<ExecutionContext>> CudaEngine::create_context(const ContextOptions& options) const {
+  // Events recorded inside a captured graph do not time anything: profile without graphs.
+  if (options.cuda_graph && options.layer_timing)
+    return invalid_argument("layer timing and CUDA graphs cannot be combined (profile without the graph)");
   auto ctx = std::make_unique<CudaContext>(*this, options);
   KILN_RETURN_IF_ERROR(ctx->init());
   return std::unique_ptr<ExecutionContext>(std::move(ctx));

@@ -1,0 +1,95 @@
+#include "build_flags.hpp"
+
+#include <filesystem>
+#include <fstream>
+
+#include "backend.hpp"
+#include "builder/builder.hpp"
+#include "cli_util.hpp"
+#include "onnx/importer.hpp"
+#include "run_inputs.hpp"
+#include "runtime/plan_header.hpp"
+#include "util/error.hpp"
+
+namespace kiln::cli {
+
+void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
+  cmd->add_option("--backend", f.backend, "cpu, cuda or auto (CUDA when this machine has a usable GPU)")
+      ->default_val("auto");
+  auto& m = f.model_only;
+  m.push_back(cmd->add_flag("--fp16", f.fp16, "Allow float16 layers"));
+  m.push_back(cmd->add_flag("--bf16", f.bf16, "Allow bfloat16 layers"));
+  m.push_back(cmd->add_flag("--no-tf32", f.no_tf32, "Run float32 layers in full float32 (no TF32 tensor cores)"));
+  m.push_back(cmd->add_option("--timing-cache", f.timing_cache,
+                              "Tactic timing cache file: read, and updated with new timings"));
+  m.push_back(cmd->add_option("--workspace", f.workspace_mib, "Most scratch memory one layer may use, in MiB")
+                  ->default_val(1024)
+                  ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20)));
+  if (with_shapes)
+    m.push_back(cmd->add_option("--shapes", f.shapes,
+                                "NAME:1x3x224x224 fixes an input's shape (repeatable or comma-separated)"));
+}
+
+Expected<BuildOptions> to_build_options(const BuildFlags& f) {
+  KILN_ASSIGN_OR_RETURN(BackendKind kind, parse_backend(f.backend));
+  BuildOptions o;
+  KILN_ASSIGN_OR_RETURN(o.backend, resolve_backend(kind));
+  o.fp16 = f.fp16;
+  o.bf16 = f.bf16;
+  o.tf32 = !f.no_tf32;
+  o.timing_cache = f.timing_cache;
+  o.workspace_bytes = f.workspace_mib << 20;
+  KILN_ASSIGN_OR_RETURN(auto shapes, parse_shapes(f.shapes));
+  for (auto& [name, dims] : shapes) o.input_shapes[name] = std::move(dims);
+  return o;
+}
+
+bool is_plan_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[sizeof(plan_detail::kMagic)] = {};
+  if (!in.read(magic, sizeof(magic))) return false;
+  return std::equal(magic, magic + sizeof(magic), plan_detail::kMagic);
+}
+
+Status check_input_path(const std::string& path, const char* what) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return not_found("{} '{}' does not exist", what, path);
+  if (std::filesystem::is_directory(path, ec)) return invalid_argument("{} '{}' is a folder, not a file", what, path);
+  return Status::Ok();
+}
+
+Expected<LoadedPlan> load_or_build_plan(const std::string& path, const BuildFlags& flags, BuildOptions options,
+                                        const BeforeBuild& before_build) {
+  KILN_RETURN_IF_ERROR(check_input_path(path, "model or plan"));
+  LoadedPlan out;
+  if (is_plan_file(path)) {
+    for (const CLI::Option* o : flags.model_only)
+      if (o->count() > 0)
+        return invalid_argument("{} applies when compiling a model; '{}' is a plan, built already", o->get_name(),
+                                path);
+    Timer t;
+    KILN_ASSIGN_OR_RETURN(out.plan, load_plan(path));
+    out.load_ms = t.ms();
+    if (flags.backend != "auto" && flags.backend != out.plan.target.backend)
+      return invalid_argument("'{}' is a plan for the {} backend: --backend {} does not apply (rebuild the model "
+                              "for another backend)",
+                              path, out.plan.target.backend, flags.backend);
+    return out;
+  }
+  Timer t_import;
+  auto model = import_onnx_file(path);
+  if (!model.ok()) {
+    Status st = model.status();
+    if (st.message().find(path) == std::string::npos) st.add_context("cannot import '" + path + "'");
+    return st;
+  }
+  out.import_ms = t_import.ms();
+  if (before_build) KILN_RETURN_IF_ERROR(before_build(*model->graph, options));
+  Timer t_build;
+  KILN_ASSIGN_OR_RETURN(out.plan, build_plan(std::move(model).value(), options));
+  out.build_ms = t_build.ms();
+  out.built = true;
+  return out;
+}
+
+}  // namespace kiln::cli
