@@ -11,6 +11,19 @@ std::map<std::string, std::unique_ptr<Backend>>& registry() {
 }
 }  // namespace
 
+std::string layer_precision(const Node& n, bool tf32) {
+  DType t = DType::kFloat32;
+  for (const Value* v : n.outputs)
+    if (v) {
+      t = v->type.dtype;
+      break;
+    }
+  if (t == DType::kFloat16) return "fp16";
+  if (t == DType::kBFloat16) return "bf16";
+  if (t == DType::kFloat32) return tf32 ? "tf32" : "fp32";
+  return std::string(dtype_name(t));
+}
+
 bool register_backend(std::unique_ptr<Backend> backend) {
   std::string name = backend->name();
   registry()[name] = std::move(backend);

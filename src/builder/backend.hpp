@@ -30,6 +30,10 @@ class Backend {
   virtual Expected<std::unique_ptr<EngineImpl>> create_engine(const Plan& plan) const = 0;
 };
 
+// The precision a node computes in, from its first output's dtype: "fp16", "bf16", "tf32" or
+// "fp32" (float32, by whether TF32 is allowed), else the dtype's name.
+std::string layer_precision(const Node& node, bool tf32);
+
 bool register_backend(std::unique_ptr<Backend> backend);
 const Backend* find_backend(const std::string& name);
 std::vector<std::string> backend_names();

@@ -67,7 +67,8 @@ class CpuBackend : public Backend {
   }
   bool needs_static_shapes() const override { return false; }
   Status choose_layers(const Graph& g, const BuildOptions&, std::vector<LayerChoice>& layers) const override {
-    layers.assign(g.nodes().size(), LayerChoice{"", "fp32"});
+    layers.clear();
+    for (const auto& n : g.nodes()) layers.push_back(LayerChoice{"", layer_precision(*n, /*tf32=*/false)});
     return Status::Ok();
   }
   Expected<std::unique_ptr<EngineImpl>> create_engine(const Plan& plan) const override {

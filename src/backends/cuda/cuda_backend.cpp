@@ -47,7 +47,7 @@ class CudaBackend : public Backend {
     size_t timed = 0;
     for (const auto& n : g.nodes()) {
       LayerChoice choice;
-      choice.precision = precision_of(*n, options);
+      choice.precision = layer_precision(*n, options.tf32);
       const CudaLayerFactory* f = find_cuda_layer(n->op_type);
       std::vector<std::string> tactics = f->tactics ? f->tactics(*n, options) : std::vector<std::string>{};
       if (tactics.size() > 1) {
@@ -67,16 +67,6 @@ class CudaBackend : public Backend {
     return std::unique_ptr<EngineImpl>(std::move(e));
   }
 
- private:
-  static std::string precision_of(const Node& n, const BuildOptions& o) {
-    DType t = DType::kFloat32;
-    for (const Value* v : n.outputs)
-      if (v) { t = v->type.dtype; break; }
-    if (t == DType::kFloat16) return "fp16";
-    if (t == DType::kBFloat16) return "bf16";
-    if (t == DType::kFloat32) return o.tf32 ? "tf32" : "fp32";
-    return std::string(dtype_name(t));
-  }
 };
 
 }  // namespace
