@@ -9,6 +9,7 @@ and FP16 plans per batch size, check outputs against PyTorch FP32 (TF32 off), an
 --compile, torch.compile(mode="max-autotune"). Prints a table last; writes results.json.
 """
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -99,7 +100,7 @@ def check_model(args, name, results):
             torch.cuda.reset_peak_memory_stats()
             eager32 = time_torch(model, inputs)
             mem32 = torch.cuda.max_memory_allocated()
-            m16 = model.half().to(memory_format=torch.channels_last)
+            m16 = copy.deepcopy(model).half().to(memory_format=torch.channels_last)  # keep fp32 weights intact
             in16 = [x.half().to(memory_format=torch.channels_last) if x.is_floating_point() and x.dim() == 4
                     else (x.half() if x.is_floating_point() else x) for x in inputs]
             torch.cuda.reset_peak_memory_stats()
@@ -109,7 +110,7 @@ def check_model(args, name, results):
             if args.compile:
                 c = torch.compile(m16, mode="max-autotune")
                 compiled16 = time_torch(c, in16, warmup=3)
-            model.float().to(memory_format=torch.contiguous_format)
+            del m16
         for prec in ("fp32", "fp16"):
             plan = os.path.join(work, f"{name}_b{batch}_{prec}.kplan")
             flags = ["--fp16"] if prec == "fp16" else ["--no-tf32"]

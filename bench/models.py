@@ -57,7 +57,9 @@ def make(name):
     if name == "mobilenetv3":
         return torchvision.models.mobilenet_v3_large(), ["input"], lambda b: [torch.randn(b, 3, 224, 224)]
     if name == "vit_b16":
-        return torchvision.models.vit_b_16(), ["input"], lambda b: [torch.randn(b, 3, 224, 224)]
+        vit = torchvision.models.vit_b_16()
+        nn.init.normal_(vit.heads.head.weight, std=0.02)  # torchvision zero-initializes the head: outputs would be 0
+        return vit, ["input"], lambda b: [torch.randn(b, 3, 224, 224)]
     if name == "unet":
         return UNet(), ["input"], lambda b: [torch.randn(b, 1, 512, 512)]
     if name == "bert_base":

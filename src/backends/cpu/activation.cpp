@@ -39,7 +39,8 @@ Status hard_sigmoid_kernel(KernelContext& ctx) {
   const float alpha = ctx.attrs().f("alpha", 0.2f), beta = ctx.attrs().f("beta", 0.5f);
   return unary_kernel<kFloatTypes>(ctx, [alpha, beta](auto x) {
     using C = decltype(x);
-    return std::max(C(0), std::min(C(1), C(alpha) * x + C(beta)));
+    C y = C(alpha) * x + C(beta);
+    return y != y ? y : std::max(C(0), std::min(C(1), y));  // NaN propagates
   });
 }
 

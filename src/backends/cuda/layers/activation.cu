@@ -13,7 +13,8 @@ __device__ __forceinline__ float sigmoid(float x) {
   return e / (1.f + e);
 }
 __device__ __forceinline__ float softplus(float x) { return x > 0.f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
-__device__ __forceinline__ float clamp01(float x) { return fmaxf(0.f, fminf(1.f, x)); }
+// NaN stays NaN (fminf/fmaxf would turn it into a bound), as on the CPU reference.
+__device__ __forceinline__ float clamp01(float x) { return x != x ? x : fmaxf(0.f, fminf(1.f, x)); }
 
 // A float-only functor with parameters a, b, c (from UnaryParams alpha, beta, gamma).
 #define KILN_ACT_FN(Name, expr)                                         \
