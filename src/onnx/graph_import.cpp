@@ -313,8 +313,12 @@ Status GraphImporter::import(const onnx::GraphProto& proto, Graph& g) {
     KILN_ASSIGN_OR_RETURN(TensorType decl, declared_type(out, fmt::format("graph output '{}'", name), true));
     if (v->owner != &g) {
       // A subgraph output that is an enclosing graph's value: an Identity keeps outputs local.
-      Value* local = g.add_value(name + "__kiln_outer", decl);
-      g.add_node("Identity", {v}, {local}, name + "__kiln_outer_identity", "", static_cast<int>(ctx_.opsets.count("") ? ctx_.opsets.at("") : 0));
+      auto def = ctx_.opsets.find("");
+      const int opset = def == ctx_.opsets.end() ? 0 : static_cast<int>(def->second);
+      std::string local_name = name + "__kiln_outer";
+      while (g.find_value(local_name)) local_name += "_";
+      Value* local = g.add_value(local_name, decl);
+      g.add_node("Identity", {v}, {local}, local_name + "_identity", "", opset);
       v = local;
     } else if (!v->is_constant()) {
       if (v->type.dtype == DType::kUndefined) v->type.dtype = decl.dtype;

@@ -18,7 +18,8 @@
 // - Unnamed nodes named "<op>_<index>"; absent optional inputs as null; nodes topologically sorted.
 // Errors name the file and, where there is one, the node and value. Unsupported (kUnsupported, a
 // "skip" for the conformance runner): sequence/map/optional values, string tensors that a node
-// reads, sparse tensors, complex/float8/int4 element types, training-mode BatchNormalization, Scan-8.
+// reads, sparse tensors, complex/float8/int4 element types, training-mode BatchNormalization, Scan-8
+// with sequence_lens.
 #pragma once
 
 #include <string>

@@ -14,7 +14,7 @@ const RuleMap& rules_by_op() {
   static const RuleMap map = [] {
     RuleMap m;
     // Legacy (< 7) first: later rules assume opset-7 attributes.
-    for (const auto* list : {&legacy_rules(), &attribute_to_input_rules(), &semantic_rules()})
+    for (const auto* list : {&legacy_rules(), &attribute_to_input_rules(), &semantic_rules(), &scan_rules()})
       for (const NormalizeRule& r : *list) m.emplace(r.op, r);
     return m;
   }();

@@ -18,6 +18,8 @@ struct NormalizeRule {
 const std::vector<NormalizeRule>& attribute_to_input_rules();
 // Changed semantics: Softmax-family coercion, Upsample/Resize, BatchNormalization, Scatter, ...
 const std::vector<NormalizeRule>& semantic_rules();
+// Scan-8 (batched) -> Loop over Scan-9.
+const std::vector<NormalizeRule>& scan_rules();
 // Forms from before opset 7: legacy broadcasting, per-channel PRelu, string Cast, ...
 const std::vector<NormalizeRule>& legacy_rules();
 

@@ -198,11 +198,6 @@ Status groupnorm_per_channel(Rewriter& rw, Node& n) {
   return Status::Ok();
 }
 
-// Scan-8 had a batch axis and sequence_lens: a different op, not rewritten.
-Status scan8(Rewriter&, Node& n) {
-  return node_unsupported(n, "Scan before opset 9 (batched, with sequence_lens) is not supported");
-}
-
 }  // namespace
 
 const std::vector<NormalizeRule>& semantic_rules() {
@@ -220,7 +215,6 @@ const std::vector<NormalizeRule>& semantic_rules() {
       {"BatchNormalization", 9, batchnorm_spatial},
       {"GridSample", 20, gridsample_modes},
       {"GroupNormalization", 21, groupnorm_per_channel},
-      {"Scan", 9, scan8},
   };
   return rules;
 }

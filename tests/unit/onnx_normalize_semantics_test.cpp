@@ -243,11 +243,6 @@ TEST(OnnxNormalize, GroupNormalizationScalePerChannel) {
   EXPECT_TRUE(error_contains(import_proto(dyn.model).status(), StatusCode::kUnsupported, {"'n'", "constant scale"}));
 }
 
-TEST(OnnxNormalize, Scan8IsRefused) {
-  auto s = single_node(8, "Scan", {{"x", {1, 2}}});
-  EXPECT_TRUE(error_contains(import_proto(s.model).status(), StatusCode::kUnsupported, {"'n'", "Scan before opset 9"}));
-}
-
 // --- forms from before opset 7 ---
 
 TEST(OnnxNormalize, LegacyBroadcastWithAxisIsExact) {
