@@ -74,10 +74,13 @@ class Build(EngineTestCase):
         self.assertGreaterEqual(os.path.getmtime(self.path("m.kplan")), first)
         self.assertEqual(sorted(os.listdir(self.dir)), ["m.kplan", "m.onnx"])  # no temporary files left
 
-    def test_reduced_precision_that_no_layer_uses_is_noted(self):
+    def test_fp16_plan_has_fp16_layers_and_float32_bindings(self):
         self.mlp()
         r = self.ok("build", "m.onnx", "-o", "m.kplan", "--backend", "cpu", "--fp16")
-        self.assertIn("note: --fp16 allowed reduced precision, but no layer uses it", r.stdout)
+        self.assertRegex(r.stdout, r"layers\s+\d+ \(fp16 \d+")
+        self.assertNotIn("note: --fp16", r.stdout)
+        # The plan keeps float32 inputs/outputs (Casts at the boundary) and runs.
+        self.ok("run", "m.kplan", "--shapes", "x:2x16")
 
     def test_build_errors(self):
         self.mlp()
