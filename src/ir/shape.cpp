@@ -17,6 +17,15 @@ std::string dims_to_string(const Dims& d) {
   return s;
 }
 
+std::pair<int64_t, int64_t> dims_outer_inner(const Dims& d, size_t axis) {
+  int64_t outer = 1, inner = 1;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i < axis) outer *= d[i];
+    if (i > axis) inner *= d[i];
+  }
+  return {outer, inner};
+}
+
 std::string Dim::to_string() const {
   if (known()) return std::to_string(value);
   return symbol.empty() ? "?" : symbol;

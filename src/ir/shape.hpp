@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kiln {
@@ -12,6 +13,9 @@ using Dims = std::vector<int64_t>;
 
 int64_t dims_numel(const Dims& d);
 std::string dims_to_string(const Dims& d);  // "1x3x224x224"; "scalar" for rank 0
+// {product of the dims before `axis`, product of the dims after it}: a tensor as
+// [outer, d[axis], inner] for ops that work along one axis.
+std::pair<int64_t, int64_t> dims_outer_inner(const Dims& d, size_t axis);
 
 // One dimension of a symbolic shape: a known size, a named symbol ("batch"), or unknown.
 struct Dim {

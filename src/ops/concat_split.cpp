@@ -4,16 +4,6 @@
 namespace kiln {
 namespace {
 
-// Elements before and after `axis` of static dims.
-std::pair<int64_t, int64_t> outer_inner(const Dims& d, size_t axis) {
-  int64_t outer = 1, inner = 1;
-  for (size_t i = 0; i < d.size(); ++i) {
-    if (i < axis) outer *= d[i];
-    if (i > axis) inner *= d[i];
-  }
-  return {outer, inner};
-}
-
 Status infer_concat(InferContext& ctx) {
   if (!ctx.attrs().has("axis")) return ctx.error("attribute axis is required");
   DType dtype = DType::kUndefined;
@@ -64,7 +54,7 @@ Status infer_concat(InferContext& ctx) {
   for (size_t i = 0; fold && i < ctx.num_inputs(); ++i) fold = foldable_int(ctx, i);
   if (fold) {
     std::vector<int64_t> v;
-    auto [outer, inner] = outer_inner(*result.to_dims(), static_cast<size_t>(axis));
+    auto [outer, inner] = dims_outer_inner(*result.to_dims(), static_cast<size_t>(axis));
     for (int64_t o = 0; o < outer; ++o) {
       for (size_t i = 0; i < ctx.num_inputs(); ++i) {
         const Tensor* t = ctx.value(i);

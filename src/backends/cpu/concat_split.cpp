@@ -6,16 +6,6 @@
 namespace kiln {
 namespace {
 
-// Elements before `axis`, and the elements of one step of `axis` (the product of the later dims).
-std::pair<int64_t, int64_t> outer_inner(const Dims& d, size_t axis) {
-  int64_t outer = 1, inner = 1;
-  for (size_t i = 0; i < d.size(); ++i) {
-    if (i < axis) outer *= d[i];
-    if (i > axis) inner *= d[i];
-  }
-  return {outer, inner};
-}
-
 size_t positive_axis(int64_t axis, int rank) { return static_cast<size_t>(axis < 0 ? axis + rank : axis); }
 
 Status concat_kernel(KernelContext& ctx) {
@@ -23,7 +13,7 @@ Status concat_kernel(KernelContext& ctx) {
   const size_t es = dtype_size(out.dtype());
   if (es == 0) return ctx.unsupported_dtype(out.dtype());
   const size_t axis = positive_axis(ctx.attrs().i("axis"), out.rank());
-  auto [outer, inner] = outer_inner(out.dims(), axis);
+  auto [outer, inner] = dims_outer_inner(out.dims(), axis);
   char* dst = static_cast<char*>(out.raw_data());
   for (int64_t o = 0; o < outer; ++o) {
     for (size_t i = 0; i < ctx.num_inputs(); ++i) {
@@ -41,7 +31,7 @@ Status split_kernel(KernelContext& ctx) {
   const size_t es = dtype_size(in.dtype());
   if (es == 0) return ctx.unsupported_dtype(in.dtype());
   const size_t axis = positive_axis(ctx.attrs().i("axis", 0), in.rank());
-  auto [outer, inner] = outer_inner(in.dims(), axis);
+  auto [outer, inner] = dims_outer_inner(in.dims(), axis);
   const size_t in_block = static_cast<size_t>(in.dims()[axis] * inner) * es;
   size_t offset = 0;  // bytes into one input block
   for (size_t i = 0; i < ctx.num_outputs(); ++i) {

@@ -1,21 +1,9 @@
 // CPU kernel of Where (3-way broadcast select).
+#include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/elementwise.hpp"
 
 namespace kiln::cpu {
 namespace {
-
-// Where moves elements without looking at them, so it works on unsigned integers of the
-// element's size: one instantiation per size, and NaN payloads survive.
-template <typename Fn>
-bool dispatch_by_size(size_t size, Fn&& fn) {
-  switch (size) {
-    case 1: fn(TypeTag<uint8_t>{}); return true;
-    case 2: fn(TypeTag<uint16_t>{}); return true;
-    case 4: fn(TypeTag<uint32_t>{}); return true;
-    case 8: fn(TypeTag<uint64_t>{}); return true;
-    default: return false;
-  }
-}
 
 Status where_kernel(KernelContext& ctx) {
   const Tensor& cond = ctx.input(0);
@@ -26,7 +14,9 @@ Status where_kernel(KernelContext& ctx) {
     return ctx.error("X has dtype {}, but Y has {}", dtype_name(x.dtype()), dtype_name(y.dtype()));
   Tensor& out = ctx.output(0);
   bool shapes_ok = true;
-  bool ok = dispatch_by_size(dtype_size(x.dtype()), [&](auto tag) {
+  // Where moves elements without looking at them: one instantiation per element size, and NaN
+  // payloads survive.
+  bool ok = dispatch_elem_size(dtype_size(x.dtype()), [&](auto tag) {
     using U = typename decltype(tag)::type;
     shapes_ok = broadcast_map<U, bool, U, U>(out, {&cond, &x, &y}, [](bool c, U a, U b) { return c ? a : b; });
   });
