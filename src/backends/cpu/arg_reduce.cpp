@@ -26,9 +26,7 @@ Status arg_reduce_kernel(KernelContext& ctx) {
   if (axis < -rank || axis >= rank) return ctx.error("axis {} is out of range for rank {}", axis, rank);
   if (axis < 0) axis += rank;
   const bool last = ctx.attrs().i("select_last_index", 0) != 0;
-  int64_t outer = 1, inner = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= x.dim(static_cast<int>(i));
-  for (int64_t i = axis + 1; i < rank; ++i) inner *= x.dim(static_cast<int>(i));
+  const auto [outer, inner] = dims_outer_inner(x.dims(), static_cast<size_t>(axis));
   const int64_t n = x.dim(static_cast<int>(axis));
   Tensor& y = ctx.output(0);
   if (n == 0 && y.numel() > 0) return ctx.error("cannot take the arg-extreme over axis {} of size 0", axis);

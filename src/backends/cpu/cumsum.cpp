@@ -34,9 +34,7 @@ Status cumsum_kernel(KernelContext& ctx) {
   int64_t axis = (*axis_v)[0];
   if (axis < -rank || axis >= rank) return ctx.error("axis {} is out of range for rank {}", axis, rank);
   if (axis < 0) axis += rank;
-  int64_t outer = 1, inner = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= x.dim(static_cast<int>(i));
-  for (int64_t i = axis + 1; i < rank; ++i) inner *= x.dim(static_cast<int>(i));
+  const auto [outer, inner] = dims_outer_inner(x.dims(), static_cast<size_t>(axis));
   const int64_t n = x.dim(static_cast<int>(axis));
   const bool exclusive = ctx.attrs().i("exclusive", 0) != 0;
   const bool reverse = ctx.attrs().i("reverse", 0) != 0;

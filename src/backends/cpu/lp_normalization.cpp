@@ -37,9 +37,7 @@ Status lp_normalization_kernel(KernelContext& ctx) {
   const int64_t p = ctx.attrs().i("p", 2);
   if (p != 1 && p != 2) return ctx.error("p must be 1 or 2, got {}", p);
   if (!is_floating(x.dtype())) return ctx.unsupported_dtype(x.dtype(), 0);
-  int64_t outer = 1, inner = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= x.dim(static_cast<int>(i));
-  for (int64_t i = axis + 1; i < rank; ++i) inner *= x.dim(static_cast<int>(i));
+  const auto [outer, inner] = dims_outer_inner(x.dims(), static_cast<size_t>(axis));
   const int64_t n = x.dim(static_cast<int>(axis));
   Tensor& y = ctx.output(0);
   dispatch_dtype(x.dtype(), [&](auto tag) {

@@ -61,9 +61,7 @@ Status topk_kernel(KernelContext& ctx) {
   const int64_t k = (*kv)[0];
   const int64_t n = x.dim(static_cast<int>(axis));
   if (k < 0 || k > n) return ctx.error("K = {} is out of range for dim {} of size {}", k, axis, n);
-  int64_t outer = 1, inner = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= x.dim(static_cast<int>(i));
-  for (int64_t i = axis + 1; i < rank; ++i) inner *= x.dim(static_cast<int>(i));
+  const auto [outer, inner] = dims_outer_inner(x.dims(), static_cast<size_t>(axis));
   const bool largest = ctx.attrs().i("largest", 1) != 0;
   if (x.dtype() == DType::kBool) return ctx.unsupported_dtype(x.dtype(), 0);
   Tensor& values = ctx.output(0);
