@@ -1,5 +1,6 @@
 #include "onnx/proto_tensor.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -193,11 +194,20 @@ Expected<Tensor> tensor_from_proto(const TensorProto& proto, const TensorSource&
   if (!proto.has_data_type() || proto.data_type() == TensorProto::UNDEFINED)
     return invalid_model("{}: tensor has no element type", what);
   KILN_ASSIGN_OR_RETURN(DType dtype, dtype_from_onnx(proto.data_type(), what));
-  if (dtype == DType::kString)
-    return unsupported("{}: string tensors are not supported by kiln", what);
   if (proto.has_segment()) return unsupported("{}: segmented tensors are not supported", what);
   Dims dims(proto.dims().begin(), proto.dims().end());
   KILN_ASSIGN_OR_RETURN(int64_t numel, checked_numel(dims, what));
+  if (dtype == DType::kString) {
+    // Strings live only in string_data (raw_data and external data cannot hold them).
+    if (proto.data_location() == TensorProto::EXTERNAL || proto.has_raw_data())
+      return invalid_model("{}: a string tensor must store its values in string_data", what);
+    if (proto.string_data_size() != numel)
+      return invalid_model("{}: string tensor of shape {} has {} values, needs {}", what, dims_to_string(dims),
+                           proto.string_data_size(), numel);
+    Tensor out(dtype, dims);
+    std::copy(proto.string_data().begin(), proto.string_data().end(), out.data<std::string>());
+    return out;
+  }
   const size_t nbytes = static_cast<size_t>(numel) * dtype_size(dtype);
 
   if (proto.data_location() == TensorProto::EXTERNAL) {

@@ -51,6 +51,7 @@ std::string index_text(int64_t flat, const Dims& dims) {
 // One element for a message: integers exactly (int64 values beyond 2^53 included).
 std::string element_text(const Tensor& t, size_t i) {
   std::string out;
+  if (t.dtype() == DType::kString) return fmt::format("'{}'", t.data<std::string>()[i]);
   dispatch_dtype(t.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_integral_v<T>) out = fmt::format("{}", t.data<T>()[i]);
@@ -210,6 +211,16 @@ std::string compare_tensors(const Tensor& got, const Tensor& want, double rtol, 
     return fmt::format("dtype {}, expected {}", dtype_name(got.dtype()), dtype_name(want.dtype()));
   if (got.dims() != want.dims())
     return fmt::format("shape [{}], expected [{}]", dims_to_string(got.dims()), dims_to_string(want.dims()));
+  if (got.dtype() == DType::kString) {  // strings have no bytes to compare: compare the text
+    const std::string *pa = got.data<std::string>(), *pb = want.data<std::string>();
+    int64_t bad = 0, first = -1;
+    for (int64_t i = 0; i < got.numel(); ++i)
+      if (pa[i] != pb[i] && bad++ == 0) first = i;
+    if (bad == 0) return "";
+    return fmt::format("{} of {} strings differ; first at {}: got {}, expected {}", bad, got.numel(),
+                       index_text(first, got.dims()), element_text(got, static_cast<size_t>(first)),
+                       element_text(want, static_cast<size_t>(first)));
+  }
   bool exact = !is_floating(got.dtype());
   auto a = got.to_double_vector(), b = want.to_double_vector();
   const auto* pa = static_cast<const char*>(got.raw_data());

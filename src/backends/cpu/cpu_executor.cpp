@@ -3,6 +3,7 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "backends/cpu/string_support.hpp"
 #include "ops/op_registry.hpp"
 #include "ops/support_check.hpp"
 
@@ -46,6 +47,14 @@ Status run_node(const Node& node, Env& env) {
   }
   InferContext ictx(node, types, inputs);
   KILN_RETURN_IF_ERROR(infer_node(*schema, ictx));
+  if (!cpu::kernel_handles_strings(node.domain, node.op_type)) {
+    for (size_t i = 0; i < types.size(); ++i)
+      if (types[i].dtype == DType::kString)
+        return unsupported("{}: dtype string of input {} is not supported by the CPU backend", node.describe(), i);
+    for (size_t i = 0; i < ictx.outputs().size(); ++i)
+      if (ictx.outputs()[i].dtype == DType::kString)
+        return unsupported("{}: dtype string of output {} is not supported by the CPU backend", node.describe(), i);
+  }
 
   SubgraphRunner runner = [&env](const Graph& sg, const std::vector<Tensor>& sg_inputs)
       -> Expected<std::vector<Tensor>> {

@@ -1,3 +1,4 @@
+#include "backends/cpu/string_support.hpp"
 #include "ops/op_registry.hpp"
 
 namespace kiln {
@@ -11,3 +12,4 @@ Status identity_kernel(KernelContext& ctx) {
 }  // namespace kiln
 
 KILN_REGISTER_CPU_KERNEL("Identity", kiln::identity_kernel);
+KILN_CPU_KERNEL_HANDLES_STRINGS("", "Identity");

@@ -35,6 +35,10 @@ class CudaBackend : public Backend {
   }
   bool supports(const Node& n) const override {
     if (!n.domain.empty()) return false;
+    // String tensors live on the host only: no CUDA layer reads or writes them.
+    for (const auto* values : {&n.inputs, &n.outputs})
+      for (const Value* v : *values)
+        if (v && v->type.dtype == DType::kString) return false;
     const CudaLayerFactory* f = find_cuda_layer(n.op_type);
     return f && f->supports && f->supports(n);
   }
