@@ -14,7 +14,7 @@ Status infer_loss(InferContext& ctx) {
     return ctx.unsupported("input 0 is {}; only floating-point types are supported", dtype_name(x.dtype));
   if (target.dtype != DType::kUndefined && target.dtype != DType::kInt32 && target.dtype != DType::kInt64)
     return ctx.error("target must be int32 or int64, got {}", dtype_name(target.dtype));
-  if (ctx.has_input(2) && ctx.input(2).dtype != x.dtype)
+  if (ctx.has_input(2) && x.dtype != DType::kUndefined && ctx.input(2).dtype != x.dtype)
     return ctx.error("weight is {} but input is {}", dtype_name(ctx.input(2).dtype), dtype_name(x.dtype));
   const std::string reduction = ctx.attrs().s("reduction", "mean");
   if (reduction != "none" && reduction != "sum" && reduction != "mean")

@@ -94,7 +94,9 @@ TEST(Loss, AllReductionsWeightsIgnoreIndexAndRanks) {
             ASSERT_TRUE(out.ok()) << out.status().message();
             LossRef ref = ref_loss(sce, x, target, weighted ? &w : nullptr, reduction, ignore);
             EXPECT_TRUE(tensors_close(out->at(0).cast(DType::kFloat64), ref.loss, 1e-5, 1e-6));
-            if (sce) EXPECT_TRUE(tensors_close(out->at(1).cast(DType::kFloat64), ref.log_prob, 1e-5, 1e-6));
+            if (sce) {
+              EXPECT_TRUE(tensors_close(out->at(1).cast(DType::kFloat64), ref.log_prob, 1e-5, 1e-6));
+            }
           }
 }
 
