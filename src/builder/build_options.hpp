@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ir/shape.hpp"
 
@@ -20,8 +21,12 @@ struct BuildOptions {
   std::map<std::string, Dims> input_shapes;  // fixes dynamic input dims
   uint64_t workspace_bytes = 1ull << 30;     // the most scratch memory one layer may use
   std::string timing_cache;      // tactic timings file, read and updated when set
-  std::set<std::string> disabled_passes;
-  std::function<void(std::string_view)> log;  // progress lines
+  std::set<std::string> disabled_passes;    // graph passes to skip, by name (see known_passes())
+  std::vector<std::string> outputs;         // keep only these graph outputs (all when empty)
+  bool fold_random = false;                 // constant-fold random-number ops (fixes their values)
+  std::set<std::string> dump_ir_after;      // print the IR after these passes ("all": every pass)
+  bool pass_log = false;                    // per-pass timing and modified counts on `log`
+  std::function<void(std::string_view)> log;  // progress lines (and IR dumps)
 };
 
 }  // namespace kiln

@@ -55,6 +55,36 @@ Status apply_input_shapes(Graph& g, const BuildOptions& o, bool require_static) 
   return Status::Ok();
 }
 
+PassManagerOptions pass_options(const BuildOptions& o) {
+  PassManagerOptions pm;
+  pm.disabled = o.disabled_passes;
+  pm.dump_after = o.dump_ir_after;
+  if (o.pass_log) pm.log = o.log;
+  pm.dump = o.log;
+  return pm;
+}
+
+// The graph passes: output selection, the clean-up pipeline to a fixed point, then precision
+// (once) and a second clean-up round for what its casts made constant.
+Status run_graph_passes(Graph& g, const BuildOptions& options) {
+  KILN_RETURN_IF_ERROR(check_pass_names(options.disabled_passes, "--disable-pass"));
+  KILN_RETURN_IF_ERROR(check_pass_names(options.dump_ir_after, "--dump-ir-after", /*allow_all=*/true));
+  KILN_RETURN_IF_ERROR(select_outputs(g, options.outputs));
+  PassManager pm(pass_options(options));
+  add_cleanup_passes(pm, options.fold_random);
+  KILN_RETURN_IF_ERROR(pm.run(g));
+  if (options.fp16 || options.bf16) {
+    if (options.fp16 && options.bf16) return invalid_argument("choose one of --fp16 and --bf16");
+    PassManagerOptions once = pass_options(options);
+    once.max_iterations = 1;
+    PassManager precision(once);
+    precision.add(make_precision_pass(options.fp16 ? DType::kFloat16 : DType::kBFloat16));
+    KILN_RETURN_IF_ERROR(precision.run(g));
+    KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
+  }
+  return Status::Ok();
+}
+
 std::string options_json(const BuildOptions& o) {
   nlohmann::json j;
   j["backend"] = o.backend;
@@ -63,6 +93,9 @@ std::string options_json(const BuildOptions& o) {
   j["tf32"] = o.tf32;
   j["workspace_bytes"] = o.workspace_bytes;
   for (const auto& [name, dims] : o.input_shapes) j["shapes"][name] = dims;
+  if (!o.outputs.empty()) j["outputs"] = o.outputs;
+  if (!o.disabled_passes.empty()) j["disabled_passes"] = o.disabled_passes;
+  if (o.fold_random) j["fold_random"] = true;
   return j.dump();
 }
 
@@ -81,20 +114,7 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
   KILN_RETURN_IF_ERROR(apply_input_shapes(g, options, backend->needs_static_shapes()));
   KILN_RETURN_IF_ERROR(infer_shapes(g));
   log(options, fmt::format("[1/4] graph passes ({} nodes)", g.nodes().size()));
-  PassManagerOptions pm_options;
-  pm_options.disabled = options.disabled_passes;
-  PassManager pm(pm_options);
-  pm.add(make_constant_folding_pass());
-  pm.add(make_inline_constant_if_pass());
-  pm.add(make_dead_code_pass());
-  KILN_RETURN_IF_ERROR(pm.run(g));
-  if (options.fp16 || options.bf16) {
-    if (options.fp16 && options.bf16) return invalid_argument("choose one of --fp16 and --bf16");
-    auto changed = make_precision_pass(options.fp16 ? DType::kFloat16 : DType::kBFloat16)->run(g);
-    if (!changed.ok()) return changed.status();
-    KILN_RETURN_IF_ERROR(infer_shapes(g));
-    KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
-  }
+  KILN_RETURN_IF_ERROR(run_graph_passes(g, options));
   log(options, fmt::format("      {} nodes after passes", g.nodes().size()));
 
   KILN_RETURN_IF_ERROR(check_ops_supported(

@@ -33,6 +33,7 @@ int build_command(const BuildCommandOptions& opt) {
     std::printf("%.*s\n", static_cast<int>(line.size()), line.data());
     std::fflush(stdout);  // progress should show while a long build runs
   };
+  options->pass_log = opt.verbose;
   std::printf("building %s for the %s backend\n", opt.model.c_str(), options->backend.c_str());
   auto loaded = load_or_build_plan(opt.model, opt.build, *options);
   if (!loaded.ok()) return report_error(loaded.status());
@@ -73,7 +74,7 @@ void add_build_command(CLI::App& app, Action& action) {
   cmd->add_option("model", opt->model, "The ONNX model file")->required();
   cmd->add_option("--output,-o", opt->output, "The plan file to write (replaced atomically)")->required();
   add_build_flags(cmd, opt->build);
-  cmd->add_flag("--verbose,-v", opt->verbose, "Also list every layer with its precision, tactic and shapes");
+  cmd->add_flag("--verbose,-v", opt->verbose, "Also print per-pass timings and list every layer with its precision, tactic and shapes");
   cmd->callback([&action, opt] { action = [opt] { return build_command(*opt); }; });
 }
 

@@ -25,6 +25,17 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
   m.push_back(cmd->add_option("--workspace", f.workspace_mib, "Most scratch memory one layer may use, in MiB")
                   ->default_val(1024)
                   ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20)));
+  m.push_back(cmd->add_option("--disable-pass", f.disable_passes,
+                              "Skip a graph pass by name (repeatable or comma-separated; see `kiln passes`)")
+                  ->delimiter(','));
+  m.push_back(cmd->add_option("--dump-ir-after", f.dump_ir_after,
+                              "Print the graph after this pass ('all': after every pass; repeatable)")
+                  ->delimiter(','));
+  m.push_back(cmd->add_option("--outputs", f.outputs,
+                              "Keep only these graph outputs (comma-separated names); the rest is pruned")
+                  ->delimiter(','));
+  m.push_back(cmd->add_flag("--fold-random", f.fold_random,
+                            "Constant-fold random-number ops with constant inputs (fixes their values in the plan)"));
   if (with_shapes)
     m.push_back(cmd->add_option("--shapes", f.shapes,
                                 "NAME:1x3x224x224 fixes an input's shape (repeatable or comma-separated)"));
@@ -39,6 +50,10 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
   o.tf32 = !f.no_tf32;
   o.timing_cache = f.timing_cache;
   o.workspace_bytes = f.workspace_mib << 20;
+  o.disabled_passes.insert(f.disable_passes.begin(), f.disable_passes.end());
+  o.dump_ir_after.insert(f.dump_ir_after.begin(), f.dump_ir_after.end());
+  o.outputs = f.outputs;
+  o.fold_random = f.fold_random;
   KILN_ASSIGN_OR_RETURN(auto shapes, parse_shapes(f.shapes));
   for (auto& [name, dims] : shapes) o.input_shapes[name] = std::move(dims);
   return o;

@@ -20,11 +20,14 @@ struct BuildFlags {
   std::vector<std::string> shapes;  // NAME:1x3x224x224[,...], repeatable
   std::string timing_cache;
   uint64_t workspace_mib = 1024;
+  std::vector<std::string> disable_passes, dump_ir_after, outputs;  // repeatable or comma-separated
+  bool fold_random = false;
   // Options that only mean something when a model is compiled (an error with a plan).
   std::vector<CLI::Option*> model_only;
 };
 
-// --backend, --fp16, --bf16, --no-tf32, --timing-cache, --workspace; --shapes when `with_shapes`
+// --backend, --fp16, --bf16, --no-tf32, --timing-cache, --workspace, --disable-pass,
+// --dump-ir-after, --outputs, --fold-random; --shapes when `with_shapes`
 // (`run` and `bench` declare their own --shapes, which also shapes their random inputs).
 void add_build_flags(CLI::App* cmd, BuildFlags& flags, bool with_shapes = true);
 

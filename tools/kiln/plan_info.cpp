@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli_util.hpp"
+#include "layer_cost.hpp"
 #include "util/error.hpp"
 
 namespace kiln::cli {
@@ -109,20 +110,34 @@ nlohmann::ordered_json plan_json(const Plan& plan, const std::string& source) {
                  {"activation_arena_bytes", plan.arena_bytes},
                  {"workspace_limit_bytes", plan.workspace_bytes}};
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+  int64_t total_flops = 0;
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const Node& n = *g.nodes()[i];
     const LayerChoice& c = choice_of(plan, i);
     nlohmann::ordered_json ins = nlohmann::ordered_json::array(), outs = nlohmann::ordered_json::array();
     for (const Value* v : n.inputs) ins.push_back(value_json(v));
     for (const Value* v : n.outputs) outs.push_back(value_json(v));
-    layers.push_back({{"index", i},
-                      {"name", n.name},
-                      {"op", n.domain.empty() ? n.op_type : n.domain + "." + n.op_type},
-                      {"precision", c.precision},
-                      {"tactic", c.tactic},
-                      {"inputs", ins},
-                      {"outputs", outs}});
+    LayerCost cost = layer_cost(n);
+    nlohmann::ordered_json fused = nlohmann::ordered_json::array();
+    for (std::string_view rest = fused_ops(n); !rest.empty();) {
+      size_t comma = rest.find(',');
+      fused.push_back(std::string(rest.substr(0, comma)));
+      rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+    }
+    nlohmann::ordered_json layer = {{"index", i},
+                                    {"name", n.name},
+                                    {"op", n.domain.empty() ? n.op_type : n.domain + "." + n.op_type},
+                                    {"precision", c.precision},
+                                    {"tactic", c.tactic},
+                                    {"inputs", ins},
+                                    {"outputs", outs},
+                                    {"flops", cost.flops >= 0 ? nlohmann::ordered_json(cost.flops) : nullptr},
+                                    {"bytes", cost.bytes >= 0 ? nlohmann::ordered_json(cost.bytes) : nullptr}};
+    if (!fused.empty()) layer["fused"] = fused;
+    if (cost.flops > 0) total_flops += cost.flops;
+    layers.push_back(layer);
   }
+  j["total_flops"] = total_flops;
   j["layers"] = layers;
   return j;
 }
@@ -137,15 +152,21 @@ void print_layers(const Plan& plan) {
     prec_w = std::max(prec_w, choice_of(plan, i).precision.size());
     tactic_w = std::max(tactic_w, choice_of(plan, i).tactic.size());
   }
-  std::printf("  %4s  %-*s  %-*s  %-*s  %-*s  %s\n", "#", static_cast<int>(name_w), "name", static_cast<int>(op_w),
-              "op", static_cast<int>(prec_w), "precision", static_cast<int>(tactic_w), "tactic", "inputs -> outputs");
+  std::printf("  %4s  %-*s  %-*s  %-*s  %-*s  %12s  %10s  %s\n", "#", static_cast<int>(name_w), "name",
+              static_cast<int>(op_w), "op", static_cast<int>(prec_w), "precision", static_cast<int>(tactic_w), "tactic",
+              "flops", "bytes", "inputs -> outputs");
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const Node& n = *g.nodes()[i];
     const LayerChoice& c = choice_of(plan, i);
-    std::printf("  %4zu  %-*s  %-*s  %-*s  %-*s  %s -> %s\n", i, static_cast<int>(name_w), n.name.c_str(),
-                static_cast<int>(op_w), n.op_type.c_str(), static_cast<int>(prec_w), c.precision.c_str(),
-                static_cast<int>(tactic_w), c.tactic.empty() ? "-" : c.tactic.c_str(), values_text(n.inputs).c_str(),
-                values_text(n.outputs).c_str());
+    LayerCost cost = layer_cost(n);
+    std::string fused = fused_ops(n);
+    std::printf("  %4zu  %-*s  %-*s  %-*s  %-*s  %12s  %10s  %s -> %s%s\n", i, static_cast<int>(name_w), n.name.c_str(),
+                static_cast<int>(op_w), n.op_type.c_str(), static_cast<int>(prec_w),
+                c.precision.empty() ? "-" : c.precision.c_str(), static_cast<int>(tactic_w),
+                c.tactic.empty() ? "-" : c.tactic.c_str(), flops_text(cost.flops).c_str(),
+                cost.bytes < 0 ? "-" : format_bytes(static_cast<uint64_t>(cost.bytes)).c_str(),
+                values_text(n.inputs).c_str(), values_text(n.outputs).c_str(),
+                fused.empty() ? "" : ("  [fused: " + fused + "]").c_str());
   }
 }
 
@@ -162,7 +183,10 @@ void print_plan(const Plan& plan, const std::string& source) {
     std::printf("memory   weights %s, activation arena %s, workspace limit %s\n",
                 format_bytes(plan_weight_bytes(plan)).c_str(), format_bytes(plan.arena_bytes).c_str(),
                 format_bytes(plan.workspace_bytes).c_str());
-  std::printf("layers   %zu (%s)\n", g.nodes().size(), precision_counts(plan).c_str());
+  int64_t total_flops = 0;
+  for (const auto& n : g.nodes()) total_flops += std::max<int64_t>(0, layer_cost(*n).flops);
+  std::printf("layers   %zu (%s), %s\n", g.nodes().size(), precision_counts(plan).c_str(),
+              flops_text(total_flops).c_str());
   print_layers(plan);
 }
 
