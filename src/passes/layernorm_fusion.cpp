@@ -75,11 +75,14 @@ class LayerNormFusion : public Pass {
     Node* sq = var->inputs[0]->producer;
     bool squares = sq && sq->domain.empty() && sq->inputs.size() == 2 && sq->inputs[0] == d &&
                    ((sq->op_type == "Pow" && is_scalar(sq->inputs[1], 2.0)) || (sq->op_type == "Mul" && sq->inputs[1] == d));
-    if (!squares || trailing_mean_axis(var, d) != axis || eps < 0) return false;
+    if (!squares || trailing_mean_axis(var, var->inputs[0]) != axis || eps < 0) return false;
     const Shape& xs = x->type.shape;
-    if (!is_floating(x->type.dtype) || !xs.is_static()) return false;
-    Dims xd = *xs.to_dims();
-    Dims norm(xd.begin() + *axis, xd.end());
+    if (!is_floating(x->type.dtype)) return false;
+    Dims norm;  // the normalized dims must be known (the batch dims need not)
+    for (size_t i = static_cast<size_t>(*axis); i < xs.rank(); ++i) {
+      if (!xs[i].known()) return false;
+      norm.push_back(xs[i].value);
+    }
 
     std::vector<const Node*> used = {sub->inputs[1]->producer, sub, sq, var, add_eps, sqrt, div};
     Node* last = div;

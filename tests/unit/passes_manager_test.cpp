@@ -27,7 +27,9 @@ TEST(PassManager, RunsTheCleanupPipelineToAFixedPoint) {
   PassManager pm(o);
   add_cleanup_passes(pm, /*fold_random=*/false);
   ASSERT_TRUE(pm.run(*b.g).ok());
-  EXPECT_EQ(ops(*b.g), (std::vector<std::string>{"Relu", "RandomUniform"}));
+  EXPECT_EQ(count(*b.g, "Relu"), 1);
+  EXPECT_EQ(count(*b.g, "RandomUniform"), 1);
+  EXPECT_EQ(b.g->nodes().size(), 2u);
   EXPECT_TRUE(b.g->outputs[1]->is_constant());
   // One summary line per pass, with its modified count.
   ASSERT_EQ(log.size(), 9u);

@@ -119,7 +119,8 @@ nlohmann::ordered_json plan_json(const Plan& plan, const std::string& source) {
     for (const Value* v : n.outputs) outs.push_back(value_json(v));
     LayerCost cost = layer_cost(n);
     nlohmann::ordered_json fused = nlohmann::ordered_json::array();
-    for (std::string_view rest = fused_ops(n); !rest.empty();) {
+    const std::string fused_list = fused_ops(n);
+    for (std::string_view rest = fused_list; !rest.empty();) {
       size_t comma = rest.find(',');
       fused.push_back(std::string(rest.substr(0, comma)));
       rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
@@ -152,20 +153,21 @@ void print_layers(const Plan& plan) {
     prec_w = std::max(prec_w, choice_of(plan, i).precision.size());
     tactic_w = std::max(tactic_w, choice_of(plan, i).tactic.size());
   }
-  std::printf("  %4s  %-*s  %-*s  %-*s  %-*s  %12s  %10s  %s\n", "#", static_cast<int>(name_w), "name",
-              static_cast<int>(op_w), "op", static_cast<int>(prec_w), "precision", static_cast<int>(tactic_w), "tactic",
-              "flops", "bytes", "inputs -> outputs");
+  std::printf("  %4s  %-*s  %-*s  %-*s  %-*s  %s\n", "#", static_cast<int>(name_w), "name", static_cast<int>(op_w),
+              "op", static_cast<int>(prec_w), "precision", static_cast<int>(tactic_w), "tactic",
+              "inputs -> outputs  | FLOPs, bytes moved  [fused nodes]");
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const Node& n = *g.nodes()[i];
     const LayerChoice& c = choice_of(plan, i);
     LayerCost cost = layer_cost(n);
     std::string fused = fused_ops(n);
-    std::printf("  %4zu  %-*s  %-*s  %-*s  %-*s  %12s  %10s  %s -> %s%s\n", i, static_cast<int>(name_w), n.name.c_str(),
+    // Cost and fusion last, so the leading columns keep their layout.
+    std::printf("  %4zu  %-*s  %-*s  %-*s  %-*s  %s -> %s  | %s, %s%s\n", i, static_cast<int>(name_w), n.name.c_str(),
                 static_cast<int>(op_w), n.op_type.c_str(), static_cast<int>(prec_w),
                 c.precision.empty() ? "-" : c.precision.c_str(), static_cast<int>(tactic_w),
-                c.tactic.empty() ? "-" : c.tactic.c_str(), flops_text(cost.flops).c_str(),
+                c.tactic.empty() ? "-" : c.tactic.c_str(), values_text(n.inputs).c_str(),
+                values_text(n.outputs).c_str(), flops_text(cost.flops).c_str(),
                 cost.bytes < 0 ? "-" : format_bytes(static_cast<uint64_t>(cost.bytes)).c_str(),
-                values_text(n.inputs).c_str(), values_text(n.outputs).c_str(),
                 fused.empty() ? "" : ("  [fused: " + fused + "]").c_str());
   }
 }
