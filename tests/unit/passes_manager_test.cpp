@@ -92,5 +92,29 @@ TEST(PassManager, SelectOutputsKeepsTheChosenOnes) {
   EXPECT_NE(st.message().find("'a'"), std::string::npos) << st.message();
 }
 
+// dead-code drops trailing outputs nothing reads (not Split's: their count is the piece count).
+TEST(PassesDeadCode, TrimsUnusedOptionalOutputs) {
+  auto make = [] {
+    G b;
+    Value* x = b.input("x", {2, 3, 4, 4});
+    Value* y = b.g->add_value("y");
+    Value* mean = b.g->add_value("mean");
+    Value* inv = b.g->add_value("inv");
+    b.g->add_node("LayerNormalization", {x, b.random_const("s", {4})}, {y, mean, inv}, "ln", "", 21)
+        ->attrs.set("axis", int64_t{-1});
+    Value* p = b.g->add_value("p");
+    Value* idx = b.g->add_value("idx");
+    b.g->add_node("MaxPool", {y}, {p, idx}, "pool", "", 21)->attrs.set("kernel_shape", std::vector<int64_t>{2, 2});
+    Value* s0 = b.g->add_value("s0");
+    Value* s1 = b.g->add_value("s1");
+    b.g->add_node("Split", {p}, {s0, s1}, "split", "", 21)->attrs.set("axis", int64_t{1});
+    b.g->outputs = {s0};
+    return b;
+  };
+  GraphPtr g = check_before_after(make, [](PassManager& pm) { pm.add(make_dead_code_pass()); }, 0.0);
+  for (const auto& n : g->nodes()) EXPECT_EQ(n->outputs.size(), n->op_type == "Split" ? 2u : 1u) << n->op_type;
+  EXPECT_EQ(g->find_value("idx"), nullptr);
+}
+
 }  // namespace
 }  // namespace kiln
