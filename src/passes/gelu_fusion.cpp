@@ -19,8 +19,7 @@ Node* mul_of(const Value* v) { return producer_of(v, "Mul"); }
 // Whether `v` is x * c (either order) for a scalar constant c.
 bool is_scaled(const Value* v, const Value* x, double c) {
   Node* m = mul_of(v);
-  return m && other_input(m, x) && m->inputs.size() == 2 && is_scalar(other_input(m, x), c) &&
-         (m->inputs[0] == x || m->inputs[1] == x);
+  return m && is_scalar(other_input(m, x), c);  // other_input is null unless x is one of two inputs
 }
 
 // From `one_plus` = 1 + f(x), finds the Mul computing x * 0.5 * one_plus; collects matched nodes.
