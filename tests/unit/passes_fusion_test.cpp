@@ -129,8 +129,11 @@ TEST(PassesHardSwish, FusesClipFormsAndHardSigmoid) {
       return b;
     };
     GraphPtr g = check_before_after(make, with_dce(make_hardswish_fusion_pass), 1e-6);
-    if (form == 2) EXPECT_EQ(count(*g, "HardSigmoid"), 1);  // only the sigmoid part matches
-    else EXPECT_EQ(ops(*g), std::vector<std::string>{"HardSwish"});
+    if (form == 2) {
+      EXPECT_EQ(count(*g, "HardSigmoid"), 1);  // only the sigmoid part matches
+    } else {
+      EXPECT_EQ(ops(*g), std::vector<std::string>{"HardSwish"});
+    }
   }
 }
 

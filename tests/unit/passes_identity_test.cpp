@@ -97,9 +97,13 @@ TEST(PassesCastChain, RemovesExactWideningRoundTrips) {
   }, 0.0);
   EXPECT_EQ(count(*g, "Cast"), 3);  // down, again, and int8 -> float32
   for (const auto& n : g->nodes()) {
-    if (n->op_type == "Relu") EXPECT_EQ(n->inputs[0]->name, "x");
-    if (n->name == "to_float") EXPECT_EQ(n->inputs[0]->name, "i8");
-    if (n->name == "again") EXPECT_EQ(n->inputs[0]->name, "down");
+    if (n->op_type == "Relu") {
+      EXPECT_EQ(n->inputs[0]->name, "x");
+    } else if (n->name == "to_float") {
+      EXPECT_EQ(n->inputs[0]->name, "i8");
+    } else if (n->name == "again") {
+      EXPECT_EQ(n->inputs[0]->name, "down");
+    }
   }
 }
 
