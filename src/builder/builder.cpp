@@ -66,6 +66,15 @@ std::string options_json(const BuildOptions& o) {
   return j.dump();
 }
 
+// The CUDA backend's transformer fusions (after precision assignment: they fuse final dtypes).
+Status run_transformer_passes(Graph& g, const Backend& backend, const PassManagerOptions& pm_options) {
+  if (backend.name() != "cuda") return Status::Ok();
+  PassManager pm(pm_options);
+  pm.add(make_matmul_bias_fusion_pass());
+  pm.add(make_dead_code_pass());
+  return pm.run(g);
+}
+
 }  // namespace
 
 Expected<Plan> build_plan(Model model, const BuildOptions& options) {
@@ -95,6 +104,7 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
     KILN_RETURN_IF_ERROR(infer_shapes(g));
     KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
   }
+  KILN_RETURN_IF_ERROR(run_transformer_passes(g, *backend, pm_options));
   log(options, fmt::format("      {} nodes after passes", g.nodes().size()));
 
   KILN_RETURN_IF_ERROR(check_ops_supported(

@@ -53,4 +53,8 @@ std::unique_ptr<Pass> make_inline_constant_if_pass();
 // values nothing refers to.
 std::unique_ptr<Pass> make_dead_code_pass();
 
+// CUDA backend, transformer fusions:
+// MatMul(A, constant 2-D B) + Add(constant bias over N) [+ Relu] -> kiln.FusedMatMul.
+std::unique_ptr<Pass> make_matmul_bias_fusion_pass();
+
 }  // namespace kiln

@@ -22,6 +22,7 @@ struct GemmShape {
   float alpha = 1.f, beta = 0.f;
   int c_input = -1;      // node input added as a full C matrix (beta), or -1
   int bias_input = -1;   // node input added as a bias row vector (epilogue), or -1
+  bool relu = false;     // ReLU after the bias (epilogue)
   int a_input = 0, b_input = 1;  // which node inputs are the column-major A and B
 };
 
@@ -122,7 +123,20 @@ std::optional<GemmShape> gemm_shape(const Node& n) {
   return s;
 }
 
+// kiln.FusedMatMul: MatMul with a 2-D B, plus a constant bias row [N] and an optional ReLU.
+std::optional<GemmShape> fused_matmul_shape(const Node& n) {
+  if (!n.has_input(2) || !n.inputs[2]->constant || n.inputs[1]->type.shape.rank() != 2) return std::nullopt;
+  const std::string act = n.attrs.s("activation", "");
+  if (!act.empty() && act != "Relu") return std::nullopt;
+  auto s = matmul_shape(n);
+  if (!s || dims_of(n.inputs[2]) != Dims{s->m}) return std::nullopt;  // column-major m is N
+  s->bias_input = 2;
+  s->relu = act == "Relu";
+  return s;
+}
+
 std::optional<GemmShape> shape_for(const Node& n) {
+  if (n.op_type == "FusedMatMul") return fused_matmul_shape(n);
   return n.op_type == "Gemm" ? gemm_shape(n) : matmul_shape(n);
 }
 
@@ -159,7 +173,7 @@ Status make_descriptors(const GemmShape& s, DType dtype, bool tf32, Descriptors&
   KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   if (s.bias_input >= 0) {
-    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    cublasLtEpilogue_t epi = s.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
     KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
   }
   int64_t a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
@@ -302,3 +316,4 @@ CudaLayerFactory factory() { return CudaLayerFactory{.supports = supports, .tact
 
 KILN_REGISTER_CUDA_LAYER("MatMul", kiln::cuda::factory());
 KILN_REGISTER_CUDA_LAYER("Gemm", kiln::cuda::factory());
+KILN_REGISTER_CUDA_LAYER("FusedMatMul", kiln::cuda::factory());  // domain kiln

@@ -65,10 +65,87 @@ __global__ void __launch_bounds__(kThreads) softmax_cols(const T* x, T* y, int64
   }
 }
 
+// Softmax of short contiguous rows (len <= 1024, the attention case): a warp per row holding the
+// row in registers, so x is read once; rows whose length divides into V-element vectors (and an
+// aligned x and y) are moved with 16-byte accesses. Entries beyond len are -inf (weight 0).
+template <int V, int NV, typename T>
+__global__ void __launch_bounds__(256) softmax_warp_regs(const T* __restrict__ x, T* __restrict__ y, int64_t rows,
+                                                         int len) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = blockDim.x / 32;
+  for (int64_t row = blockIdx.x * warps + threadIdx.x / 32; row < rows; row += gridDim.x * warps) {
+    const T* xr = x + row * len;
+    T* yr = y + row * len;
+    float v[NV][V];
+    float m = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const int at = (j * 32 + lane) * V;
+      if (at < len) {
+        if constexpr (V > 1) {
+          const Vec<T, V> a = *reinterpret_cast<const Vec<T, V>*>(xr + at);
+#pragma unroll
+          for (int k = 0; k < V; ++k) v[j][k] = load_c(a.v[k]);
+        } else {
+          v[j][0] = load_c(xr[at]);
+        }
+      } else {
+#pragma unroll
+        for (int k = 0; k < V; ++k) v[j][k] = -INFINITY;
+      }
+#pragma unroll
+      for (int k = 0; k < V; ++k) m = fmaxf(m, v[j][k]);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const bool in = (j * 32 + lane) * V < len;
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        v[j][k] = in ? expf(v[j][k] - m) : 0.f;
+        sum += v[j][k];
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const float inv = 1.f / sum;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const int at = (j * 32 + lane) * V;
+      if (at >= len) continue;
+      if constexpr (V > 1) {
+        Vec<T, V> r;
+#pragma unroll
+        for (int k = 0; k < V; ++k) r.v[k] = store_c<T>(v[j][k] * inv);
+        *reinterpret_cast<Vec<T, V>*>(yr + at) = r;
+      } else {
+        yr[at] = store_c<T>(v[j][0] * inv);
+      }
+    }
+  }
+}
+
+// The smallest NV (registers per lane: NV vectors) that covers len; instantiated up to 1024.
+template <int V, int NV, typename T>
+cudaError_t launch_warp_regs(const T* x, T* y, int64_t rows, int len, cudaStream_t s) {
+  if constexpr (32 * V * NV < 1024)
+    if (len > 32 * V * NV) return launch_warp_regs<V, NV * 2, T>(x, y, rows, len, s);
+  softmax_warp_regs<V, NV><<<row_grid(rows, 32, 256), 256, 0, s>>>(x, y, rows, len);
+  return cudaGetLastError();
+}
+
 template <SoftmaxKind K, typename T>
 cudaError_t launch(const void* xv, void* yv, int64_t outer, int64_t len, int64_t inner, cudaStream_t s) {
   const auto* x = static_cast<const T*>(xv);
   auto* y = static_cast<T*>(yv);
+  if (K == SoftmaxKind::kSoftmax && inner == 1 && len <= 1024) {
+    constexpr int V = static_cast<int>(16 / sizeof(T));
+    if (len % V == 0 && aligned(x, 16) && aligned(y, 16))
+      return launch_warp_regs<V, 1, T>(x, y, outer, static_cast<int>(len), s);
+    return launch_warp_regs<1, 1, T>(x, y, outer, static_cast<int>(len), s);
+  }
   if (inner > 1) {
     softmax_cols<K><<<grid_for(outer * inner), kThreads, 0, s>>>(x, y, outer, len, inner);
   } else if (len <= 1024) {
