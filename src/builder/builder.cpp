@@ -71,6 +71,7 @@ Status run_transformer_passes(Graph& g, const Backend& backend, const PassManage
   if (backend.name() != "cuda") return Status::Ok();
   PassManager pm(pm_options);
   pm.add(make_matmul_bias_fusion_pass());
+  pm.add(make_attention_softmax_fusion_pass());
   pm.add(make_dead_code_pass());
   return pm.run(g);
 }

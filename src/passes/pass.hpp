@@ -56,5 +56,7 @@ std::unique_ptr<Pass> make_dead_code_pass();
 // CUDA backend, transformer fusions:
 // MatMul(A, constant 2-D B) + Add(constant bias over N) [+ Relu] -> kiln.FusedMatMul.
 std::unique_ptr<Pass> make_matmul_bias_fusion_pass();
+// [Mul/Div by a constant scalar] [-> Add(mask)] -> Softmax(last axis) -> kiln.MaskedSoftmax.
+std::unique_ptr<Pass> make_attention_softmax_fusion_pass();
 
 }  // namespace kiln

@@ -162,5 +162,67 @@ TEST(CudaFusedMatMul, MadeByTheBuilderPass) {
   EXPECT_EQ(fused, 2);
 }
 
+double softmax_tol(DType t) { return t == DType::kFloat32 ? 1e-5 : t == DType::kFloat16 ? 5e-3 : 2e-2; }
+
+TEST(CudaMaskedSoftmax, ScaleAndMaskShapesDtypes) {
+  KILN_REQUIRE_GPU();
+  struct Case {
+    Dims x, mask;  // empty mask: none
+    bool constant_mask;
+  };
+  const Case cases[] = {
+      {{2, 3, 7, 128}, {2, 1, 1, 128}, false},  // BERT: 16-byte vectors
+      {{2, 3, 5, 197}, {2, 1, 1, 197}, true},   // ViT length: scalar accesses
+      {{2, 3, 4, 64}, {4, 64}, false},          // a mask per query row
+      {{4, 1000}, {}, false},                   // no mask, long rows
+      {{3, 5, 24}, {24}, true},
+  };
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::string(dtype_name(t)) + " " + dims_to_string(c.x) + " mask " + dims_to_string(c.mask));
+      OpCall call{.op_type = "MaskedSoftmax", .inputs = {random_tensor(t, c.x, 1, -20, 20)}, .domain = "kiln"};
+      if (!c.mask.empty()) {
+        call.inputs.push_back(random_tensor(t, c.mask, 2, -5, 5));
+        call.constant_inputs = {false, c.constant_mask};
+      }
+      call.attrs.set("scale", 0.125f);
+      EXPECT_TRUE(matches_cpu(call, softmax_tol(t)));
+    }
+}
+
+// BERT's scores path: Div(scores, 8) -> Add(mask [2, 1, 1, 128]) -> Softmax, fused by the builder.
+GraphPtr bert_scores_graph() {
+  auto g = std::make_shared<Graph>();
+  Value* x = g->add_value("x", {DType::kFloat32, Shape::from_dims({2, 4, 128, 128})});
+  Value* m = g->add_value("m", {DType::kFloat32, Shape::from_dims({2, 1, 1, 128})});
+  g->inputs = {x, m};
+  Value *d = g->add_value("d"), *a = g->add_value("a"), *y = g->add_value("y");
+  g->add_node("Div", {x, g->add_constant("eight", Tensor::scalar<float>(8.f))}, {d}, "div");
+  g->add_node("Add", {d, m}, {a}, "add");
+  g->add_node("Softmax", {a}, {y}, "softmax");
+  g->outputs = {y};
+  return g;
+}
+
+TEST(CudaMaskedSoftmax, MadeByTheBuilderPass) {
+  KILN_REQUIRE_GPU();
+  Tensor mask = random_tensor(DType::kFloat32, {2, 1, 1, 128}, 2, -3, 3);
+  for (int64_t k = 100; k < 128; ++k) mask.data<float>()[k] = -10000.f;  // padding of sequence 0
+  const std::map<std::string, Tensor> feeds{{"x", random_tensor(DType::kFloat32, {2, 4, 128, 128}, 1, -40, 40)},
+                                            {"m", mask}};
+  EXPECT_TRUE(graph_matches_cpu(bert_scores_graph, feeds, 1e-5));
+  BuildOptions fp16;
+  fp16.fp16 = true;
+  EXPECT_TRUE(graph_matches_cpu(bert_scores_graph, feeds, 5e-3, fp16));
+  Model model;
+  model.graph = bert_scores_graph();
+  BuildOptions o;
+  o.backend = "cuda";
+  auto plan = build_plan(std::move(model), o);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  ASSERT_EQ(plan->graph->nodes().size(), 1u);
+  EXPECT_EQ(plan->graph->nodes()[0]->op_type, "MaskedSoftmax");
+}
+
 }  // namespace
 }  // namespace kiln::test
