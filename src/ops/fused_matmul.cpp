@@ -1,7 +1,9 @@
-// kiln.FusedMatMul: Y = act(A · B + bias), made by the matmul-bias fusion pass (CUDA backend) so
-// one cuBLASLt call with a bias epilogue replaces MatMul + Add (+ Relu).
-//   A [..., M, K] (rank >= 2), B [K, N] (2-D), bias [N], all of one float dtype; Y [..., M, N].
-//   activation: "" (none) or "Relu". kiln_fused: the names of the nodes it replaced.
+// kiln.FusedMatMul: Y = act(A · B + bias [+ residual]), made by the matmul-bias fusion pass (CUDA
+// backend) so one cuBLASLt call with a bias epilogue (and C = residual) replaces MatMul + Add
+// [+ Add] [+ Relu].
+//   A [..., M, K] (rank >= 2), B [K, N] (2-D), bias [N], residual (optional) of Y's shape, all of
+//   one float dtype; Y [..., M, N]. activation: "" (none) or "Relu". kiln_fused: the names of the
+//   nodes it replaced.
 #include "ops/infer_util.hpp"
 
 namespace kiln {
@@ -23,6 +25,13 @@ Status infer_fused_matmul(InferContext& ctx) {
       return ctx.error("bias {} does not match B {}", bias.shape.to_string(), b.shape.to_string());
   }
   KILN_ASSIGN_OR_RETURN(Shape out, matmul_shape(ctx, a.shape, b.shape));
+  if (ctx.has_input(3)) {
+    const TensorType& r = ctx.input(3);
+    if (r.dtype != a.dtype) return ctx.error("residual is {} but A is {}", dtype_name(r.dtype), dtype_name(a.dtype));
+    auto rd = r.shape.to_dims(), od = out.to_dims();
+    if (rd && od && *rd != *od)
+      return ctx.error("residual {} does not have the output's shape {}", r.shape.to_string(), out.to_string());
+  }
   ctx.set_output(0, a.dtype, std::move(out));
   return Status::Ok();
 }
@@ -30,5 +39,5 @@ Status infer_fused_matmul(InferContext& ctx) {
 }  // namespace
 }  // namespace kiln
 
-KILN_REGISTER_OP({.name = "FusedMatMul", .domain = "kiln", .min_inputs = 3, .max_inputs = 3,
+KILN_REGISTER_OP({.name = "FusedMatMul", .domain = "kiln", .min_inputs = 3, .max_inputs = 4,
                   .infer = kiln::infer_fused_matmul});

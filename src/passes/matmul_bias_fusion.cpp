@@ -1,6 +1,7 @@
-// MatMul(A, constant 2-D B) -> Add(constant bias over the last dim) [-> Relu]  =>  kiln.FusedMatMul
-// (ops/fused_matmul.cpp): the CUDA backend runs it as one cuBLASLt GEMM with a bias (+ReLU)
-// epilogue instead of a GEMM and one or two full passes over its output.
+// MatMul(A, constant 2-D B) -> Add(constant bias over the last dim) [-> Add(residual of the same
+// shape)] [-> Relu]  =>  kiln.FusedMatMul (ops/fused_matmul.cpp): the CUDA backend runs it as one
+// cuBLASLt GEMM with a bias (+ReLU) epilogue and the residual as C, instead of a GEMM and up to
+// three full passes over its output.
 #include <algorithm>
 
 #include "passes/pass.hpp"
@@ -62,6 +63,18 @@ class MatMulBiasFusion : public Pass {
     if (!is_bias_for(bias, t, n, out_rank)) return false;
     std::vector<Node*> fused = {mm, add};
     Value* out = add->outputs[0];
+    Value* residual = nullptr;
+    if (Node* radd = sole_consumer(g, out); is_op(radd, "Add") && radd->has_output(0) && radd->num_inputs() == 2) {
+      Value* other = radd->inputs[0] == out ? radd->inputs[1] : radd->inputs[0];
+      auto od = out->type.shape.to_dims(), rd = other->type.shape.to_dims();
+      // Only a residual of exactly the output's shape (no broadcasting). It cannot depend on the
+      // chain: the chain's values each have this one reader.
+      if (other->type.dtype == t && od && rd && *od == *rd) {
+        residual = other;
+        fused.push_back(radd);
+        out = radd->outputs[0];
+      }
+    }
     std::string act;
     if (Node* relu = sole_consumer(g, out); is_op(relu, "Relu") && relu->has_output(0)) {
       act = "Relu";
@@ -75,7 +88,9 @@ class MatMulBiasFusion : public Pass {
     const std::string node_name = mm->name;  // the fused node takes the MatMul's place
     const int opset = mm->opset;
     for (Node* f : fused) g.remove_node(f);
-    Node* fn = g.add_node("FusedMatMul", {a, b, bias}, {out}, node_name, "kiln", opset);
+    std::vector<Value*> inputs{a, b, bias};
+    if (residual) inputs.push_back(residual);
+    Node* fn = g.add_node("FusedMatMul", inputs, {out}, node_name, "kiln", opset);
     fn->attrs.set("activation", act);
     fn->attrs.set("kiln_fused", names);
     return true;

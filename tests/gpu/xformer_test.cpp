@@ -122,22 +122,32 @@ TEST(CudaFusedMatMul, BiasAndReluEpilogues) {
     EXPECT_TRUE(matches_cpu(fused_call(DType::kFloat32, {2, 5, 24}, 40, act), 1e-5, exact));
     EXPECT_TRUE(matches_cpu(fused_call(DType::kFloat16, {3, 17, 64}, 48, act), 2e-3));
     EXPECT_TRUE(matches_cpu(fused_call(DType::kBFloat16, {33, 16}, 24, act), 2e-2));
+    // With a residual (C, beta = 1).
+    OpCall res32 = fused_call(DType::kFloat32, {2, 5, 24}, 40, act);
+    res32.inputs.push_back(random_tensor(DType::kFloat32, {2, 5, 40}, 6));
+    res32.constant_inputs.push_back(false);
+    EXPECT_TRUE(matches_cpu(res32, 1e-5, exact));
+    OpCall res16 = fused_call(DType::kFloat16, {3, 17, 64}, 48, act);
+    res16.inputs.push_back(random_tensor(DType::kFloat16, {3, 17, 48}, 6));
+    res16.constant_inputs.push_back(false);
+    EXPECT_TRUE(matches_cpu(res16, 2e-3));
   }
 }
 
-// x [2, 7, 32] -> MatMul(W [32, 48]) -> Add(bias [48]) -> Relu -> MatMul(W2 [48, 16]) -> Add(b2) -> y:
-// the pass makes two kiln.FusedMatMul layers.
+// x [2, 7, 32] -> MatMul(W [32, 48]) -> Add(bias [48]) -> Relu -> MatMul(W2 [48, 32]) -> Add(b2)
+// -> Add(x) -> y: the pass makes two kiln.FusedMatMul layers (the second with x as residual).
 GraphPtr mlp_graph() {
   auto g = std::make_shared<Graph>();
   Value* x = g->add_value("x", {DType::kFloat32, Shape::from_dims({2, 7, 32})});
   g->inputs = {x};
   Value *h = g->add_value("h"), *hb = g->add_value("hb"), *r = g->add_value("r"), *o = g->add_value("o"),
-        *y = g->add_value("y");
+        *ob = g->add_value("ob"), *y = g->add_value("y");
   g->add_node("MatMul", {x, g->add_constant("w1", random_tensor(DType::kFloat32, {32, 48}, 11))}, {h}, "mm1");
   g->add_node("Add", {g->add_constant("b1", random_tensor(DType::kFloat32, {48}, 12)), h}, {hb}, "add1");
   g->add_node("Relu", {hb}, {r}, "relu");
-  g->add_node("MatMul", {r, g->add_constant("w2", random_tensor(DType::kFloat32, {48, 16}, 13))}, {o}, "mm2");
-  g->add_node("Add", {o, g->add_constant("b2", random_tensor(DType::kFloat32, {1, 16}, 14))}, {y}, "add2");
+  g->add_node("MatMul", {r, g->add_constant("w2", random_tensor(DType::kFloat32, {48, 32}, 13))}, {o}, "mm2");
+  g->add_node("Add", {o, g->add_constant("b2", random_tensor(DType::kFloat32, {1, 32}, 14))}, {ob}, "add2");
+  g->add_node("Add", {x, ob}, {y}, "residual");
   g->outputs = {y};
   return g;
 }

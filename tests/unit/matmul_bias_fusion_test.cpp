@@ -7,13 +7,15 @@ namespace kiln::test {
 namespace {
 
 // y[r, j] = act(sum_p a[r, p] * b[p, j] + bias[j]) over A's rows, in double.
-std::vector<double> naive_fused(const Tensor& a, const Tensor& b, const Tensor& bias, bool relu) {
+std::vector<double> naive_fused(const Tensor& a, const Tensor& b, const Tensor& bias, bool relu,
+                                const Tensor* residual = nullptr) {
   Tensor af = a.cast(DType::kFloat64), bf = b.cast(DType::kFloat64), cf = bias.cast(DType::kFloat64);
+  Tensor rf = residual ? residual->cast(DType::kFloat64) : Tensor();
   const int64_t k = b.dim(0), n = b.dim(1), rows = a.numel() / k;
   std::vector<double> y(static_cast<size_t>(rows * n));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < n; ++j) {
-      double s = cf.data<double>()[j];
+      double s = cf.data<double>()[j] + (residual ? rf.data<double>()[r * n + j] : 0.0);
       for (int64_t p = 0; p < k; ++p) s += af.data<double>()[r * k + p] * bf.data<double>()[p * n + j];
       y[static_cast<size_t>(r * n + j)] = relu ? std::max(s, 0.0) : s;
     }
@@ -53,6 +55,24 @@ TEST(FusedMatMulOp, MatchesNaiveForDtypesRanksAndRelu) {
           EXPECT_TRUE(any_negative_clamped);  // the ReLU had something to do
         }
       }
+}
+
+TEST(FusedMatMulOp, ResidualInput) {
+  for (DType t : {DType::kFloat32, DType::kFloat16}) {
+    OpCall call = fused_call(t, {2, 3, 8}, 5, "Relu");
+    call.inputs.push_back(random_tensor(t, {2, 3, 5}, 9));
+    auto out = run_op(call);
+    ASSERT_TRUE(out.ok()) << out.status().message();
+    auto expect = naive_fused(call.inputs[0], call.inputs[1], call.inputs[2], true, &call.inputs[3]);
+    Tensor y = (*out)[0].cast(DType::kFloat64);
+    const double tol = t == DType::kFloat32 ? 1e-5 : 1e-2;
+    for (size_t i = 0; i < expect.size(); ++i) EXPECT_NEAR(y.data<double>()[i], expect[i], tol * (1 + std::abs(expect[i])));
+  }
+  OpCall wrong = fused_call(DType::kFloat32, {2, 3, 8}, 5, "");
+  wrong.inputs.push_back(random_tensor(DType::kFloat32, {3, 5}, 9));  // would broadcast: not a residual
+  auto r = run_op(wrong);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("residual"), std::string::npos);
 }
 
 TEST(FusedMatMulOp, BadActivationAndShapesNameTheNode) {
@@ -142,6 +162,44 @@ TEST(MatMulBiasFusion, FusesBiasAndReluKeepingOutputs) {
     ASSERT_TRUE(got.ok()) << got.status().message();
     EXPECT_TRUE(tensors_close((*got)[0], (*expect)[0], 1e-5));
   }
+}
+
+// x -> MatMul -> Add(bias) -> Add(x2 residual) -> Relu: all four nodes become one.
+TEST(MatMulBiasFusion, FusesAResidualAdd) {
+  auto make = [] {
+    auto g = std::make_shared<Graph>();
+    Value* x = g->add_value("x", {DType::kFloat32, Shape::from_dims({2, 3, 4})});
+    Value* r = g->add_value("r", {DType::kFloat32, Shape::from_dims({2, 3, 5})});
+    g->inputs = {x, r};
+    Value *mid = g->add_value("mid"), *sum = g->add_value("sum"), *res = g->add_value("res"), *y = g->add_value("y");
+    g->add_node("MatMul", {x, g->add_constant("w", random_tensor(DType::kFloat32, {4, 5}, 7))}, {mid}, "mm");
+    g->add_node("Add", {mid, g->add_constant("bias", random_tensor(DType::kFloat32, {5}, 8))}, {sum}, "add");
+    g->add_node("Add", {r, sum}, {res}, "residual");
+    g->add_node("Relu", {res}, {y}, "relu");
+    g->outputs = {y};
+    return g;
+  };
+  const std::map<std::string, Tensor> feeds{{"x", random_tensor(DType::kFloat32, {2, 3, 4}, 9)},
+                                            {"r", random_tensor(DType::kFloat32, {2, 3, 5}, 10)}};
+  GraphPtr before = make(), after = make();
+  ASSERT_TRUE(infer_shapes(*before).ok());
+  auto exec = CpuExecutor::create(before);
+  ASSERT_TRUE(exec.ok());
+  auto expect = (*exec)->run(feeds);
+  ASSERT_TRUE(expect.ok()) << expect.status().message();
+  auto changed = run_fusion(*after);
+  ASSERT_TRUE(changed.ok()) << changed.status().message();
+  EXPECT_TRUE(*changed);
+  ASSERT_EQ(after->nodes().size(), 1u);
+  const Node& n = *after->nodes()[0];
+  EXPECT_EQ(n.attrs.s("kiln_fused"), "mm,add,residual,relu");
+  ASSERT_EQ(n.inputs.size(), 4u);
+  EXPECT_EQ(n.inputs[3]->name, "r");
+  auto exec2 = CpuExecutor::create(after);
+  ASSERT_TRUE(exec2.ok());
+  auto got = (*exec2)->run(feeds);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_TRUE(tensors_close((*got)[0], (*expect)[0], 1e-5));
 }
 
 TEST(MatMulBiasFusion, LeavesWhatItCannotFuse) {

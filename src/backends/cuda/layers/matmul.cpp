@@ -123,7 +123,8 @@ std::optional<GemmShape> gemm_shape(const Node& n) {
   return s;
 }
 
-// kiln.FusedMatMul: MatMul with a 2-D B, plus a constant bias row [N] and an optional ReLU.
+// kiln.FusedMatMul: MatMul with a 2-D B, plus a constant bias row [N], an optional residual of the
+// output's shape (C, beta = 1) and an optional ReLU.
 std::optional<GemmShape> fused_matmul_shape(const Node& n) {
   if (!n.has_input(2) || !n.inputs[2]->constant || n.inputs[1]->type.shape.rank() != 2) return std::nullopt;
   const std::string act = n.attrs.s("activation", "");
@@ -132,6 +133,11 @@ std::optional<GemmShape> fused_matmul_shape(const Node& n) {
   if (!s || dims_of(n.inputs[2]) != Dims{s->m}) return std::nullopt;  // column-major m is N
   s->bias_input = 2;
   s->relu = act == "Relu";
+  if (n.has_input(3)) {
+    if (dims_of(n.inputs[3]) != dims_of(n.outputs[0])) return std::nullopt;
+    s->c_input = 3;
+    s->beta = 1.f;
+  }
   return s;
 }
 
@@ -285,6 +291,7 @@ bool supports(const Node& n) {
   DType t = n.outputs[0]->type.dtype;
   if (!float_type(t) || n.inputs[0]->type.dtype != t || n.inputs[1]->type.dtype != t) return false;
   if (n.has_input(2) && n.inputs[2]->type.dtype != t) return false;
+  if (n.has_input(3) && n.inputs[3]->type.dtype != t) return false;
   return shape_for(n).has_value();
 }
 
