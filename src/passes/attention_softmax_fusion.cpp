@@ -87,9 +87,11 @@ class AttentionSoftmaxFusion : public Pass {
       }
     }
     if (fused.empty()) return false;  // a plain Softmax stays one
-    fused.push_back(sm);
+    // Names in graph order: fused holds the Add, then the scale node (walking up from the Softmax).
     std::string names;
-    for (auto it = fused.rbegin(); it != fused.rend(); ++it) names += (names.empty() ? "" : ",") + (*it)->name;
+    for (auto it = fused.rbegin(); it != fused.rend(); ++it) names += (*it)->name + ",";
+    names += sm->name;
+    fused.push_back(sm);
     Value* out = sm->outputs[0];
     const std::string node_name = sm->name;
     const int opset = sm->opset;
