@@ -99,6 +99,17 @@ std::string options_json(const BuildOptions& o) {
   return j.dump();
 }
 
+// The CUDA backend's fusions and layout choice (after precision assignment: they depend on the
+// final dtypes).
+Status run_backend_passes(Graph& g, const Backend& backend, const BuildOptions& options) {
+  if (backend.name() != "cuda") return Status::Ok();
+  PassManager pm(pass_options(options));
+  pm.add(make_matmul_bias_fusion_pass());
+  pm.add(make_attention_softmax_fusion_pass());
+  pm.add(make_dead_code_pass());
+  return pm.run(g);
+}
+
 }  // namespace
 
 Expected<Plan> build_plan(Model model, const BuildOptions& options) {
@@ -115,6 +126,7 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
   KILN_RETURN_IF_ERROR(infer_shapes(g));
   log(options, fmt::format("[1/4] graph passes ({} nodes)", g.nodes().size()));
   KILN_RETURN_IF_ERROR(run_graph_passes(g, options));
+  KILN_RETURN_IF_ERROR(run_backend_passes(g, *backend, options));
   log(options, fmt::format("      {} nodes after passes", g.nodes().size()));
 
   KILN_RETURN_IF_ERROR(check_ops_supported(

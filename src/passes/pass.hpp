@@ -105,6 +105,12 @@ std::unique_ptr<Pass> make_layernorm_fusion_pass();
 // x*HardSigmoid(x) (alpha 1/6, beta 0.5) and x*Clip(x+3,0,6)/6 -> HardSwish.
 std::unique_ptr<Pass> make_hardswish_fusion_pass();
 
+// CUDA backend, transformer fusions:
+// MatMul(A, constant 2-D B) + Add(constant bias over N) [+ Relu] -> kiln.FusedMatMul.
+std::unique_ptr<Pass> make_matmul_bias_fusion_pass();
+// [Mul/Div by a constant scalar] [-> Add(mask)] -> Softmax(last axis) -> kiln.MaskedSoftmax.
+std::unique_ptr<Pass> make_attention_softmax_fusion_pass();
+
 }  // namespace kiln
 
 #define KILN_REGISTER_PASS_INFO(name, description)                                     \

@@ -34,7 +34,7 @@ class CudaBackend : public Backend {
     return Status::Ok();
   }
   bool supports(const Node& n) const override {
-    if (!n.domain.empty()) return false;
+    if (!n.domain.empty() && n.domain != "kiln") return false;  // kiln: fused ops of the CUDA passes
     const CudaLayerFactory* f = find_cuda_layer(n.op_type);
     return f && f->supports && f->supports(n);
   }

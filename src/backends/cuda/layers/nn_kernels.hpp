@@ -60,6 +60,7 @@ struct StridedParams {
   int64_t in_strides[kMaxRank] = {};  // in elements; may be 0 (broadcast) or negative (reversed)
   int64_t in_offset = 0;              // elements added to every source index
 };
+// elem_size 1, 2, 4, 8 or 16 (16: x and y 16-byte aligned).
 cudaError_t strided_copy(size_t elem_size, const void* x, void* y, const StridedParams& p, cudaStream_t stream);
 // x (batch, rows, cols) -> y (batch, cols, rows), through shared-memory tiles.
 cudaError_t batched_transpose(size_t elem_size, const void* x, void* y, int64_t batch, int64_t rows, int64_t cols,
