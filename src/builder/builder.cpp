@@ -66,6 +66,18 @@ std::string options_json(const BuildOptions& o) {
   return j.dump();
 }
 
+// Backend-specific rewrites after precision assignment (the layout follows the final dtypes).
+Status run_backend_passes(Graph& g, const Backend& backend, const PassManagerOptions& pm_options) {
+  if (backend.name() != "cuda") return Status::Ok();
+  PassManager pm(pm_options);
+  pm.add(make_conv_fusion_pass());
+  pm.add(make_nhwc_layout_pass());
+  pm.add(make_transpose_cancellation_pass());
+  pm.add(make_constant_folding_pass());  // transposed weights
+  pm.add(make_dead_code_pass());
+  return pm.run(g);
+}
+
 }  // namespace
 
 Expected<Plan> build_plan(Model model, const BuildOptions& options) {
@@ -95,6 +107,7 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
     KILN_RETURN_IF_ERROR(infer_shapes(g));
     KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
   }
+  KILN_RETURN_IF_ERROR(run_backend_passes(g, *backend, pm_options));
   log(options, fmt::format("      {} nodes after passes", g.nodes().size()));
 
   KILN_RETURN_IF_ERROR(check_ops_supported(

@@ -53,4 +53,12 @@ std::unique_ptr<Pass> make_inline_constant_if_pass();
 // values nothing refers to.
 std::unique_ptr<Pass> make_dead_code_pass();
 
+// CUDA backend passes (ops/fused_conv.cpp documents kiln.FusedConv):
+// Conv [+ Add of a same-shaped residual] [+ Relu] -> kiln.FusedConv (every float Conv).
+std::unique_ptr<Pass> make_conv_fusion_pass();
+// float16/bfloat16 2-D FusedConv -> NHWC layout, with Transposes around each.
+std::unique_ptr<Pass> make_nhwc_layout_pass();
+// Removes Transpose pairs that cancel (readers of the second read the first's input).
+std::unique_ptr<Pass> make_transpose_cancellation_pass();
+
 }  // namespace kiln
