@@ -72,6 +72,7 @@ Status run_backend_passes(Graph& g, const Backend& backend, const PassManagerOpt
   PassManager pm(pm_options);
   pm.add(make_conv_fusion_pass());
   pm.add(make_nhwc_layout_pass());
+  pm.add(make_transpose_sinking_pass());
   pm.add(make_transpose_cancellation_pass());
   pm.add(make_constant_folding_pass());  // transposed weights
   pm.add(make_dead_code_pass());

@@ -58,6 +58,8 @@ std::unique_ptr<Pass> make_dead_code_pass();
 std::unique_ptr<Pass> make_conv_fusion_pass();
 // float16/bfloat16 2-D FusedConv -> NHWC layout, with Transposes around each.
 std::unique_ptr<Pass> make_nhwc_layout_pass();
+// Moves NHWC -> NCHW Transposes below layout-agnostic ops (elementwise, Concat).
+std::unique_ptr<Pass> make_transpose_sinking_pass();
 // Removes Transpose pairs that cancel (readers of the second read the first's input).
 std::unique_ptr<Pass> make_transpose_cancellation_pass();
 

@@ -158,6 +158,7 @@ Status run_passes(Graph& g, bool nhwc) {
   PassManager pm;
   pm.add(make_conv_fusion_pass());
   if (nhwc) pm.add(make_nhwc_layout_pass());
+  if (nhwc) pm.add(make_transpose_sinking_pass());
   pm.add(make_transpose_cancellation_pass());
   pm.add(make_constant_folding_pass());
   pm.add(make_dead_code_pass());
@@ -256,6 +257,86 @@ TEST(NhwcLayoutPass, Float16RegionHasTransposesOnlyAtItsBorders) {
     EXPECT_EQ(after[i].dims(), before[i].dims());
     EXPECT_LT(rel_l2(after[i], before[i]), 2e-3) << i;
   }
+}
+
+// conv -> HardSwish -> MaxPool -> conv, read by two convs whose outputs are concatenated, a conv,
+// a per-channel scale by a constant and a global average pool: after sinking, Transposes remain
+// only at the graph's input and output.
+GraphPtr sinking_graph() {
+  auto g = std::make_shared<Graph>();
+  const DType t = DType::kFloat16;
+  Value* x = g->add_value("x", {t, Shape::from_dims({1, 6, 9, 9})});
+  g->inputs = {x};
+  uint32_t seed = 40;
+  int id = 0;
+  auto node = [&](const char* type, std::vector<Value*> ins) {
+    const std::string name = type + std::to_string(id++);
+    Value* y = g->add_value(name);
+    return std::make_pair(g->add_node(type, ins, {y}, name, "", 21), y);
+  };
+  auto conv = [&](Value* in, int64_t cin, int64_t cout) {
+    Value* w = g->add_constant("w" + std::to_string(id), random_tensor(t, {cout, cin, 3, 3}, seed++, -0.4, 0.4));
+    auto [n, y] = node("Conv", {in, w});
+    n->attrs.set("pads", Dims{1, 1, 1, 1});
+    return y;
+  };
+  auto [pool, pooled] = node("MaxPool", {node("HardSwish", {conv(x, 6, 8)}).second});
+  pool->attrs.set("kernel_shape", Dims{3, 3});
+  pool->attrs.set("strides", Dims{2, 2});
+  pool->attrs.set("pads", Dims{1, 1, 1, 1});
+  Value* c1 = conv(pooled, 8, 8);
+  auto [cat, cat_out] = node("Concat", {conv(c1, 8, 5), conv(c1, 8, 3)});
+  cat->attrs.set("axis", int64_t{-3});
+  Value* scale = g->add_constant("scale", random_tensor(t, {1, 4, 1, 1}, seed++));
+  g->outputs = {node("GlobalAveragePool", {node("Mul", {conv(cat_out, 8, 4), scale}).second}).second};
+  return g;
+}
+
+TEST(TransposeSinkingPass, ElementwiseAndConcatJoinTheNhwcRegion) {
+  Tensor x = random_tensor(DType::kFloat16, {1, 6, 9, 9}, 8);
+  auto before = run_cpu(sinking_graph(), x);
+  GraphPtr g = sinking_graph();
+  ASSERT_TRUE(run_passes(*g, true).ok());
+  auto counts = op_counts(*g);
+  EXPECT_EQ(counts["FusedConv"], 5);
+  EXPECT_EQ(counts["NHWC"], 2);  // the pools
+  EXPECT_EQ(counts["Transpose"], 2);
+  for (const auto& n : g->nodes()) {
+    if (n->op_type == "Concat") EXPECT_EQ(n->attrs.i("axis"), 3);
+    if (n->op_type == "Mul") EXPECT_EQ(n->inputs[1]->type.shape.to_dims(), (Dims{1, 1, 1, 4}));
+  }
+  auto after = run_cpu(g, x);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].dims(), before[0].dims());
+  EXPECT_LT(rel_l2(after[0], before[0]), 2e-3);
+}
+
+TEST(NhwcOp, PoolsMatchTheirNchwForm) {
+  Tensor x = random_tensor(DType::kFloat16, {2, 5, 7, 6}, 12);  // NCHW
+  struct PoolCase {
+    const char* op;
+    Dims kernel, strides, pads;
+  };
+  for (const PoolCase& pc : {PoolCase{"MaxPool", {3, 3}, {2, 2}, {1, 1, 1, 1}}, PoolCase{"AveragePool", {2, 3}, {1, 2}, {}},
+                             PoolCase{"GlobalAveragePool", {}, {}, {}}, PoolCase{"GlobalMaxPool", {}, {}, {}}}) {
+    OpCall nchw{.op_type = pc.op, .inputs = {x}};
+    if (!pc.kernel.empty()) nchw.attrs.set("kernel_shape", pc.kernel);
+    if (!pc.strides.empty()) nchw.attrs.set("strides", pc.strides);
+    if (!pc.pads.empty()) nchw.attrs.set("pads", pc.pads);
+    auto expected = run_op(nchw);
+    ASSERT_TRUE(expected.ok()) << expected.status().message();
+    OpCall nhwc{.op_type = "NHWC", .inputs = {permute(x, nchw_to_nhwc_perm(4))}, .domain = "kiln"};
+    nhwc.attrs = nchw.attrs;
+    nhwc.attrs.set("op", std::string(pc.op));
+    auto got = run_op(nhwc);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    EXPECT_TRUE(tensors_close(permute((*got)[0], nhwc_to_nchw_perm(4)), (*expected)[0], 0, 0)) << pc.op;
+  }
+  OpCall bad{.op_type = "NHWC", .inputs = {x}, .domain = "kiln"};
+  bad.attrs.set("op", std::string("Softmax"));
+  auto r = run_op(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("NHWC_node"), std::string::npos) << r.status().message();
 }
 
 TEST(NhwcLayoutPass, Float32StaysNchw) {

@@ -1,5 +1,6 @@
-// kiln.FusedConv on the CPU: the reference for the CUDA layer and for checking the fusion and
-// layout passes. Runs the ONNX Conv kernel in float32 on NCHW copies, then adds Z and applies the
+// kiln.FusedConv and kiln.NHWC on the CPU: the references for the CUDA layers and for checking
+// the fusion and layout passes. kiln.NHWC runs the wrapped op's kernel on an NCHW copy.
+// kiln.FusedConv Runs the ONNX Conv kernel in float32 on NCHW copies, then adds Z and applies the
 // activation in float32 (as cuDNN's fused call does), rounding once to the output dtype.
 #include "backends/cpu/copy_util.hpp"
 #include "ops/fused_conv.hpp"
@@ -64,7 +65,22 @@ Status fused_conv_kernel(KernelContext& ctx) {
   return Status::Ok();
 }
 
+Status nhwc_kernel(KernelContext& ctx) {
+  const std::string op = ctx.attrs().s("op", "");
+  CpuKernelFn inner = nhwc_wrappable(op) ? OpRegistry::instance().cpu_kernel("", op) : nullptr;
+  if (!inner) return ctx.error("op '{}' cannot run in NHWC layout", op);
+  if (ctx.input(0).rank() != 4) return ctx.error("X must be 4-D NHWC, got {}", ctx.input(0).describe());
+  Tensor x = permute(ctx.input(0), nhwc_to_nchw_perm(4));
+  Dims y_dims;
+  for (int64_t p : nhwc_to_nchw_perm(4)) y_dims.push_back((*ctx.output_type(0).shape.to_dims())[static_cast<size_t>(p)]);
+  KernelContext inner_ctx(ctx.node(), {&x}, {TensorType{ctx.output_type(0).dtype, Shape::from_dims(y_dims)}}, nullptr);
+  KILN_RETURN_IF_ERROR(inner(inner_ctx));
+  ctx.set_output(0, permute(inner_ctx.output(0), nchw_to_nhwc_perm(4)));
+  return Status::Ok();
+}
+
 }  // namespace
 }  // namespace kiln
 
 KILN_REGISTER_CPU_KERNEL_DOMAIN("kiln", "FusedConv", kiln::fused_conv_kernel);
+KILN_REGISTER_CPU_KERNEL_DOMAIN("kiln", "NHWC", kiln::nhwc_kernel);
