@@ -1,7 +1,8 @@
 // kiln.NHWC: a channel-dependent ONNX op (attribute `op`: MaxPool, AveragePool, GlobalMaxPool,
-// GlobalAveragePool) run on NHWC data, made by the CUDA backend's transpose-sinking pass so that
-// pools inside NHWC convolution regions need no Transposes. Its other attributes are the wrapped
-// op's; X and Y are (N, H, W, C). Inference is the wrapped op's on the NCHW view.
+// GlobalAveragePool, ConvTranspose) run on NHWC data, made by the CUDA backend's layout passes so
+// that pools and transposed convolutions inside NHWC regions need no Transposes. Its other
+// attributes are the wrapped op's; X and Y are (N, H, W, C); a ConvTranspose's W is
+// (C, kh, kw, M/group) and B as usual. Inference is the wrapped op's on the NCHW view.
 #include "ops/fused_conv.hpp"
 #include "ops/infer_util.hpp"
 #include "ops/window_geometry.hpp"
@@ -9,7 +10,8 @@
 namespace kiln {
 
 bool nhwc_wrappable(const std::string& op) {
-  return op == "MaxPool" || op == "AveragePool" || op == "GlobalMaxPool" || op == "GlobalAveragePool";
+  return op == "MaxPool" || op == "AveragePool" || op == "GlobalMaxPool" || op == "GlobalAveragePool" ||
+         op == "ConvTranspose";
 }
 
 Expected<Window> nhwc_pool_window(const Node& n, const Dims& nchw_in) {
@@ -48,9 +50,18 @@ Status infer_nhwc(InferContext& ctx) {
   if (ctx.num_outputs() != 1) return ctx.error("the NHWC form of {} has one output", op);
   const OpSchema* inner = OpRegistry::instance().schema("", op);
   if (!inner || !inner->infer) return ctx.error("no schema for {}", op);
-  const TensorType& x = ctx.input(0);
-  if (!x.shape.has_rank() || x.shape.rank() != 4) return ctx.error("X must be 4-D NHWC, got {}", x.shape.to_string());
-  InferContext nchw(ctx.node(), {TensorType{x.dtype, permuted(x.shape, nhwc_to_nchw_perm(4))}}, {nullptr});
+  std::vector<TensorType> inputs;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    TensorType t = ctx.has_input(i) ? ctx.input(i) : TensorType{};
+    if (i < 2 && ctx.has_input(i)) {  // X, and a ConvTranspose's W
+      if (!t.shape.has_rank() || t.shape.rank() != 4)
+        return ctx.error("input {} must be 4-D NHWC, got {}", i, t.shape.to_string());
+      t.shape = permuted(t.shape, nhwc_to_nchw_perm(4));
+    }
+    inputs.push_back(std::move(t));
+  }
+  if (op != "ConvTranspose" && inputs.size() != 1) return ctx.error("the NHWC form of {} has one input", op);
+  InferContext nchw(ctx.node(), std::move(inputs), std::vector<const Tensor*>(ctx.num_inputs(), nullptr));
   KILN_RETURN_IF_ERROR(inner->infer(nchw));
   const TensorType& y = nchw.outputs()[0];
   ctx.set_output(0, y.dtype, y.shape.has_rank() ? permuted(y.shape, nchw_to_nhwc_perm(4)) : y.shape);
@@ -60,4 +71,4 @@ Status infer_nhwc(InferContext& ctx) {
 }  // namespace
 }  // namespace kiln
 
-KILN_REGISTER_OP({.name = "NHWC", .domain = "kiln", .min_inputs = 1, .max_inputs = 1, .infer = kiln::infer_nhwc});
+KILN_REGISTER_OP({.name = "NHWC", .domain = "kiln", .min_inputs = 1, .max_inputs = 3, .infer = kiln::infer_nhwc});

@@ -1,8 +1,8 @@
 // NHWC layout for the CUDA backend: cuDNN's fast float16/bfloat16 convolution kernels work in
 // NHWC, and on NCHW tensors it transposes internally around every call. 2-D kiln.FusedConv nodes
-// in float16/bfloat16 become NHWC, with Transposes at their inputs and output; the
-// transpose-cancellation pass then removes the pairs between consecutive convolutions, leaving
-// Transposes only where a region of NHWC convolutions meets other ops.
+// in float16/bfloat16 become NHWC, and ConvTransposes kiln.NHWC, with Transposes at their inputs
+// and output; the transpose-cancellation pass then removes the pairs between consecutive
+// convolutions, leaving Transposes only where a region of NHWC convolutions meets other ops.
 #include <map>
 
 #include "ops/fused_conv.hpp"
@@ -18,9 +18,12 @@ bool is_graph_output(const Graph& g, const Value* v) {
   return false;
 }
 
+bool is_conv_transpose(const Node& n) { return n.domain.empty() && n.op_type == "ConvTranspose"; }
+
 bool wants_nhwc(const Node& n) {
-  if (n.domain != kKilnDomain || n.op_type != "FusedConv" || n.attrs.s("layout", "NCHW") != "NCHW") return false;
-  if (!n.has_input(0) || !n.has_input(1) || !n.has_output(0)) return false;
+  const bool fused = n.domain == kKilnDomain && n.op_type == "FusedConv" && n.attrs.s("layout", "NCHW") == "NCHW";
+  if (!fused && !is_conv_transpose(n)) return false;
+  if (!n.has_input(0) || !n.has_input(1) || !n.has_output(0) || n.outputs.size() != 1) return false;
   const TensorType& t = n.outputs[0]->type;
   if (t.dtype != DType::kFloat16 && t.dtype != DType::kBFloat16) return false;
   // auto_pad SAME_* resolve from spatial sizes alone, unaffected by the layout; only 2-D convs.
@@ -54,14 +57,23 @@ class NhwcLayout : public Pass {
     const int opset = n->opset > 0 ? n->opset : 21;
     // W (M, C/g, kh, kw) -> (M, kh, kw, C/g) is the same permutation as the data's; constant
     // folding turns it into transformed weights.
+    // A ConvTranspose's W (C, M/g, kh, kw) -> (C, kh, kw, M/g) likewise.
+    const bool conv_transpose = is_conv_transpose(*n);
     for (size_t i : {size_t(0), size_t(1), size_t(3)})
-      if (n->has_input(i)) n->inputs[i] = transposed(g, n->inputs[i], to_nhwc, n->name + "/to_nhwc", opset);
+      if (n->has_input(i) && !(conv_transpose && i == 3))
+        n->inputs[i] = transposed(g, n->inputs[i], to_nhwc, n->name + "/to_nhwc", opset);
     Value* y = n->outputs[0];
     Value* y_nhwc = g.add_value(g.unique_name(n->name + "/nhwc"));
     n->outputs[0] = y_nhwc;
     y_nhwc->producer = n;
     y->producer = nullptr;
-    n->attrs.set("layout", std::string("NHWC"));
+    if (conv_transpose) {
+      n->attrs.set("op", n->op_type);
+      n->op_type = "NHWC";
+      n->domain = kKilnDomain;
+    } else {
+      n->attrs.set("layout", std::string("NHWC"));
+    }
     Node* back = g.add_node("Transpose", {y_nhwc}, {y}, g.unique_name(n->name + "/to_nchw"), "", opset);
     back->attrs.set("perm", to_nchw);
   }

@@ -3,7 +3,8 @@
 // transposed the opposite way: free when it is itself such a Transpose or a constant, cheap when
 // small) and Concat (axis remapped). A Transpose sunk to the next convolution's input cancels
 // with it, so NHWC regions grow across activations, SE-block scales and skip concatenations.
-// Only Transposes read by a single node move (moving one never adds another on a second path).
+// A Transpose moves only when all its readers can take NHWC data (each then gets its own
+// Transpose after it, which cancels at the next convolution, and the original goes).
 #include <set>
 
 #include "ops/fused_conv.hpp"
@@ -51,15 +52,29 @@ class TransposeSinking : public Pass {
   }
 
  private:
-  // The Transpose back to NCHW producing v, when v is read by `reader` alone.
+  // Whether a reader of an NCHW value can take it in NHWC instead: a Transpose to NHWC (cancels)
+  // or an op this pass moves Transposes through.
+  static bool layout_friendly(const Node& n) {
+    if (!n.domain.empty()) return false;
+    if (n.op_type == "Transpose") return n.attrs.ints("perm") == nchw_to_nhwc_perm(4);
+    return unary_ops().count(n.op_type) || binary_ops().count(n.op_type) || n.op_type == "Concat" ||
+           nhwc_wrappable(n.op_type);
+  }
+
+  // The Transpose back to NCHW producing v (read by `reader`), when every reader of v is layout
+  // friendly: once they all take the NHWC value, the Transpose goes.
   static Node* movable_transpose(const Graph& g, const Value* v, const Node* reader) {
     if (!v || !v->producer || is_graph_output(g, v)) return nullptr;
     Node* t = v->producer;
     if (!t->domain.empty() || t->op_type != "Transpose" || !t->has_input(0) ||
         t->attrs.ints("perm") != nhwc_to_nchw_perm(4))
       return nullptr;
-    auto readers = g.consumers(v);
-    return readers.size() == 1 && readers[0] == reader ? t : nullptr;
+    bool read_by_reader = false;
+    for (const Node* c : g.consumers(v)) {
+      if (c->owner != &g || !layout_friendly(*c)) return nullptr;
+      read_by_reader |= c == reader;
+    }
+    return read_by_reader ? t : nullptr;
   }
 
   static bool is_scalar_constant(const Value* v) { return v && v->constant && v->constant->numel() == 1; }

@@ -9,11 +9,12 @@ namespace {
 // a little more than 1e-5.
 constexpr double kFp32Tol = 2e-5;
 
-// These tests check the Conv layer itself: the CUDA backend's conv-fusion pass (which turns every
-// Conv into a kiln.FusedConv, tested in fused_conv_test.cpp) is off.
+// These tests check the Conv/ConvTranspose layer itself: the CUDA backend's conv-fusion pass
+// (every Conv becomes a kiln.FusedConv, fused_conv_test.cpp) and NHWC layout pass (a float16
+// ConvTranspose becomes kiln.NHWC, nhwc_op_test.cpp) are off.
 BuildOptions unfused() {
   BuildOptions o;
-  o.disabled_passes = {"conv-fusion"};
+  o.disabled_passes = {"conv-fusion", "nhwc-layout"};
   return o;
 }
 
@@ -148,7 +149,7 @@ TEST(CudaConvTranspose, PadsCuDnnCannotExpressAreUnsupported) {
 TEST(CudaConvTranspose, Float16) {
   KILN_REQUIRE_GPU();
   auto call = conv_transpose_call(DType::kFloat16, {1, 16, 8, 8}, {16, 8, 2, 2}, attrs_of({{"strides", {2, 2}}}), true);
-  EXPECT_TRUE(all_tactics_match_cpu(call, 5e-3));
+  EXPECT_TRUE(all_tactics_match_cpu(call, 5e-3, unfused()));
 }
 
 }  // namespace

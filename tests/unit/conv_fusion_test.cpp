@@ -339,6 +339,77 @@ TEST(NhwcOp, PoolsMatchTheirNchwForm) {
   EXPECT_NE(r.status().message().find("NHWC_node"), std::string::npos) << r.status().message();
 }
 
+TEST(NhwcOp, ConvTransposeMatchesItsNchwForm) {
+  Tensor x = random_tensor(DType::kFloat32, {2, 6, 5, 4}, 21), w = random_tensor(DType::kFloat32, {6, 2, 3, 2}, 22);
+  Tensor b = random_tensor(DType::kFloat32, {4}, 23);
+  OpCall nchw{.op_type = "ConvTranspose", .inputs = {x, w, b}};
+  nchw.attrs.set("strides", Dims{2, 2});
+  nchw.attrs.set("pads", Dims{1, 0, 1, 0});
+  nchw.attrs.set("group", int64_t{2});
+  auto expected = run_op(nchw);
+  ASSERT_TRUE(expected.ok()) << expected.status().message();
+  OpCall nhwc{.op_type = "NHWC",
+              .inputs = {permute(x, nchw_to_nhwc_perm(4)), permute(w, nchw_to_nhwc_perm(4)), b},
+              .domain = "kiln"};
+  nhwc.attrs = nchw.attrs;
+  nhwc.attrs.set("op", std::string("ConvTranspose"));
+  auto got = run_op(nhwc);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_TRUE(tensors_close(permute((*got)[0], nhwc_to_nchw_perm(4)), (*expected)[0], 1e-6, 1e-6));
+}
+
+// A UNet level: conv+ReLU (the skip), MaxPool, conv+ReLU, ConvTranspose up, Concat with the
+// skip, conv. In float16 all of it runs NHWC: Transposes only at the graph's input and output.
+GraphPtr unet_level() {
+  auto g = std::make_shared<Graph>();
+  const DType t = DType::kFloat16;
+  Value* x = g->add_value("x", {t, Shape::from_dims({1, 4, 16, 16})});
+  g->inputs = {x};
+  uint32_t seed = 60;
+  int id = 0;
+  auto node = [&](const char* type, std::vector<Value*> ins) {
+    const std::string name = type + std::to_string(id++);
+    Value* y = g->add_value(name);
+    return std::make_pair(g->add_node(type, ins, {y}, name, "", 21), y);
+  };
+  auto conv_relu = [&](Value* in, int64_t cin, int64_t cout) {
+    Value* w = g->add_constant("w" + std::to_string(id), random_tensor(t, {cout, cin, 3, 3}, seed++, -0.4, 0.4));
+    auto [n, y] = node("Conv", {in, w});
+    n->attrs.set("pads", Dims{1, 1, 1, 1});
+    return node("Relu", {y}).second;
+  };
+  Value* skip = conv_relu(x, 4, 8);
+  auto [pool, pooled] = node("MaxPool", {skip});
+  pool->attrs.set("kernel_shape", Dims{2, 2});
+  pool->attrs.set("strides", Dims{2, 2});
+  Value* low = conv_relu(pooled, 8, 16);
+  Value* wt = g->add_constant("wt", random_tensor(t, {16, 8, 2, 2}, seed++, -0.4, 0.4));
+  Value* bt = g->add_constant("bt", random_tensor(t, {8}, seed++, -0.4, 0.4));
+  auto [up, up_out] = node("ConvTranspose", {low, wt, bt});
+  up->attrs.set("strides", Dims{2, 2});
+  auto [cat, cat_out] = node("Concat", {up_out, skip});
+  cat->attrs.set("axis", int64_t{1});
+  g->outputs = {conv_relu(cat_out, 16, 3)};
+  return g;
+}
+
+TEST(TransposeSinkingPass, UNetLevelRunsNhwcThroughout) {
+  Tensor x = random_tensor(DType::kFloat16, {1, 4, 16, 16}, 31);
+  auto before = run_cpu(unet_level(), x);
+  GraphPtr g = unet_level();
+  ASSERT_TRUE(run_passes(*g, true).ok());
+  auto counts = op_counts(*g);
+  EXPECT_EQ(counts["FusedConv"], 3);
+  EXPECT_EQ(counts["NHWC"], 2);  // MaxPool, ConvTranspose
+  EXPECT_EQ(counts["Transpose"], 2);
+  EXPECT_EQ(counts["ConvTranspose"], 0);
+  EXPECT_EQ(counts["MaxPool"], 0);
+  auto after = run_cpu(g, x);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].dims(), before[0].dims());
+  EXPECT_LT(rel_l2(after[0], before[0]), 2e-3);
+}
+
 TEST(NhwcLayoutPass, Float32StaysNchw) {
   GraphPtr g = resnet_like(DType::kFloat32);
   ASSERT_TRUE(run_passes(*g, true).ok());

@@ -69,11 +69,25 @@ Status nhwc_kernel(KernelContext& ctx) {
   const std::string op = ctx.attrs().s("op", "");
   CpuKernelFn inner = nhwc_wrappable(op) ? OpRegistry::instance().cpu_kernel("", op) : nullptr;
   if (!inner) return ctx.error("op '{}' cannot run in NHWC layout", op);
-  if (ctx.input(0).rank() != 4) return ctx.error("X must be 4-D NHWC, got {}", ctx.input(0).describe());
-  Tensor x = permute(ctx.input(0), nhwc_to_nchw_perm(4));
+  // X (and a ConvTranspose's W) to NCHW; B as it is.
+  std::vector<Tensor> nchw(ctx.num_inputs());
+  std::vector<const Tensor*> inputs;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    if (!ctx.has_input(i)) {
+      inputs.push_back(nullptr);
+      continue;
+    }
+    if (i < 2) {
+      if (ctx.input(i).rank() != 4) return ctx.error("input {} must be 4-D NHWC, got {}", i, ctx.input(i).describe());
+      nchw[i] = permute(ctx.input(i), nhwc_to_nchw_perm(4));
+      inputs.push_back(&nchw[i]);
+    } else {
+      inputs.push_back(&ctx.input(i));
+    }
+  }
   Dims y_dims;
   for (int64_t p : nhwc_to_nchw_perm(4)) y_dims.push_back((*ctx.output_type(0).shape.to_dims())[static_cast<size_t>(p)]);
-  KernelContext inner_ctx(ctx.node(), {&x}, {TensorType{ctx.output_type(0).dtype, Shape::from_dims(y_dims)}}, nullptr);
+  KernelContext inner_ctx(ctx.node(), inputs, {TensorType{ctx.output_type(0).dtype, Shape::from_dims(y_dims)}}, nullptr);
   KILN_RETURN_IF_ERROR(inner(inner_ctx));
   ctx.set_output(0, permute(inner_ctx.output(0), nchw_to_nhwc_perm(4)));
   return Status::Ok();

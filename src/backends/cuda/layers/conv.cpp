@@ -51,10 +51,11 @@ class ConvLayer : public CudaLayer {
     } else {
       layer->total_workspace_ = layer->workspace_;
     }
-    const Dims& y = layer->d_.geo.y;
-    layer->outer_ = y[0];
+    const Dims& y = layer->d_.geo.y;  // NCHW order
+    const int64_t spatial = y[0] * y[1] > 0 ? dims_numel(y) / (y[0] * y[1]) : 0;
+    layer->outer_ = geo.nhwc ? y[0] * spatial : y[0];  // NHWC: channels innermost
     layer->channels_ = y[1];
-    layer->inner_ = y[0] * y[1] > 0 ? dims_numel(y) / (y[0] * y[1]) : 0;
+    layer->inner_ = geo.nhwc ? 1 : spatial;
     return std::unique_ptr<CudaLayer>(std::move(layer));
   }
 
@@ -126,12 +127,13 @@ std::vector<std::string> conv_tactics(const Node& n, const BuildOptions& options
   return out;
 }
 
-CudaLayerFactory conv_factory() {
+}  // namespace
+
+CudaLayerFactory conv_layer_factory() {
   return CudaLayerFactory{.supports = conv_supports, .tactics = conv_tactics, .create = ConvLayer::create};
 }
 
-}  // namespace
 }  // namespace kiln::cuda
 
-KILN_REGISTER_CUDA_LAYER("Conv", kiln::cuda::conv_factory());
-KILN_REGISTER_CUDA_LAYER("ConvTranspose", kiln::cuda::conv_factory());
+KILN_REGISTER_CUDA_LAYER("Conv", kiln::cuda::conv_layer_factory());
+KILN_REGISTER_CUDA_LAYER("ConvTranspose", kiln::cuda::conv_layer_factory());

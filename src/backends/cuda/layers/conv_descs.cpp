@@ -8,10 +8,15 @@
 
 namespace kiln::cuda {
 
-bool is_transposed_conv(const Node& n) { return n.op_type == "ConvTranspose"; }
+bool is_transposed_conv(const Node& n) {
+  if (n.domain == kKilnDomain) return n.op_type == "NHWC" && n.attrs.s("op", "") == "ConvTranspose";
+  return n.op_type == "ConvTranspose";
+}
 
 bool is_nhwc_conv(const Node& n) {
-  return n.domain == kKilnDomain && n.op_type == "FusedConv" && n.attrs.s("layout", "NCHW") == "NHWC";
+  if (n.domain != kKilnDomain) return false;
+  return (n.op_type == "FusedConv" && n.attrs.s("layout", "NCHW") == "NHWC") ||
+         (n.op_type == "NHWC" && n.attrs.s("op", "") == "ConvTranspose");
 }
 
 namespace {

@@ -10,8 +10,10 @@
 
 namespace kiln::cuda {
 
+// ConvTranspose, or its NHWC form (kiln.NHWC with op ConvTranspose).
 bool is_transposed_conv(const Node& n);
-// True for a kiln.FusedConv in NHWC layout (X, Z, Y (N, H, W, C), W (M, kh, kw, C/group)).
+// True for a kiln.FusedConv in NHWC layout (X, Z, Y (N, H, W, C), W (M, kh, kw, C/group)) and a
+// kiln.NHWC ConvTranspose (W (C, kh, kw, M/group)).
 bool is_nhwc_conv(const Node& n);
 
 // The node in cuDNN's terms: NCHW-ordered dims of rank >= 4 (1-D convolutions get a unit H dim)
@@ -53,6 +55,9 @@ struct ConvDescs {
   Expected<std::vector<Candidate>> candidates(cudnnHandle_t h) const;
   Expected<size_t> workspace_for(cudnnHandle_t h, int algo) const;
 };
+
+// The Conv/ConvTranspose layer of conv.cpp (also runs the NHWC ConvTranspose).
+CudaLayerFactory conv_layer_factory();
 
 // A descriptor of `dims` (NCHW order, rank 4 or 5) stored in NHWC order when `nhwc`.
 Status set_conv_tensor(TensorDesc& desc, cudnnDataType_t type, const Dims& dims, bool nhwc);

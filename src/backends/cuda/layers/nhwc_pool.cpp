@@ -1,5 +1,6 @@
-// kiln.NHWC pools (ops/nhwc_op.cpp) through cuDNN's pooling on NHWC descriptors: MaxPool,
-// AveragePool and the global pools, for the windows nhwc_pool_window accepts.
+// kiln.NHWC (ops/nhwc_op.cpp): pools through cuDNN's pooling on NHWC descriptors (MaxPool,
+// AveragePool and the global pools, for the windows nhwc_pool_window accepts); ConvTranspose
+// through conv.cpp's layer.
 #include "backends/cuda/layers/conv_descs.hpp"
 #include "ops/fused_conv.hpp"
 
@@ -60,7 +61,9 @@ class NhwcPoolLayer : public CudaLayer {
   TensorDesc x_, y_;
 };
 
-bool nhwc_supports(const Node& n) {
+bool is_nhwc_conv_transpose(const Node& n) { return n.attrs.s("op", "") == "ConvTranspose"; }
+
+bool nhwc_pool_supports(const Node& n) {
   if (n.inputs.size() != 1 || n.outputs.size() != 1 || !all_static(n)) return false;
   const DType t = n.inputs[0]->type.dtype;
   if (!is_gpu_float(t) || n.outputs[0]->type.dtype != t || !nhwc_wrappable(n.attrs.s("op", ""))) return false;
@@ -68,9 +71,20 @@ bool nhwc_supports(const Node& n) {
   return dims && nhwc_pool_window(n, dims->first).ok();
 }
 
+// kiln.NHWC: ConvTranspose runs on conv.cpp's layer (NHWC descriptors), the pools here.
+CudaLayerFactory nhwc_factory() {
+  static const CudaLayerFactory conv = conv_layer_factory();
+  return CudaLayerFactory{
+      .supports = [](const Node& n) { return is_nhwc_conv_transpose(n) ? conv.supports(n) : nhwc_pool_supports(n); },
+      .tactics = [](const Node& n, const BuildOptions& o) {
+        return is_nhwc_conv_transpose(n) ? conv.tactics(n, o) : std::vector<std::string>{};
+      },
+      .create = [](const Node& n, const LayerChoice& c) {
+        return is_nhwc_conv_transpose(n) ? conv.create(n, c) : NhwcPoolLayer::create(n, c);
+      }};
+}
+
 }  // namespace
 }  // namespace kiln::cuda
 
-KILN_REGISTER_CUDA_LAYER("kiln.NHWC", kiln::cuda::CudaLayerFactory{.supports = kiln::cuda::nhwc_supports,
-                                                                   .tactics = nullptr,
-                                                                   .create = kiln::cuda::NhwcPoolLayer::create});
+KILN_REGISTER_CUDA_LAYER("kiln.NHWC", kiln::cuda::nhwc_factory());
