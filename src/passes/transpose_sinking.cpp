@@ -32,6 +32,9 @@ const std::set<std::string>& binary_ops() {
   return ops;
 }
 
+// Pools kiln.NHWC can run (its ConvTranspose form comes from the layout pass, with W moved too).
+bool is_pool(const std::string& op) { return op != "ConvTranspose" && nhwc_wrappable(op); }
+
 std::vector<int64_t> inverse(const std::vector<int64_t>& p) {
   std::vector<int64_t> inv(p.size());
   for (size_t i = 0; i < p.size(); ++i) inv[static_cast<size_t>(p[i])] = static_cast<int64_t>(i);
@@ -58,7 +61,7 @@ class TransposeSinking : public Pass {
     if (!n.domain.empty()) return false;
     if (n.op_type == "Transpose") return n.attrs.ints("perm") == nchw_to_nhwc_perm(4);
     return unary_ops().count(n.op_type) || binary_ops().count(n.op_type) || n.op_type == "Concat" ||
-           nhwc_wrappable(n.op_type);
+           is_pool(n.op_type);
   }
 
   // The Transpose back to NCHW producing v (read by `reader`), when every reader of v is layout
@@ -111,7 +114,7 @@ class TransposeSinking : public Pass {
         return false;  // lower-rank broadcasting aligns to the last axes: the layout matters
       }
       n->inputs[i] = t->inputs[0];
-    } else if (nhwc_wrappable(n->op_type)) {
+    } else if (is_pool(n->op_type)) {
       // Pools become kiln.NHWC where cuDNN's NHWC pooling computes them exactly.
       Node* t = movable_transpose(g, n->inputs[0], n);
       if (!t || n->inputs.size() != 1) return false;

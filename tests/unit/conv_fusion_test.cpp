@@ -302,8 +302,12 @@ TEST(TransposeSinkingPass, ElementwiseAndConcatJoinTheNhwcRegion) {
   EXPECT_EQ(counts["NHWC"], 2);  // the pools
   EXPECT_EQ(counts["Transpose"], 2);
   for (const auto& n : g->nodes()) {
-    if (n->op_type == "Concat") EXPECT_EQ(n->attrs.i("axis"), 3);
-    if (n->op_type == "Mul") EXPECT_EQ(n->inputs[1]->type.shape.to_dims(), (Dims{1, 1, 1, 4}));
+    if (n->op_type == "Concat") {
+      EXPECT_EQ(n->attrs.i("axis"), 3);
+    }
+    if (n->op_type == "Mul") {
+      EXPECT_EQ(n->inputs[1]->type.shape.to_dims(), (Dims{1, 1, 1, 4}));
+    }
   }
   auto after = run_cpu(g, x);
   ASSERT_EQ(after.size(), 1u);
