@@ -100,12 +100,11 @@ std::string options_json(const BuildOptions& o) {
 }
 
 // The CUDA backend's fusions and layout choice (after precision assignment: they depend on the
-// final dtypes).
+// final dtypes). add_cuda_passes (passes/pipeline.cpp) lists them.
 Status run_backend_passes(Graph& g, const Backend& backend, const BuildOptions& options) {
   if (backend.name() != "cuda") return Status::Ok();
   PassManager pm(pass_options(options));
-  pm.add(make_matmul_bias_fusion_pass());
-  pm.add(make_attention_softmax_fusion_pass());
+  add_cuda_passes(pm);
   pm.add(make_dead_code_pass());
   return pm.run(g);
 }

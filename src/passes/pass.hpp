@@ -75,6 +75,8 @@ Status select_outputs(Graph& graph, const std::vector<std::string>& names);
 // The backend-independent clean-up pipeline, in order: constant folding, If inlining, identity
 // and cast-chain removal, BatchNormalization folding, GELU and LayerNorm recognition, dead code.
 void add_cleanup_passes(PassManager& pm, bool fold_random);
+// The CUDA backend's fusion and layout passes, in order (run after precision assignment).
+void add_cuda_passes(PassManager& pm);
 
 // Replaces nodes whose inputs are all constants by their outputs, computed with the CPU kernels
 // (random-number ops are kept unless `fold_random`). Outputs larger than `max_bytes` are kept
@@ -110,6 +112,16 @@ std::unique_ptr<Pass> make_hardswish_fusion_pass();
 std::unique_ptr<Pass> make_matmul_bias_fusion_pass();
 // [Mul/Div by a constant scalar] [-> Add(mask)] -> Softmax(last axis) -> kiln.MaskedSoftmax.
 std::unique_ptr<Pass> make_attention_softmax_fusion_pass();
+
+// CUDA backend passes (ops/fused_conv.cpp documents kiln.FusedConv):
+// Conv [+ Add of a same-shaped residual] [+ Relu] -> kiln.FusedConv (every float Conv).
+std::unique_ptr<Pass> make_conv_fusion_pass();
+// float16/bfloat16 2-D FusedConv -> NHWC layout, with Transposes around each.
+std::unique_ptr<Pass> make_nhwc_layout_pass();
+// Moves NHWC -> NCHW Transposes below layout-agnostic ops (elementwise, Concat).
+std::unique_ptr<Pass> make_transpose_sinking_pass();
+// Removes Transpose pairs that cancel (readers of the second read the first's input).
+std::unique_ptr<Pass> make_transpose_cancellation_pass();
 
 }  // namespace kiln
 

@@ -57,7 +57,7 @@ class MaskedSoftmaxLayer : public CudaLayer {
 }  // namespace kiln::cuda
 
 KILN_REGISTER_CUDA_LAYER(
-    "MaskedSoftmax",  // domain kiln
+    "kiln.MaskedSoftmax",
     kiln::cuda::simple_factory(
         [](const kiln::Node& n) { return kiln::cuda::plan_for(n).has_value(); },
         [](const kiln::Node& n, const kiln::LayerChoice&) -> kiln::Expected<std::unique_ptr<kiln::cuda::CudaLayer>> {

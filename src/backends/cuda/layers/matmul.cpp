@@ -323,4 +323,4 @@ CudaLayerFactory factory() { return CudaLayerFactory{.supports = supports, .tact
 
 KILN_REGISTER_CUDA_LAYER("MatMul", kiln::cuda::factory());
 KILN_REGISTER_CUDA_LAYER("Gemm", kiln::cuda::factory());
-KILN_REGISTER_CUDA_LAYER("FusedMatMul", kiln::cuda::factory());  // domain kiln
+KILN_REGISTER_CUDA_LAYER("kiln.FusedMatMul", kiln::cuda::factory());
