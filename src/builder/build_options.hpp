@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "ir/shape.hpp"
+#include "runtime/profile.hpp"
 
 namespace kiln {
 
@@ -18,6 +19,9 @@ struct BuildOptions {
   bool bf16 = false;             // allow bfloat16 layers
   bool tf32 = true;              // allow TF32 tensor-core math for float32 layers
   std::map<std::string, Dims> input_shapes;  // fixes dynamic input dims
+  // Shape ranges for dynamic inputs (--min/--opt/--max-shapes); the plan accepts any shape within
+  // one of them. Empty: a static-shape backend fixes dynamic dims (--shapes, else 1).
+  std::vector<OptimizationProfile> profiles;
   uint64_t workspace_bytes = 1ull << 30;     // the most scratch memory one layer may use
   std::string timing_cache;      // tactic timings file, read and updated when set
   std::set<std::string> disabled_passes;
