@@ -28,4 +28,11 @@ struct BuildOptions {
   std::function<void(std::string_view)> log;  // progress lines
 };
 
+// Whether an optimization profile gives the input's range (then --shapes must not fix it).
+inline bool in_profiles(const BuildOptions& o, const std::string& input) {
+  for (const OptimizationProfile& p : o.profiles)
+    if (p.inputs.count(input)) return true;
+  return false;
+}
+
 }  // namespace kiln
