@@ -38,7 +38,8 @@ class Writer {
                                              fbb_.CreateVector(r.opt), fbb_.CreateVector(r.max)));
       profiles.push_back(fb::CreateProfile(fbb_, fbb_.CreateVector(ins)));
     }
-    auto profile_vec = profiles.empty() ? 0 : fbb_.CreateVector(profiles);
+    Offset<flatbuffers::Vector<Offset<fb::Profile>>> profile_vec;  // absent for static plans
+    if (!profiles.empty()) profile_vec = fbb_.CreateVector(profiles);
     return fb::CreatePlan(fbb_, fbb_.CreateString(plan.kiln_version), target, graph, plan.arena_bytes,
                           plan.workspace_bytes, fbb_.CreateVector(slots), plan.build_seconds,
                           fbb_.CreateString(plan.options_json), profile_vec);

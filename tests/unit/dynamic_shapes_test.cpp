@@ -265,7 +265,7 @@ void run_model_cases(const std::string& name, const OptimizationProfile& prof, c
     auto out = (*ctx)->run({{"x", *x}});
     ASSERT_TRUE(out.ok()) << name << " case " << i << ": " << out.status().message();
     ASSERT_EQ(out->at(0).dims(), want->dims()) << name << " case " << i;
-    EXPECT_LE(rel_l2(out->at(0), *want), 1e-4) << name << " case " << i << " " << dims_to_string(x->dims());
+    EXPECT_LE(test::rel_l2(out->at(0), *want), 1e-4) << name << " case " << i << " " << dims_to_string(x->dims());
   }
 }
 
