@@ -174,6 +174,8 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
     KILN_RETURN_IF_ERROR(infer_shapes(g));
     KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
   }
+  // Static shapes: shape arithmetic on inputs is known now (Shape -> Gather -> Reshape): fold it.
+  if (static_shapes && !profiled) KILN_RETURN_IF_ERROR(fold_static_graph(g, options.disabled_passes));
   log(options, fmt::format("      {} nodes after passes", g.nodes().size()));
 
   Plan plan;

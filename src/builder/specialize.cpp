@@ -50,6 +50,37 @@ void copy_into(const Graph& src, Graph& dst) {
 
 }  // namespace
 
+size_t drop_known_nodes(Graph& g) {
+  std::vector<Node*> known;
+  for (const auto& n : g.nodes()) {
+    if (!n->subgraphs().empty()) continue;
+    bool all = !n->outputs.empty();
+    for (const Value* o : n->outputs) all &= !o || o->is_constant();
+    if (all) known.push_back(n.get());
+  }
+  for (Node* n : known) {
+    for (Value* o : n->outputs)
+      if (o) o->type = TensorType{o->constant->dtype(), Shape::from_dims(o->constant->dims())};
+    g.remove_node(n);
+  }
+  return known.size();
+}
+
+Status fold_static_graph(Graph& g, const std::set<std::string>& disabled_passes) {
+  PassManagerOptions pm_options;
+  pm_options.disabled = disabled_passes;
+  PassManager pm(pm_options);
+  pm.add(make_constant_folding_pass());
+  pm.add(make_inline_constant_if_pass());
+  pm.add(make_dead_code_pass());
+  for (int round = 0; round < 8; ++round) {
+    KILN_RETURN_IF_ERROR(pm.run(g));
+    if (disabled_passes.count("constant-folding") || drop_known_nodes(g) == 0) break;
+    KILN_RETURN_IF_ERROR(infer_shapes(g));
+  }
+  return Status::Ok();
+}
+
 GraphPtr clone_graph(const Graph& graph, Graph* parent) {
   auto g = std::make_shared<Graph>();
   g->parent = parent;
@@ -78,13 +109,7 @@ Expected<GraphPtr> specialize_graph(const Graph& graph, const std::map<std::stri
     for (Value* o : n->outputs)
       if (o && !o->constant) o->type.shape = Shape();
   KILN_RETURN_IF_ERROR(infer_shapes(*g));
-  PassManagerOptions pm_options;
-  pm_options.disabled = disabled_passes;
-  PassManager pm(pm_options);
-  pm.add(make_constant_folding_pass());
-  pm.add(make_inline_constant_if_pass());
-  pm.add(make_dead_code_pass());
-  KILN_RETURN_IF_ERROR(pm.run(*g));
+  KILN_RETURN_IF_ERROR(fold_static_graph(*g, disabled_passes));
   return g;
 }
 

@@ -21,6 +21,15 @@ GraphPtr clone_graph(const Graph& graph, Graph* parent = nullptr);
 Expected<GraphPtr> specialize_graph(const Graph& graph, const std::map<std::string, Dims>& input_shapes,
                                     const std::set<std::string>& disabled_passes = {});
 
+// Removes nodes whose every output shape inference already knows as a constant (Shape or Size of
+// a static value, ...), even when an input is not constant (the folding pass needs constant
+// inputs). Returns how many.
+size_t drop_known_nodes(Graph& graph);
+
+// The builder's graph passes (constant folding, constant-If inlining, dead code) plus
+// drop_known_nodes, to a fixed point: for graphs whose input shapes are all fixed.
+Status fold_static_graph(Graph& graph, const std::set<std::string>& disabled_passes = {});
+
 // The key naming a node across a graph and its specializations: its first output's name.
 std::string node_key(const Node& node);
 

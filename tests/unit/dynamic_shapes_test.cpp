@@ -161,6 +161,20 @@ TEST(Specialize, CloneFixesShapesAndFoldsShapeArithmetic) {
   EXPECT_EQ(g.nodes().size(), 2u);
 }
 
+Model shape_reshape_model() {
+  Model m;
+  m.graph = std::make_shared<Graph>();
+  Graph& g = *m.graph;
+  Value* x = g.add_value("x", {DType::kFloat32, Shape({Dim::symbolic("n"), Dim(3)})});
+  Value* s = g.add_value("s");
+  Value* y = g.add_value("y");
+  g.inputs = {x};
+  g.add_node("Shape", {x}, {s}, "shape");
+  g.add_node("Reshape", {x, s}, {y}, "reshape");
+  g.outputs = {y};
+  return m;
+}
+
 // A backend that needs static shapes like CUDA, but runs on the CPU: its tactic records the
 // shape of the node's first output at which it was chosen.
 class StaticTestBackend : public Backend {
@@ -214,10 +228,25 @@ TEST(Profiles, StaticBackendTunesAtOptAndSizesArenaAtMax) {
   ASSERT_TRUE(model2.ok());
   BuildOptions o2;
   o2.backend = "static_test";
-  o2.profiles = {profile({1, 3, 33, 1}, {1, 3, 32, 64}, {2, 3, 32, 128})};
+  o2.profiles = {profile({1, 3, 31, 32}, {1, 3, 31, 64}, {2, 3, 31, 128})};
   auto bad = build_plan(std::move(*model2), o2);
   ASSERT_FALSE(bad.ok());
   EXPECT_TRUE(has(bad.status(), "fixed to 32")) << bad.status().message();
+}
+
+TEST(Profiles, StaticBuildFoldsShapeOfFixedInputs) {
+  BuildOptions o;
+  o.backend = "static_test";
+  o.input_shapes["x"] = {4, 3};
+  auto plan = build_plan(shape_reshape_model(), o);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  ASSERT_EQ(plan->graph->nodes().size(), 1u);
+  EXPECT_EQ(plan->graph->nodes()[0]->op_type, "Reshape");
+  // A CPU plan keeps the dynamic graph as it is.
+  BuildOptions cpu;
+  plan = build_plan(shape_reshape_model(), cpu);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->graph->nodes().size(), 2u);
 }
 
 TEST(Profiles, StaticBackendDefaultsDynamicDimsToOneAndSaysSo) {
