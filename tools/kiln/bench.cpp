@@ -53,7 +53,8 @@ Status bench(BenchOptions opt) {
   // A model's plan is built for the inputs' shapes (from files, --shapes or the model).
   auto before_build = [&](const Graph& g, BuildOptions& o) -> Status {
     KILN_ASSIGN_OR_RETURN(bound, prepare_inputs(g, opt.inputs));
-    for (const BoundInput& b : bound) o.input_shapes[b.name] = b.tensor.dims();
+    for (const BoundInput& b : bound)
+      if (!in_profiles(o, b.name)) o.input_shapes[b.name] = b.tensor.dims();
     return Status::Ok();
   };
   KILN_ASSIGN_OR_RETURN(LoadedPlan loaded, load_or_build_plan(opt.path, opt.build, options, before_build));

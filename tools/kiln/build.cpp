@@ -54,10 +54,13 @@ int build_command(const BuildCommandOptions& opt) {
   if (plan.target.backend == "cpu") {
     std::printf("  activations  allocated per run (CPU backend)\n");
   } else {
-    std::printf("  activations  %s arena (%llu bytes)\n", format_bytes(plan.arena_bytes).c_str(),
-                static_cast<unsigned long long>(plan.arena_bytes));
+    std::printf("  activations  %s arena (%llu bytes)%s\n", format_bytes(plan.arena_bytes).c_str(),
+                static_cast<unsigned long long>(plan.arena_bytes),
+                plan.profiles.empty() ? "" : ", sized for the profiles' max shapes");
     std::printf("  workspace    up to %s per layer\n", format_bytes(plan.workspace_bytes).c_str());
   }
+  for (size_t i = 0; i < plan.profiles.size(); ++i)
+    std::printf("  profile %zu    %s\n", i, profile_to_string(plan.profiles[i]).c_str());
   std::printf("  plan         %s (%s)\n", opt.output.c_str(), format_bytes(plan_bytes).c_str());
   for (auto [flag, name] : {std::pair{opt.build.fp16, "fp16"}, std::pair{opt.build.bf16, "bf16"}})
     if (flag && precision_counts(plan).find(name) == std::string::npos)

@@ -106,6 +106,13 @@ nlohmann::ordered_json plan_json(const Plan& plan, const std::string& source) {
     for (const Value* v : key[0] == 'i' ? g.inputs : g.outputs) list.push_back(value_json(v));
     j[key] = list;
   }
+  nlohmann::ordered_json profiles = nlohmann::ordered_json::array();
+  for (const OptimizationProfile& p : plan.profiles) {
+    nlohmann::ordered_json jp;
+    for (const auto& [name, r] : p.inputs) jp[name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
+    profiles.push_back(jp);
+  }
+  j["profiles"] = profiles;
   j["memory"] = {{"weights_bytes", plan_weight_bytes(plan)},
                  {"activation_arena_bytes", plan.arena_bytes},
                  {"workspace_limit_bytes", plan.workspace_bytes}};
@@ -179,6 +186,8 @@ void print_plan(const Plan& plan, const std::string& source) {
   std::printf("built    in %.2f s, options %s\n", plan.build_seconds, plan.options_json.c_str());
   for (const Value* v : g.inputs) std::printf("input    %s\n", value_text(v).c_str());
   for (const Value* v : g.outputs) std::printf("output   %s\n", value_text(v).c_str());
+  for (size_t i = 0; i < plan.profiles.size(); ++i)
+    std::printf("profile  %zu: %s\n", i, profile_to_string(plan.profiles[i]).c_str());
   if (plan.target.backend == "cpu")  // the CPU allocates activations per run: no arena, no workspace
     std::printf("memory   weights %s\n", format_bytes(plan_weight_bytes(plan)).c_str());
   else
