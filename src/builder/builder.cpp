@@ -66,6 +66,25 @@ std::string options_json(const BuildOptions& o) {
   return j.dump();
 }
 
+// Plans (and the CUDA backend) hold tensors only: a sequence or optional value anywhere in the
+// graph, subgraphs included, is refused naming the node that makes or reads it.
+Status check_tensor_values_only(const Graph& g, const std::string& backend) {
+  auto refuse = [&](const Value* v, const std::string& where) {
+    return unsupported("{}: value '{}' is {}; the {} backend's plans hold tensor values only (run such models "
+                       "with the CPU executor)", where, v->name, v->type.to_string(), backend);
+  };
+  for (const Value* v : g.inputs)
+    if (!v->type.is_tensor()) return refuse(v, "graph input");
+  for (const auto& n : g.nodes()) {
+    for (const Value* v : n->inputs)
+      if (v && !v->type.is_tensor()) return refuse(v, n->describe());
+    for (const Value* v : n->outputs)
+      if (v && !v->type.is_tensor()) return refuse(v, n->describe());
+    for (const Graph* sg : n->subgraphs()) KILN_RETURN_IF_ERROR(check_tensor_values_only(*sg, backend));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Expected<Plan> build_plan(Model model, const BuildOptions& options) {
@@ -80,6 +99,7 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
 
   KILN_RETURN_IF_ERROR(apply_input_shapes(g, options, backend->needs_static_shapes()));
   KILN_RETURN_IF_ERROR(infer_shapes(g));
+  KILN_RETURN_IF_ERROR(check_tensor_values_only(g, backend->name()));
   log(options, fmt::format("[1/4] graph passes ({} nodes)", g.nodes().size()));
   PassManagerOptions pm_options;
   pm_options.disabled = options.disabled_passes;

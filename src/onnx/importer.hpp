@@ -25,6 +25,7 @@
 #include <string>
 
 #include "ir/graph.hpp"
+#include "ir/sequence.hpp"
 
 namespace kiln {
 
@@ -45,5 +46,9 @@ Expected<Model> import_onnx_bytes(const std::string& bytes, const std::string& b
 // the tensor's name. SequenceProto/OptionalProto files are an Unsupported error. Note: the ONNX
 // 1.12 test data stores bfloat16 tensors as UINT16 (numpy has no bfloat16): same bits.
 Expected<Tensor> load_tensor_pb(const std::string& path, std::string* name = nullptr);
+// The same for a value of type `declared`: a TensorProto for a tensor, a SequenceProto for a
+// sequence, an OptionalProto for an optional (the two cannot be told apart by their bytes). An
+// empty sequence takes the declared element dtype.
+Expected<RuntimeValue> load_value_pb(const std::string& path, const TensorType& declared);
 
 }  // namespace kiln
