@@ -64,7 +64,8 @@ class GraphImporter {
     std::string name, domain, desc;
     int64_t opset = 0;
   };
-  // A value's declared type; `strict` turns a non-tensor type into an error (graph inputs/outputs).
+  // A value's declared type; `strict` turns a type kiln cannot represent (a map, ...) into an error
+  // (graph inputs/outputs).
   Expected<TensorType> declared_type(const onnx::ValueInfoProto& vi, const std::string& what, bool strict);
   Expected<AttrValue> attribute(const AttributeProto& a, Graph& g, const NodeInfo& node);
   Expected<Tensor> attribute_tensor(const onnx::TensorProto& t, const NodeInfo& node, const std::string& attr);

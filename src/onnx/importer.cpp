@@ -148,7 +148,7 @@ Expected<Tensor> load_tensor_pb(const std::string& path, std::string* name) {
   // elements as `segment` or typed data), so test it only when the bytes are no valid tensor.
   onnx::SequenceProto seq;
   if (seq.ParseFromString(bytes) && seq.has_elem_type() && seq.has_name() && !seq.name().empty())
-    return unsupported("{}: holds a sequence or optional value '{}', which kiln cannot represent", path,
+    return unsupported("{}: holds a sequence or optional value '{}', not a tensor (see load_value_pb)", path,
                        seq.name());
   return tensor_error;
 }

@@ -17,7 +17,8 @@
 //   enclosing values directly. Model-local functions are inlined.
 // - Unnamed nodes named "<op>_<index>"; absent optional inputs as null; nodes topologically sorted.
 // Errors name the file and, where there is one, the node and value. Unsupported (kUnsupported, a
-// "skip" for the conformance runner): sequence/map/optional values, string tensors that a node
+// "skip" for the conformance runner): map values (sequences and optionals of tensors import with
+// their ValueKind), string tensors that a node
 // reads, sparse tensors, complex/float8/int4 element types, training-mode BatchNormalization, Scan-8
 // with sequence_lens.
 #pragma once
