@@ -204,5 +204,21 @@ TEST(OnnxImport, SequenceAndOptionalGraphValues) {
   EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kUnsupported, {"'seq'", "sequence"}));
 }
 
+// An empty Optional takes its type from the TYPE_PROTO attribute 'type'.
+TEST(OnnxImport, EmptyOptionalTypeAttribute) {
+  auto m = make_model(18);
+  auto* g = m.mutable_graph();
+  auto* n = add_node(g, "Optional", {}, {"none"}, "o");
+  auto* tp = add_attr(n, "type", onnx::AttributeProto::TYPE_PROTO)->mutable_tp();
+  tp->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type()->set_elem_type(6);
+  add_node(g, "OptionalHasElement", {"none"}, {"has"}, "h");
+  add_output(g, "has", 9);
+  auto model = import_proto(m);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const Value* none = model->graph->nodes()[0]->outputs[0];
+  EXPECT_EQ(none->type.kind, ValueKind::kOptionalSequence);
+  EXPECT_EQ(none->type.dtype, DType::kInt32);
+}
+
 }  // namespace
 }  // namespace kiln
