@@ -66,8 +66,11 @@ struct CudaLayerFactory {
 };
 
 bool register_cuda_layer(const std::string& op_type, CudaLayerFactory factory);
-// The factory for the node's op type, if any (default ONNX domain only).
+// The factory for an op type, if any: "Conv" (default ONNX domain) or "<domain>.<op>" for other
+// domains (kiln's own ops, e.g. "kiln.FusedConv").
 const CudaLayerFactory* find_cuda_layer(const std::string& op_type);
+// The factory for the node's domain and op type, if any.
+const CudaLayerFactory* find_cuda_layer(const Node& n);
 std::vector<std::string> cuda_layer_ops();
 
 // Launch geometry helper for elementwise kernels: blocks of 256 threads covering n items.

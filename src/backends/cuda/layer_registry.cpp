@@ -21,6 +21,10 @@ const CudaLayerFactory* find_cuda_layer(const std::string& op_type) {
   return it == factories().end() ? nullptr : &it->second;
 }
 
+const CudaLayerFactory* find_cuda_layer(const Node& n) {
+  return find_cuda_layer(n.domain.empty() ? n.op_type : n.domain + "." + n.op_type);
+}
+
 std::vector<std::string> cuda_layer_ops() {
   std::vector<std::string> out;
   for (const auto& [op, f] : factories()) out.push_back(op);
