@@ -64,7 +64,8 @@ class GraphImporter {
     std::string name, domain, desc;
     int64_t opset = 0;
   };
-  // A value's declared type; `strict` turns a non-tensor type into an error (graph inputs/outputs).
+  // A value's declared type; `strict` turns a type kiln cannot represent (a map, ...) into an error
+  // (graph inputs/outputs).
   Expected<TensorType> declared_type(const onnx::ValueInfoProto& vi, const std::string& what, bool strict);
   Expected<AttrValue> attribute(const AttributeProto& a, Graph& g, const NodeInfo& node);
   Expected<Tensor> attribute_tensor(const onnx::TensorProto& t, const NodeInfo& node, const std::string& attr);
@@ -141,9 +142,16 @@ Expected<AttrValue> GraphImporter::attribute(const AttributeProto& a, Graph& g, 
       }
       return AttrValue(std::move(gs));
     }
+    case AttributeProto::TYPE_PROTO: {
+      // Kept as ints [ValueKind, ONNX elem type] (Optional's 'type'); element shapes are dropped.
+      KILN_ASSIGN_OR_RETURN(TensorType t, type_from_proto(a.tp(), fmt::format("{}: attribute '{}'", node.desc, a.name())));
+      const int64_t elem = a.tp().has_tensor_type() ? a.tp().tensor_type().elem_type()
+                           : a.tp().has_sequence_type() ? a.tp().sequence_type().elem_type().tensor_type().elem_type()
+                           : 0;
+      return AttrValue(std::vector<int64_t>{static_cast<int64_t>(t.kind), elem});
+    }
     case AttributeProto::SPARSE_TENSOR:
     case AttributeProto::SPARSE_TENSORS:
-    case AttributeProto::TYPE_PROTO:
     case AttributeProto::TYPE_PROTOS:
       return unsupported("{}: attribute '{}' of type {} is not supported by kiln", node.desc, a.name(),
                          attr_type_name(type));

@@ -255,11 +255,25 @@ Expected<TensorType> type_from_proto(const onnx::TypeProto& type, const std::str
   switch (type.value_case()) {
     case onnx::TypeProto::VALUE_NOT_SET: return TensorType{};
     case onnx::TypeProto::kTensorType: break;
-    case onnx::TypeProto::kSequenceType:
-      return unsupported("{} is a sequence; kiln supports tensor values only", what);
+    case onnx::TypeProto::kSequenceType: {
+      // Sequences of tensors only (no sequences of maps or of sequences).
+      const auto& elem = type.sequence_type().elem_type();
+      if (elem.value_case() != onnx::TypeProto::kTensorType && elem.value_case() != onnx::TypeProto::VALUE_NOT_SET)
+        return unsupported("{} is a sequence of non-tensors; kiln supports sequences of tensors only", what);
+      KILN_ASSIGN_OR_RETURN(TensorType t, type_from_proto(elem, what));
+      t.kind = ValueKind::kSequence;
+      return t;
+    }
     case onnx::TypeProto::kMapType: return unsupported("{} is a map; kiln supports tensor values only", what);
-    case onnx::TypeProto::kOptionalType:
-      return unsupported("{} is an optional; kiln supports tensor values only", what);
+    case onnx::TypeProto::kOptionalType: {
+      const auto& elem = type.optional_type().elem_type();
+      auto ec = elem.value_case();
+      if (ec != onnx::TypeProto::kTensorType && ec != onnx::TypeProto::kSequenceType)
+        return unsupported("{} is an optional of neither a tensor nor a sequence", what);
+      KILN_ASSIGN_OR_RETURN(TensorType t, type_from_proto(elem, what));
+      t.kind = t.kind == ValueKind::kSequence ? ValueKind::kOptionalSequence : ValueKind::kOptionalTensor;
+      return t;
+    }
     case onnx::TypeProto::kSparseTensorType:
       return unsupported("{} is a sparse tensor; kiln supports dense tensors only", what);
     default: return unsupported("{} has a type kiln does not know", what);
