@@ -139,7 +139,7 @@ Expected<std::string> TacticTimer::fastest(const Node& node, const CudaLayerFact
         Status made = make_buffers(node, *io);
         if (!made.ok()) return made;
       }
-      auto timed = time_one(node, factory, LayerChoice{t, precision}, *io);
+      auto timed = time_one(node, factory, LayerChoice{t, precision}, *io, best.empty() ? 0 : best_ms);
       if (!timed.ok()) {
         if (first_error.ok()) first_error = timed.status();
         continue;
@@ -161,13 +161,16 @@ Expected<std::string> TacticTimer::fastest(const Node& node, const CudaLayerFact
 }
 
 Expected<double> TacticTimer::time_one(const Node& node, const CudaLayerFactory& factory, const LayerChoice& choice,
-                                       const NodeBuffers& io) {
+                                       const NodeBuffers& io, double best_ms) {
   KILN_ASSIGN_OR_RETURN(auto layer, factory.create(node, choice));
   KILN_RETURN_IF_ERROR(ensure_session());
   KILN_ASSIGN_OR_RETURN(DeviceBuffer ws, DeviceBuffer::allocate(std::max<size_t>(layer->workspace_bytes(), 1)));
   LaunchArgs args{io.inputs, io.outputs, ws.get(), layer->workspace_bytes(), stream_, handles_};
-  for (int i = 0; i < 3; ++i) KILN_RETURN_IF_ERROR(layer->enqueue(args));
+  KILN_RETURN_IF_ERROR(layer->enqueue(args));  // warm-up (lazy module loading, caches)
+  // Up to 9 timed runs, fewer when the tactic is plainly slower than the best so far or the runs
+  // are long: slow algorithms of big layers used to dominate the build time.
   std::vector<float> times;
+  double total = 0;
   for (int i = 0; i < 9; ++i) {
     KILN_CUDA_CHECK(cudaEventRecord(start_, stream_));
     KILN_RETURN_IF_ERROR(layer->enqueue(args));
@@ -176,9 +179,12 @@ Expected<double> TacticTimer::time_one(const Node& node, const CudaLayerFactory&
     float ms = 0;
     KILN_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
     times.push_back(ms);
+    total += ms;
+    if (best_ms > 0 && ms > 2 * best_ms) break;
+    if (times.size() >= 3 && total > 50) break;
   }
-  std::nth_element(times.begin(), times.begin() + 4, times.end());
-  return static_cast<double>(times[4]);
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return static_cast<double>(times[times.size() / 2]);
 }
 
 }  // namespace kiln::cuda

@@ -35,8 +35,9 @@ class TacticTimer {
   // One stream, library handles and events for the whole build: creating a cuDNN handle per
   // tactic cost more than the timing itself.
   Status ensure_session();
+  // Median GPU time of the tactic; `best_ms` (0: none yet) lets a plainly slower one stop early.
   Expected<double> time_one(const Node& node, const CudaLayerFactory& factory, const LayerChoice& choice,
-                            const NodeBuffers& io);
+                            const NodeBuffers& io, double best_ms);
   Handles handles_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
