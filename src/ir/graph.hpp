@@ -20,6 +20,7 @@ namespace kiln {
 
 class Graph;
 struct Node;
+struct PluginBinding;  // plugin/plugin_node.hpp
 
 struct TensorType {
   DType dtype = DType::kUndefined;
@@ -46,6 +47,8 @@ struct Node {
   std::vector<Value*> outputs;  // nullptr for an absent optional output
   Attributes attrs;
   Graph* owner = nullptr;
+  // Set when the node runs as a custom-op plugin (plugin/plugin_node.hpp).
+  std::shared_ptr<const PluginBinding> plugin;
 
   size_t num_inputs() const { return inputs.size(); }
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }

@@ -34,8 +34,7 @@ class CudaBackend : public Backend {
     return Status::Ok();
   }
   bool supports(const Node& n) const override {
-    if (!n.domain.empty()) return false;
-    const CudaLayerFactory* f = find_cuda_layer(n.op_type);
+    const CudaLayerFactory* f = find_cuda_layer(n);
     return f && f->supports && f->supports(n);
   }
   bool needs_static_shapes() const override { return true; }
@@ -48,7 +47,7 @@ class CudaBackend : public Backend {
     for (const auto& n : g.nodes()) {
       LayerChoice choice;
       choice.precision = layer_precision(*n, options.tf32);
-      const CudaLayerFactory* f = find_cuda_layer(n->op_type);
+      const CudaLayerFactory* f = find_cuda_layer(*n);
       std::vector<std::string> tactics = f->tactics ? f->tactics(*n, options) : std::vector<std::string>{};
       if (tactics.size() > 1) {
         KILN_ASSIGN_OR_RETURN(choice.tactic, timer.fastest(*n, *f, choice.precision, tactics));

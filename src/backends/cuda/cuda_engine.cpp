@@ -241,8 +241,8 @@ Expected<std::unique_ptr<CudaEngine>> CudaEngine::create(const Plan& plan) {
 
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const Node& n = *g.nodes()[i];
-    const CudaLayerFactory* f = find_cuda_layer(n.op_type);
-    if (!f || !n.domain.empty()) return unsupported("{}: no CUDA layer for this op", n.describe());
+    const CudaLayerFactory* f = find_cuda_layer(n);
+    if (!f) return unsupported("{}: no CUDA layer for this op", n.describe());
     auto layer = f->create(n, plan.layers[i]);
     if (!layer.ok()) return Status(layer.status()).add_context(n.describe());
     e->workspace_bytes_ = std::max<uint64_t>(e->workspace_bytes_, (*layer)->workspace_bytes());

@@ -68,6 +68,9 @@ struct CudaLayerFactory {
 bool register_cuda_layer(const std::string& op_type, CudaLayerFactory factory);
 // The factory for the node's op type, if any (default ONNX domain only).
 const CudaLayerFactory* find_cuda_layer(const std::string& op_type);
+// The factory for a node: its plugin's layer (layers/plugin_layer.cpp) when it runs as a plugin,
+// else its op type's (default domain only).
+const CudaLayerFactory* find_cuda_layer(const Node& n);
 std::vector<std::string> cuda_layer_ops();
 
 // Launch geometry helper for elementwise kernels: blocks of 256 threads covering n items.

@@ -1,6 +1,7 @@
 #include <map>
 
 #include "backends/cuda/cuda_layer.hpp"
+#include "backends/cuda/layers/plugin_layer.hpp"
 
 namespace kiln::cuda {
 
@@ -19,6 +20,12 @@ bool register_cuda_layer(const std::string& op_type, CudaLayerFactory factory) {
 const CudaLayerFactory* find_cuda_layer(const std::string& op_type) {
   auto it = factories().find(op_type);
   return it == factories().end() ? nullptr : &it->second;
+}
+
+const CudaLayerFactory* find_cuda_layer(const Node& n) {
+  if (n.plugin) return &plugin_layer_factory();
+  if (!n.domain.empty()) return nullptr;
+  return find_cuda_layer(n.op_type);
 }
 
 std::vector<std::string> cuda_layer_ops() {
