@@ -52,8 +52,8 @@ class PluginCli(KilnTestCase):
                 # The plan needs the plugin at load time too.
                 self.fails("run", plan, "--input", "x=" + example("hswish_input.npy"),
                            naming=("plugin 'HSwish' (version 1)", "--plugin"))
-                self.ok("bench", plan, "--plugin", self.lib, "--iterations", "3", "--warmup", "0",
-                        "--duration", "0")
+                self.ok("bench", plan, "--plugin", self.lib, "--shapes", "x:2x3x8x8", "--iterations", "3",
+                        "--warmup", "0", "--duration", "0")
 
     def test_without_plugin_is_a_clear_error(self):
         self.fails("run", example("hswish_domain_op.onnx"), "--backend", "cpu",

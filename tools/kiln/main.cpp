@@ -20,8 +20,11 @@ int main(int argc, char** argv) {
   // Custom-op plugin libraries, loaded before the subcommand runs.
   std::vector<std::string> plugins;
   for (const char* name : {"build", "run", "bench", "inspect", "conformance"})
-    app.get_subcommand(name)->add_option("--plugin", plugins,
-                                         "A custom-op plugin library (.so) to load first (repeatable)");
+    app.get_subcommand(name)
+        ->add_option("--plugin", plugins, "A custom-op plugin library (.so) to load first (repeatable)")
+        ->expected(1)  // one file per --plugin: `--plugin lib.so model.onnx` leaves the model positional
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
