@@ -12,6 +12,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -60,6 +61,35 @@ def cosine(a, b):
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
 
 
+def count_flops(model, inputs):
+    """FLOPs of one forward pass (PyTorch's counter: 2 per multiply-add of matmuls/convs)."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(*inputs)
+        return int(counter.get_total_flops())
+    except Exception as e:  # the counter is a convenience; its failure must not stop the check
+        log(f"  (FLOP count failed: {type(e).__name__}: {e})")
+        return None
+
+
+def parse_bytes(text):
+    """'device memory 123.4 MiB: ...' -> bytes."""
+    m = re.search(r"device memory ([0-9.]+) (B|KiB|MiB|GiB)", text)
+    if not m:
+        return None
+    return float(m.group(1)) * {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m.group(2)]
+
+
+def wants(spec, name, batch):
+    """--compile / --precisions style lists: 'all', or model:batch items."""
+    if not spec:
+        return False
+    if spec == "all":
+        return True
+    return f"{name}:{batch}" in spec.split(",") or name in spec.split(",")
+
+
 def kiln_bench_ms(args, plan, workdir):
     times = os.path.join(workdir, "times.json")
     # GPU compute only, like the PyTorch timings next to it (inputs already on the device).
@@ -74,6 +104,7 @@ def kiln_bench_ms(args, plan, workdir):
 
 def check_model(args, name, results):
     model, input_names, make_inputs = models.make(name)
+    flops_per_item = None
     model = models.randomize_norm_stats(model).eval()
     work = os.path.join(args.work, name)
     os.makedirs(work, exist_ok=True)
@@ -106,19 +137,29 @@ def check_model(args, name, results):
             torch.cuda.reset_peak_memory_stats()
             eager16 = time_torch(m16, in16)
             mem16 = torch.cuda.max_memory_allocated()
-            compiled16 = None
-            if args.compile:
+            flops = count_flops(m16, in16) if batch == BATCHES[name][0] else None
+            compiled16, compile_s = None, None
+            if wants(args.compile, name, batch):
+                t = time.time()
                 c = torch.compile(m16, mode="max-autotune")
+                c(*in16)
+                compile_s = time.time() - t
+                torch.cuda.reset_peak_memory_stats()
                 compiled16 = time_torch(c, in16, warmup=3)
+                log(f"[{name} b{batch}] torch.compile max-autotune: compiled in {compile_s:.0f} s, {compiled16:.3f} ms")
+                del c
             del m16
-        for prec in ("fp32", "fp16"):
+        if flops is not None:
+            flops_per_item = flops / batch
+        for prec in args.precisions.split(","):
             plan = os.path.join(work, f"{name}_b{batch}_{prec}.kplan")
             flags = ["--fp16"] if prec == "fp16" else ["--no-tf32"]
             rc, out, build_s = sh([args.kiln, "build", onnx_path, "-o", plan, "--backend", "cuda", "--shapes", shapes,
                                    "--timing-cache", os.path.join(args.work, "timing.cache")] + flags)
             row = {"model": name, "batch": batch, "precision": prec, "build_s": round(build_s, 2),
                    "eager_fp32_ms": eager32, "eager_fp16_ms": eager16, "compile_fp16_ms": compiled16,
-                   "torch_mem_fp32": mem32, "torch_mem_fp16": mem16}
+                   "compile_s": compile_s, "torch_mem_fp32": mem32, "torch_mem_fp16": mem16,
+                   "flops": flops_per_item * batch if flops_per_item else None}
             results.append(row)
             if rc != 0:
                 row["error"] = out.strip().splitlines()[-1] if out.strip() else f"build exit {rc}"
@@ -135,9 +176,7 @@ def check_model(args, name, results):
             row["ok"] = row["rel_l2"] <= (1e-4 if prec == "fp32" else 2e-2) and (prec == "fp32" or row["cosine"] >= 0.999)
             ms, out = kiln_bench_ms(args, plan, work)
             row["kiln_ms"] = ms
-            for line in out.splitlines():
-                if "device memory" in line.lower():
-                    row["kiln_mem"] = line.strip()
+            row["kiln_mem"] = parse_bytes(out)
             log(f"[{name} b{batch} {prec}] build {build_s:.1f} s, rel L2 {row['rel_l2']:.2e}, cos {row['cosine']:.6f},"
                 f" kiln {ms} ms, eager32 {eager32:.3f} ms, eager16 {eager16:.3f} ms")
 
@@ -150,7 +189,10 @@ def main():
     ap.add_argument("--work", default="/tmp/kiln_gpu_check")
     ap.add_argument("--models", default=",".join(BATCHES))
     ap.add_argument("--iters", type=int, default=200)
-    ap.add_argument("--compile", action="store_true", help="also time torch.compile(mode='max-autotune') (slow)")
+    ap.add_argument("--compile", default="",
+                    help="also time torch.compile(mode='max-autotune') FP16 for these: 'all' or model[:batch],... (slow)")
+    ap.add_argument("--precisions", default="fp32,fp16", help="kiln plans to build and check: fp32,fp16")
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="the GPU's dense FP16 tensor peak (H100/H200 SXM: 989)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     summary = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
@@ -174,20 +216,31 @@ def main():
         json.dump(summary, f, indent=1)
     log("")
     log(f"{summary['gpu']}, torch {summary['torch']}")
-    log(f"{'model':<12}{'b':>4} {'prec':<5}{'check':>7}{'relL2':>10}{'kiln ms':>10}{'eager32':>9}{'eager16':>9}"
-        f"{'cmp16':>8}{'k/eag':>7}{'build s':>8}")
+    log(f"{'model':<12}{'b':>4} {'prec':<5}{'check':>6}{'relL2':>9}{'kiln ms':>9}{'eager':>8}{'compile':>8}"
+        f"{'k/eag':>6}{'k/cmp':>6}{'kiln it/s':>10}{'thr/eag':>8}{'TFLOP/s':>8}{'kiln MiB':>9}{'torch MiB':>10}{'build s':>8}")
     for r in results:
         if "batch" not in r:
             log(f"{r['model']:<12} ERROR {r.get('error', '')[:80]}")
             continue
         k = r.get("kiln_ms")
-        eager = r['eager_fp16_ms'] if r['precision'] == 'fp16' else r['eager_fp32_ms']
-        ratio = f"{k / eager:.2f}" if k else "-"
+        fp16 = r["precision"] == "fp16"
+        eager = r["eager_fp16_ms"] if fp16 else r["eager_fp32_ms"]
+        comp = r.get("compile_fp16_ms") if fp16 else None
         chk = "ok" if r.get("ok") else ("ERR" if "error" in r else "FAIL")
-        cmp16 = f"{r['compile_fp16_ms']:.3f}" if r.get("compile_fp16_ms") else "-"
-        log(f"{r['model']:<12}{r['batch']:>4} {r['precision']:<5}{chk:>7}{r.get('rel_l2', float('nan')):>10.2e}"
-            f"{(f'{k:.3f}' if k else '-'):>10}{r['eager_fp32_ms']:>9.3f}{r['eager_fp16_ms']:>9.3f}{cmp16:>8}{ratio:>7}"
-            f"{r['build_s']:>8.1f}")
+        tmem = r["torch_mem_fp16"] if fp16 else r["torch_mem_fp32"]
+        tflops = r["flops"] / (k / 1e3) / 1e12 if k and r.get("flops") else None
+        items = f"{r['batch'] * 1e3 / k:.0f}" if k else "-"
+        kmem = f"{r['kiln_mem'] / 2**20:.0f}" if r.get("kiln_mem") else "-"
+        cols = [f"{r['model']:<12}{r['batch']:>4} {r['precision']:<5}{chk:>6}{r.get('rel_l2', float('nan')):>9.1e}",
+                f"{(f'{k:.3f}' if k else '-'):>9}{eager:>8.3f}{(f'{comp:.3f}' if comp else '-'):>8}",
+                f"{(f'{k / eager:.2f}' if k else '-'):>6}{(f'{k / comp:.2f}' if k and comp else '-'):>6}",
+                f"{items:>10}",
+                f"{(f'{eager / k:.2f}' if k else '-'):>8}{(f'{tflops:.0f}' if tflops else '-'):>8}",
+                f"{kmem:>9}",
+                f"{tmem / 2**20:>10.0f}{r['build_s']:>8.1f}"]
+        log("".join(cols))
+    log(f"(k/eag, k/cmp: kiln latency over PyTorch eager / torch.compile at the same precision; thr/eag: kiln"
+        f" throughput over eager; TFLOP/s: kiln, against a dense FP16 peak of {args.peak_tflops:.0f})")
 
 
 if __name__ == "__main__":

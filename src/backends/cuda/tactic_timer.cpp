@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -73,6 +74,50 @@ Status TacticTimer::save() const {
   return write_file_atomic(path_, j.dump(1));
 }
 
+TacticTimer::~TacticTimer() {
+  if (handles_.cudnn) cudnnDestroy(handles_.cudnn);
+  if (handles_.cublaslt) cublasLtDestroy(handles_.cublaslt);
+  if (start_) cudaEventDestroy(start_);
+  if (stop_) cudaEventDestroy(stop_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+Status TacticTimer::ensure_session() {
+  if (stream_) return Status::Ok();
+  KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  KILN_CUDA_CHECK(cudnnCreate(&handles_.cudnn));
+  KILN_CUDA_CHECK(cudnnSetStream(handles_.cudnn, stream_));
+  KILN_CUDA_CHECK(cublasLtCreate(&handles_.cublaslt));
+  KILN_CUDA_CHECK(cudaEventCreate(&start_));
+  KILN_CUDA_CHECK(cudaEventCreate(&stop_));
+  return Status::Ok();
+}
+
+Status TacticTimer::make_buffers(const Node& node, NodeBuffers& io) {
+  auto make = [&](const Value* v, bool fill, uint32_t seed) -> Expected<DeviceTensor> {
+    if (!v) return DeviceTensor{};
+    auto dims = v->type.shape.to_dims();
+    if (!dims) return internal_error("{}: value '{}' has no static shape to time with", node.describe(), v->name);
+    Tensor host = v->constant ? *v->constant : (fill ? random_like(v->type.dtype, *dims, seed) : Tensor());
+    const size_t nbytes = v->constant || fill ? host.nbytes() : static_cast<size_t>(dims_numel(*dims)) * dtype_size(v->type.dtype);
+    KILN_ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::allocate(std::max<size_t>(nbytes, 1)));
+    if (fill && nbytes) KILN_CUDA_CHECK(cudaMemcpy(b.get(), host.raw_data(), nbytes, cudaMemcpyHostToDevice));
+    DeviceTensor t{b.get(), v->type.dtype, *dims};
+    io.buffers.push_back(std::move(b));
+    return t;
+  };
+  uint32_t seed = 1;
+  for (const Value* v : node.inputs) {
+    KILN_ASSIGN_OR_RETURN(DeviceTensor t, make(v, true, seed++));
+    io.inputs.push_back(t);
+  }
+  for (const Value* v : node.outputs) {
+    KILN_ASSIGN_OR_RETURN(DeviceTensor t, make(v, false, 0));
+    io.outputs.push_back(t);
+  }
+  return Status::Ok();
+}
+
 Expected<std::string> TacticTimer::fastest(const Node& node, const CudaLayerFactory& factory,
                                            const std::string& precision, const std::vector<std::string>& tactics) {
   KILN_ASSIGN_OR_RETURN(PlanTarget target, current_target());
@@ -81,13 +126,19 @@ Expected<std::string> TacticTimer::fastest(const Node& node, const CudaLayerFact
   std::string best;
   double best_ms = 0;
   Status first_error;
+  std::optional<NodeBuffers> io;  // made on the first tactic the cache does not know
   for (const std::string& t : tactics) {
     double ms;
     auto it = known.find(t);
     if (it != known.end()) {
       ms = it->second;
     } else {
-      auto timed = time_one(node, factory, LayerChoice{t, precision});
+      if (!io) {
+        io.emplace();
+        Status made = make_buffers(node, *io);
+        if (!made.ok()) return made;
+      }
+      auto timed = time_one(node, factory, LayerChoice{t, precision}, *io);
       if (!timed.ok()) {
         if (first_error.ok()) first_error = timed.status();
         continue;
@@ -108,65 +159,25 @@ Expected<std::string> TacticTimer::fastest(const Node& node, const CudaLayerFact
   return best;
 }
 
-Expected<double> TacticTimer::time_one(const Node& node, const CudaLayerFactory& factory, const LayerChoice& choice) {
+Expected<double> TacticTimer::time_one(const Node& node, const CudaLayerFactory& factory, const LayerChoice& choice,
+                                       const NodeBuffers& io) {
   KILN_ASSIGN_OR_RETURN(auto layer, factory.create(node, choice));
-  std::vector<DeviceBuffer> buffers;
-  std::vector<DeviceTensor> ins, outs;
-  auto make = [&](const Value* v, bool fill, uint32_t seed) -> Expected<DeviceTensor> {
-    if (!v) return DeviceTensor{};
-    Tensor host = v->constant ? *v->constant
-                              : random_like(v->type.dtype, *v->type.shape.to_dims(), seed);
-    KILN_ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::allocate(std::max<size_t>(host.nbytes(), 1)));
-    if (fill) KILN_CUDA_CHECK(cudaMemcpy(b.get(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice));
-    DeviceTensor t{b.get(), host.dtype(), host.dims()};
-    buffers.push_back(std::move(b));
-    return t;
-  };
-  uint32_t seed = 1;
-  for (const Value* v : node.inputs) {
-    KILN_ASSIGN_OR_RETURN(DeviceTensor t, make(v, true, seed++));
-    ins.push_back(t);
+  KILN_RETURN_IF_ERROR(ensure_session());
+  KILN_ASSIGN_OR_RETURN(DeviceBuffer ws, DeviceBuffer::allocate(std::max<size_t>(layer->workspace_bytes(), 1)));
+  LaunchArgs args{io.inputs, io.outputs, ws.get(), layer->workspace_bytes(), stream_, handles_};
+  for (int i = 0; i < 3; ++i) KILN_RETURN_IF_ERROR(layer->enqueue(args));
+  std::vector<float> times;
+  for (int i = 0; i < 9; ++i) {
+    KILN_CUDA_CHECK(cudaEventRecord(start_, stream_));
+    KILN_RETURN_IF_ERROR(layer->enqueue(args));
+    KILN_CUDA_CHECK(cudaEventRecord(stop_, stream_));
+    KILN_CUDA_CHECK(cudaEventSynchronize(stop_));
+    float ms = 0;
+    KILN_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+    times.push_back(ms);
   }
-  for (const Value* v : node.outputs) {
-    KILN_ASSIGN_OR_RETURN(DeviceTensor t, make(v, false, 0));
-    outs.push_back(t);
-  }
-  KILN_ASSIGN_OR_RETURN(DeviceBuffer ws, DeviceBuffer::allocate(layer->workspace_bytes()));
-  Handles h;
-  cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  auto cleanup = [&] {
-    if (h.cudnn) cudnnDestroy(h.cudnn);
-    if (h.cublaslt) cublasLtDestroy(h.cublaslt);
-    if (start) cudaEventDestroy(start);
-    if (stop) cudaEventDestroy(stop);
-    if (stream) cudaStreamDestroy(stream);
-  };
-  auto run = [&]() -> Expected<double> {
-    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    KILN_CUDA_CHECK(cudnnCreate(&h.cudnn));
-    KILN_CUDA_CHECK(cudnnSetStream(h.cudnn, stream));
-    KILN_CUDA_CHECK(cublasLtCreate(&h.cublaslt));
-    KILN_CUDA_CHECK(cudaEventCreate(&start));
-    KILN_CUDA_CHECK(cudaEventCreate(&stop));
-    LaunchArgs args{ins, outs, ws.get(), ws.size(), stream, h};
-    for (int i = 0; i < 3; ++i) KILN_RETURN_IF_ERROR(layer->enqueue(args));
-    std::vector<float> times;
-    for (int i = 0; i < 9; ++i) {
-      KILN_CUDA_CHECK(cudaEventRecord(start, stream));
-      KILN_RETURN_IF_ERROR(layer->enqueue(args));
-      KILN_CUDA_CHECK(cudaEventRecord(stop, stream));
-      KILN_CUDA_CHECK(cudaEventSynchronize(stop));
-      float ms = 0;
-      KILN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-      times.push_back(ms);
-    }
-    std::nth_element(times.begin(), times.begin() + 4, times.end());
-    return static_cast<double>(times[4]);
-  };
-  auto r = run();
-  cleanup();
-  return r;
+  std::nth_element(times.begin(), times.begin() + 4, times.end());
+  return static_cast<double>(times[4]);
 }
 
 }  // namespace kiln::cuda
