@@ -10,11 +10,15 @@ MODELS = ("hswish_plugin_op.onnx", "hswish_domain_op.onnx")
 
 
 def plugin_library():
-    path = os.environ.get("KILN_HSWISH_PLUGIN") or os.path.join(
-        os.path.dirname(kiln_binary()), "examples", "plugins", "hswish", "libkiln_hswish.so")
-    if not os.path.isfile(path):
-        raise unittest.SkipTest(f"HSwish plugin library not built at {path}")
-    return os.path.abspath(path)
+    """$KILN_HSWISH_PLUGIN, else next to the kiln binary: the build tree, or a scripts/pack-device bundle."""
+    kiln_dir = os.path.dirname(kiln_binary())
+    candidates = [os.environ.get("KILN_HSWISH_PLUGIN"),
+                  os.path.join(kiln_dir, "examples", "plugins", "libkiln_hswish.so"),
+                  os.path.join(kiln_dir, "lib", "libkiln_hswish.so")]
+    for path in candidates:
+        if path and os.path.isfile(path):
+            return os.path.abspath(path)
+    raise AssertionError(f"HSwish plugin library not found (tried {candidates}): build target kiln_hswish")
 
 
 def example(name):

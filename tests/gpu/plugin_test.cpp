@@ -1,5 +1,8 @@
 // Custom-op plugins on the CUDA backend: the HSwish example library (examples/plugins/hswish)
 // through the generic plugin layer, against its CPU implementation.
+#include <cstdlib>
+#include <filesystem>
+
 #include "gpu_test_util.hpp"
 #include "kiln/plugin.hpp"
 
@@ -21,9 +24,19 @@ OpCall hswish_call(Tensor x, bool plugin_op) {
   return call;
 }
 
+// $KILN_HSWISH_PLUGIN, the build tree's library, or lib/ next to this binary (scripts/pack-device).
+std::string hswish_library() {
+  if (const char* env = std::getenv("KILN_HSWISH_PLUGIN")) return env;
+  if (std::filesystem::exists(KILN_HSWISH_PLUGIN)) return KILN_HSWISH_PLUGIN;
+  return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "lib" / "libkiln_hswish.so").string();
+}
+
 class CudaPlugin : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(load_plugin_library(KILN_HSWISH_PLUGIN).ok()); }
+  void SetUp() override {
+    Status st = load_plugin_library(hswish_library());
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
 };
 
 TEST_F(CudaPlugin, HSwishFloat32MatchesCpu) {

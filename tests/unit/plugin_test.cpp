@@ -318,8 +318,7 @@ TEST(PluginLibrary, VersionMismatchIsRefused) {
 
 TEST(PluginLibrary, NotAPluginLibraryIsRefused) {
   // libkiln_test_bad_plugin's neighbour in the build: a shared library without the entry points.
-  std::string lib = (fs::path(KILN_HSWISH_PLUGIN).parent_path().parent_path().parent_path().parent_path() /
-                     "src" / "libkiln.so").string();
+  std::string lib = (fs::path(KILN_HSWISH_PLUGIN).parent_path().parent_path().parent_path() / "src" / "libkiln.so").string();
   if (!fs::exists(lib)) GTEST_SKIP() << lib << " not found";
   Status st = load_plugin_library(lib);
   ASSERT_FALSE(st.ok());

@@ -5,7 +5,7 @@ Two models with the same weights, one per way of marking a custom op:
   hswish_domain_op.onnx  op "HSwish" in the custom domain "kiln.example"
 and hswish_input.npy / hswish_expected.npy (PyTorch's output) to compare kiln's against:
 
-  kiln run --plugin build/examples/plugins/hswish/libkiln_hswish.so hswish_plugin_op.onnx \
+  kiln run --plugin build/examples/plugins/libkiln_hswish.so hswish_plugin_op.onnx \
       --input x=hswish_input.npy
 """
 import json
