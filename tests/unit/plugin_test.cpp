@@ -105,9 +105,9 @@ void register_test_plugins() {
     EXPECT_TRUE(r.add(std::make_shared<ScaleCreator>("TestScale", "1", "")).ok());
     EXPECT_TRUE(r.add(std::make_shared<ScaleCreator>("TestVersioned", "1", "")).ok());
     EXPECT_TRUE(r.add(std::make_shared<ScaleCreator>("TestVersioned", "2", "")).ok());
-    EXPECT_TRUE(r.add(std::make_shared<ScaleCreator>("TestNs", "1", "kiln.test")).ok());
+    EXPECT_TRUE(r.add(std::make_shared<ScaleCreator>("TestNs", "1", "kiln.plugintest")).ok());
     // Same name as a kiln op, limited to one custom domain.
-    EXPECT_TRUE(r.add(std::make_shared<ScaleCreator>("Relu", "1", "kiln.test")).ok());
+    EXPECT_TRUE(r.add(std::make_shared<ScaleCreator>("Relu", "1", "kiln.plugintest")).ok());
     EXPECT_TRUE(r.add(std::make_shared<FailCreator>()).ok());
     return true;
   }();
@@ -152,7 +152,7 @@ TEST_F(PluginTest, RegistryFindsByNameVersionAndNamespace) {
   EXPECT_EQ(r.find("TestVersioned")->version(), "2");  // the newest
   EXPECT_EQ(r.find("TestVersioned", "1")->version(), "1");
   EXPECT_EQ(r.find("TestVersioned", "3"), nullptr);
-  EXPECT_NE(r.find("TestNs", "", "kiln.test"), nullptr);
+  EXPECT_NE(r.find("TestNs", "", "kiln.plugintest"), nullptr);
   EXPECT_EQ(r.find("TestNs", "", "other.domain"), nullptr);
   EXPECT_NE(r.find("TestScale", "", "any.domain"), nullptr);  // no namespace: any domain
   Status dup = r.add(std::make_shared<ScaleCreator>("TestScale", "1", ""));
@@ -163,9 +163,9 @@ TEST_F(PluginTest, RegistryFindsByNameVersionAndNamespace) {
 TEST_F(PluginTest, RuleACustomDomain) {
   Attributes a;
   a.set("scale", 2.5f);
-  expect_scaled(one_node_graph("TestNs", "kiln.test", a), 2.5f);
+  expect_scaled(one_node_graph("TestNs", "kiln.plugintest", a), 2.5f);
   // Even an op name kiln has, in a custom domain whose plugin is registered.
-  expect_scaled(one_node_graph("Relu", "kiln.test", a), 2.5f);
+  expect_scaled(one_node_graph("Relu", "kiln.plugintest", a), 2.5f);
 }
 
 TEST_F(PluginTest, RuleBPluginOpWithNameAndInfo) {
