@@ -85,6 +85,12 @@ struct CompileOptions {
   bool bf16 = false;             // allow bfloat16 layers
   bool tf32 = true;              // allow TF32 tensor-core math for float32 layers
   std::map<std::string, std::vector<int64_t>> input_shapes;  // input name -> fixed shape
+  // Optimization profiles: per profile, input name -> {min, opt, max} shape. The plan then runs any
+  // input shape within a profile (e.g. a batch up to max: infer->input(0)->resize({b, 3, h, w})).
+  struct ShapeRange {
+    std::vector<int64_t> min, opt, max;
+  };
+  std::vector<std::map<std::string, ShapeRange>> profiles;
   uint64_t workspace_bytes = 1ull << 30;  // the most scratch memory one layer may use
   std::string timing_cache;               // tactic timings file, read and updated when set
   std::function<void(std::string_view)> log;  // progress lines, when set
@@ -96,7 +102,7 @@ Status compile(const std::string& model_path, const std::string& plan_path, cons
 struct TensorInfo {
   std::string name;
   ElementType dtype = ElementType::kUndefined;
-  std::vector<int64_t> shape;  // -1 for a dim the plan leaves dynamic (CPU plans only)
+  std::vector<int64_t> shape;  // -1 for a dim the plan leaves dynamic (CPU plans, or plans with profiles)
 };
 
 // One input or output of an Infer, with its host buffer.

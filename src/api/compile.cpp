@@ -22,6 +22,11 @@ Expected<Plan> build_from_file(const std::string& model_path, const CompileOptio
   o.bf16 = c.bf16;
   o.tf32 = c.tf32;
   for (const auto& [name, dims] : c.input_shapes) o.input_shapes[name] = dims;
+  for (const auto& profile : c.profiles) {
+    OptimizationProfile p;
+    for (const auto& [name, r] : profile) p.inputs[name] = ProfileShapes{r.min, r.opt, r.max};
+    o.profiles.push_back(std::move(p));
+  }
   o.workspace_bytes = c.workspace_bytes;
   o.timing_cache = c.timing_cache;
   o.log = c.log;

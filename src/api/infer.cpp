@@ -118,6 +118,8 @@ Status InferTensor::resize(const std::vector<int64_t>& shape) {
     return invalid_argument("input '{}': shape {} does not fit the plan's {}", name_, dims_text(shape),
                             want.to_string());
   if (shape == shape_ && data_) return Status::Ok();
+  // Within the plan's optimization profile (an error names the input and the allowed range).
+  KILN_RETURN_IF_ERROR(impl.ctx->set_input_shape(name_, shape));
   Tensor t = Tensor::zeros(to_dtype(dtype_), shape);
   shape_ = shape;
   data_ = t.raw_data();

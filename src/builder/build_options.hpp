@@ -7,8 +7,10 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ir/shape.hpp"
+#include "runtime/profile.hpp"
 
 namespace kiln {
 
@@ -18,10 +20,24 @@ struct BuildOptions {
   bool bf16 = false;             // allow bfloat16 layers
   bool tf32 = true;              // allow TF32 tensor-core math for float32 layers
   std::map<std::string, Dims> input_shapes;  // fixes dynamic input dims
+  // Shape ranges for dynamic inputs (--min/--opt/--max-shapes); the plan accepts any shape within
+  // one of them. Empty: a static-shape backend fixes dynamic dims (--shapes, else 1).
+  std::vector<OptimizationProfile> profiles;
   uint64_t workspace_bytes = 1ull << 30;     // the most scratch memory one layer may use
   std::string timing_cache;      // tactic timings file, read and updated when set
-  std::set<std::string> disabled_passes;
-  std::function<void(std::string_view)> log;  // progress lines
+  std::set<std::string> disabled_passes;    // graph passes to skip, by name (see known_passes())
+  std::vector<std::string> outputs;         // keep only these graph outputs (all when empty)
+  bool fold_random = false;                 // constant-fold random-number ops (fixes their values)
+  std::set<std::string> dump_ir_after;      // print the IR after these passes ("all": every pass)
+  bool pass_log = false;                    // per-pass timing and modified counts on `log`
+  std::function<void(std::string_view)> log;  // progress lines (and IR dumps)
 };
+
+// Whether an optimization profile gives the input's range (then --shapes must not fix it).
+inline bool in_profiles(const BuildOptions& o, const std::string& input) {
+  for (const OptimizationProfile& p : o.profiles)
+    if (p.inputs.count(input)) return true;
+  return false;
+}
 
 }  // namespace kiln

@@ -6,6 +6,7 @@
 
 #include "builder/backend.hpp"
 #include "builder/memory_planner.hpp"
+#include "builder/specialize.hpp"
 #include "ops/shape_inference.hpp"
 #include "ops/support_check.hpp"
 #include "passes/pass.hpp"
@@ -19,7 +20,7 @@ void log(const BuildOptions& o, const std::string& line) {
   if (o.log) o.log(line);
 }
 
-Status apply_input_shapes(Graph& g, const BuildOptions& o, bool require_static) {
+Status apply_input_shapes(Graph& g, const BuildOptions& o) {
   for (const auto& [name, dims] : o.input_shapes) {
     Value* in = nullptr;
     for (Value* v : g.inputs)
@@ -36,22 +37,117 @@ Status apply_input_shapes(Graph& g, const BuildOptions& o, bool require_static) 
     if (!ok)
       return invalid_argument("input '{}': shape {} does not fit the model's {}", name, dims_to_string(dims),
                               declared.to_string());
+    for (const OptimizationProfile& p : o.profiles)
+      if (p.inputs.count(name))
+        return invalid_argument("input '{}' is given both --shapes and an optimization profile: choose one", name);
     in->type.shape = Shape::from_dims(dims);
   }
-  if (!require_static) return Status::Ok();
-  for (const Value* in : g.inputs)
-    if (!in->type.shape.is_static())
-      return invalid_argument("input '{}' has dynamic shape {}: give its size, e.g. --shapes {}:{}", in->name,
-                              in->type.shape.to_string(), in->name,
-                              [&] {
-                                std::string s;
-                                if (!in->type.shape.has_rank()) return std::string("1x3x224x224");
-                                for (size_t i = 0; i < in->type.shape.rank(); ++i) {
-                                  const Dim& d = in->type.shape[i];
-                                  s += (i ? "x" : "") + std::to_string(d.known() ? d.value : 1);
-                                }
-                                return s;
-                              }());
+  return Status::Ok();
+}
+
+// A static-shape backend with neither --shapes nor a profile for a dynamic input: build for the
+// input with its unknown dims set to 1, and say so (not a failure).
+Status default_dynamic_inputs(Graph& g, const BuildOptions& o) {
+  for (Value* in : g.inputs) {
+    if (in->type.shape.is_static()) continue;
+    if (!in->type.shape.has_rank())
+      return invalid_argument("input '{}' has no known rank: give its shape, e.g. --shapes {}:1x3x224x224", in->name,
+                              in->name);
+    Dims dims;
+    for (size_t i = 0; i < in->type.shape.rank(); ++i) {
+      const Dim& d = in->type.shape[i];
+      dims.push_back(d.known() ? d.value : 1);
+    }
+    std::string msg = fmt::format(
+        "note: input '{}' has dynamic shape {} and no --shapes or optimization profile: building for {} (give "
+        "--shapes {}:DIMS, or --min-shapes/--opt-shapes/--max-shapes for a range)",
+        in->name, in->type.shape.to_string(), dims_to_string(dims), in->name);
+    if (o.log) o.log(msg);
+    else fmt::print(stderr, "{}\n", msg);
+    in->type.shape = Shape::from_dims(dims);
+  }
+  return Status::Ok();
+}
+
+// With profiles on a static-shape backend every dynamic input needs a range in every profile.
+Status check_profiles_cover(const Graph& g, const std::vector<OptimizationProfile>& profiles) {
+  for (const Value* in : g.inputs) {
+    if (in->type.shape.is_static()) continue;
+    for (size_t i = 0; i < profiles.size(); ++i)
+      if (!profiles[i].inputs.count(in->name))
+        return invalid_argument("input '{}' has dynamic shape {}, but optimization profile {} gives no range for it "
+                                "(add {}:DIMS to --min-shapes, --opt-shapes and --max-shapes, or fix it with --shapes)",
+                                in->name, in->type.shape.to_string(), i, in->name);
+  }
+  return Status::Ok();
+}
+
+// Tactics (timed at each profile's opt shapes; the first profile that has a node wins), support
+// checks at min/opt/max, and the arena size for the largest shapes of any profile.
+Status choose_profiled_layers(const Graph& g, const Backend& backend, const BuildOptions& o, Plan& plan) {
+  const char* kEnd[3] = {"min", "opt", "max"};
+  std::map<std::string, LayerChoice> by_key;
+  for (size_t pi = 0; pi < o.profiles.size(); ++pi) {
+    for (int which = 0; which < 3; ++which) {
+      auto shapes = o.profiles[pi].at(which);
+      auto where = [&] {
+        std::string s;
+        for (const auto& [n, d] : shapes) s += (s.empty() ? "" : ", ") + n + ": " + dims_to_string(d);
+        return fmt::format("optimization profile {} at its {} shapes ({})", pi, kEnd[which], s);
+      };
+      auto spec = specialize_graph(g, shapes, o.disabled_passes);
+      if (!spec.ok()) return Status(spec.status()).add_context(where());
+      Status st = check_ops_supported(
+          **spec, [&backend](const Node& n) { return backend.supports(n); }, backend.name());
+      if (!st.ok()) return st.add_context(where());
+      if (which == 1) {
+        std::vector<LayerChoice> layers;
+        st = backend.choose_layers(**spec, o, layers);
+        if (!st.ok()) return st.add_context(where());
+        for (size_t i = 0; i < layers.size() && i < (*spec)->nodes().size(); ++i)
+          by_key.emplace(node_key(*(*spec)->nodes()[i]), layers[i]);
+      } else if (which == 2) {
+        auto mem = plan_memory(**spec);
+        if (!mem.ok()) return Status(mem.status()).add_context(where());
+        plan.arena_bytes = std::max(plan.arena_bytes, mem->arena_bytes);
+      }
+    }
+  }
+  plan.layers.clear();
+  for (const auto& n : g.nodes()) {
+    auto it = by_key.find(node_key(*n));
+    plan.layers.push_back(it != by_key.end() ? it->second : LayerChoice{"", layer_precision(*n, o.tf32)});
+  }
+  return Status::Ok();
+}
+
+PassManagerOptions pass_options(const BuildOptions& o) {
+  PassManagerOptions pm;
+  pm.disabled = o.disabled_passes;
+  pm.dump_after = o.dump_ir_after;
+  if (o.pass_log) pm.log = o.log;
+  pm.dump = o.log;
+  return pm;
+}
+
+// The graph passes: output selection, the clean-up pipeline to a fixed point, then precision
+// (once) and a second clean-up round for what its casts made constant.
+Status run_graph_passes(Graph& g, const BuildOptions& options) {
+  KILN_RETURN_IF_ERROR(check_pass_names(options.disabled_passes, "--disable-pass"));
+  KILN_RETURN_IF_ERROR(check_pass_names(options.dump_ir_after, "--dump-ir-after", /*allow_all=*/true));
+  KILN_RETURN_IF_ERROR(select_outputs(g, options.outputs));
+  PassManager pm(pass_options(options));
+  add_cleanup_passes(pm, options.fold_random);
+  KILN_RETURN_IF_ERROR(pm.run(g));
+  if (options.fp16 || options.bf16) {
+    if (options.fp16 && options.bf16) return invalid_argument("choose one of --fp16 and --bf16");
+    PassManagerOptions once = pass_options(options);
+    once.max_iterations = 1;
+    PassManager precision(once);
+    precision.add(make_precision_pass(options.fp16 ? DType::kFloat16 : DType::kBFloat16));
+    KILN_RETURN_IF_ERROR(precision.run(g));
+    KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
+  }
   return Status::Ok();
 }
 
@@ -63,7 +159,25 @@ std::string options_json(const BuildOptions& o) {
   j["tf32"] = o.tf32;
   j["workspace_bytes"] = o.workspace_bytes;
   for (const auto& [name, dims] : o.input_shapes) j["shapes"][name] = dims;
+  if (!o.outputs.empty()) j["outputs"] = o.outputs;
+  if (!o.disabled_passes.empty()) j["disabled_passes"] = o.disabled_passes;
+  if (o.fold_random) j["fold_random"] = true;
+  for (const OptimizationProfile& p : o.profiles) {
+    nlohmann::json jp;
+    for (const auto& [name, r] : p.inputs) jp[name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
+    j["profiles"].push_back(jp);
+  }
   return j.dump();
+}
+
+// The CUDA backend's fusions and layout choice (after precision assignment: they depend on the
+// final dtypes). add_cuda_passes (passes/pipeline.cpp) lists them.
+Status run_backend_passes(Graph& g, const Backend& backend, const BuildOptions& options) {
+  if (backend.name() != "cuda") return Status::Ok();
+  PassManager pm(pass_options(options));
+  add_cuda_passes(pm);
+  pm.add(make_dead_code_pass());
+  return pm.run(g);
 }
 
 }  // namespace
@@ -78,29 +192,41 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
   if (!model.graph) return invalid_argument("the model has no graph");
   Graph& g = *model.graph;
 
-  KILN_RETURN_IF_ERROR(apply_input_shapes(g, options, backend->needs_static_shapes()));
+  const bool static_shapes = backend->needs_static_shapes();
+  const bool profiled = !options.profiles.empty();
+  KILN_RETURN_IF_ERROR(apply_input_shapes(g, options));
+  if (profiled) {
+    KILN_RETURN_IF_ERROR(validate_profiles(g, options.profiles));
+    if (static_shapes) KILN_RETURN_IF_ERROR(check_profiles_cover(g, options.profiles));
+  } else if (static_shapes) {
+    KILN_RETURN_IF_ERROR(default_dynamic_inputs(g, options));
+  }
   KILN_RETURN_IF_ERROR(infer_shapes(g));
   log(options, fmt::format("[1/4] graph passes ({} nodes)", g.nodes().size()));
-  PassManagerOptions pm_options;
-  pm_options.disabled = options.disabled_passes;
-  PassManager pm(pm_options);
-  pm.add(make_constant_folding_pass());
-  pm.add(make_inline_constant_if_pass());
-  pm.add(make_dead_code_pass());
-  KILN_RETURN_IF_ERROR(pm.run(g));
-  if (options.fp16 || options.bf16) {
-    if (options.fp16 && options.bf16) return invalid_argument("choose one of --fp16 and --bf16");
-    auto changed = make_precision_pass(options.fp16 ? DType::kFloat16 : DType::kBFloat16)->run(g);
-    if (!changed.ok()) return changed.status();
-    KILN_RETURN_IF_ERROR(infer_shapes(g));
-    KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
-  }
+  KILN_RETURN_IF_ERROR(run_graph_passes(g, options));
+  // Static shapes: shape arithmetic on inputs is known now (Shape -> Gather -> Reshape): fold it.
+  if (static_shapes && !profiled) KILN_RETURN_IF_ERROR(fold_static_graph(g, options.disabled_passes));
+  KILN_RETURN_IF_ERROR(run_backend_passes(g, *backend, options));
   log(options, fmt::format("      {} nodes after passes", g.nodes().size()));
 
+  Plan plan;
+  plan.profiles = options.profiles;
+  if (profiled && static_shapes) {
+    // The plan keeps the dynamic graph; the backend specializes it per input-shape set at run time.
+    log(options, "[2/4] choosing kernels (at each profile's opt shapes) and sizing memory (at max)");
+    KILN_RETURN_IF_ERROR(choose_profiled_layers(g, *backend, options, plan));
+    plan.kiln_version = kiln_version();
+    plan.target = backend->target();
+    plan.options_json = options_json(options);
+    plan.workspace_bytes = options.workspace_bytes;
+    plan.graph = model.graph;
+    plan.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    log(options, fmt::format("[4/4] done in {:.2f} s", plan.build_seconds));
+    return plan;
+  }
   KILN_RETURN_IF_ERROR(check_ops_supported(
       g, [backend](const Node& n) { return backend->supports(n); }, backend->name()));
 
-  Plan plan;
   plan.kiln_version = kiln_version();
   plan.target = backend->target();
   plan.options_json = options_json(options);

@@ -17,6 +17,30 @@ bool is_view_op(const Node& n) {
   return n.op_type == "Dropout" && !n.has_output(1) && !n.has_input(2);
 }
 
+std::optional<uint64_t> gather_block_offset(const Node& n) {
+  if (n.op_type != "Gather" || !n.domain.empty() || !n.has_input(0) || !n.has_input(1) || !n.has_output(0) ||
+      n.inputs[0]->is_constant() || !n.inputs[1]->is_constant())
+    return std::nullopt;
+  const Value* x = n.inputs[0];
+  auto dims = x->type.shape.to_dims();
+  if (!dims || x->type.dtype != n.outputs[0]->type.dtype || n.inputs[1]->constant->numel() != 1)
+    return std::nullopt;
+  const int64_t rank = static_cast<int64_t>(dims->size());
+  int64_t axis = n.attrs.i("axis", 0);
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis >= rank) return std::nullopt;
+  for (int64_t i = 0; i < axis; ++i)
+    if ((*dims)[static_cast<size_t>(i)] != 1) return std::nullopt;  // several blocks, not one
+  auto idx = n.inputs[1]->constant->to_int64_vector();
+  if (!idx.ok() || idx->size() != 1) return std::nullopt;
+  const int64_t axis_dim = (*dims)[static_cast<size_t>(axis)];
+  int64_t i = (*idx)[0] < 0 ? (*idx)[0] + axis_dim : (*idx)[0];
+  if (i < 0 || i >= axis_dim) return std::nullopt;
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; d < rank; ++d) inner *= (*dims)[static_cast<size_t>(d)];
+  return static_cast<uint64_t>(i * inner) * dtype_size(x->type.dtype);
+}
+
 namespace {
 struct Interval {
   const Value* value;
@@ -28,12 +52,17 @@ struct Interval {
 Expected<MemoryPlan> plan_memory(const Graph& g, uint64_t alignment) {
   const auto& nodes = g.nodes();
   const size_t end = nodes.size();
-  // Root of each value after following view-op aliases.
-  std::unordered_map<const Value*, const Value*> root;
-  auto find_root = [&](const Value* v) {
-    while (root.count(v)) v = root[v];
-    return v;
+  // Each aliasing value's source and byte offset in it (view ops, and Gathers of one block).
+  std::unordered_map<const Value*, std::pair<const Value*, uint64_t>> root;
+  auto find_root_offset = [&](const Value* v) {
+    uint64_t off = 0;
+    for (auto it = root.find(v); it != root.end(); it = root.find(v)) {
+      off += it->second.second;
+      v = it->second.first;
+    }
+    return std::pair<const Value*, uint64_t>{v, off};
   };
+  auto find_root = [&](const Value* v) { return find_root_offset(v).first; };
   std::unordered_map<const Value*, Interval> live;
   auto touch = [&](const Value* v, size_t at) {
     if (!v || v->constant) return;
@@ -55,7 +84,12 @@ Expected<MemoryPlan> plan_memory(const Graph& g, uint64_t alignment) {
       if (o && !o->constant && !o->type.shape.is_static())
         return unsupported("{}: output '{}' has no static shape ({}): the backend plans memory ahead",
                            n.describe(), o->name, o->type.shape.to_string());
-    if (is_view_op(n) && !n.inputs[0]->constant) root[n.outputs[0]] = find_root(n.inputs[0]);
+    if (is_view_op(n) && !n.inputs[0]->constant) {
+      root[n.outputs[0]] = {n.inputs[0], 0};
+    } else if (auto off = gather_block_offset(n); off && *off % alignment == 0) {
+      // Only at aligned offsets: kernels and libraries may rely on aligned buffers.
+      root[n.outputs[0]] = {n.inputs[0], *off};
+    }
     for (const Value* v : n.inputs) touch(v, i);
     for (const Graph* sg : n.subgraphs())
       for (const Value* v : sg->outer_scope_values()) touch(v, i);
@@ -92,12 +126,12 @@ Expected<MemoryPlan> plan_memory(const Graph& g, uint64_t alignment) {
   }
   auto add_slot = [&](const Value* v) {
     if (!v || v->constant) return;
-    const Value* r = find_root(v);
+    const auto [r, sub] = find_root_offset(v);
     auto it = offset_of.find(r);
     if (it == offset_of.end()) return;
     auto dims = v->type.shape.to_dims();
     uint64_t bytes = dims ? static_cast<uint64_t>(dims_numel(*dims)) * dtype_size(v->type.dtype) : 0;
-    plan.slots.push_back({v->name, it->second, bytes});
+    plan.slots.push_back({v->name, it->second + sub, bytes});
   };
   for (const Value* in : g.inputs) add_slot(in);
   for (const auto& n : nodes)

@@ -58,6 +58,27 @@ class ExecutionContext {
   virtual Expected<std::vector<double>> layer_times_ms() const {
     return Status(StatusCode::kUnsupported, "this backend does not time layers");
   }
+
+  // Plans with optimization profiles (built with --min/--opt/--max-shapes): which profile the
+  // input shapes are checked against (0 until set).
+  Status set_optimization_profile(size_t index);
+  size_t optimization_profile() const { return profile_; }
+  size_t num_optimization_profiles() const { return profiles_ ? profiles_->size() : 0; }
+  // Declares an input's shape before its data: checked against the profile at once (an error
+  // names the binding, the dims and the allowed range). set_inputs takes the tensors' own shapes.
+  Status set_input_shape(const std::string& name, const Dims& dims);
+  const std::map<std::string, Dims>& input_shapes() const { return input_shapes_; }
+
+ protected:
+  // Checks the inputs against the active profile and records their shapes (backends call it
+  // from set_inputs).
+  Status check_profile(const std::map<std::string, Tensor>& inputs);
+
+ private:
+  friend class Engine;
+  const std::vector<OptimizationProfile>* profiles_ = nullptr;  // the engine's plan's
+  size_t profile_ = 0;
+  std::map<std::string, Dims> input_shapes_;
 };
 
 // What a backend provides for a loaded plan.
@@ -78,9 +99,7 @@ class Engine {
   const Plan& plan() const { return plan_; }
   std::vector<BindingInfo> inputs() const;
   std::vector<BindingInfo> outputs() const;
-  Expected<std::unique_ptr<ExecutionContext>> create_context(const ContextOptions& options = {}) const {
-    return impl_->create_context(options);
-  }
+  Expected<std::unique_ptr<ExecutionContext>> create_context(const ContextOptions& options = {}) const;
   const EngineImpl& impl() const { return *impl_; }
 
  private:

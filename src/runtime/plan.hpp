@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ir/graph.hpp"
+#include "runtime/profile.hpp"
 
 namespace kiln {
 
@@ -47,6 +48,9 @@ struct Plan {
   std::vector<ArenaSlot> arena;     // activations' offsets in the arena
   double build_seconds = 0;
   std::string options_json;
+  // Shape ranges of the dynamic inputs (empty: every input shape is fixed, or a CPU plan without
+  // profiles accepts any). With profiles, the graph's inputs keep their dynamic dims.
+  std::vector<OptimizationProfile> profiles;
 };
 
 // Serializes the plan to `path` atomically (a failure never leaves a half-written plan there).

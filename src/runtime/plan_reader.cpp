@@ -42,6 +42,18 @@ class Reader {
       for (const auto* s : *p.arena()) plan.arena.push_back({str(s->value()), s->offset(), s->nbytes()});
     plan.build_seconds = p.build_seconds();
     plan.options_json = str(p.options());
+    if (p.profiles())
+      for (const auto* fp : *p.profiles()) {
+        OptimizationProfile prof;
+        if (fp->inputs())
+          for (const auto* fi : *fp->inputs()) {
+            auto dims = [](const flatbuffers::Vector<int64_t>* v) {
+              return v ? Dims(v->begin(), v->end()) : Dims{};
+            };
+            prof.inputs[str(fi->name())] = ProfileShapes{dims(fi->min()), dims(fi->opt()), dims(fi->max())};
+          }
+        plan.profiles.push_back(std::move(prof));
+      }
     return plan;
   }
 

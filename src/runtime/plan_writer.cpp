@@ -31,9 +31,19 @@ class Writer {
     std::vector<Offset<fb::ArenaSlot>> slots;
     for (const auto& s : plan.arena)
       slots.push_back(fb::CreateArenaSlot(fbb_, fbb_.CreateString(s.value), s.offset, s.nbytes));
+    std::vector<Offset<fb::Profile>> profiles;
+    for (const OptimizationProfile& p : plan.profiles) {
+      std::vector<Offset<fb::ProfileInput>> ins;
+      for (const auto& [name, r] : p.inputs)
+        ins.push_back(fb::CreateProfileInput(fbb_, fbb_.CreateString(name), fbb_.CreateVector(r.min),
+                                             fbb_.CreateVector(r.opt), fbb_.CreateVector(r.max)));
+      profiles.push_back(fb::CreateProfile(fbb_, fbb_.CreateVector(ins)));
+    }
+    Offset<flatbuffers::Vector<Offset<fb::Profile>>> profile_vec;  // absent for static plans
+    if (!profiles.empty()) profile_vec = fbb_.CreateVector(profiles);
     return fb::CreatePlan(fbb_, fbb_.CreateString(plan.kiln_version), target, graph, plan.arena_bytes,
                           plan.workspace_bytes, fbb_.CreateVector(slots), plan.build_seconds,
-                          fbb_.CreateString(plan.options_json));
+                          fbb_.CreateString(plan.options_json), profile_vec);
   }
 
   FlatBufferBuilder& fbb() { return fbb_; }

@@ -9,8 +9,17 @@ namespace {
 // a little more than 1e-5.
 constexpr double kFp32Tol = 2e-5;
 
-BuildOptions no_tf32() {
+// These tests check the Conv/ConvTranspose layer itself: the CUDA backend's conv-fusion pass
+// (every Conv becomes a kiln.FusedConv, fused_conv_test.cpp) and NHWC layout pass (a float16
+// ConvTranspose becomes kiln.NHWC, nhwc_op_test.cpp) are off.
+BuildOptions unfused() {
   BuildOptions o;
+  o.disabled_passes = {"conv-fusion", "nhwc-layout"};
+  return o;
+}
+
+BuildOptions no_tf32() {
+  BuildOptions o = unfused();
   o.tf32 = false;
   return o;
 }
@@ -39,7 +48,7 @@ TEST(CudaConv, Conv2dPadded3x3AllAlgorithms) {
 TEST(CudaConv, Conv2dTf32) {
   KILN_REQUIRE_GPU();
   auto call = conv_call(DType::kFloat32, {1, 32, 28, 28}, {64, 32, 3, 3}, attrs_of({{"pads", {1, 1, 1, 1}}}), true);
-  EXPECT_TRUE(all_tactics_match_cpu(call, 2e-3));
+  EXPECT_TRUE(all_tactics_match_cpu(call, 2e-3, unfused()));
 }
 
 TEST(CudaConv, StridesDilationsNoBias) {
@@ -83,9 +92,9 @@ TEST(CudaConv, AutoPadSameWithOddKernel) {
 TEST(CudaConv, Float16AndBFloat16) {
   KILN_REQUIRE_GPU();
   auto h = conv_call(DType::kFloat16, {2, 16, 14, 14}, {32, 16, 3, 3}, attrs_of({{"pads", {1, 1, 1, 1}}}), true);
-  EXPECT_TRUE(all_tactics_match_cpu(h, 5e-3));
+  EXPECT_TRUE(all_tactics_match_cpu(h, 5e-3, unfused()));
   auto b = conv_call(DType::kBFloat16, {2, 16, 14, 14}, {32, 16, 3, 3}, attrs_of({{"pads", {1, 1, 1, 1}}}), true);
-  EXPECT_TRUE(all_tactics_match_cpu(b, 2e-2));
+  EXPECT_TRUE(all_tactics_match_cpu(b, 2e-2, unfused()));
 }
 
 TEST(CudaConv, UnequalPadsPrePadTheInput) {
@@ -97,7 +106,7 @@ TEST(CudaConv, UnequalPadsPrePadTheInput) {
   same.set("auto_pad", std::string("SAME_UPPER"));
   same.set("strides", Dims{2, 2});
   auto tf = conv_call(DType::kFloat16, {2, 8, 16, 16}, {8, 8, 3, 3}, same, true);
-  EXPECT_TRUE(all_tactics_match_cpu(tf, 5e-3));
+  EXPECT_TRUE(all_tactics_match_cpu(tf, 5e-3, unfused()));
   auto one_d = conv_call(DType::kFloat32, {1, 3, 20}, {2, 3, 4}, attrs_of({{"pads", {2, 1}}}), false);
   EXPECT_TRUE(all_tactics_match_cpu(one_d, kFp32Tol, no_tf32()));
 }
@@ -140,7 +149,7 @@ TEST(CudaConvTranspose, PadsCuDnnCannotExpressAreUnsupported) {
 TEST(CudaConvTranspose, Float16) {
   KILN_REQUIRE_GPU();
   auto call = conv_transpose_call(DType::kFloat16, {1, 16, 8, 8}, {16, 8, 2, 2}, attrs_of({{"strides", {2, 2}}}), true);
-  EXPECT_TRUE(all_tactics_match_cpu(call, 5e-3));
+  EXPECT_TRUE(all_tactics_match_cpu(call, 5e-3, unfused()));
 }
 
 }  // namespace

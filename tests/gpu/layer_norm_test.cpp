@@ -15,6 +15,8 @@ struct LnCase {
 const LnCase kCases[] = {
     {{4, 16, 64}, -1, {64}},        // warp per row
     {{2, 5, 768}, 2, {768}},        // warp per row, BERT width
+    {{3, 1000}, -1, {1000}},        // warp per row in registers, 16-byte vectors, longest
+    {{2, 1023}, -1, {1023}},        // warp per row in registers, scalar
     {{3, 4096}, -1, {4096}},        // block of 256
     {{2, 10000}, 1, {10000}},       // block of 1024
     {{2, 3, 8, 5}, 1, {3, 8, 5}},   // several normalized dims

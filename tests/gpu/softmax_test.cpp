@@ -13,6 +13,9 @@ struct SoftmaxShape {
 };
 const SoftmaxShape kShapes[] = {
     {{8, 10}, -1},         // short rows: warp per row
+    {{2, 3, 7, 128}, -1},  // attention rows (BERT s128): registers, 16-byte vectors
+    {{2, 3, 5, 197}, 3},   // attention rows (ViT): registers, scalar loads
+    {{3, 4, 1024}, -1},    // the longest row kept in registers
     {{3, 5, 1000}, 2},     // warp per row, long
     {{4, 3000}, 1},        // block of 256 per row
     {{2, 20000}, -1},      // block of 1024 per row

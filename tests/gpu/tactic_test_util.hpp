@@ -19,10 +19,10 @@ inline ::testing::AssertionResult all_tactics_match_cpu(const OpCall& call, doub
   const auto& nodes = plan->graph->nodes();
   size_t index = nodes.size();
   for (size_t i = 0; i < nodes.size(); ++i)
-    if (nodes[i]->op_type == call.op_type) index = i;
+    if (nodes[i]->op_type == call.op_type && nodes[i]->domain == call.domain) index = i;
   if (index == nodes.size()) return ::testing::AssertionFailure() << "the plan has no " << call.op_type << " node";
   const Node& node = *nodes[index];
-  const cuda::CudaLayerFactory* f = cuda::find_cuda_layer(node.op_type);
+  const cuda::CudaLayerFactory* f = cuda::find_cuda_layer(node);
   if (!f) return ::testing::AssertionFailure() << "no CUDA layer for " << node.op_type;
   std::vector<std::string> tactics = f->tactics ? f->tactics(node, options) : std::vector<std::string>{};
   if (tactics.size() < min_tactics)

@@ -35,7 +35,8 @@ class CudaRunner : public Runner {
   Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs) const override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!ctx_) {
-      for (const auto& [name, t] : inputs) build_.input_shapes[name] = t.dims();
+      for (const auto& [name, t] : inputs)
+        if (!in_profiles(build_, name)) build_.input_shapes[name] = t.dims();
       Model model;
       model.graph = graph_;
       KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(std::move(model), build_));

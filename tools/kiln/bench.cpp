@@ -27,6 +27,7 @@ struct BenchOptions {
   BenchSettings settings;
   bool no_data_transfers = false;
   std::string export_times, export_profile, export_layer_info;
+  bool verbose = false;  // per-pass timings when a model is built
   int64_t profile_iterations = 0;  // 0: as many as --iterations (at least 10)
 };
 
@@ -40,6 +41,7 @@ Status write_json(const std::string& path, const nlohmann::ordered_json& doc, co
 Status bench(BenchOptions opt) {
   opt.settings.data_transfers = !opt.no_data_transfers;
   KILN_ASSIGN_OR_RETURN(BuildOptions options, to_build_options(opt.build));
+  options.pass_log = opt.verbose;
   options.log = [](std::string_view line) {
     std::printf("%.*s\n", static_cast<int>(line.size()), line.data());
     std::fflush(stdout);
@@ -51,7 +53,8 @@ Status bench(BenchOptions opt) {
   // A model's plan is built for the inputs' shapes (from files, --shapes or the model).
   auto before_build = [&](const Graph& g, BuildOptions& o) -> Status {
     KILN_ASSIGN_OR_RETURN(bound, prepare_inputs(g, opt.inputs));
-    for (const BoundInput& b : bound) o.input_shapes[b.name] = b.tensor.dims();
+    for (const BoundInput& b : bound)
+      if (!in_profiles(o, b.name)) o.input_shapes[b.name] = b.tensor.dims();
     return Status::Ok();
   };
   KILN_ASSIGN_OR_RETURN(LoadedPlan loaded, load_or_build_plan(opt.path, opt.build, options, before_build));
@@ -121,6 +124,7 @@ void add_bench_command(CLI::App& app, Action& action) {
   cmd->add_option("--streams", s.streams, "Contexts running at once, each on its own thread (and CUDA stream)")
       ->default_val(1)
       ->check(CLI::Range(1, 256));
+  cmd->add_flag("--verbose,-v", opt->verbose, "Print per-pass timings when building a model");
   cmd->add_flag("--cuda-graph", s.cuda_graph, "Capture the layers into a CUDA graph and replay it");
   cmd->add_flag("--no-data-transfers", opt->no_data_transfers,
                 "Copy the inputs in once; time only the layers (no per-inference copies)");

@@ -33,6 +33,7 @@ int build_command(const BuildCommandOptions& opt) {
     std::printf("%.*s\n", static_cast<int>(line.size()), line.data());
     std::fflush(stdout);  // progress should show while a long build runs
   };
+  options->pass_log = opt.verbose;
   std::printf("building %s for the %s backend\n", opt.model.c_str(), options->backend.c_str());
   auto loaded = load_or_build_plan(opt.model, opt.build, *options);
   if (!loaded.ok()) return report_error(loaded.status());
@@ -53,10 +54,13 @@ int build_command(const BuildCommandOptions& opt) {
   if (plan.target.backend == "cpu") {
     std::printf("  activations  allocated per run (CPU backend)\n");
   } else {
-    std::printf("  activations  %s arena (%llu bytes)\n", format_bytes(plan.arena_bytes).c_str(),
-                static_cast<unsigned long long>(plan.arena_bytes));
+    std::printf("  activations  %s arena (%llu bytes)%s\n", format_bytes(plan.arena_bytes).c_str(),
+                static_cast<unsigned long long>(plan.arena_bytes),
+                plan.profiles.empty() ? "" : ", sized for the profiles' max shapes");
     std::printf("  workspace    up to %s per layer\n", format_bytes(plan.workspace_bytes).c_str());
   }
+  for (size_t i = 0; i < plan.profiles.size(); ++i)
+    std::printf("  profile %zu    %s\n", i, profile_to_string(plan.profiles[i]).c_str());
   std::printf("  plan         %s (%s)\n", opt.output.c_str(), format_bytes(plan_bytes).c_str());
   for (auto [flag, name] : {std::pair{opt.build.fp16, "fp16"}, std::pair{opt.build.bf16, "bf16"}})
     if (flag && precision_counts(plan).find(name) == std::string::npos)
@@ -73,7 +77,7 @@ void add_build_command(CLI::App& app, Action& action) {
   cmd->add_option("model", opt->model, "The ONNX model file")->required();
   cmd->add_option("--output,-o", opt->output, "The plan file to write (replaced atomically)")->required();
   add_build_flags(cmd, opt->build);
-  cmd->add_flag("--verbose,-v", opt->verbose, "Also list every layer with its precision, tactic and shapes");
+  cmd->add_flag("--verbose,-v", opt->verbose, "Also print per-pass timings and list every layer with its precision, tactic and shapes");
   cmd->callback([&action, opt] { action = [opt] { return build_command(*opt); }; });
 }
 

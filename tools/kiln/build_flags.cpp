@@ -25,9 +25,50 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
   m.push_back(cmd->add_option("--workspace", f.workspace_mib, "Most scratch memory one layer may use, in MiB")
                   ->default_val(1024)
                   ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20)));
+  m.push_back(cmd->add_option("--disable-pass", f.disable_passes,
+                              "Skip a graph pass by name (repeatable or comma-separated; see `kiln passes`)")
+                  ->delimiter(','));
+  m.push_back(cmd->add_option("--dump-ir-after", f.dump_ir_after,
+                              "Print the graph after this pass ('all': after every pass; repeatable)")
+                  ->delimiter(','));
+  m.push_back(cmd->add_option("--outputs", f.outputs,
+                              "Keep only these graph outputs (comma-separated names); the rest is pruned")
+                  ->delimiter(','));
+  m.push_back(cmd->add_flag("--fold-random", f.fold_random,
+                            "Constant-fold random-number ops with constant inputs (fixes their values in the plan)"));
+  const char* range_help =
+      " shapes of an optimization profile: NAME:DIMS[,NAME:DIMS...] for every dynamic input. Give "
+      "--min-shapes, --opt-shapes and --max-shapes together; repeat the three for more profiles (the i-th of "
+      "each makes profile i). Tactics are timed at opt, activation memory is sized for max; the plan then runs "
+      "any shape within a profile (e.g. `kiln run PLAN --shapes NAME:DIMS`).";
+  m.push_back(cmd->add_option("--min-shapes", f.min_shapes, std::string("Smallest") + range_help));
+  m.push_back(cmd->add_option("--opt-shapes", f.opt_shapes, std::string("Typical") + range_help));
+  m.push_back(cmd->add_option("--max-shapes", f.max_shapes, std::string("Largest") + range_help));
   if (with_shapes)
     m.push_back(cmd->add_option("--shapes", f.shapes,
                                 "NAME:1x3x224x224 fixes an input's shape (repeatable or comma-separated)"));
+}
+
+Expected<std::vector<OptimizationProfile>> parse_profiles(const std::vector<std::string>& min,
+                                                          const std::vector<std::string>& opt,
+                                                          const std::vector<std::string>& max) {
+  std::vector<std::map<std::string, Dims>> lists[3];
+  const std::vector<std::string>* args[3] = {&min, &opt, &max};
+  const char* flag[3] = {"--min-shapes", "--opt-shapes", "--max-shapes"};
+  for (int e = 0; e < 3; ++e)
+    for (const std::string& arg : *args[e]) {
+      auto parsed = parse_shapes({arg});
+      if (!parsed.ok()) {
+        // parse_shapes names --shapes; say which flag it was.
+        std::string msg = parsed.status().message();
+        if (msg.rfind("--shapes", 0) == 0) msg = flag[e] + msg.substr(8);
+        return invalid_argument("{}", msg);
+      }
+      std::map<std::string, Dims> m;
+      for (auto& [name, dims] : *parsed) m[name] = std::move(dims);
+      lists[e].push_back(std::move(m));
+    }
+  return make_profiles(lists[0], lists[1], lists[2]);
 }
 
 Expected<BuildOptions> to_build_options(const BuildFlags& f) {
@@ -39,8 +80,13 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
   o.tf32 = !f.no_tf32;
   o.timing_cache = f.timing_cache;
   o.workspace_bytes = f.workspace_mib << 20;
+  o.disabled_passes.insert(f.disable_passes.begin(), f.disable_passes.end());
+  o.dump_ir_after.insert(f.dump_ir_after.begin(), f.dump_ir_after.end());
+  o.outputs = f.outputs;
+  o.fold_random = f.fold_random;
   KILN_ASSIGN_OR_RETURN(auto shapes, parse_shapes(f.shapes));
   for (auto& [name, dims] : shapes) o.input_shapes[name] = std::move(dims);
+  KILN_ASSIGN_OR_RETURN(o.profiles, parse_profiles(f.min_shapes, f.opt_shapes, f.max_shapes));
   return o;
 }
 

@@ -18,18 +18,29 @@ struct BuildFlags {
   std::string backend = "auto";
   bool fp16 = false, bf16 = false, no_tf32 = false;
   std::vector<std::string> shapes;  // NAME:1x3x224x224[,...], repeatable
+  // Optimization profiles: the i-th --min-shapes/--opt-shapes/--max-shapes make profile i.
+  std::vector<std::string> min_shapes, opt_shapes, max_shapes;
   std::string timing_cache;
   uint64_t workspace_mib = 1024;
+  std::vector<std::string> disable_passes, dump_ir_after, outputs;  // repeatable or comma-separated
+  bool fold_random = false;
   // Options that only mean something when a model is compiled (an error with a plan).
   std::vector<CLI::Option*> model_only;
 };
 
-// --backend, --fp16, --bf16, --no-tf32, --timing-cache, --workspace; --shapes when `with_shapes`
+// --backend, --fp16, --bf16, --no-tf32, --timing-cache, --workspace, --disable-pass,
+// --dump-ir-after, --outputs, --fold-random; --shapes when `with_shapes`
 // (`run` and `bench` declare their own --shapes, which also shapes their random inputs).
 void add_build_flags(CLI::App* cmd, BuildFlags& flags, bool with_shapes = true);
 
 // The flags as BuildOptions: `auto` resolved to the backend this machine can run, --shapes parsed.
 Expected<BuildOptions> to_build_options(const BuildFlags& flags);
+
+// --min-shapes/--opt-shapes/--max-shapes as profiles (the i-th of each makes profile i; every
+// input named in one of a profile's three lists must be in all three).
+Expected<std::vector<OptimizationProfile>> parse_profiles(const std::vector<std::string>& min,
+                                                          const std::vector<std::string>& opt,
+                                                          const std::vector<std::string>& max);
 
 // Whether the file starts with the plan magic "KILNPLAN" (false for a missing or short file).
 bool is_plan_file(const std::string& path);

@@ -15,6 +15,7 @@ void add_build_command(CLI::App& app, Action& action);
 void add_run_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);
 void add_inspect_command(CLI::App& app, Action& action);
+void add_passes_command(CLI::App& app, Action& action);
 void add_conformance_command(CLI::App& app, Action& action);
 
 }  // namespace kiln::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_run_command(app, action);
   kiln::cli::add_bench_command(app, action);
   kiln::cli::add_inspect_command(app, action);
+  kiln::cli::add_passes_command(app, action);
   kiln::cli::add_conformance_command(app, action);
   // Custom-op plugin libraries, loaded before the subcommand runs.
   std::vector<std::string> plugins;

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli_util.hpp"
+#include "layer_cost.hpp"
 #include "plugin/plugin_node.hpp"
 #include "util/error.hpp"
 
@@ -113,24 +114,46 @@ nlohmann::ordered_json plan_json(const Plan& plan, const std::string& source) {
     for (const Value* v : key[0] == 'i' ? g.inputs : g.outputs) list.push_back(value_json(v));
     j[key] = list;
   }
+  nlohmann::ordered_json profiles = nlohmann::ordered_json::array();
+  for (const OptimizationProfile& p : plan.profiles) {
+    nlohmann::ordered_json jp;
+    for (const auto& [name, r] : p.inputs) jp[name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
+    profiles.push_back(jp);
+  }
+  j["profiles"] = profiles;
   j["memory"] = {{"weights_bytes", plan_weight_bytes(plan)},
                  {"activation_arena_bytes", plan.arena_bytes},
                  {"workspace_limit_bytes", plan.workspace_bytes}};
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+  int64_t total_flops = 0;
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const Node& n = *g.nodes()[i];
     const LayerChoice& c = choice_of(plan, i);
     nlohmann::ordered_json ins = nlohmann::ordered_json::array(), outs = nlohmann::ordered_json::array();
     for (const Value* v : n.inputs) ins.push_back(value_json(v));
     for (const Value* v : n.outputs) outs.push_back(value_json(v));
-    layers.push_back({{"index", i},
-                      {"name", n.name},
-                      {"op", op_text(n)},
-                      {"precision", c.precision},
-                      {"tactic", c.tactic},
-                      {"inputs", ins},
-                      {"outputs", outs}});
+    LayerCost cost = layer_cost(n);
+    nlohmann::ordered_json fused = nlohmann::ordered_json::array();
+    const std::string fused_list = fused_ops(n);
+    for (std::string_view rest = fused_list; !rest.empty();) {
+      size_t comma = rest.find(',');
+      fused.push_back(std::string(rest.substr(0, comma)));
+      rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+    }
+    nlohmann::ordered_json layer = {{"index", i},
+                                    {"name", n.name},
+                                    {"op", op_text(n)},
+                                    {"precision", c.precision},
+                                    {"tactic", c.tactic},
+                                    {"inputs", ins},
+                                    {"outputs", outs},
+                                    {"flops", cost.flops >= 0 ? nlohmann::ordered_json(cost.flops) : nullptr},
+                                    {"bytes", cost.bytes >= 0 ? nlohmann::ordered_json(cost.bytes) : nullptr}};
+    if (!fused.empty()) layer["fused"] = fused;
+    if (cost.flops > 0) total_flops += cost.flops;
+    layers.push_back(layer);
   }
+  j["total_flops"] = total_flops;
   j["layers"] = layers;
   return j;
 }
@@ -146,14 +169,21 @@ void print_layers(const Plan& plan) {
     tactic_w = std::max(tactic_w, choice_of(plan, i).tactic.size());
   }
   std::printf("  %4s  %-*s  %-*s  %-*s  %-*s  %s\n", "#", static_cast<int>(name_w), "name", static_cast<int>(op_w),
-              "op", static_cast<int>(prec_w), "precision", static_cast<int>(tactic_w), "tactic", "inputs -> outputs");
+              "op", static_cast<int>(prec_w), "precision", static_cast<int>(tactic_w), "tactic",
+              "inputs -> outputs  | FLOPs, bytes moved  [fused nodes]");
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const Node& n = *g.nodes()[i];
     const LayerChoice& c = choice_of(plan, i);
-    std::printf("  %4zu  %-*s  %-*s  %-*s  %-*s  %s -> %s\n", i, static_cast<int>(name_w), n.name.c_str(),
-                static_cast<int>(op_w), op_text(n).c_str(), static_cast<int>(prec_w), c.precision.c_str(),
-                static_cast<int>(tactic_w), c.tactic.empty() ? "-" : c.tactic.c_str(), values_text(n.inputs).c_str(),
-                values_text(n.outputs).c_str());
+    LayerCost cost = layer_cost(n);
+    std::string fused = fused_ops(n);
+    // Cost and fusion last, so the leading columns keep their layout.
+    std::printf("  %4zu  %-*s  %-*s  %-*s  %-*s  %s -> %s  | %s, %s%s\n", i, static_cast<int>(name_w), n.name.c_str(),
+                static_cast<int>(op_w), op_text(n).c_str(), static_cast<int>(prec_w),
+                c.precision.empty() ? "-" : c.precision.c_str(), static_cast<int>(tactic_w),
+                c.tactic.empty() ? "-" : c.tactic.c_str(), values_text(n.inputs).c_str(),
+                values_text(n.outputs).c_str(), flops_text(cost.flops).c_str(),
+                cost.bytes < 0 ? "-" : format_bytes(static_cast<uint64_t>(cost.bytes)).c_str(),
+                fused.empty() ? "" : ("  [fused: " + fused + "]").c_str());
   }
 }
 
@@ -164,13 +194,18 @@ void print_plan(const Plan& plan, const std::string& source) {
   std::printf("built    in %.2f s, options %s\n", plan.build_seconds, plan.options_json.c_str());
   for (const Value* v : g.inputs) std::printf("input    %s\n", value_text(v).c_str());
   for (const Value* v : g.outputs) std::printf("output   %s\n", value_text(v).c_str());
+  for (size_t i = 0; i < plan.profiles.size(); ++i)
+    std::printf("profile  %zu: %s\n", i, profile_to_string(plan.profiles[i]).c_str());
   if (plan.target.backend == "cpu")  // the CPU allocates activations per run: no arena, no workspace
     std::printf("memory   weights %s\n", format_bytes(plan_weight_bytes(plan)).c_str());
   else
     std::printf("memory   weights %s, activation arena %s, workspace limit %s\n",
                 format_bytes(plan_weight_bytes(plan)).c_str(), format_bytes(plan.arena_bytes).c_str(),
                 format_bytes(plan.workspace_bytes).c_str());
-  std::printf("layers   %zu (%s)\n", g.nodes().size(), precision_counts(plan).c_str());
+  int64_t total_flops = 0;
+  for (const auto& n : g.nodes()) total_flops += std::max<int64_t>(0, layer_cost(*n).flops);
+  std::printf("layers   %zu (%s), %s\n", g.nodes().size(), precision_counts(plan).c_str(),
+              flops_text(total_flops).c_str());
   print_layers(plan);
 }
 

@@ -16,6 +16,7 @@ class CpuContext : public ExecutionContext {
   CpuContext(const CpuExecutor& exec, ContextOptions options) : exec_(exec), options_(options) {}
   Status set_inputs(const std::map<std::string, Tensor>& inputs) override {
     KILN_RETURN_IF_ERROR(check_inputs(exec_.graph(), inputs));
+    KILN_RETURN_IF_ERROR(check_profile(inputs));
     inputs_ = inputs;
     return Status::Ok();
   }

@@ -3,6 +3,9 @@
 #include <cstring>
 
 #include "backends/cpu/cpu_executor.hpp"
+#include "builder/backend.hpp"
+#include "builder/memory_planner.hpp"
+#include "builder/specialize.hpp"
 
 namespace kiln::cuda {
 
@@ -14,8 +17,7 @@ uint64_t align_up(uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 class CudaContext : public ExecutionContext {
  public:
   CudaContext(const CudaEngine& engine, ContextOptions options) : engine_(engine), options_(options) {}
-  ~CudaContext() override {
-    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+  void destroy() {
     for (cudaEvent_t e : events_)
       if (e) cudaEventDestroy(e);
     for (cudaEvent_t e : layer_events_)
@@ -32,20 +34,59 @@ class CudaContext : public ExecutionContext {
     KILN_CUDA_CHECK(cublasLtCreate(&handles_.cublaslt));
     for (cudaEvent_t& e : events_) KILN_CUDA_CHECK(cudaEventCreate(&e));
     if (options_.layer_timing) {
-      // One event before the first layer and one after each: layer i runs between i and i+1.
-      layer_events_.assign(engine_.layers().size() + 1, nullptr);
+      // One event before the first layer and one after each: layer i runs between i and i+1. A
+      // shape set has at most the plan's layers (specializing only folds nodes away).
+      layer_events_.assign(engine_.max_layers() + 1, nullptr);
       for (cudaEvent_t& e : layer_events_) KILN_CUDA_CHECK(cudaEventCreate(&e));
     }
     KILN_ASSIGN_OR_RETURN(arena_, DeviceBuffer::allocate(engine_.arena_bytes()));
     KILN_ASSIGN_OR_RETURN(workspace_, DeviceBuffer::allocate(engine_.workspace_bytes()));
+    if (!engine_.dynamic()) {
+      KILN_ASSIGN_OR_RETURN(auto set, engine_.shape_set({}));
+      KILN_RETURN_IF_ERROR(bind(std::move(set)));
+    }
+    return Status::Ok();
+  }
+
+  ~CudaContext() override { release_bindings(); destroy(); }
+
+  void release_bindings() {
+    for (auto& [key, b] : bound_)
+      if (b.graph_exec) cudaGraphExecDestroy(b.graph_exec);
+    bound_.clear();
+    current_ = nullptr;
+  }
+
+  // Makes `set` current: its layers' tensors at their places in this context's arena (grown first
+  // when the set needs more than the profile's max plan; that waits for the stream).
+  Status bind(std::shared_ptr<const ShapeSet> set) {
+    auto found = bound_.find(set.get());
+    if (found != bound_.end()) {
+      current_ = &found->second;
+      return Status::Ok();
+    }
+    if (set->arena_bytes > arena_.size() || set->workspace_bytes > workspace_.size()) {
+      KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      release_bindings();
+      if (set->arena_bytes > arena_.size()) {
+        arena_ = DeviceBuffer();
+        KILN_ASSIGN_OR_RETURN(arena_, DeviceBuffer::allocate(set->arena_bytes));
+      }
+      if (set->workspace_bytes > workspace_.size()) {
+        workspace_ = DeviceBuffer();
+        KILN_ASSIGN_OR_RETURN(workspace_, DeviceBuffer::allocate(set->workspace_bytes));
+      }
+    }
+    Bound b;
+    b.set = set;
     auto* base = static_cast<char*>(arena_.get());
     auto resolve = [&](const Value* v) -> Expected<DeviceTensor> {
       if (!v) return DeviceTensor{};
-      KILN_ASSIGN_OR_RETURN(ValueLocation loc, engine_.locate(v));
+      KILN_ASSIGN_OR_RETURN(ValueLocation loc, set->locate(v));
       void* p = loc.constant ? const_cast<void*>(loc.weights_ptr) : base + loc.arena_offset;
       return DeviceTensor{p, loc.dtype, loc.dims};
     };
-    const Graph& g = engine_.graph();
+    const Graph& g = *set->graph;
     for (const auto& n : g.nodes()) {
       std::vector<DeviceTensor> ins, outs;
       for (const Value* v : n->inputs) {
@@ -56,27 +97,40 @@ class CudaContext : public ExecutionContext {
         KILN_ASSIGN_OR_RETURN(DeviceTensor t, resolve(v));
         outs.push_back(t);
       }
-      layer_inputs_.push_back(std::move(ins));
-      layer_outputs_.push_back(std::move(outs));
+      b.layer_inputs.push_back(std::move(ins));
+      b.layer_outputs.push_back(std::move(outs));
     }
     size_t staging = 0;
     for (const Value* v : g.inputs) {
       KILN_ASSIGN_OR_RETURN(DeviceTensor t, resolve(v));
-      input_tensors_.push_back(t);
+      b.input_tensors.push_back(t);
       staging += align_up(t.nbytes());
     }
     for (const Value* v : g.outputs) {
       KILN_ASSIGN_OR_RETURN(DeviceTensor t, resolve(v));
-      output_tensors_.push_back(t);
+      b.output_tensors.push_back(t);
       staging += align_up(t.nbytes());
     }
-    KILN_ASSIGN_OR_RETURN(staging_, PinnedBuffer::allocate(staging));
+    if (staging > staging_.size()) {
+      KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));  // earlier copies may still read it
+      staging_ = PinnedBuffer();
+      KILN_ASSIGN_OR_RETURN(staging_, PinnedBuffer::allocate(staging));
+    }
+    current_ = &(bound_[set.get()] = std::move(b));
     return Status::Ok();
   }
 
   Status set_inputs(const std::map<std::string, Tensor>& inputs) override {
-    const Graph& g = engine_.graph();
-    KILN_RETURN_IF_ERROR(check_inputs(g, inputs));
+    KILN_RETURN_IF_ERROR(check_inputs(engine_.graph(), inputs));
+    KILN_RETURN_IF_ERROR(check_profile(inputs));
+    if (engine_.dynamic()) {
+      std::map<std::string, Dims> shapes;
+      for (const Value* in : engine_.graph().inputs) shapes[in->name] = inputs.at(in->name).dims();
+      // Host work on a new shape set (specialize, make layers, plan memory); a lookup after.
+      KILN_ASSIGN_OR_RETURN(auto set, engine_.shape_set(shapes));
+      KILN_RETURN_IF_ERROR(bind(std::move(set)));
+    }
+    const Graph& g = *current_->set->graph;
     auto* stage = static_cast<char*>(staging_.get());
     // The previous run's copies may still read the pinned staging buffer.
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -84,7 +138,7 @@ class CudaContext : public ExecutionContext {
     KILN_CUDA_CHECK(cudaEventRecord(events_[0], stream_));
     for (size_t i = 0; i < g.inputs.size(); ++i) {
       const Tensor& t = inputs.at(g.inputs[i]->name);
-      const DeviceTensor& d = input_tensors_[i];
+      const DeviceTensor& d = current_->input_tensors[i];
       std::memcpy(stage, t.raw_data(), t.nbytes());
       KILN_CUDA_CHECK(cudaMemcpyAsync(d.data, stage, t.nbytes(), cudaMemcpyHostToDevice, stream_));
       stage += align_up(t.nbytes());
@@ -95,12 +149,13 @@ class CudaContext : public ExecutionContext {
   }
 
   Status enqueue_layers() {
-    const auto& layers = engine_.layers();
-    const auto& nodes = engine_.graph().nodes();
+    const auto& layers = current_->set->layers;
+    const auto& nodes = current_->set->graph->nodes();
     const bool timed = !layer_events_.empty();
     if (timed) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[0], stream_));
     for (size_t i = 0; i < layers.size(); ++i) {
-      LaunchArgs args{layer_inputs_[i], layer_outputs_[i], workspace_.get(), workspace_.size(), stream_, handles_};
+      LaunchArgs args{current_->layer_inputs[i], current_->layer_outputs[i], workspace_.get(), workspace_.size(),
+                      stream_, handles_};
       Status st = layers[i]->enqueue(args);
       if (!st.ok()) return st.add_context(nodes[i]->describe());
       if (timed) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[i + 1], stream_));
@@ -109,9 +164,12 @@ class CudaContext : public ExecutionContext {
   }
 
   Status enqueue() override {
+    if (!current_) return invalid_argument("set the inputs (set_inputs) before enqueue");
     timings_.compute_ms = timings_.d2h_ms = 0;
     KILN_CUDA_CHECK(cudaEventRecord(events_[2], stream_));
     if (options_.cuda_graph) {
+      // One CUDA graph per shape set, captured on its first run and replayed after.
+      cudaGraphExec_t& graph_exec_ = current_->graph_exec;
       if (!graph_exec_) {
         cudaGraph_t graph = nullptr;
         KILN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
@@ -148,9 +206,11 @@ class CudaContext : public ExecutionContext {
   }
 
   Expected<std::vector<Tensor>> outputs() override {
-    const Graph& g = engine_.graph();
+    if (!current_) return invalid_argument("nothing has run on this context yet");
+    const Graph& g = *current_->set->graph;
+    const auto& output_tensors_ = current_->output_tensors;
     size_t in_bytes = 0;
-    for (const DeviceTensor& d : input_tensors_) in_bytes += align_up(d.nbytes());
+    for (const DeviceTensor& d : current_->input_tensors) in_bytes += align_up(d.nbytes());
     auto* stage = static_cast<char*>(staging_.get()) + in_bytes;
     std::vector<char*> where;
     KILN_CUDA_CHECK(cudaEventRecord(events_[4], stream_));
@@ -175,9 +235,10 @@ class CudaContext : public ExecutionContext {
   Expected<std::vector<double>> layer_times_ms() const override {
     if (layer_events_.empty())
       return invalid_argument("layer timing is off: create the context with ContextOptions::layer_timing");
-    if (!layers_timed_) return invalid_argument("no layers have run on this context yet");
-    std::vector<double> out(layer_events_.size() - 1);
-    for (size_t i = 0; i + 1 < layer_events_.size(); ++i) {
+    if (!layers_timed_ || !current_) return invalid_argument("no layers have run on this context yet");
+    // One time per layer of the shape set that ran last.
+    std::vector<double> out(current_->set->layers.size());
+    for (size_t i = 0; i < out.size(); ++i) {
       float ms = 0;
       cudaError_t e = cudaEventElapsedTime(&ms, layer_events_[i], layer_events_[i + 1]);
       if (e == cudaErrorNotReady) {
@@ -197,9 +258,15 @@ class CudaContext : public ExecutionContext {
   Handles handles_;
   DeviceBuffer arena_, workspace_;
   PinnedBuffer staging_;
-  std::vector<std::vector<DeviceTensor>> layer_inputs_, layer_outputs_;
-  std::vector<DeviceTensor> input_tensors_, output_tensors_;
-  cudaGraphExec_t graph_exec_ = nullptr;
+  // A shape set's tensors in this context's arena, and its captured CUDA graph.
+  struct Bound {
+    std::shared_ptr<const ShapeSet> set;
+    std::vector<std::vector<DeviceTensor>> layer_inputs, layer_outputs;
+    std::vector<DeviceTensor> input_tensors, output_tensors;
+    cudaGraphExec_t graph_exec = nullptr;
+  };
+  std::map<const ShapeSet*, Bound> bound_;
+  Bound* current_ = nullptr;
   cudaEvent_t events_[6] = {};  // pairs around the input copies, the layers and the output copies
   bool pending_[3] = {};        // which pairs were recorded since the last synchronize()
   std::vector<cudaEvent_t> layer_events_;  // with layer timing only
@@ -215,7 +282,8 @@ Expected<std::unique_ptr<CudaEngine>> CudaEngine::create(const Plan& plan) {
   const Graph& g = *plan.graph;
   if (plan.layers.size() != g.nodes().size())
     return invalid_model("the plan has {} layer choices for {} nodes", plan.layers.size(), g.nodes().size());
-  for (const auto& s : plan.arena) e->arena_offsets_[s.value] = s.offset;
+  e->tf32_ = plan.options_json.find("\"tf32\":false") == std::string::npos;
+  for (size_t i = 0; i < g.nodes().size(); ++i) e->choices_[node_key(*g.nodes()[i])] = plan.layers[i];
   e->arena_bytes_ = plan.arena_bytes;
 
   // Every constant a layer or a graph output reads goes into one device buffer.
@@ -236,34 +304,122 @@ Expected<std::unique_ptr<CudaEngine>> CudaEngine::create(const Plan& plan) {
   for (const Value* v : consts) {
     char* dst = e->weights_.as<char>() + offsets[v];
     KILN_CUDA_CHECK(cudaMemcpy(dst, v->constant->raw_data(), v->constant->nbytes(), cudaMemcpyHostToDevice));
-    e->weight_ptrs_[v] = dst;
+    if (v->constant->nbytes()) e->weight_by_host_[v->constant->raw_data()] = dst;
+  }
+
+  if (plan.profiles.empty()) {
+    KILN_ASSIGN_OR_RETURN(auto set, e->make_shape_set(plan.graph, &plan.layers, &plan.arena, plan.arena_bytes));
+    e->workspace_bytes_ = set->workspace_bytes;
+    e->static_set_ = std::move(set);
+  } else {
+    // Layers are made per shape set; the largest workspace is known once they exist (a context
+    // grows its workspace when a shape set needs more).
+    e->workspace_bytes_ = 0;
+  }
+  return e;
+}
+
+Expected<std::unique_ptr<ShapeSet>> CudaEngine::make_shape_set(GraphPtr graph, const std::vector<LayerChoice>* layers,
+                                                               const std::vector<ArenaSlot>* arena,
+                                                               uint64_t arena_bytes) const {
+  auto set = std::make_unique<ShapeSet>();
+  set->graph = std::move(graph);
+  const Graph& g = *set->graph;
+  // Constants: the plan's (shared, by their host data) or new ones folded for these shapes.
+  std::vector<const Value*> fresh;
+  uint64_t total = 0;
+  auto want = [&](const Value* v) {
+    if (!v || !v->constant || set->weight_ptrs.count(v)) return;
+    const Tensor& t = *v->constant;
+    auto it = t.nbytes() ? weight_by_host_.find(t.raw_data()) : weight_by_host_.end();
+    if (it != weight_by_host_.end()) {
+      set->weight_ptrs[v] = it->second;
+    } else {
+      set->weight_ptrs[v] = nullptr;  // placed below
+      fresh.push_back(v);
+      total += align_up(t.nbytes());
+    }
+  };
+  for (const auto& n : g.nodes())
+    for (const Value* v : n->inputs) want(v);
+  for (const Value* v : g.outputs) want(v);
+  if (total) {
+    KILN_ASSIGN_OR_RETURN(set->own_weights, DeviceBuffer::allocate(total));
+    uint64_t offset = 0;
+    for (const Value* v : fresh) {
+      char* dst = set->own_weights.as<char>() + offset;
+      KILN_CUDA_CHECK(cudaMemcpy(dst, v->constant->raw_data(), v->constant->nbytes(), cudaMemcpyHostToDevice));
+      set->weight_ptrs[v] = dst;
+      offset += align_up(v->constant->nbytes());
+    }
+  } else {
+    for (const Value* v : fresh) set->weight_ptrs[v] = weights_.get();  // empty tensors: any valid address
+  }
+
+  if (arena) {
+    for (const auto& s : *arena) set->arena_offsets[s.value] = s.offset;
+    set->arena_bytes = arena_bytes;
+  } else {
+    KILN_ASSIGN_OR_RETURN(MemoryPlan mem, plan_memory(g));
+    for (const auto& s : mem.slots) set->arena_offsets[s.value] = s.offset;
+    set->arena_bytes = mem.arena_bytes;
   }
 
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const Node& n = *g.nodes()[i];
     const CudaLayerFactory* f = find_cuda_layer(n);
     if (!f) return unsupported("{}: no CUDA layer for this op", n.describe());
-    auto layer = f->create(n, plan.layers[i]);
+    LayerChoice choice;
+    if (layers) {
+      choice = (*layers)[i];
+    } else {
+      auto it = choices_.find(node_key(n));
+      choice = it != choices_.end() ? it->second : LayerChoice{"", layer_precision(n, tf32_)};
+      if (f->supports && !f->supports(n))
+        return unsupported("{}: the CUDA layer does not support it at these shapes", n.describe());
+    }
+    auto layer = f->create(n, choice);
+    if (!layer.ok() && !layers && !choice.tactic.empty()) {
+      // The tactic timed at the profile's opt shapes may not fit these shapes: use the default.
+      choice.tactic.clear();
+      layer = f->create(n, choice);
+    }
     if (!layer.ok()) return Status(layer.status()).add_context(n.describe());
-    e->workspace_bytes_ = std::max<uint64_t>(e->workspace_bytes_, (*layer)->workspace_bytes());
-    e->layers_.push_back(std::move(*layer));
+    set->workspace_bytes = std::max<uint64_t>(set->workspace_bytes, (*layer)->workspace_bytes());
+    set->layers.push_back(std::move(*layer));
   }
-  return e;
+  return set;
 }
 
-Expected<ValueLocation> CudaEngine::locate(const Value* v) const {
+Expected<std::shared_ptr<const ShapeSet>> CudaEngine::shape_set(const std::map<std::string, Dims>& shapes) const {
+  if (static_set_) return static_set_;
+  std::string key;
+  for (const auto& [name, dims] : shapes) key += name + ":" + dims_to_string(dims) + ";";
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = sets_.find(key);
+  if (it != sets_.end()) return it->second;
+  auto graph = specialize_graph(*graph_, shapes);
+  if (!graph.ok()) return Status(graph.status()).add_context(fmt::format("input shapes {}", key));
+  auto set = make_shape_set(std::move(*graph), nullptr, nullptr, 0);
+  if (!set.ok()) return Status(set.status()).add_context(fmt::format("input shapes {}", key));
+  std::shared_ptr<const ShapeSet> shared = std::move(*set);
+  sets_[key] = shared;
+  return shared;
+}
+
+Expected<ValueLocation> ShapeSet::locate(const Value* v) const {
   ValueLocation loc;
   loc.dtype = v->type.dtype;
   if (v->constant) {
-    auto it = weight_ptrs_.find(v);
-    if (it == weight_ptrs_.end()) return internal_error("constant '{}' was not uploaded", v->name);
+    auto it = weight_ptrs.find(v);
+    if (it == weight_ptrs.end()) return internal_error("constant '{}' was not uploaded", v->name);
     loc.constant = true;
     loc.weights_ptr = it->second;
     loc.dims = v->constant->dims();
     return loc;
   }
-  auto it = arena_offsets_.find(v->name);
-  if (it == arena_offsets_.end()) return internal_error("value '{}' has no place in the memory plan", v->name);
+  auto it = arena_offsets.find(v->name);
+  if (it == arena_offsets.end()) return internal_error("value '{}' has no place in the memory plan", v->name);
   auto dims = v->type.shape.to_dims();
   if (!dims) return internal_error("value '{}' has no static shape", v->name);
   loc.arena_offset = it->second;

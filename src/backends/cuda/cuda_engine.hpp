@@ -1,7 +1,21 @@
 // The CUDA backend's engine (weights on the device, one layer per node) and its contexts.
+//
+// Dynamic shapes: a plan built with optimization profiles keeps its graph's dynamic input dims.
+// For each distinct set of input shapes the engine makes a *shape set* once and caches it: the
+// graph specialized to those shapes on the host (shapes inferred, shape arithmetic folded), its
+// layers (the plan's tactic where the layer still accepts it, else the layer's default) and its
+// activation memory plan. Weights are uploaded once per engine and shared by every shape set
+// (only constants that the specialization folds anew, usually small shape tensors, are uploaded per
+// set). A context binds a shape set to its arena (sized for the profile's max shapes) and captures
+// a CUDA graph per shape set. The host work of a new shape set is graph copy + shape inference +
+// constant folding + layer creation (cuDNN/cuBLASLt descriptor setup) + memory planning; a shape
+// set seen before costs a map lookup.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include "backends/cuda/cuda_layer.hpp"
@@ -19,6 +33,18 @@ struct ValueLocation {
   Dims dims;
 };
 
+// A graph with static shapes and everything made for them.
+struct ShapeSet {
+  GraphPtr graph;  // declared before the layers: layers may refer to its nodes
+  std::vector<std::unique_ptr<CudaLayer>> layers;
+  std::unordered_map<const Value*, const void*> weight_ptrs;
+  DeviceBuffer own_weights;  // constants this shape set folded (not in the plan's weights)
+  std::unordered_map<std::string, uint64_t> arena_offsets;
+  uint64_t arena_bytes = 0;
+  uint64_t workspace_bytes = 0;
+  Expected<ValueLocation> locate(const Value* v) const;
+};
+
 class CudaEngine : public EngineImpl {
  public:
   static Expected<std::unique_ptr<CudaEngine>> create(const Plan& plan);
@@ -26,18 +52,29 @@ class CudaEngine : public EngineImpl {
   uint64_t weight_bytes() const override { return weights_.size(); }
   uint64_t context_bytes() const override { return arena_bytes_ + workspace_bytes_; }
 
+  // The plan's graph (dynamic input dims when the plan has profiles).
   const Graph& graph() const { return *graph_; }
-  const std::vector<std::unique_ptr<CudaLayer>>& layers() const { return layers_; }
-  Expected<ValueLocation> locate(const Value* v) const;
+  bool dynamic() const { return !static_set_; }
+  size_t max_layers() const { return graph_->nodes().size(); }
   uint64_t arena_bytes() const { return arena_bytes_; }
   uint64_t workspace_bytes() const { return workspace_bytes_; }
+  // The shape set for these input shapes (made and cached on first use; thread-safe).
+  Expected<std::shared_ptr<const ShapeSet>> shape_set(const std::map<std::string, Dims>& input_shapes) const;
 
  private:
+  Expected<std::unique_ptr<ShapeSet>> make_shape_set(GraphPtr graph, const std::vector<LayerChoice>* layers,
+                                                     const std::vector<ArenaSlot>* arena, uint64_t arena_bytes) const;
+
   GraphPtr graph_;
-  std::vector<std::unique_ptr<CudaLayer>> layers_;
+  bool tf32_ = true;
+  std::unordered_map<std::string, LayerChoice> choices_;  // by node_key, from the plan
   DeviceBuffer weights_;
-  std::unordered_map<const Value*, const void*> weight_ptrs_;
-  std::unordered_map<std::string, uint64_t> arena_offsets_;
+  // The plan's constants on the device, by the host address of their data (a specialized graph's
+  // constants share that data with the plan's).
+  std::unordered_map<const void*, const void*> weight_by_host_;
+  std::shared_ptr<const ShapeSet> static_set_;  // plans without profiles: the only shape set
+  mutable std::mutex mutex_;
+  mutable std::map<std::string, std::shared_ptr<const ShapeSet>> sets_;
   uint64_t arena_bytes_ = 0;
   uint64_t workspace_bytes_ = 0;
 };

@@ -24,8 +24,7 @@ const CudaLayerFactory* find_cuda_layer(const std::string& op_type) {
 
 const CudaLayerFactory* find_cuda_layer(const Node& n) {
   if (n.plugin) return &plugin_layer_factory();
-  if (!n.domain.empty()) return nullptr;
-  return find_cuda_layer(n.op_type);
+  return find_cuda_layer(n.domain.empty() ? n.op_type : n.domain + "." + n.op_type);
 }
 
 std::vector<std::string> cuda_layer_ops() {

@@ -48,7 +48,8 @@ std::string tactic_cache_key(const Node& node, const std::string& precision, con
   std::string key = device + "|" + node.op_type + "|" + precision;
   for (const Value* v : node.inputs)
     key += "|" + (v ? v->type.to_string() + (v->constant ? "c" : "") : std::string("-"));
-  for (const auto& [name, v] : node.attrs.all()) key += "|" + name + "=" + attr_string(v);
+  for (const auto& [name, v] : node.attrs.all())
+    if (name != "kiln_fused") key += "|" + name + "=" + attr_string(v);  // names: not the layer's kind
   return key;
 }
 

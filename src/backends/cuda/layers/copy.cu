@@ -116,6 +116,7 @@ cudaError_t strided_copy(size_t elem_size, const void* x, void* y, const Strided
     case 2: return strided_as<uint16_t>(x, y, p, stream);
     case 4: return strided_as<uint32_t>(x, y, p, stream);
     case 8: return strided_as<uint64_t>(x, y, p, stream);
+    case 16: return strided_as<uint4>(x, y, p, stream);
     default: return cudaErrorInvalidValue;
   }
 }

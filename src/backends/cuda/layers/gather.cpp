@@ -9,6 +9,9 @@ namespace {
 
 struct GatherGeometry {
   int64_t outer = 1, axis_dim = 0, inner = 1, count = 1;
+  // A constant single index (e.g. splitting q/k/v): the output is `outer` rows of one block each,
+  // copied with wide loads instead of gathered; -1 when the indices are not such a constant.
+  int64_t fixed_index = -1;
 };
 
 std::optional<GatherGeometry> gather_geometry(const Node& n) {
@@ -32,6 +35,15 @@ std::optional<GatherGeometry> gather_geometry(const Node& n) {
   expect.insert(expect.end(), idx.begin(), idx.end());
   expect.insert(expect.end(), x.begin() + axis + 1, x.end());
   if (expect != y) return std::nullopt;
+  if (g.count == 1 && n.inputs[1]->is_constant()) {
+    auto v = n.inputs[1]->constant->to_int64_vector();
+    if (v.ok() && v->size() == 1) {
+      int64_t i = (*v)[0];
+      if (i < 0) i += g.axis_dim;
+      // An out-of-range constant is left to the general kernel (which writes zeros).
+      if (i >= 0 && i < g.axis_dim) g.fixed_index = i;
+    }
+  }
   return g;
 }
 
@@ -40,6 +52,14 @@ class GatherLayer : public CudaLayer {
   explicit GatherLayer(GatherGeometry g) : g_(g) {}
   Status enqueue(const LaunchArgs& a) const override {
     const DeviceTensor &x = a.inputs[0], &idx = a.inputs[1];
+    if (g_.fixed_index >= 0) {
+      const int64_t es = static_cast<int64_t>(dtype_size(x.dtype)), block = g_.inner * es;
+      const char* src = static_cast<const char*>(x.data) + g_.fixed_index * block;
+      // The memory planner may have placed the output on the block itself (gather_block_offset).
+      if (g_.outer == 1 && src == a.outputs[0].data) return Status::Ok();
+      KILN_CUDA_CHECK(kernels::copy_2d(a.outputs[0].data, block, src, g_.axis_dim * block, block, g_.outer, a.stream));
+      return Status::Ok();
+    }
     KILN_CUDA_CHECK(kernels::gather(dtype_size(x.dtype), x.data, a.outputs[0].data, idx.data,
                                     idx.dtype == DType::kInt64, g_.count, g_.outer, g_.axis_dim, g_.inner, a.stream));
     return Status::Ok();

@@ -39,6 +39,91 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G)
   }
 }
 
+// V consecutive values from p (one 16-byte access when V > 1) in float.
+template <int V, typename T>
+__device__ __forceinline__ void load_floats(const T* p, float (&out)[V]) {
+  if constexpr (V > 1) {
+    const Vec<T, V> a = *reinterpret_cast<const Vec<T, V>*>(p);
+#pragma unroll
+    for (int k = 0; k < V; ++k) out[k] = load_c(a.v[k]);
+  } else {
+    out[0] = load_c(*p);
+  }
+}
+
+// Rows of cols <= 1024 (transformer hidden sizes): a warp per row holding the row in registers,
+// so x is read from memory once; 16-byte accesses when cols divides into V-element vectors and
+// every pointer is aligned. The same two-pass float math as layer_norm_rows.
+template <int V, int NV, typename T>
+__global__ void __launch_bounds__(256)
+    layer_norm_warp_regs(const T* __restrict__ x, const T* __restrict__ scale, const T* __restrict__ bias,
+                         T* __restrict__ y, float* mean_out, float* inv_out, int64_t rows, int cols, float eps) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = blockDim.x / 32;
+  const float n = static_cast<float>(cols);
+  for (int64_t row = blockIdx.x * warps + threadIdx.x / 32; row < rows; row += gridDim.x * warps) {
+    const T* xr = x + row * cols;
+    T* yr = y + row * cols;
+    float v[NV][V];
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const int at = (j * 32 + lane) * V;
+      if (at < cols) {
+        load_floats<V>(xr + at, v[j]);
+      } else {
+#pragma unroll
+        for (int k = 0; k < V; ++k) v[j][k] = 0.f;
+      }
+#pragma unroll
+      for (int k = 0; k < V; ++k) sum += v[j][k];
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const float mean = sum / n;
+    float sq = 0.f;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      if ((j * 32 + lane) * V >= cols) continue;
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        const float d = v[j][k] - mean;
+        sq += d * d;
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+    const float inv = rsqrtf(sq / n + eps);
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const int at = (j * 32 + lane) * V;
+      if (at >= cols) continue;
+      float g[V], b[V] = {};
+      load_floats<V>(scale + at, g);
+      if (bias) load_floats<V>(bias + at, b);
+      Vec<T, V> r;
+#pragma unroll
+      for (int k = 0; k < V; ++k) r.v[k] = store_c<T>((v[j][k] - mean) * inv * g[k] + (bias ? b[k] : 0.f));
+      if constexpr (V > 1) *reinterpret_cast<Vec<T, V>*>(yr + at) = r;
+      else yr[at] = r.v[0];
+    }
+    if (lane == 0) {
+      if (mean_out) mean_out[row] = mean;
+      if (inv_out) inv_out[row] = inv;
+    }
+  }
+}
+
+// The smallest NV that covers cols; instantiated up to 1024 values per row.
+template <int V, int NV, typename T>
+cudaError_t launch_warp_regs(const T* x, const T* scale, const T* bias, T* y, float* mean, float* inv, int64_t rows,
+                             int cols, float eps, cudaStream_t s) {
+  if constexpr (32 * V * NV < 1024)
+    if (cols > 32 * V * NV) return launch_warp_regs<V, NV * 2, T>(x, scale, bias, y, mean, inv, rows, cols, eps, s);
+  layer_norm_warp_regs<V, NV><<<row_grid(rows, 32, 256), 256, 0, s>>>(x, scale, bias, y, mean, inv, rows, cols, eps);
+  return cudaGetLastError();
+}
+
 template <typename T>
 cudaError_t launch(const void* x, const void* scale, const void* bias, void* y, float* mean, float* inv,
                    int64_t rows, int64_t cols, float eps, cudaStream_t s) {
@@ -46,6 +131,13 @@ cudaError_t launch(const void* x, const void* scale, const void* bias, void* y, 
   const auto* ps = static_cast<const T*>(scale);
   const auto* pb = static_cast<const T*>(bias);
   auto* py = static_cast<T*>(y);
+  if (cols <= 1024) {
+    constexpr int V = static_cast<int>(16 / sizeof(T));
+    const int c = static_cast<int>(cols);
+    if (cols % V == 0 && aligned(x, 16) && aligned(y, 16) && aligned(scale, 16) && (!bias || aligned(bias, 16)))
+      return launch_warp_regs<V, 1, T>(px, ps, pb, py, mean, inv, rows, c, eps, s);
+    return launch_warp_regs<1, 1, T>(px, ps, pb, py, mean, inv, rows, c, eps, s);
+  }
   if (cols <= 1024)
     layer_norm_rows<32><<<row_grid(rows, 32, 256), 256, 0, s>>>(px, ps, pb, py, mean, inv, rows, cols, eps);
   else if (cols <= 8192)

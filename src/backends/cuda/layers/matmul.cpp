@@ -22,6 +22,7 @@ struct GemmShape {
   float alpha = 1.f, beta = 0.f;
   int c_input = -1;      // node input added as a full C matrix (beta), or -1
   int bias_input = -1;   // node input added as a bias row vector (epilogue), or -1
+  bool relu = false;     // ReLU after the bias (epilogue)
   int a_input = 0, b_input = 1;  // which node inputs are the column-major A and B
 };
 
@@ -122,7 +123,26 @@ std::optional<GemmShape> gemm_shape(const Node& n) {
   return s;
 }
 
+// kiln.FusedMatMul: MatMul with a 2-D B, plus a constant bias row [N], an optional residual of the
+// output's shape (C, beta = 1) and an optional ReLU.
+std::optional<GemmShape> fused_matmul_shape(const Node& n) {
+  if (!n.has_input(2) || !n.inputs[2]->constant || n.inputs[1]->type.shape.rank() != 2) return std::nullopt;
+  const std::string act = n.attrs.s("activation", "");
+  if (!act.empty() && act != "Relu") return std::nullopt;
+  auto s = matmul_shape(n);
+  if (!s || dims_of(n.inputs[2]) != Dims{s->m}) return std::nullopt;  // column-major m is N
+  s->bias_input = 2;
+  s->relu = act == "Relu";
+  if (n.has_input(3)) {
+    if (dims_of(n.inputs[3]) != dims_of(n.outputs[0])) return std::nullopt;
+    s->c_input = 3;
+    s->beta = 1.f;
+  }
+  return s;
+}
+
 std::optional<GemmShape> shape_for(const Node& n) {
+  if (n.op_type == "FusedMatMul") return fused_matmul_shape(n);
   return n.op_type == "Gemm" ? gemm_shape(n) : matmul_shape(n);
 }
 
@@ -159,7 +179,7 @@ Status make_descriptors(const GemmShape& s, DType dtype, bool tf32, Descriptors&
   KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   if (s.bias_input >= 0) {
-    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    cublasLtEpilogue_t epi = s.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
     KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
   }
   int64_t a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
@@ -271,6 +291,7 @@ bool supports(const Node& n) {
   DType t = n.outputs[0]->type.dtype;
   if (!float_type(t) || n.inputs[0]->type.dtype != t || n.inputs[1]->type.dtype != t) return false;
   if (n.has_input(2) && n.inputs[2]->type.dtype != t) return false;
+  if (n.has_input(3) && n.inputs[3]->type.dtype != t) return false;
   return shape_for(n).has_value();
 }
 
@@ -302,3 +323,4 @@ CudaLayerFactory factory() { return CudaLayerFactory{.supports = supports, .tact
 
 KILN_REGISTER_CUDA_LAYER("MatMul", kiln::cuda::factory());
 KILN_REGISTER_CUDA_LAYER("Gemm", kiln::cuda::factory());
+KILN_REGISTER_CUDA_LAYER("kiln.FusedMatMul", kiln::cuda::factory());

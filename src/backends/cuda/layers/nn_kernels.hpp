@@ -19,6 +19,10 @@ cudaError_t channel_affine(DType t, const void* x, void* y, const float* a, cons
 // y += bias[c] in place, bias of dtype t (a convolution's B).
 cudaError_t add_channel_bias(DType t, void* y, const void* bias, int64_t outer, int64_t channels, int64_t inner,
                              cudaStream_t stream);
+// y = act(y + bias[c] + z) in place, bias (of dtype t) and z (Y's shape) may be null; act is ReLU
+// when `relu`, else identity (conv_epilogue.cu: kiln.FusedConv's unfused tactics).
+cudaError_t conv_epilogue(DType t, void* y, const void* bias, const void* z, bool relu, int64_t outer,
+                          int64_t channels, int64_t inner, cudaStream_t stream);
 // BatchNormalization's inference coefficients from device parameters of any float dtype:
 // a = scale / sqrt(var + eps), b = bias - mean * a.
 cudaError_t batch_norm_coefficients(const void* scale, DType scale_t, const void* bias, DType bias_t,
@@ -60,6 +64,7 @@ struct StridedParams {
   int64_t in_strides[kMaxRank] = {};  // in elements; may be 0 (broadcast) or negative (reversed)
   int64_t in_offset = 0;              // elements added to every source index
 };
+// elem_size 1, 2, 4, 8 or 16 (16: x and y 16-byte aligned).
 cudaError_t strided_copy(size_t elem_size, const void* x, void* y, const StridedParams& p, cudaStream_t stream);
 // x (batch, rows, cols) -> y (batch, cols, rows), through shared-memory tiles.
 cudaError_t batched_transpose(size_t elem_size, const void* x, void* y, int64_t batch, int64_t rows, int64_t cols,

@@ -17,6 +17,18 @@ bool softmax_supported(DType t);  // float32, float16, bfloat16
 cudaError_t launch_softmax(SoftmaxKind kind, DType t, const void* x, void* y, int64_t outer, int64_t len,
                            int64_t inner, cudaStream_t stream);
 
+// kiln.MaskedSoftmax: rows of `len` (<= 1024) contiguous values, y = softmax(x * scale + mask).
+// The mask (nullable, x's dtype) of row r starts at sum_d coord_d(r) * strides[d], with r's
+// coordinates over row_dims (row-major; the rows' index space, x's dims but the last).
+constexpr int kMaxMaskRank = 8;
+struct MaskIndex {
+  int rank = 0;
+  int64_t row_dims[kMaxMaskRank] = {};
+  int64_t strides[kMaxMaskRank] = {};
+};
+cudaError_t launch_masked_softmax(DType t, const void* x, const void* mask, const MaskIndex& mi, float scale,
+                                  void* y, int64_t rows, int64_t len, cudaStream_t stream);
+
 // y = (x - mean) / sqrt(var + eps) * scale + bias over rows of `cols` contiguous values; scale
 // and bias (nullable) hold `cols` values of x's dtype. mean/inv_std (nullable) get one float per
 // row.

@@ -65,10 +65,116 @@ __global__ void __launch_bounds__(kThreads) softmax_cols(const T* x, T* y, int64
   }
 }
 
+// Softmax of short contiguous rows (len <= 1024, the attention case) of x * scale + mask: a warp
+// per row holding the row in registers, so x is read once; rows whose length divides into
+// V-element vectors (and aligned pointers) are moved with 16-byte accesses. Entries beyond len
+// are -inf (weight 0). mask (nullable) is read at the row's offset (MaskIndex) + column.
+template <int V, int NV, typename T>
+__global__ void __launch_bounds__(256) softmax_warp_regs(const T* __restrict__ x, T* __restrict__ y, int64_t rows,
+                                                         int len, float scale, const T* __restrict__ mask,
+                                                         MaskIndex mi) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = blockDim.x / 32;
+  for (int64_t row = blockIdx.x * warps + threadIdx.x / 32; row < rows; row += gridDim.x * warps) {
+    const T* xr = x + row * len;
+    T* yr = y + row * len;
+    const T* mr = nullptr;
+    if (mask) {
+      int64_t off = 0, rem = row;
+      for (int d = mi.rank - 1; d >= 0; --d) {
+        off += (rem % mi.row_dims[d]) * mi.strides[d];
+        rem /= mi.row_dims[d];
+      }
+      mr = mask + off;
+    }
+    float v[NV][V];
+    float m = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const int at = (j * 32 + lane) * V;
+      if (at < len) {
+        if constexpr (V > 1) {
+          const Vec<T, V> a = *reinterpret_cast<const Vec<T, V>*>(xr + at);
+#pragma unroll
+          for (int k = 0; k < V; ++k) v[j][k] = load_c(a.v[k]) * scale;
+          if (mr) {
+            const Vec<T, V> b = *reinterpret_cast<const Vec<T, V>*>(mr + at);
+#pragma unroll
+            for (int k = 0; k < V; ++k) v[j][k] += load_c(b.v[k]);
+          }
+        } else {
+          v[j][0] = load_c(xr[at]) * scale;
+          if (mr) v[j][0] += load_c(mr[at]);
+        }
+      } else {
+#pragma unroll
+        for (int k = 0; k < V; ++k) v[j][k] = -INFINITY;
+      }
+#pragma unroll
+      for (int k = 0; k < V; ++k) m = fmaxf(m, v[j][k]);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const bool in = (j * 32 + lane) * V < len;
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        v[j][k] = in ? expf(v[j][k] - m) : 0.f;
+        sum += v[j][k];
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const float inv = 1.f / sum;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const int at = (j * 32 + lane) * V;
+      if (at >= len) continue;
+      if constexpr (V > 1) {
+        Vec<T, V> r;
+#pragma unroll
+        for (int k = 0; k < V; ++k) r.v[k] = store_c<T>(v[j][k] * inv);
+        *reinterpret_cast<Vec<T, V>*>(yr + at) = r;
+      } else {
+        yr[at] = store_c<T>(v[j][0] * inv);
+      }
+    }
+  }
+}
+
+// The smallest NV (registers per lane: NV vectors) that covers len; instantiated up to 1024.
+template <int V, int NV, typename T>
+cudaError_t launch_warp_regs(const T* x, T* y, int64_t rows, int len, float scale, const T* mask,
+                             const MaskIndex& mi, cudaStream_t s) {
+  if constexpr (32 * V * NV < 1024)
+    if (len > 32 * V * NV) return launch_warp_regs<V, NV * 2, T>(x, y, rows, len, scale, mask, mi, s);
+  softmax_warp_regs<V, NV><<<row_grid(rows, 32, 256), 256, 0, s>>>(x, y, rows, len, scale, mask, mi);
+  return cudaGetLastError();
+}
+
+// Wide accesses need len in whole vectors and every row start (x, y, mask rows) 16-byte aligned.
+template <typename T>
+cudaError_t launch_regs(const T* x, T* y, int64_t rows, int64_t len, float scale, const T* mask,
+                        const MaskIndex& mi, cudaStream_t s) {
+  constexpr int V = static_cast<int>(16 / sizeof(T));
+  bool wide = len % V == 0 && aligned(x, 16) && aligned(y, 16);
+  if (mask) {
+    wide = wide && aligned(mask, 16);
+    for (int d = 0; d < mi.rank; ++d) wide = wide && mi.strides[d] % V == 0;
+  }
+  const int n = static_cast<int>(len);
+  if (wide) return launch_warp_regs<V, 1, T>(x, y, rows, n, scale, mask, mi, s);
+  return launch_warp_regs<1, 1, T>(x, y, rows, n, scale, mask, mi, s);
+}
+
 template <SoftmaxKind K, typename T>
 cudaError_t launch(const void* xv, void* yv, int64_t outer, int64_t len, int64_t inner, cudaStream_t s) {
   const auto* x = static_cast<const T*>(xv);
   auto* y = static_cast<T*>(yv);
+  if (K == SoftmaxKind::kSoftmax && inner == 1 && len <= 1024)
+    return launch_regs<T>(x, y, outer, len, 1.f, nullptr, MaskIndex{}, s);
   if (inner > 1) {
     softmax_cols<K><<<grid_for(outer * inner), kThreads, 0, s>>>(x, y, outer, len, inner);
   } else if (len <= 1024) {
@@ -87,6 +193,19 @@ cudaError_t launch(const void* xv, void* yv, int64_t outer, int64_t len, int64_t
 namespace kiln::cuda {
 
 bool softmax_supported(DType t) { return ew::dispatch<ew::kFloats>(t, [](auto) {}); }
+
+cudaError_t launch_masked_softmax(DType t, const void* x, const void* mask, const MaskIndex& mi, float scale,
+                                  void* y, int64_t rows, int64_t len, cudaStream_t stream) {
+  if (!softmax_supported(t) || len > 1024 || mi.rank > kMaxMaskRank) return cudaErrorNotSupported;
+  if (rows * len <= 0) return cudaSuccess;
+  cudaError_t err = cudaSuccess;
+  ew::dispatch<ew::kFloats>(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    err = ew::launch_regs<T>(static_cast<const T*>(x), static_cast<T*>(y), rows, len, scale,
+                             static_cast<const T*>(mask), mi, stream);
+  });
+  return err;
+}
 
 cudaError_t launch_softmax(SoftmaxKind kind, DType t, const void* x, void* y, int64_t outer, int64_t len,
                            int64_t inner, cudaStream_t stream) {

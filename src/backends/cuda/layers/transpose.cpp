@@ -15,6 +15,10 @@ struct TransposePlan {
   enum class Kind { kCopy, kTiled, kGeneral } kind = Kind::kCopy;
   int64_t batch = 1, rows = 1, cols = 1;  // kTiled
   kernels::StridedParams strided;         // kGeneral
+  // kGeneral when the innermost dim stays innermost: the same gather moving `unit`-byte pieces
+  // of each inner run (16 bytes where the run and both buffers allow), used when aligned.
+  kernels::StridedParams wide;
+  int64_t unit = 0;
 };
 
 std::optional<Dims> perm_of(const Node& n, size_t rank) {
@@ -33,7 +37,7 @@ std::optional<Dims> perm_of(const Node& n, size_t rank) {
   return perm;
 }
 
-std::optional<TransposePlan> plan_transpose(const Dims& in, const Dims& perm) {
+std::optional<TransposePlan> plan_transpose(const Dims& in, const Dims& perm, size_t es) {
   // Output-order list of input axes, without unit dims, renumbered 0.. (so that axes around a
   // dropped unit dim count as adjacent).
   std::vector<int64_t> compact(in.size(), -1);
@@ -90,7 +94,23 @@ std::optional<TransposePlan> plan_transpose(const Dims& in, const Dims& perm) {
     plan.strided.out_dims[o] = mdims[static_cast<size_t>(mperm[o])];
     plan.strided.in_strides[o] = strides[static_cast<size_t>(mperm[o])];
   }
+  if (mperm[r - 1] == static_cast<int64_t>(r - 1)) {
+    const int64_t run = mdims[r - 1] * static_cast<int64_t>(es);
+    int64_t unit = 16;
+    while (unit > static_cast<int64_t>(es) && run % unit != 0) unit /= 2;
+    if (unit > static_cast<int64_t>(es)) {
+      const int64_t k = unit / static_cast<int64_t>(es);  // elements per unit
+      plan.unit = unit;
+      plan.wide = plan.strided;
+      plan.wide.out_dims[r - 1] /= k;
+      for (size_t o = 0; o + 1 < r; ++o) plan.wide.in_strides[o] /= k;
+    }
+  }
   return plan;
+}
+
+bool aligned(const void* p, int64_t unit) {
+  return reinterpret_cast<uintptr_t>(p) % static_cast<uintptr_t>(unit) == 0;
 }
 
 class TransposeLayer : public CudaLayer {
@@ -109,7 +129,10 @@ class TransposeLayer : public CudaLayer {
         KILN_CUDA_CHECK(kernels::batched_transpose(es, x.data, y.data, p_.batch, p_.rows, p_.cols, a.stream));
         break;
       case TransposePlan::Kind::kGeneral:
-        KILN_CUDA_CHECK(kernels::strided_copy(es, x.data, y.data, p_.strided, a.stream));
+        if (p_.unit > 0 && aligned(x.data, p_.unit) && aligned(y.data, p_.unit))
+          KILN_CUDA_CHECK(kernels::strided_copy(static_cast<size_t>(p_.unit), x.data, y.data, p_.wide, a.stream));
+        else
+          KILN_CUDA_CHECK(kernels::strided_copy(es, x.data, y.data, p_.strided, a.stream));
         break;
     }
     return Status::Ok();
@@ -127,7 +150,7 @@ std::optional<TransposePlan> node_plan(const Node& n) {
   const Dims in = *static_dims(n.inputs[0]);
   auto perm = perm_of(n, in.size());
   if (!perm) return std::nullopt;
-  return plan_transpose(in, *perm);
+  return plan_transpose(in, *perm, es);
 }
 
 }  // namespace

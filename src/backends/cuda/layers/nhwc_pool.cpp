@@ -1,0 +1,90 @@
+// kiln.NHWC (ops/nhwc_op.cpp): pools through cuDNN's pooling on NHWC descriptors (MaxPool,
+// AveragePool and the global pools, for the windows nhwc_pool_window accepts); ConvTranspose
+// through conv.cpp's layer.
+#include "backends/cuda/layers/conv_descs.hpp"
+#include "ops/fused_conv.hpp"
+
+namespace kiln::cuda {
+namespace {
+
+// X and Y in NCHW order (the node's NHWC dims permuted).
+std::optional<std::pair<Dims, Dims>> nchw_dims(const Node& n) {
+  auto x = static_dims(n.has_input(0) ? n.inputs[0] : nullptr);
+  auto y = static_dims(n.has_output(0) ? n.outputs[0] : nullptr);
+  if (!x || !y || x->size() != 4 || y->size() != 4) return std::nullopt;
+  Dims xn, yn;
+  for (int64_t p : nhwc_to_nchw_perm(4)) {
+    xn.push_back((*x)[static_cast<size_t>(p)]);
+    yn.push_back((*y)[static_cast<size_t>(p)]);
+  }
+  return std::make_pair(xn, yn);
+}
+
+class NhwcPoolLayer : public CudaLayer {
+ public:
+  static Expected<std::unique_ptr<CudaLayer>> create(const Node& n, const LayerChoice&) {
+    auto dims = nchw_dims(n);
+    if (!dims) return unsupported("{}: shapes are not static 4-D", n.describe());
+    KILN_ASSIGN_OR_RETURN(Window w, nhwc_pool_window(n, dims->first));
+    auto type = cudnn_type(n.inputs[0]->type.dtype);
+    if (!type) return unsupported("{}: dtype {}", n.describe(), dtype_name(n.inputs[0]->type.dtype));
+    auto layer = std::unique_ptr<NhwcPoolLayer>(new NhwcPoolLayer());
+    KILN_RETURN_IF_ERROR(set_conv_tensor(layer->x_, *type, dims->first, true));
+    KILN_RETURN_IF_ERROR(set_conv_tensor(layer->y_, *type, dims->second, true));
+    int k[2], pad[2], s[2];
+    for (size_t i = 0; i < 2; ++i) {
+      if (w.kernel[i] > INT32_MAX) return unsupported("{}: window too large", n.describe());
+      k[i] = static_cast<int>(w.kernel[i]);
+      pad[i] = static_cast<int>(w.pads_begin[i]);
+      s[i] = static_cast<int>(w.strides[i]);
+    }
+    const std::string op = n.attrs.s("op", "");
+    const bool max = op == "MaxPool" || op == "GlobalMaxPool";
+    cudnnPoolingMode_t mode = max ? CUDNN_POOLING_MAX_DETERMINISTIC
+                              : n.attrs.i("count_include_pad", 0) != 0 ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
+                                                                       : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
+    KILN_CUDA_CHECK(cudnnCreatePoolingDescriptor(layer->pool_.out()));
+    KILN_CUDA_CHECK(cudnnSetPoolingNdDescriptor(layer->pool_.get(), mode, CUDNN_PROPAGATE_NAN, 2, k, pad, s));
+    return std::unique_ptr<CudaLayer>(std::move(layer));
+  }
+
+  Status enqueue(const LaunchArgs& a) const override {
+    if (a.outputs[0].numel() == 0) return Status::Ok();
+    const float alpha = 1.f, beta = 0.f;
+    KILN_CUDA_CHECK(cudnnPoolingForward(a.handles.cudnn, pool_.get(), &alpha, x_.get(), a.inputs[0].data, &beta,
+                                        y_.get(), a.outputs[0].data));
+    return Status::Ok();
+  }
+
+ private:
+  PoolDesc pool_;
+  TensorDesc x_, y_;
+};
+
+bool is_nhwc_conv_transpose(const Node& n) { return n.attrs.s("op", "") == "ConvTranspose"; }
+
+bool nhwc_pool_supports(const Node& n) {
+  if (n.inputs.size() != 1 || n.outputs.size() != 1 || !all_static(n)) return false;
+  const DType t = n.inputs[0]->type.dtype;
+  if (!is_gpu_float(t) || n.outputs[0]->type.dtype != t || !nhwc_wrappable(n.attrs.s("op", ""))) return false;
+  auto dims = nchw_dims(n);
+  return dims && nhwc_pool_window(n, dims->first).ok();
+}
+
+// kiln.NHWC: ConvTranspose runs on conv.cpp's layer (NHWC descriptors), the pools here.
+CudaLayerFactory nhwc_factory() {
+  static const CudaLayerFactory conv = conv_layer_factory();
+  return CudaLayerFactory{
+      .supports = [](const Node& n) { return is_nhwc_conv_transpose(n) ? conv.supports(n) : nhwc_pool_supports(n); },
+      .tactics = [](const Node& n, const BuildOptions& o) {
+        return is_nhwc_conv_transpose(n) ? conv.tactics(n, o) : std::vector<std::string>{};
+      },
+      .create = [](const Node& n, const LayerChoice& c) {
+        return is_nhwc_conv_transpose(n) ? conv.create(n, c) : NhwcPoolLayer::create(n, c);
+      }};
+}
+
+}  // namespace
+}  // namespace kiln::cuda
+
+KILN_REGISTER_CUDA_LAYER("kiln.NHWC", kiln::cuda::nhwc_factory());

@@ -1,0 +1,135 @@
+// NHWC layout for the CUDA backend: cuDNN's fast float16/bfloat16 convolution kernels work in
+// NHWC, and on NCHW tensors it transposes internally around every call. 2-D kiln.FusedConv nodes
+// in float16/bfloat16 become NHWC, and ConvTransposes kiln.NHWC, with Transposes at their inputs
+// and output; the transpose-cancellation pass then removes the pairs between consecutive
+// convolutions, leaving Transposes only where a region of NHWC convolutions meets other ops.
+#include <map>
+
+#include "ops/fused_conv.hpp"
+#include "passes/pass.hpp"
+
+namespace kiln {
+
+namespace {
+
+bool is_graph_output(const Graph& g, const Value* v) {
+  for (const Value* o : g.outputs)
+    if (o == v) return true;
+  return false;
+}
+
+bool is_conv_transpose(const Node& n) { return n.domain.empty() && n.op_type == "ConvTranspose"; }
+
+bool wants_nhwc(const Node& n) {
+  const bool fused = n.domain == kKilnDomain && n.op_type == "FusedConv" && n.attrs.s("layout", "NCHW") == "NCHW";
+  if (!fused && !is_conv_transpose(n)) return false;
+  if (!n.has_input(0) || !n.has_input(1) || !n.has_output(0) || n.outputs.size() != 1) return false;
+  const TensorType& t = n.outputs[0]->type;
+  if (t.dtype != DType::kFloat16 && t.dtype != DType::kBFloat16) return false;
+  // auto_pad SAME_* resolve from spatial sizes alone, unaffected by the layout; only 2-D convs.
+  return t.shape.has_rank() && t.shape.rank() == 4 && n.inputs[0]->type.shape.has_rank() &&
+         n.inputs[1]->type.shape.has_rank() && n.inputs[1]->type.shape.rank() == 4;
+}
+
+class NhwcLayout : public Pass {
+ public:
+  std::string_view name() const override { return "nhwc-layout"; }
+
+  Expected<bool> run(Graph& g) override {
+    std::vector<Node*> todo;
+    for (const auto& n : g.nodes())
+      if (wants_nhwc(*n)) todo.push_back(n.get());
+    for (Node* n : todo) convert(g, n);
+    if (!todo.empty()) KILN_RETURN_IF_ERROR(g.topological_sort());
+    return !todo.empty();
+  }
+
+ private:
+  static Value* transposed(Graph& g, Value* v, const std::vector<int64_t>& perm, const std::string& base, int opset) {
+    Value* out = g.add_value(g.unique_name(base));
+    Node* t = g.add_node("Transpose", {v}, {out}, g.unique_name(base), "", opset);
+    t->attrs.set("perm", perm);
+    return out;
+  }
+
+  static void convert(Graph& g, Node* n) {
+    const auto to_nhwc = nchw_to_nhwc_perm(4), to_nchw = nhwc_to_nchw_perm(4);
+    const int opset = n->opset > 0 ? n->opset : 21;
+    // W (M, C/g, kh, kw) -> (M, kh, kw, C/g) is the same permutation as the data's; constant
+    // folding turns it into transformed weights.
+    // A ConvTranspose's W (C, M/g, kh, kw) -> (C, kh, kw, M/g) likewise.
+    const bool conv_transpose = is_conv_transpose(*n);
+    for (size_t i : {size_t(0), size_t(1), size_t(3)})
+      if (n->has_input(i) && !(conv_transpose && i == 3))
+        n->inputs[i] = transposed(g, n->inputs[i], to_nhwc, n->name + "/to_nhwc", opset);
+    Value* y = n->outputs[0];
+    Value* y_nhwc = g.add_value(g.unique_name(n->name + "/nhwc"));
+    n->outputs[0] = y_nhwc;
+    y_nhwc->producer = n;
+    y->producer = nullptr;
+    if (conv_transpose) {
+      n->attrs.set("op", n->op_type);
+      n->op_type = "NHWC";
+      n->domain = kKilnDomain;
+    } else {
+      n->attrs.set("layout", std::string("NHWC"));
+    }
+    Node* back = g.add_node("Transpose", {y_nhwc}, {y}, g.unique_name(n->name + "/to_nchw"), "", opset);
+    back->attrs.set("perm", to_nchw);
+  }
+};
+
+// Transpose(Transpose(a, p1), p2) with p1[p2[i]] == i is `a`: readers of the second Transpose's
+// output read `a` instead (the first Transpose is left to dead-code removal if now unused).
+// Transposes of one value by one perm (a region entered at one value by several convolutions)
+// are merged into the first.
+class TransposeCancellation : public Pass {
+ public:
+  std::string_view name() const override { return "transpose-cancellation"; }
+
+  Expected<bool> run(Graph& g) override {
+    bool changed = false;
+    auto redirect = [&](Value* from, Value* to) {
+      for (Node* c : g.consumers(from))
+        for (Value*& v : c->inputs)
+          if (v == from) {
+            v = to;
+            changed = true;
+          }
+    };
+    std::map<std::pair<const Value*, std::vector<int64_t>>, Value*> first;
+    for (const auto& n : g.nodes()) {
+      if (!is_transpose(n.get()) || is_graph_output(g, n->outputs[0])) continue;
+      auto [it, inserted] = first.try_emplace({n->inputs[0], n->attrs.ints("perm")}, n->outputs[0]);
+      if (!inserted) redirect(n->outputs[0], it->second);
+    }
+    for (const auto& n : g.nodes()) {
+      Node* t2 = n.get();
+      if (!is_transpose(t2) || is_graph_output(g, t2->outputs[0])) continue;
+      Node* t1 = t2->inputs[0]->producer;
+      if (!is_transpose(t1)) continue;
+      const auto p1 = t1->attrs.ints("perm"), p2 = t2->attrs.ints("perm");
+      if (p1.empty() || p1.size() != p2.size()) continue;
+      bool identity = true;
+      for (size_t i = 0; i < p2.size() && identity; ++i)
+        identity = p2[i] >= 0 && static_cast<size_t>(p2[i]) < p1.size() && p1[static_cast<size_t>(p2[i])] == int64_t(i);
+      if (!identity) continue;
+      redirect(t2->outputs[0], t1->inputs[0]);
+    }
+    if (changed) KILN_RETURN_IF_ERROR(g.topological_sort());
+    return changed;
+  }
+
+ private:
+  static bool is_transpose(const Node* n) {
+    return n && n->domain.empty() && n->op_type == "Transpose" && n->has_input(0) && n->has_output(0) &&
+           n->attrs.has("perm");
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> make_nhwc_layout_pass() { return std::make_unique<NhwcLayout>(); }
+std::unique_ptr<Pass> make_transpose_cancellation_pass() { return std::make_unique<TransposeCancellation>(); }
+
+}  // namespace kiln

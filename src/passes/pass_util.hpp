@@ -1,0 +1,38 @@
+// Small graph-rewriting helpers shared by the passes.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ir/graph.hpp"
+
+namespace kiln::passes {
+
+// Whether `v` is one of the graph's outputs.
+bool is_graph_output(const Graph& g, const Value* v);
+// Whether anything reads `v`: a node (here or in a subgraph) or a graph output.
+bool is_used(const Graph& g, const Value* v);
+// Makes every reader of `from` (nodes of `g` and of its subgraphs, subgraph outputs and the graph's
+// outputs) read `to` instead.
+void replace_uses(Graph& g, Value* from, Value* to);
+// Removes `n`, whose first output always equals its first input (Identity and friends), making its
+// readers read the input. When that output is a graph output, the input's producer is made to
+// write it instead so the binding keeps its name; returns false (graph untouched) when that is not
+// possible (the input is a graph input, a constant, another output or from an enclosing graph) or
+// when another output of `n` is used.
+bool bypass_node(Graph& g, Node* n);
+// The value of a one-element floating or integer constant.
+std::optional<double> scalar_constant(const Value* v);
+// Whether `v` is a one-element constant within `tol` (relative) of `want`.
+bool is_scalar(const Value* v, double want, double tol = 1e-4);
+// The only node reading `v`, when exactly one does and `v` is not a graph output.
+Node* single_consumer(const Graph& g, const Value* v);
+// The producer of `v` when it is a node of type `op` in the default domain.
+Node* producer_of(const Value* v, const char* op);
+// The other input of a two-input node, given one of them (nullptr when `v` is not an input).
+Value* other_input(const Node* n, const Value* v);
+// Joins node names for the `kiln_fused` attribute (see pass.hpp).
+std::string fused_names(const std::vector<const Node*>& nodes);
+
+}  // namespace kiln::passes

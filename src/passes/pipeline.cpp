@@ -1,0 +1,50 @@
+// The backend-independent clean-up pipeline and the names of the passes defined in this folder.
+#include "passes/pass.hpp"
+
+KILN_REGISTER_PASS_INFO("constant-folding", "Evaluates nodes whose inputs are all constants (shape arithmetic too)")
+KILN_REGISTER_PASS_INFO("inline-constant-if", "Replaces an If on a constant condition by its chosen branch")
+KILN_REGISTER_PASS_INFO("dead-code", "Removes nodes and values nothing uses (and outputs not chosen with --outputs)")
+KILN_REGISTER_PASS_INFO("identity-elimination",
+                        "Removes Identity, inference Dropout, no-op Cast/Reshape/Expand/Transpose/Slice/Pad/Concat")
+KILN_REGISTER_PASS_INFO("cast-chain", "Drops an exact widening Cast before another Cast (f32->f64->f32 and such)")
+KILN_REGISTER_PASS_INFO("batchnorm-folding",
+                        "Folds BatchNormalization into Conv/ConvTranspose/Gemm/MatMul weights, else into Mul+Add")
+KILN_REGISTER_PASS_INFO("gelu-fusion", "Recognizes the erf and tanh GELU subgraphs as one Gelu node")
+KILN_REGISTER_PASS_INFO("layernorm-fusion", "Recognizes a decomposed layer normalization as LayerNormalization")
+KILN_REGISTER_PASS_INFO("hardswish-fusion", "Recognizes x*HardSigmoid(x) and x*Clip(x+3,0,6)/6 as HardSwish")
+KILN_REGISTER_PASS_INFO("precision", "With --fp16/--bf16: float32 layers and weights to the lower precision")
+// CUDA backend only:
+KILN_REGISTER_PASS_INFO("matmul-bias-fusion",
+                        "CUDA: MatMul with constant weights + bias [+ residual Add] [+ Relu] -> kiln.FusedMatMul")
+KILN_REGISTER_PASS_INFO("attention-softmax-fusion",
+                        "CUDA: [scale Mul/Div] [+ mask Add] + last-axis Softmax -> kiln.MaskedSoftmax")
+KILN_REGISTER_PASS_INFO("conv-fusion", "CUDA: Conv + bias [+ residual Add] [+ Relu] -> kiln.FusedConv")
+KILN_REGISTER_PASS_INFO("nhwc-layout", "CUDA: float16/bfloat16 convolutions and pools in NHWC, Transposes around them")
+KILN_REGISTER_PASS_INFO("transpose-sinking", "CUDA: moves layout Transposes below layout-agnostic ops")
+KILN_REGISTER_PASS_INFO("transpose-cancellation", "CUDA: removes Transpose pairs that cancel, merges duplicates")
+
+namespace kiln {
+
+void add_cleanup_passes(PassManager& pm, bool fold_random) {
+  pm.add(make_constant_folding_pass(fold_random));
+  pm.add(make_inline_constant_if_pass());
+  pm.add(make_identity_elimination_pass());
+  pm.add(make_cast_chain_pass());
+  pm.add(make_batchnorm_folding_pass());
+  pm.add(make_gelu_fusion_pass());
+  pm.add(make_layernorm_fusion_pass());
+  pm.add(make_hardswish_fusion_pass());
+  pm.add(make_dead_code_pass());
+}
+
+void add_cuda_passes(PassManager& pm) {
+  pm.add(make_matmul_bias_fusion_pass());
+  pm.add(make_attention_softmax_fusion_pass());
+  pm.add(make_conv_fusion_pass());
+  pm.add(make_nhwc_layout_pass());
+  pm.add(make_transpose_sinking_pass());
+  pm.add(make_transpose_cancellation_pass());
+  pm.add(make_constant_folding_pass());  // the transposed weights
+}
+
+}  // namespace kiln

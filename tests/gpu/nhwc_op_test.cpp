@@ -1,0 +1,204 @@
+// kiln.NHWC pools (cuDNN pooling on NHWC descriptors) and ConvTranspose (cuDNN backward-data in
+// NHWC) against the CPU reference, and float16 graphs whose pools and ConvTransposes join the
+// NHWC region.
+#include "ops/fused_conv.hpp"
+#include "tactic_test_util.hpp"
+
+namespace kiln::test {
+namespace {
+
+Tensor permute(const Tensor& x, const std::vector<int64_t>& perm) {
+  OpCall call{.op_type = "Transpose", .inputs = {x}};
+  call.attrs.set("perm", perm);
+  auto r = run_op(call);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? (*r)[0] : Tensor();
+}
+
+OpCall nhwc_pool(DType t, const char* op, Dims nchw, std::initializer_list<std::pair<const char*, Dims>> ints,
+                 int64_t count_include_pad = 0) {
+  OpCall call{.op_type = "NHWC", .inputs = {permute(random_tensor(t, nchw, 3), nchw_to_nhwc_perm(4))}, .domain = "kiln"};
+  call.attrs.set("op", std::string(op));
+  for (const auto& [name, v] : ints) call.attrs.set(name, v);
+  if (count_include_pad) call.attrs.set("count_include_pad", count_include_pad);
+  return call;
+}
+
+TEST(CudaNhwcPool, MaxAverageGlobal) {
+  KILN_REQUIRE_GPU();
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    const double tol = t == DType::kFloat32 ? 1e-6 : t == DType::kFloat16 ? 2e-3 : 1e-2;
+    EXPECT_TRUE(matches_cpu(nhwc_pool(t, "MaxPool", {2, 13, 11, 12}, {{"kernel_shape", {3, 3}}, {"strides", {2, 2}},
+                                                                       {"pads", {1, 1, 1, 1}}}),
+                            tol))
+        << dtype_name(t);
+    EXPECT_TRUE(matches_cpu(nhwc_pool(t, "MaxPool", {1, 8, 16, 16}, {{"kernel_shape", {2, 2}}, {"strides", {2, 2}}}), tol))
+        << dtype_name(t);
+    for (int64_t include : {0, 1})
+      EXPECT_TRUE(matches_cpu(nhwc_pool(t, "AveragePool", {2, 5, 9, 7},
+                                        {{"kernel_shape", {3, 2}}, {"strides", {1, 2}}, {"pads", {1, 0, 1, 0}}}, include),
+                              tol))
+          << dtype_name(t) << " count_include_pad " << include;
+    EXPECT_TRUE(matches_cpu(nhwc_pool(t, "GlobalAveragePool", {2, 33, 7, 7}, {}), tol)) << dtype_name(t);
+    EXPECT_TRUE(matches_cpu(nhwc_pool(t, "GlobalMaxPool", {2, 6, 5, 4}, {}), tol)) << dtype_name(t);
+  }
+}
+
+TEST(CudaNhwcPool, WindowsCuDnnCannotPoolAreUnsupported) {
+  KILN_REQUIRE_GPU();
+  EXPECT_FALSE(cuda_builds(nhwc_pool(DType::kFloat16, "MaxPool", {1, 4, 8, 8},
+                                     {{"kernel_shape", {2, 2}}, {"pads", {0, 0, 1, 1}}})));
+  EXPECT_FALSE(cuda_builds(nhwc_pool(DType::kFloat16, "MaxPool", {1, 4, 8, 8},
+                                     {{"kernel_shape", {2, 2}}, {"dilations", {2, 2}}})));
+}
+
+TEST(CudaNhwcPool, Float16ConvPoolConvGraph) {
+  KILN_REQUIRE_GPU();
+  auto make = [] {
+    auto g = std::make_shared<Graph>();
+    const DType t = DType::kFloat16;
+    Value* x = g->add_value("in0", {t, Shape::from_dims({2, 8, 20, 20})});
+    g->inputs = {x};
+    Value* w0 = g->add_constant("w0", random_tensor(t, {16, 8, 3, 3}, 1, -0.3, 0.3));
+    Value* w1 = g->add_constant("w1", random_tensor(t, {16, 16, 3, 3}, 2, -0.3, 0.3));
+    Value *c0 = g->add_value("c0"), *r0 = g->add_value("r0"), *p0 = g->add_value("p0"), *c1 = g->add_value("c1");
+    Value* out = g->add_value("out");
+    g->add_node("Conv", {x, w0}, {c0}, "conv0", "", 21)->attrs.set("pads", Dims{1, 1, 1, 1});
+    g->add_node("Relu", {c0}, {r0}, "relu0", "", 21);
+    Node* mp = g->add_node("MaxPool", {r0}, {p0}, "pool", "", 21);
+    mp->attrs.set("kernel_shape", Dims{2, 2});
+    mp->attrs.set("strides", Dims{2, 2});
+    g->add_node("Conv", {p0, w1}, {c1}, "conv1", "", 21)->attrs.set("pads", Dims{1, 1, 1, 1});
+    g->add_node("GlobalAveragePool", {c1}, {out}, "gap", "", 21);
+    g->outputs = {out};
+    return g;
+  };
+  Tensor x = random_tensor(DType::kFloat16, {2, 8, 20, 20}, 9);
+  GraphPtr ref = make();
+  ASSERT_TRUE(infer_shapes(*ref).ok());
+  auto exec = CpuExecutor::create(ref);
+  ASSERT_TRUE(exec.ok());
+  auto cpu = (*exec)->run({{"in0", x}});
+  ASSERT_TRUE(cpu.ok()) << cpu.status().message();
+  Model model;
+  model.graph = make();
+  BuildOptions o;
+  o.backend = "cuda";
+  auto plan = build_plan(std::move(model), o);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  size_t nhwc = 0, transposes = 0;
+  for (const auto& n : plan->graph->nodes()) {
+    nhwc += n->op_type == "NHWC";
+    transposes += n->op_type == "Transpose";
+  }
+  EXPECT_EQ(nhwc, 2u);        // MaxPool and GlobalAveragePool
+  EXPECT_EQ(transposes, 2u);  // graph input and output
+  auto engine = Engine::from_plan(std::move(*plan));
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  auto ctx = (*engine)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  auto gpu = (*ctx)->run({{"in0", x}});
+  ASSERT_TRUE(gpu.ok()) << gpu.status().message();
+  EXPECT_EQ((*gpu)[0].dims(), (*cpu)[0].dims());
+  EXPECT_LT(rel_l2((*gpu)[0], (*cpu)[0]), 1e-2);
+}
+
+TEST(CudaNhwcConvTranspose, AllTactics) {
+  KILN_REQUIRE_GPU();
+  struct Case {
+    DType t;
+    Dims x, w;  // NCHW, (C, M/g, kh, kw)
+    int64_t group;
+    Dims strides, pads;
+    bool bias;
+  };
+  for (const Case& c : {Case{DType::kFloat16, {2, 16, 9, 9}, {16, 8, 2, 2}, 1, {2, 2}, {0, 0, 0, 0}, true},
+                        Case{DType::kFloat16, {1, 12, 7, 6}, {12, 3, 3, 3}, 2, {2, 2}, {1, 1, 1, 1}, false},
+                        Case{DType::kBFloat16, {1, 8, 5, 5}, {8, 5, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, true},
+                        Case{DType::kFloat32, {2, 6, 5, 4}, {6, 2, 3, 2}, 2, {2, 2}, {1, 0, 1, 0}, true}}) {
+    OpCall call{.op_type = "NHWC",
+                .inputs = {permute(random_tensor(c.t, c.x, 1), nchw_to_nhwc_perm(4)),
+                           permute(random_tensor(c.t, c.w, 2, -1.0, 1.0), nchw_to_nhwc_perm(4)),
+                           c.bias ? random_tensor(c.t, {c.w[1] * c.group}, 3) : Tensor()},
+                .constant_inputs = {false, true, true},
+                .domain = "kiln"};
+    call.attrs.set("op", std::string("ConvTranspose"));
+    call.attrs.set("strides", c.strides);
+    call.attrs.set("pads", c.pads);
+    call.attrs.set("group", c.group);
+    BuildOptions o;
+    o.tf32 = false;
+    const double tol = c.t == DType::kFloat32 ? 2e-5 : c.t == DType::kFloat16 ? 5e-3 : 2e-2;
+    EXPECT_TRUE(all_tactics_match_cpu(call, tol, o)) << dtype_name(c.t) << " x[" << fmt::format("{}", fmt::join(c.x, ","))
+                                                     << "]";
+  }
+}
+
+// One UNet level (skip conv, MaxPool, conv, ConvTranspose, Concat, conv) in float16: all NHWC.
+TEST(CudaNhwcConvTranspose, UNetLevelGraph) {
+  KILN_REQUIRE_GPU();
+  auto make = [] {
+    auto g = std::make_shared<Graph>();
+    const DType t = DType::kFloat16;
+    Value* x = g->add_value("in0", {t, Shape::from_dims({1, 8, 32, 32})});
+    g->inputs = {x};
+    uint32_t seed = 60;
+    int id = 0;
+    auto node = [&](const char* type, std::vector<Value*> ins) {
+      const std::string name = type + std::to_string(id++);
+      Value* y = g->add_value(name);
+      return std::make_pair(g->add_node(type, ins, {y}, name, "", 21), y);
+    };
+    auto conv_relu = [&](Value* in, int64_t cin, int64_t cout) {
+      Value* w = g->add_constant("w" + std::to_string(id), random_tensor(t, {cout, cin, 3, 3}, seed++, -0.3, 0.3));
+      Value* b = g->add_constant("b" + std::to_string(id), random_tensor(t, {cout}, seed++, -0.3, 0.3));
+      auto [n, y] = node("Conv", {in, w, b});
+      n->attrs.set("pads", Dims{1, 1, 1, 1});
+      return node("Relu", {y}).second;
+    };
+    Value* skip = conv_relu(x, 8, 16);
+    auto [pool, pooled] = node("MaxPool", {skip});
+    pool->attrs.set("kernel_shape", Dims{2, 2});
+    pool->attrs.set("strides", Dims{2, 2});
+    Value* low = conv_relu(pooled, 16, 32);
+    Value* wt = g->add_constant("wt", random_tensor(t, {32, 16, 2, 2}, seed++, -0.3, 0.3));
+    Value* bt = g->add_constant("bt", random_tensor(t, {16}, seed++, -0.3, 0.3));
+    auto [up, up_out] = node("ConvTranspose", {low, wt, bt});
+    up->attrs.set("strides", Dims{2, 2});
+    auto [cat, cat_out] = node("Concat", {up_out, skip});
+    cat->attrs.set("axis", int64_t{1});
+    g->outputs = {conv_relu(cat_out, 32, 4)};
+    return g;
+  };
+  Tensor x = random_tensor(DType::kFloat16, {1, 8, 32, 32}, 9);
+  GraphPtr ref = make();
+  ASSERT_TRUE(infer_shapes(*ref).ok());
+  auto exec = CpuExecutor::create(ref);
+  ASSERT_TRUE(exec.ok());
+  auto cpu = (*exec)->run({{"in0", x}});
+  ASSERT_TRUE(cpu.ok()) << cpu.status().message();
+  Model model;
+  model.graph = make();
+  BuildOptions o;
+  o.backend = "cuda";
+  auto plan = build_plan(std::move(model), o);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  size_t nhwc = 0, transposes = 0;
+  for (const auto& n : plan->graph->nodes()) {
+    nhwc += n->op_type == "NHWC";
+    transposes += n->op_type == "Transpose";
+  }
+  EXPECT_EQ(nhwc, 2u);
+  EXPECT_EQ(transposes, 2u);
+  auto engine = Engine::from_plan(std::move(*plan));
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  auto ctx = (*engine)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  auto gpu = (*ctx)->run({{"in0", x}});
+  ASSERT_TRUE(gpu.ok()) << gpu.status().message();
+  EXPECT_EQ((*gpu)[0].dims(), (*cpu)[0].dims());
+  EXPECT_LT(rel_l2((*gpu)[0], (*cpu)[0]), 1e-2);
+}
+
+}  // namespace
+}  // namespace kiln::test
