@@ -17,7 +17,8 @@ const char* plugin_hint() {
 }
 
 bool is_custom_domain(const std::string& domain) {
-  return !domain.empty() && domain != "ai.onnx" && domain.rfind("ai.onnx.", 0) != 0;
+  // "kiln" holds kiln's own fused ops (FusedConv, ...): never a plugin's.
+  return !domain.empty() && domain != "ai.onnx" && domain.rfind("ai.onnx.", 0) != 0 && domain != "kiln";
 }
 
 std::string wanted_plugin_name(const Node& n) {

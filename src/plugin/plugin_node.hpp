@@ -21,7 +21,7 @@ struct PluginBinding {
   std::string describe() const;
 };
 
-// A domain other than the ONNX ones ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.*").
+// A domain other than the ONNX ones ("", "ai.onnx", "ai.onnx.*") and kiln's own ("kiln").
 bool is_custom_domain(const std::string& domain);
 
 // The creator a node resolves to, by the rules of plugin.hpp: (a) a custom domain with a plugin of
