@@ -222,7 +222,11 @@ Expected<std::shared_ptr<Infer>> InferEngine::create_infer(const InferOptions& o
     impl.declared.push_back(ins[i].shape);
     infer->inputs_.push_back(make(ins[i], true, i, impl.in_tensors));
   }
-  for (size_t i = 0; i < outs.size(); ++i) infer->outputs_.push_back(make(outs[i], false, i, impl.out_tensors));
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (outs[i].dtype == DType::kString)  // string outputs have no bytes to hand out
+      return unsupported("output '{}' has type string: the API passes numeric tensors only", outs[i].name);
+    infer->outputs_.push_back(make(outs[i], false, i, impl.out_tensors));
+  }
   return infer;
 }
 

@@ -170,6 +170,25 @@ std::string options_json(const BuildOptions& o) {
   return j.dump();
 }
 
+// Plans (and the CUDA backend) hold tensors only: a sequence or optional value anywhere in the
+// graph, subgraphs included, is refused naming the node that makes or reads it.
+Status check_tensor_values_only(const Graph& g, const std::string& backend) {
+  auto refuse = [&](const Value* v, const std::string& where) {
+    return unsupported("{}: value '{}' is {}; the {} backend's plans hold tensor values only (run such models "
+                       "with the CPU executor)", where, v->name, v->type.to_string(), backend);
+  };
+  for (const Value* v : g.inputs)
+    if (!v->type.is_tensor()) return refuse(v, "graph input");
+  for (const auto& n : g.nodes()) {
+    for (const Value* v : n->inputs)
+      if (v && !v->type.is_tensor()) return refuse(v, n->describe());
+    for (const Value* v : n->outputs)
+      if (v && !v->type.is_tensor()) return refuse(v, n->describe());
+    for (const Graph* sg : n->subgraphs()) KILN_RETURN_IF_ERROR(check_tensor_values_only(*sg, backend));
+  }
+  return Status::Ok();
+}
+
 // The CUDA backend's fusions and layout choice (after precision assignment: they depend on the
 // final dtypes). add_cuda_passes (passes/pipeline.cpp) lists them.
 Status run_backend_passes(Graph& g, const Backend& backend, const BuildOptions& options) {
@@ -202,6 +221,7 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
     KILN_RETURN_IF_ERROR(default_dynamic_inputs(g, options));
   }
   KILN_RETURN_IF_ERROR(infer_shapes(g));
+  KILN_RETURN_IF_ERROR(check_tensor_values_only(g, backend->name()));
   log(options, fmt::format("[1/4] graph passes ({} nodes)", g.nodes().size()));
   KILN_RETURN_IF_ERROR(run_graph_passes(g, options));
   // Static shapes: shape arithmetic on inputs is known now (Shape -> Gather -> Reshape): fold it.

@@ -12,7 +12,14 @@
 namespace kiln {
 
 std::string TensorType::to_string() const {
-  return std::string(dtype_name(dtype)) + shape.to_string();
+  std::string t = std::string(dtype_name(dtype)) + shape.to_string();
+  switch (kind) {
+    case ValueKind::kTensor: return t;
+    case ValueKind::kSequence: return "seq(" + t + ")";
+    case ValueKind::kOptionalTensor: return "optional(" + t + ")";
+    case ValueKind::kOptionalSequence: return "optional(seq(" + t + "))";
+  }
+  return t;
 }
 
 std::string Node::describe() const {

@@ -22,10 +22,16 @@ class Graph;
 struct Node;
 struct PluginBinding;  // plugin/plugin_node.hpp
 
+// What a value holds: a tensor (almost always), an ONNX sequence of tensors, or an optional of
+// either. For the others, TensorType's dtype and shape describe the (sequence's) element tensors.
+enum class ValueKind : uint8_t { kTensor, kSequence, kOptionalTensor, kOptionalSequence };
+
 struct TensorType {
   DType dtype = DType::kUndefined;
   Shape shape;  // unknown rank by default
-  std::string to_string() const;  // "float32[1,3,?,?]"
+  ValueKind kind = ValueKind::kTensor;
+  bool is_tensor() const { return kind == ValueKind::kTensor; }
+  std::string to_string() const;  // "float32[1,3,?,?]", "seq(float32[?,3])", "optional(float32[2])"
 };
 
 struct Value {

@@ -1,5 +1,8 @@
 #include "ir/tensor.hpp"
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -16,10 +19,16 @@ std::shared_ptr<void> allocate(size_t bytes) {
   if (!p) throw std::bad_alloc();
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
+// String tensors hold std::string objects (default-constructed: empty), so that numeric code,
+// which sees dtype_size(kString) == 0, never touches them as bytes.
+std::shared_ptr<void> allocate_strings(int64_t n) {
+  auto* p = new std::string[static_cast<size_t>(n > 0 ? n : 1)];
+  return std::shared_ptr<void>(p, [](void* q) { delete[] static_cast<std::string*>(q); });
+}
 }  // namespace
 
 Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
-  storage_ = allocate(nbytes());
+  storage_ = dtype_ == DType::kString ? allocate_strings(numel()) : allocate(nbytes());
   data_ = storage_.get();
 }
 
@@ -50,11 +59,57 @@ Tensor Tensor::reshaped(Dims dims) const {
   return t;
 }
 
-Tensor Tensor::clone() const { return from_bytes(dtype_, dims_, data_); }
+Tensor Tensor::clone() const {
+  if (dtype_ != DType::kString) return from_bytes(dtype_, dims_, data_);
+  Tensor t(dtype_, dims_);
+  std::copy(data<std::string>(), data<std::string>() + numel(), t.data<std::string>());
+  return t;
+}
+
+namespace {
+// Number -> string as the ONNX reference prints it: the shortest text that reads back to the same
+// value ("0.1", "1e-05", "inf", "-inf", "nan"); integers and bools in decimal.
+template <typename S>
+std::string number_text(S v) {
+  using C = compute_t<S>;
+  const C c = static_cast<C>(v);
+  if constexpr (std::is_floating_point_v<C>) {
+    if (std::isnan(c)) return "NaN";
+    if (std::isinf(c)) return c < 0 ? "-INF" : "INF";
+  }
+  if constexpr (std::is_same_v<S, bool>) {
+    return v ? "1" : "0";
+  } else {
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, c);
+    return std::string(buf, r.ptr);
+  }
+}
+}  // namespace
 
 Tensor Tensor::cast(DType to) const {
   Tensor out(to, dims_);
   const int64_t n = numel();
+  if (dtype_ == DType::kString && to == DType::kString) return clone();
+  if (to == DType::kString) {
+    std::string* dst = out.data<std::string>();
+    dispatch_dtype(dtype_, [&](auto tag) {
+      using S = typename decltype(tag)::type;
+      for (int64_t i = 0; i < n; ++i) dst[i] = number_text(data<S>()[i]);
+    });
+    return out;
+  }
+  if (dtype_ == DType::kString) {
+    // Text that is not a number reads as NaN for floats, 0 for integers.
+    const std::string* src = data<std::string>();
+    Tensor as_double(DType::kFloat64, dims_);
+    for (int64_t i = 0; i < n; ++i) {
+      char* end = nullptr;
+      const double v = std::strtod(src[i].c_str(), &end);
+      as_double.data<double>()[i] = end != src[i].c_str() ? v : is_floating(to) ? std::nan("") : 0.0;
+    }
+    return as_double.cast(to);
+  }
   dispatch_dtype(dtype_, [&](auto src_tag) {
     using S = typename decltype(src_tag)::type;
     const S* src = data<S>();

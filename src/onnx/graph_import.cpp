@@ -64,7 +64,8 @@ class GraphImporter {
     std::string name, domain, desc;
     int64_t opset = 0;
   };
-  // A value's declared type; `strict` turns a non-tensor type into an error (graph inputs/outputs).
+  // A value's declared type; `strict` turns a type kiln cannot represent (a map, ...) into an error
+  // (graph inputs/outputs).
   Expected<TensorType> declared_type(const onnx::ValueInfoProto& vi, const std::string& what, bool strict);
   Expected<AttrValue> attribute(const AttributeProto& a, Graph& g, const NodeInfo& node);
   Expected<Tensor> attribute_tensor(const onnx::TensorProto& t, const NodeInfo& node, const std::string& attr);
@@ -74,7 +75,6 @@ class GraphImporter {
 
   const ImportContext& ctx_;
   std::map<std::string, std::string> defined_;  // names defined in the graph being imported -> by what
-  std::set<const Value*> strings_;              // string constants: refused when a node reads them
 };
 
 Status GraphImporter::define(const std::string& name, const std::string& by) {
@@ -101,9 +101,8 @@ Expected<GraphPtr> GraphImporter::subgraph(const onnx::GraphProto& p, Graph& g, 
                                            const std::string& attr) {
   auto sg = std::make_shared<Graph>();
   sg->parent = &g;
-  // A fresh importer: names are scoped per graph, string constants are shared.
+  // A fresh importer: names are scoped per graph.
   GraphImporter sub(ctx_);
-  sub.strings_ = strings_;
   Status st = sub.import(p, *sg);
   if (!st.ok()) return st.add_context(fmt::format("in subgraph '{}' of {}", attr, node.desc));
   return sg;
@@ -143,9 +142,16 @@ Expected<AttrValue> GraphImporter::attribute(const AttributeProto& a, Graph& g, 
       }
       return AttrValue(std::move(gs));
     }
+    case AttributeProto::TYPE_PROTO: {
+      // Kept as ints [ValueKind, ONNX elem type] (Optional's 'type'); element shapes are dropped.
+      KILN_ASSIGN_OR_RETURN(TensorType t, type_from_proto(a.tp(), fmt::format("{}: attribute '{}'", node.desc, a.name())));
+      const int64_t elem = a.tp().has_tensor_type() ? a.tp().tensor_type().elem_type()
+                           : a.tp().has_sequence_type() ? a.tp().sequence_type().elem_type().tensor_type().elem_type()
+                           : 0;
+      return AttrValue(std::vector<int64_t>{static_cast<int64_t>(t.kind), elem});
+    }
     case AttributeProto::SPARSE_TENSOR:
     case AttributeProto::SPARSE_TENSORS:
-    case AttributeProto::TYPE_PROTO:
     case AttributeProto::TYPE_PROTOS:
       return unsupported("{}: attribute '{}' of type {} is not supported by kiln", node.desc, a.name(),
                          attr_type_name(type));
@@ -168,11 +174,6 @@ Status GraphImporter::constant_node(const onnx::NodeProto& n, Graph& g, const No
   KILN_RETURN_IF_ERROR(define(out, node.desc));
   Tensor t;
   if (a.name() == "value") {
-    if (a.t().data_type() == onnx::TensorProto::STRING) {
-      Dims dims(a.t().dims().begin(), a.t().dims().end());
-      strings_.insert(g.add_value(out, {DType::kString, Shape::from_dims(dims)}));
-      return Status::Ok();
-    }
     KILN_ASSIGN_OR_RETURN(t, attribute_tensor(a.t(), node, a.name()));
   } else if (a.name() == "value_float") {
     t = Tensor::scalar<float>(a.f());
@@ -182,10 +183,12 @@ Status GraphImporter::constant_node(const onnx::NodeProto& n, Graph& g, const No
     t = Tensor::scalar<int64_t>(a.i());
   } else if (a.name() == "value_ints") {
     t = Tensor::from_vector<int64_t>({a.ints_size()}, {a.ints().begin(), a.ints().end()});
-  } else if (a.name() == "value_string" || a.name() == "value_strings") {
-    Shape shape = a.name() == "value_string" ? Shape::scalar() : Shape::from_dims({a.strings_size()});
-    strings_.insert(g.add_value(out, {DType::kString, shape}));
-    return Status::Ok();
+  } else if (a.name() == "value_string") {
+    t = Tensor(DType::kString, {});
+    *t.data<std::string>() = a.s();
+  } else if (a.name() == "value_strings") {
+    t = Tensor(DType::kString, {a.strings_size()});
+    std::copy(a.strings().begin(), a.strings().end(), t.data<std::string>());
   } else if (a.name() == "sparse_value") {
     return unsupported("{}: sparse constants (sparse_value) are not supported by kiln", node.desc);
   } else {
@@ -208,11 +211,6 @@ Status GraphImporter::import(const onnx::GraphProto& proto, Graph& g) {
     const std::string& name = init.name();
     if (name.empty()) return invalid_model("an initializer has no name");
     KILN_RETURN_IF_ERROR(define(name, "an initializer"));
-    if (init.data_type() == onnx::TensorProto::STRING) {
-      Dims dims(init.dims().begin(), init.dims().end());
-      strings_.insert(g.add_value(name, {DType::kString, Shape::from_dims(dims)}));
-      continue;
-    }
     TensorSource src{ctx_.base_dir, fmt::format("initializer '{}'", name)};
     KILN_ASSIGN_OR_RETURN(Tensor t, tensor_from_proto(init, src));
     g.add_constant(name, std::move(t));
@@ -277,9 +275,6 @@ Status GraphImporter::import(const onnx::GraphProto& proto, Graph& g) {
       if (!v)
         return invalid_model("{}: input '{}' is not defined by any node, initializer or graph input",
                              info.desc, name);
-      if (strings_.count(v))
-        return unsupported("{}: input '{}' is a string tensor; kiln does not support strings", info.desc,
-                           name);
       inputs.push_back(v);
     }
     for (const auto& name : n.output()) outputs.push_back(name.empty() ? nullptr : g.find_value(name));
@@ -308,8 +303,6 @@ Status GraphImporter::import(const onnx::GraphProto& proto, Graph& g) {
     if (name.empty()) return invalid_model("graph '{}' has an output without a name", g.name);
     Value* v = g.find_value(name);
     if (!v) return invalid_model("graph output '{}' is not produced by any node, initializer or input", name);
-    if (strings_.count(v))
-      return unsupported("graph output '{}' is a string tensor; kiln does not support strings", name);
     KILN_ASSIGN_OR_RETURN(TensorType decl, declared_type(out, fmt::format("graph output '{}'", name), true));
     if (v->owner != &g) {
       // A subgraph output that is an enclosing graph's value: an Identity keeps outputs local.

@@ -148,9 +148,59 @@ Expected<Tensor> load_tensor_pb(const std::string& path, std::string* name) {
   // elements as `segment` or typed data), so test it only when the bytes are no valid tensor.
   onnx::SequenceProto seq;
   if (seq.ParseFromString(bytes) && seq.has_elem_type() && seq.has_name() && !seq.name().empty())
-    return unsupported("{}: holds a sequence or optional value '{}', which kiln cannot represent", path,
+    return unsupported("{}: holds a sequence or optional value '{}', not a tensor (see load_value_pb)", path,
                        seq.name());
   return tensor_error;
+}
+
+namespace {
+
+Expected<TensorSequence> sequence_from_proto(const onnx::SequenceProto& p, DType declared, const std::string& path) {
+  if (p.elem_type() != onnx::SequenceProto::TENSOR && p.elem_type() != onnx::SequenceProto::UNDEFINED)
+    return unsupported("{}: a sequence of non-tensors (elem_type {}); kiln supports sequences of tensors only",
+                       path, static_cast<int>(p.elem_type()));
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  TensorSequence s{declared, {}};
+  for (int i = 0; i < p.tensor_values_size(); ++i) {
+    KILN_ASSIGN_OR_RETURN(Tensor t, onnx_import::tensor_from_proto(p.tensor_values(i),
+                                                                   {dir.empty() ? "." : dir, path}));
+    if (s.dtype == DType::kUndefined) s.dtype = t.dtype();
+    s.tensors.push_back(std::move(t));
+  }
+  return s;
+}
+
+}  // namespace
+
+Expected<RuntimeValue> load_value_pb(const std::string& path, const TensorType& declared) {
+  if (declared.is_tensor()) {
+    KILN_ASSIGN_OR_RETURN(Tensor t, load_tensor_pb(path));
+    return RuntimeValue(std::move(t));
+  }
+  KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+  if (declared.kind == ValueKind::kSequence) {
+    onnx::SequenceProto seq;
+    if (!seq.ParseFromString(bytes)) return invalid_argument("{}: not a serialized SequenceProto", path);
+    KILN_ASSIGN_OR_RETURN(TensorSequence s, sequence_from_proto(seq, declared.dtype, path));
+    return RuntimeValue(std::move(s));
+  }
+  onnx::OptionalProto opt;
+  if (!opt.ParseFromString(bytes)) return invalid_argument("{}: not a serialized OptionalProto", path);
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  switch (opt.elem_type()) {
+    case onnx::OptionalProto::UNDEFINED: return RuntimeValue(EmptyOptional{});
+    case onnx::OptionalProto::TENSOR: {
+      KILN_ASSIGN_OR_RETURN(Tensor t, onnx_import::tensor_from_proto(opt.tensor_value(), {dir.empty() ? "." : dir, path}));
+      return RuntimeValue(std::move(t));
+    }
+    case onnx::OptionalProto::SEQUENCE: {
+      KILN_ASSIGN_OR_RETURN(TensorSequence s, sequence_from_proto(opt.sequence_value(), declared.dtype, path));
+      return RuntimeValue(std::move(s));
+    }
+    default:
+      return unsupported("{}: an optional of elem_type {}; kiln supports optional tensors and sequences", path,
+                         static_cast<int>(opt.elem_type()));
+  }
 }
 
 }  // namespace kiln

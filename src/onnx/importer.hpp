@@ -17,7 +17,8 @@
 //   enclosing values directly. Model-local functions are inlined.
 // - Unnamed nodes named "<op>_<index>"; absent optional inputs as null; nodes topologically sorted.
 // Errors name the file and, where there is one, the node and value. Unsupported (kUnsupported, a
-// "skip" for the conformance runner): sequence/map/optional values, string tensors that a node
+// "skip" for the conformance runner): map values (sequences and optionals of tensors import with
+// their ValueKind), string tensors that a node
 // reads, sparse tensors, complex/float8/int4 element types, training-mode BatchNormalization, Scan-8
 // with sequence_lens.
 #pragma once
@@ -25,6 +26,7 @@
 #include <string>
 
 #include "ir/graph.hpp"
+#include "ir/sequence.hpp"
 
 namespace kiln {
 
@@ -45,5 +47,9 @@ Expected<Model> import_onnx_bytes(const std::string& bytes, const std::string& b
 // the tensor's name. SequenceProto/OptionalProto files are an Unsupported error. Note: the ONNX
 // 1.12 test data stores bfloat16 tensors as UINT16 (numpy has no bfloat16): same bits.
 Expected<Tensor> load_tensor_pb(const std::string& path, std::string* name = nullptr);
+// The same for a value of type `declared`: a TensorProto for a tensor, a SequenceProto for a
+// sequence, an OptionalProto for an optional (the two cannot be told apart by their bytes). An
+// empty sequence takes the declared element dtype.
+Expected<RuntimeValue> load_value_pb(const std::string& path, const TensorType& declared);
 
 }  // namespace kiln

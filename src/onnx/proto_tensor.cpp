@@ -1,5 +1,6 @@
 #include "onnx/proto_tensor.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -193,11 +194,20 @@ Expected<Tensor> tensor_from_proto(const TensorProto& proto, const TensorSource&
   if (!proto.has_data_type() || proto.data_type() == TensorProto::UNDEFINED)
     return invalid_model("{}: tensor has no element type", what);
   KILN_ASSIGN_OR_RETURN(DType dtype, dtype_from_onnx(proto.data_type(), what));
-  if (dtype == DType::kString)
-    return unsupported("{}: string tensors are not supported by kiln", what);
   if (proto.has_segment()) return unsupported("{}: segmented tensors are not supported", what);
   Dims dims(proto.dims().begin(), proto.dims().end());
   KILN_ASSIGN_OR_RETURN(int64_t numel, checked_numel(dims, what));
+  if (dtype == DType::kString) {
+    // Strings live only in string_data (raw_data and external data cannot hold them).
+    if (proto.data_location() == TensorProto::EXTERNAL || proto.has_raw_data())
+      return invalid_model("{}: a string tensor must store its values in string_data", what);
+    if (proto.string_data_size() != numel)
+      return invalid_model("{}: string tensor of shape {} has {} values, needs {}", what, dims_to_string(dims),
+                           proto.string_data_size(), numel);
+    Tensor out(dtype, dims);
+    std::copy(proto.string_data().begin(), proto.string_data().end(), out.data<std::string>());
+    return out;
+  }
   const size_t nbytes = static_cast<size_t>(numel) * dtype_size(dtype);
 
   if (proto.data_location() == TensorProto::EXTERNAL) {
@@ -245,11 +255,25 @@ Expected<TensorType> type_from_proto(const onnx::TypeProto& type, const std::str
   switch (type.value_case()) {
     case onnx::TypeProto::VALUE_NOT_SET: return TensorType{};
     case onnx::TypeProto::kTensorType: break;
-    case onnx::TypeProto::kSequenceType:
-      return unsupported("{} is a sequence; kiln supports tensor values only", what);
+    case onnx::TypeProto::kSequenceType: {
+      // Sequences of tensors only (no sequences of maps or of sequences).
+      const auto& elem = type.sequence_type().elem_type();
+      if (elem.value_case() != onnx::TypeProto::kTensorType && elem.value_case() != onnx::TypeProto::VALUE_NOT_SET)
+        return unsupported("{} is a sequence of non-tensors; kiln supports sequences of tensors only", what);
+      KILN_ASSIGN_OR_RETURN(TensorType t, type_from_proto(elem, what));
+      t.kind = ValueKind::kSequence;
+      return t;
+    }
     case onnx::TypeProto::kMapType: return unsupported("{} is a map; kiln supports tensor values only", what);
-    case onnx::TypeProto::kOptionalType:
-      return unsupported("{} is an optional; kiln supports tensor values only", what);
+    case onnx::TypeProto::kOptionalType: {
+      const auto& elem = type.optional_type().elem_type();
+      auto ec = elem.value_case();
+      if (ec != onnx::TypeProto::kTensorType && ec != onnx::TypeProto::kSequenceType)
+        return unsupported("{} is an optional of neither a tensor nor a sequence", what);
+      KILN_ASSIGN_OR_RETURN(TensorType t, type_from_proto(elem, what));
+      t.kind = t.kind == ValueKind::kSequence ? ValueKind::kOptionalSequence : ValueKind::kOptionalTensor;
+      return t;
+    }
     case onnx::TypeProto::kSparseTensorType:
       return unsupported("{} is a sparse tensor; kiln supports dense tensors only", what);
     default: return unsupported("{} has a type kiln does not know", what);

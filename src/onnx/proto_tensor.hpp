@@ -21,12 +21,12 @@ struct TensorSource {
   std::string what;      // "file.onnx: initializer 'w'" for messages
 };
 
-// Converts a TensorProto (raw_data, typed fields, or external data). A STRING tensor is an
-// Unsupported error: kiln tensors hold numbers only.
+// Converts a TensorProto (raw_data, typed fields, or external data; string_data for STRING).
 Expected<Tensor> tensor_from_proto(const onnx::TensorProto& proto, const TensorSource& src);
 
-// The kiln type of a value's TypeProto: a tensor type with symbolic dims. Sequence, map and optional
-// types are Unsupported; an absent type gives an unknown TensorType.
+// The kiln type of a value's TypeProto: a tensor type with symbolic dims, or for a sequence or
+// optional of tensors its element type with that ValueKind. Maps and other nestings
+// are Unsupported; an absent type gives an unknown TensorType.
 Expected<TensorType> type_from_proto(const onnx::TypeProto& type, const std::string& what);
 
 }  // namespace kiln::onnx_import

@@ -8,7 +8,12 @@ namespace {
 Status infer_cast(InferContext& ctx) {
   const auto* to = ctx.attrs().get_ptr<int64_t>("to");
   if (!to) return ctx.error("attribute 'to' (an integer ONNX data type) is required");
-  KILN_ASSIGN_OR_RETURN(DType target, dtype_from_onnx_code(ctx, "to", *to));
+  // STRING (8) is a Cast target only: no other op makes string tensors from a dtype attribute.
+  constexpr int64_t kOnnxString = 8;
+  DType target = DType::kString;
+  if (*to != kOnnxString) {
+    KILN_ASSIGN_OR_RETURN(target, dtype_from_onnx_code(ctx, "to", *to));
+  }
   ctx.set_output(0, target, ctx.input(0).shape);
   return Status::Ok();
 }

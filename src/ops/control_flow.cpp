@@ -54,11 +54,12 @@ Status infer_if(InferContext& ctx) {
       return ctx.error("output {} is {} in then_branch but {} in else_branch", i,
                        dtype_name(t.dtype), dtype_name(e.dtype));
     if (chosen) {
-      ctx.set_output(i, chosen->outputs[i]->type.dtype, chosen->outputs[i]->type.shape);
+      ctx.set_output_type(i, chosen->outputs[i]->type);
       continue;
     }
     DType dt = t.dtype != DType::kUndefined ? t.dtype : e.dtype;
-    ctx.set_output(i, dt, union_shape(t.shape, e.shape));
+    // Branches may give sequences or optionals (an untyped branch output reads as a tensor).
+    ctx.set_output_type(i, TensorType{dt, union_shape(t.shape, e.shape), t.is_tensor() ? e.kind : t.kind});
   }
   return Status::Ok();
 }
@@ -103,10 +104,13 @@ Status infer_loop(InferContext& ctx) {
     // Zero iterations return the initial value; otherwise the body's last output (whose shape may
     // change between iterations).
     Shape s = trips == 0 ? init.shape : (trips ? out.shape : union_shape(init.shape, out.shape));
-    ctx.set_output(i, dt, std::move(s));
+    // A sequence or optional may enter; the body may turn an optional into what it holds.
+    ValueKind kind = trips == 0 || out.is_tensor() ? init.kind : out.kind;
+    ctx.set_output_type(i, TensorType{dt, std::move(s), kind});
   }
   for (size_t j = 0; j < n_scan; ++j) {
     const TensorType& elem = body->outputs[1 + n_carried + j]->type;
+    if (!elem.is_tensor()) return ctx.unsupported("scan output {} is a {}: only tensors can be stacked", j, elem.to_string());
     Shape s;
     if (elem.shape.has_rank()) {
       std::vector<Dim> dims{trips ? Dim(*trips) : Dim()};
@@ -199,9 +203,9 @@ Status infer_scan(InferContext& ctx) {
 }  // namespace kiln
 
 KILN_REGISTER_OP({.name = "If", .min_inputs = 1, .max_inputs = 1, .min_outputs = 1,
-                  .max_outputs = INT_MAX, .infer = kiln::infer_if});
+                  .max_outputs = INT_MAX, .infer = kiln::infer_if, .non_tensor_values = true});
 // M and cond are optional: counts are checked by the inference, which knows which are present.
 KILN_REGISTER_OP({.name = "Loop", .min_inputs = 0, .min_outputs = 1, .max_outputs = INT_MAX,
-                  .infer = kiln::infer_loop});
+                  .infer = kiln::infer_loop, .non_tensor_values = true});
 KILN_REGISTER_OP({.name = "Scan", .min_inputs = 1, .min_outputs = 1, .max_outputs = INT_MAX,
                   .infer = kiln::infer_scan});

@@ -54,6 +54,10 @@ Status infer_node(const OpSchema& schema, InferContext& ctx) {
   for (int i = 0; i < schema.min_inputs; ++i)
     if (!ctx.has_input(static_cast<size_t>(i)))
       return ctx.error("required input {} is missing", i);
+  if (!schema.non_tensor_values)
+    for (size_t i = 0; i < ctx.num_inputs(); ++i)
+      if (!ctx.input(i).is_tensor())
+        return ctx.unsupported("input {} is a {}; this op takes tensors only", i, ctx.input(i).to_string());
   int outs = static_cast<int>(n.outputs.size());
   if (outs < schema.min_outputs || outs > schema.max_outputs)
     return ctx.error("has {} outputs, expected {} to {}", outs, schema.min_outputs, schema.max_outputs);

@@ -12,10 +12,12 @@
 #include <climits>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "ir/graph.hpp"
+#include "ir/sequence.hpp"
 #include "util/error.hpp"
 
 namespace kiln {
@@ -39,6 +41,10 @@ class InferContext {
 
   void set_output(size_t i, DType dtype, Shape shape) {
     if (i < outputs_.size()) outputs_[i] = TensorType{dtype, std::move(shape)};
+  }
+  // Any output type, sequences and optionals included (input(i).kind says what an input is).
+  void set_output_type(size_t i, TensorType t) {
+    if (i < outputs_.size()) outputs_[i] = std::move(t);
   }
   const std::vector<TensorType>& outputs() const { return outputs_; }
   // A known output value (small shape arithmetic, e.g. Shape of a static-shaped value): import-time
@@ -74,6 +80,9 @@ class InferContext {
 // to the enclosing execution's tensors.
 using SubgraphRunner =
     std::function<Expected<std::vector<Tensor>>(const Graph&, const std::vector<Tensor>&)>;
+// The same for subgraphs whose inputs or outputs may be sequences or optionals.
+using ValueSubgraphRunner =
+    std::function<Expected<std::vector<RuntimeValue>>(const Graph&, const std::vector<RuntimeValue>&)>;
 
 class KernelContext {
  public:
@@ -113,6 +122,40 @@ class KernelContext {
     if (!subgraphs_) return Status(StatusCode::kInternal, node_.describe() + ": no subgraph runner");
     return (*subgraphs_)(g, inputs);
   }
+  Expected<std::vector<RuntimeValue>> run_subgraph_values(const Graph& g,
+                                                          const std::vector<RuntimeValue>& inputs) const {
+    if (!value_subgraphs_) return Status(StatusCode::kInternal, node_.describe() + ": no subgraph runner");
+    return (*value_subgraphs_)(g, inputs);
+  }
+
+  // Sequences and optionals. The executor gives every input as a RuntimeValue (input(i) and
+  // has_input(i) see tensors only: a sequence or empty-optional input reads as absent there).
+  void set_values(std::vector<const RuntimeValue*> values, const ValueSubgraphRunner* runner) {
+    values_ = std::move(values);
+    value_subgraphs_ = runner;
+    value_outputs_.resize(outputs_.size());
+  }
+  // Input i as the executor holds it; null when absent.
+  const RuntimeValue* input_value(size_t i) const { return i < values_.size() ? values_[i] : nullptr; }
+  // Input i when it is a sequence, else null.
+  const TensorSequence* input_sequence(size_t i) const {
+    const RuntimeValue* v = input_value(i);
+    return v ? as_sequence(*v) : nullptr;
+  }
+  // Output i as a sequence or empty optional (a tensor may be set too: it goes to output(i)).
+  void set_output_value(size_t i, RuntimeValue v) {
+    if (const Tensor* t = as_tensor(v)) {
+      outputs_[i] = *t;
+      return;
+    }
+    if (value_outputs_.size() < outputs_.size()) value_outputs_.resize(outputs_.size());
+    value_outputs_[i] = std::move(v);
+  }
+  void set_output_sequence(size_t i, TensorSequence s) { set_output_value(i, std::move(s)); }
+  // The non-tensor output i, when the kernel set one.
+  const RuntimeValue* value_output(size_t i) const {
+    return i < value_outputs_.size() && value_outputs_[i] ? &*value_outputs_[i] : nullptr;
+  }
 
   template <typename... Args>
   Status error(fmt::format_string<Args...> f, Args&&... args) const {
@@ -132,6 +175,9 @@ class KernelContext {
   std::vector<TensorType> output_types_;
   std::vector<Tensor> outputs_;
   const SubgraphRunner* subgraphs_;
+  std::vector<const RuntimeValue*> values_;
+  std::vector<std::optional<RuntimeValue>> value_outputs_;
+  const ValueSubgraphRunner* value_subgraphs_ = nullptr;
 };
 
 using InferFn = Status (*)(InferContext&);
@@ -145,6 +191,8 @@ struct OpSchema {
   int min_outputs = 1;
   int max_outputs = 1;
   InferFn infer = nullptr;
+  // Whether inputs/outputs may be sequences or optionals; other ops refuse such inputs at inference.
+  bool non_tensor_values = false;
 };
 
 class OpRegistry {

@@ -164,6 +164,10 @@ Expected<std::string> serialize_plan(const Plan& plan) {
   if (!plan.graph) return invalid_argument("the plan has no graph");
   Writer w;
   w.fbb().Finish(w.write(plan));
+  // Weights are stored as bytes; string tensors have none.
+  for (const Tensor& t : w.weights())
+    if (t.dtype() == DType::kString)
+      return unsupported("the plan holds a string tensor {}; plan files cannot store strings", t.describe());
   Header h{};
   std::memcpy(h.magic, kMagic, sizeof(kMagic));
   h.format_version = kPlanFormatVersion;

@@ -136,16 +136,24 @@ TEST(OnnxTensorFile, Errors) {
   write_file(p, "\xff\xff\xff garbage");
   EXPECT_FALSE(load_tensor_pb(p.string()).ok());
   EXPECT_NE(load_tensor_pb(p.string()).status().message().find(p.string()), std::string::npos);
-  // A string tensor cannot be represented.
+  // String tensors load from string_data; a count that does not match the shape is an error.
   TensorProto s;
   s.set_name("s");
   s.set_data_type(TensorProto::STRING);
-  s.add_dims(1);
+  s.add_dims(2);
   s.add_string_data("a");
+  s.add_string_data("bc");
   std::string bytes;
   s.SerializeToString(&bytes);
   write_file(p, bytes);
-  EXPECT_TRUE(error_contains(load_tensor_pb(p.string()).status(), StatusCode::kUnsupported, {p.string(), "string"}));
+  auto strings = load_tensor_pb(p.string());
+  ASSERT_TRUE(strings.ok()) << strings.status().message();
+  ASSERT_EQ(strings->dtype(), DType::kString);
+  EXPECT_EQ(strings->data<std::string>()[1], "bc");
+  s.add_dims(2);
+  s.SerializeToString(&bytes);
+  write_file(p, bytes);
+  EXPECT_TRUE(error_contains(load_tensor_pb(p.string()).status(), StatusCode::kInvalidModel, {p.string(), "string"}));
   // Sequences and optionals (SequenceProto / OptionalProto files) are unsupported, not garbage.
   onnx::SequenceProto seq;
   seq.set_name("sequence");

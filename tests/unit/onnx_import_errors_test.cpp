@@ -170,13 +170,54 @@ TEST(OnnxImport, UnknownAttributeTypeIsAnError) {
   EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kInvalidModel, {"'weird'"}));
 }
 
-TEST(OnnxImport, NonTensorGraphInputIsUnsupported) {
+TEST(OnnxImport, MapGraphInputIsUnsupported) {
   auto m = make_model(13);
   auto* g = m.mutable_graph();
   auto* in = g->add_input();
+  in->set_name("m");
+  auto* map = in->mutable_type()->mutable_map_type();
+  map->set_key_type(7);
+  map->mutable_value_type()->mutable_tensor_type()->set_elem_type(1);
+  EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kUnsupported, {"'m'", "map"}));
+}
+
+// Sequence and optional graph values import with their kind; a sequence of maps does not.
+TEST(OnnxImport, SequenceAndOptionalGraphValues) {
+  auto m = make_model(18);
+  auto* g = m.mutable_graph();
+  auto* in = g->add_input();
   in->set_name("seq");
-  in->mutable_type()->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type()->set_elem_type(1);
+  in->mutable_type()->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type()->set_elem_type(7);
+  add_node(g, "SequenceLength", {"seq"}, {"len"}, "n");
+  add_node(g, "Optional", {"seq"}, {"opt"}, "o");
+  add_output(g, "len", 7);
+  auto* out = g->add_output();
+  out->set_name("opt");
+  out->mutable_type()->mutable_optional_type()->mutable_elem_type()->mutable_sequence_type()->mutable_elem_type()
+      ->mutable_tensor_type()->set_elem_type(7);
+  auto model = import_proto(m);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  EXPECT_EQ(model->graph->inputs[0]->type.kind, ValueKind::kSequence);
+  EXPECT_EQ(model->graph->inputs[0]->type.dtype, DType::kInt64);
+  EXPECT_EQ(model->graph->outputs[1]->type.kind, ValueKind::kOptionalSequence);
+  in->mutable_type()->mutable_sequence_type()->mutable_elem_type()->mutable_map_type()->set_key_type(7);
   EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kUnsupported, {"'seq'", "sequence"}));
+}
+
+// An empty Optional takes its type from the TYPE_PROTO attribute 'type'.
+TEST(OnnxImport, EmptyOptionalTypeAttribute) {
+  auto m = make_model(18);
+  auto* g = m.mutable_graph();
+  auto* n = add_node(g, "Optional", {}, {"none"}, "o");
+  auto* tp = add_attr(n, "type", onnx::AttributeProto::TYPE_PROTO)->mutable_tp();
+  tp->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type()->set_elem_type(6);
+  add_node(g, "OptionalHasElement", {"none"}, {"has"}, "h");
+  add_output(g, "has", 9);
+  auto model = import_proto(m);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const Value* none = model->graph->nodes()[0]->outputs[0];
+  EXPECT_EQ(none->type.kind, ValueKind::kOptionalSequence);
+  EXPECT_EQ(none->type.dtype, DType::kInt32);
 }
 
 }  // namespace

@@ -173,7 +173,7 @@ TEST(OnnxImport, TensorDataMismatchIsAnErrorNamingTheInitializer) {
   EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kUnsupported, {"'w'", "COMPLEX64"}));
 }
 
-TEST(OnnxImport, StringTensorsAreRefusedOnlyWhenUsed) {
+TEST(OnnxImport, StringInitializersAndConstantsAreImported) {
   auto m = make_model(13);
   auto* g = m.mutable_graph();
   add_input(g, "x", TensorProto::FLOAT, {2});
@@ -184,11 +184,24 @@ TEST(OnnxImport, StringTensorsAreRefusedOnlyWhenUsed) {
   s->add_string_data("cat");
   add_node(g, "Identity", {"x"}, {"y"});
   add_output(g, "y");
-  ASSERT_TRUE(import_proto(m).ok());
   add_node(g, "Identity", {"labels"}, {"z"}, "uses_strings");
   add_output(g, "z");
-  EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kUnsupported,
-                             {"test.onnx", "uses_strings", "'labels'", "string"}));
+  auto* c = add_node(g, "Constant", {}, {"words"});
+  auto* a = add_attr(c, "value_strings", onnx::AttributeProto::STRINGS);
+  a->add_strings("x"), a->add_strings("yz");
+  add_node(g, "Identity", {"words"}, {"w"});
+  add_output(g, "w");
+  auto model = import_proto(m);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  const Tensor& labels = *model->graph->find_value("labels")->constant;
+  ASSERT_EQ(labels.dtype(), DType::kString);
+  EXPECT_EQ(labels.data<std::string>()[0], "cat");
+  const Tensor& words = *model->graph->find_value("words")->constant;
+  ASSERT_EQ(words.dims(), (Dims{2}));
+  EXPECT_EQ(words.data<std::string>()[1], "yz");
+  // string_data must hold one value per element
+  s->add_string_data("dog");
+  EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kInvalidModel, {"'labels'", "string"}));
 }
 
 TEST(OnnxImport, ConstantNodesBecomeConstants) {
@@ -220,7 +233,7 @@ TEST(OnnxImport, ConstantNodesBecomeConstants) {
   EXPECT_EQ(graph.outputs[0]->type.to_string(), "float32[2]");
 }
 
-TEST(OnnxImport, SparseAndStringConstantsAreErrors) {
+TEST(OnnxImport, SparseConstantsAreErrorsStringConstantsImport) {
   auto m = make_model(13);
   auto* g = m.mutable_graph();
   auto* n = add_node(g, "Constant", {}, {"c"}, "sparse");
@@ -230,7 +243,12 @@ TEST(OnnxImport, SparseAndStringConstantsAreErrors) {
   n->clear_attribute();
   attr_s(n, "value_string", "hello");
   add_node(g, "Identity", {"c"}, {"d"}, "reader");
-  EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kUnsupported, {"'reader'", "'c'", "string"}));
+  auto model = import_proto(m);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  const Tensor& c = *model->graph->find_value("c")->constant;
+  ASSERT_EQ(c.dtype(), DType::kString);
+  EXPECT_EQ(c.rank(), 0);
+  EXPECT_EQ(*c.data<std::string>(), "hello");
   n->clear_attribute();
   EXPECT_TRUE(error_contains(import_proto(m).status(), StatusCode::kInvalidModel, {"'sparse'", "exactly one"}));
 }

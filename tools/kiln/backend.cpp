@@ -10,6 +10,17 @@
 
 namespace kiln::cli {
 
+Expected<std::vector<RuntimeValue>> Runner::run_values(const std::map<std::string, RuntimeValue>& inputs) const {
+  std::map<std::string, Tensor> tensors;
+  for (const auto& [name, v] : inputs) {
+    const Tensor* t = as_tensor(v);
+    if (!t) return unsupported("input '{}': the {} backend does not support sequence or optional values", name, backend_name());
+    tensors[name] = *t;
+  }
+  KILN_ASSIGN_OR_RETURN(auto outs, run(tensors));
+  return std::vector<RuntimeValue>(outs.begin(), outs.end());
+}
+
 namespace {
 
 class CpuRunner : public Runner {
@@ -18,6 +29,9 @@ class CpuRunner : public Runner {
   const char* backend_name() const override { return "cpu"; }
   Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs) const override {
     return exec_->run(inputs);
+  }
+  Expected<std::vector<RuntimeValue>> run_values(const std::map<std::string, RuntimeValue>& inputs) const override {
+    return exec_->run_values(inputs);
   }
 
  private:

@@ -8,6 +8,7 @@
 
 #include "builder/build_options.hpp"
 #include "ir/graph.hpp"
+#include "ir/sequence.hpp"
 
 namespace kiln::cli {
 
@@ -27,6 +28,9 @@ class Runner {
   virtual ~Runner() = default;
   virtual const char* backend_name() const = 0;
   virtual Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs) const = 0;
+  // Inputs and outputs that may be sequences or optionals. By default only tensors: anything else
+  // is Unsupported on this backend.
+  virtual Expected<std::vector<RuntimeValue>> run_values(const std::map<std::string, RuntimeValue>& inputs) const;
 };
 
 // CPU: the graph runs as imported (dynamic shapes allowed). CUDA: the first run builds a plan in

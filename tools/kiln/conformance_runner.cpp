@@ -51,6 +51,7 @@ std::string index_text(int64_t flat, const Dims& dims) {
 // One element for a message: integers exactly (int64 values beyond 2^53 included).
 std::string element_text(const Tensor& t, size_t i) {
   std::string out;
+  if (t.dtype() == DType::kString) return fmt::format("'{}'", t.data<std::string>()[i]);
   dispatch_dtype(t.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_integral_v<T>) out = fmt::format("{}", t.data<T>()[i]);
@@ -90,6 +91,33 @@ std::string random_op_in(const Graph& g) {
   return "";
 }
 
+const char* kind_text(const RuntimeValue& v) {
+  return as_tensor(v) ? "a tensor" : as_sequence(v) ? "a sequence" : "an empty optional";
+}
+
+// compare_tensors for any value: a sequence matches element by element.
+std::string compare_values(const RuntimeValue& got, const RuntimeValue& want, bool shapes_only) {
+  if (got.index() != want.index()) return fmt::format("got {}, expected {}", kind_text(got), kind_text(want));
+  if (const Tensor* g = as_tensor(got)) {
+    const Tensor& w = *as_tensor(want);
+    if (!shapes_only) return compare_tensors(*g, w);
+    return g->dtype() != w.dtype() || g->dims() != w.dims()
+               ? fmt::format("got {}, expected {}", g->describe(), w.describe())
+               : "";
+  }
+  if (const TensorSequence* g = as_sequence(got)) {
+    const TensorSequence& w = *as_sequence(want);
+    if (g->tensors.size() != w.tensors.size())
+      return fmt::format("a sequence of {} tensors, expected {}", g->tensors.size(), w.tensors.size());
+    if (g->dtype != w.dtype && w.dtype != DType::kUndefined)
+      return fmt::format("a sequence of {}, expected {}", dtype_name(g->dtype), dtype_name(w.dtype));
+    for (size_t i = 0; i < g->tensors.size(); ++i)
+      if (std::string d = compare_values(g->tensors[i], w.tensors[i], shapes_only); !d.empty())
+        return fmt::format("element {}: {}", i, d);
+  }
+  return "";
+}
+
 // With `random_op` set only the outputs' dtypes and shapes are compared.
 Outcome run_data_set(const Graph& g, const Runner& runner, const fs::path& dir, const std::string& random_op) {
   auto input_files = numbered_files(dir, "input_");
@@ -99,25 +127,24 @@ Outcome run_data_set(const Graph& g, const Runner& runner, const fs::path& dir, 
                                            g.inputs.size())};
   // Feeds bind by position, as the ONNX backend test runner does; graph inputs beyond the files
   // stay absent (the executor reports them if they are required).
-  std::map<std::string, Tensor> feeds;
+  std::map<std::string, RuntimeValue> feeds;
   for (size_t i = 0; i < input_files.size(); ++i) {
-    auto t = load_tensor_pb(input_files[i].string());
-    if (!t.ok()) return from_status(t.status(), "loading " + input_files[i].filename().string());
-    feeds[g.inputs[i]->name] = as_bfloat16_if(*t, g.inputs[i]->type.dtype == DType::kBFloat16);
+    auto v = load_value_pb(input_files[i].string(), g.inputs[i]->type);
+    if (!v.ok()) return from_status(v.status(), "loading " + input_files[i].filename().string());
+    if (const Tensor* t = as_tensor(*v)) *v = as_bfloat16_if(*t, g.inputs[i]->type.dtype == DType::kBFloat16);
+    feeds[g.inputs[i]->name] = std::move(*v);
   }
-  auto outs = runner.run(feeds);
+  auto outs = runner.run_values(feeds);
   if (!outs.ok()) return from_status(outs.status(), "run");
   if (outs->size() != output_files.size())
     return {CaseStatus::kFail, fmt::format("the model has {} outputs, the test data {}", outs->size(),
                                            output_files.size())};
   for (size_t i = 0; i < output_files.size(); ++i) {
-    auto want = load_tensor_pb(output_files[i].string());
+    auto want = load_value_pb(output_files[i].string(), g.outputs[i]->type);
     if (!want.ok()) return from_status(want.status(), "loading " + output_files[i].filename().string());
-    Tensor expected = as_bfloat16_if(*want, (*outs)[i].dtype() == DType::kBFloat16);
-    std::string diff = random_op.empty() ? compare_tensors((*outs)[i], expected)
-                       : (*outs)[i].dtype() != expected.dtype() || (*outs)[i].dims() != expected.dims()
-                           ? fmt::format("got {}, expected {}", (*outs)[i].describe(), expected.describe())
-                           : "";
+    const Tensor* got_t = as_tensor((*outs)[i]);
+    if (const Tensor* t = as_tensor(*want)) *want = as_bfloat16_if(*t, got_t && got_t->dtype() == DType::kBFloat16);
+    std::string diff = compare_values((*outs)[i], *want, !random_op.empty());
     if (!diff.empty()) return {CaseStatus::kFail, fmt::format("output {} ('{}'): {}", i, g.outputs[i]->name, diff)};
   }
   return {CaseStatus::kPass, ""};
@@ -210,6 +237,16 @@ std::string compare_tensors(const Tensor& got, const Tensor& want, double rtol, 
     return fmt::format("dtype {}, expected {}", dtype_name(got.dtype()), dtype_name(want.dtype()));
   if (got.dims() != want.dims())
     return fmt::format("shape [{}], expected [{}]", dims_to_string(got.dims()), dims_to_string(want.dims()));
+  if (got.dtype() == DType::kString) {  // strings have no bytes to compare: compare the text
+    const std::string *pa = got.data<std::string>(), *pb = want.data<std::string>();
+    int64_t bad = 0, first = -1;
+    for (int64_t i = 0; i < got.numel(); ++i)
+      if (pa[i] != pb[i] && bad++ == 0) first = i;
+    if (bad == 0) return "";
+    return fmt::format("{} of {} strings differ; first at {}: got {}, expected {}", bad, got.numel(),
+                       index_text(first, got.dims()), element_text(got, static_cast<size_t>(first)),
+                       element_text(want, static_cast<size_t>(first)));
+  }
   bool exact = !is_floating(got.dtype());
   auto a = got.to_double_vector(), b = want.to_double_vector();
   const auto* pa = static_cast<const char*>(got.raw_data());

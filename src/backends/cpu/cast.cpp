@@ -1,5 +1,6 @@
 // CPU kernels of Cast and CastLike.
 #include "backends/cpu/elementwise.hpp"
+#include "backends/cpu/string_support.hpp"
 
 namespace kiln::cpu {
 namespace {
@@ -10,6 +11,11 @@ Status cast_kernel(KernelContext& ctx) {
   const DType to = ctx.output_type(0).dtype;
   if (x.dtype() == to) {
     ctx.set_output(0, x);  // tensors are immutable once produced: share the buffer
+    return Status::Ok();
+  }
+  if (x.dtype() == DType::kString || to == DType::kString) {
+    // Text <-> number: parsing and shortest round-trip printing (Tensor::cast).
+    ctx.set_output(0, x.cast(to));
     return Status::Ok();
   }
   Tensor& y = ctx.output(0);
@@ -31,3 +37,5 @@ Status cast_kernel(KernelContext& ctx) {
 
 KILN_REGISTER_CPU_KERNEL("Cast", kiln::cpu::cast_kernel);
 KILN_REGISTER_CPU_KERNEL("CastLike", kiln::cpu::cast_kernel);
+KILN_CPU_KERNEL_HANDLES_STRINGS("", "Cast");
+KILN_CPU_KERNEL_HANDLES_STRINGS("", "CastLike");

@@ -20,11 +20,11 @@ Status if_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(bool cond, control_scalar<bool>(ctx, ctx.input(0), "cond"));
   const Graph* branch = ctx.attrs().graph(cond ? "then_branch" : "else_branch");
   if (!branch) return ctx.error("the graph attribute '{}' is missing", cond ? "then_branch" : "else_branch");
-  KILN_ASSIGN_OR_RETURN(std::vector<Tensor> outs, ctx.run_subgraph(*branch, {}));
+  KILN_ASSIGN_OR_RETURN(std::vector<RuntimeValue> outs, ctx.run_subgraph_values(*branch, {}));
   if (outs.size() != ctx.num_outputs())
     return ctx.error("{} produced {} outputs, but the node has {}", cond ? "then_branch" : "else_branch",
                      outs.size(), ctx.num_outputs());
-  for (size_t i = 0; i < outs.size(); ++i) ctx.set_output(i, std::move(outs[i]));
+  for (size_t i = 0; i < outs.size(); ++i) ctx.set_output_value(i, std::move(outs[i]));
   return Status::Ok();
 }
 
@@ -81,24 +81,35 @@ Status loop_kernel(KernelContext& ctx) {
     KILN_ASSIGN_OR_RETURN(cond, control_scalar<bool>(ctx, ctx.input(1), "cond"));
   }
 
-  std::vector<Tensor> carried;
-  for (size_t i = 0; i < n_carried; ++i) carried.push_back(ctx.input(2 + i));
+  // Loop-carried values may be sequences or optionals; scan outputs are tensors.
+  std::vector<RuntimeValue> carried;
+  for (size_t i = 0; i < n_carried; ++i) {
+    const RuntimeValue* v = ctx.input_value(2 + i);
+    if (!v && !ctx.has_input(2 + i)) return ctx.error("loop-carried input {} is missing", i);
+    carried.push_back(v ? *v : RuntimeValue(ctx.input(2 + i)));
+  }
   std::vector<std::vector<Tensor>> scans(n_scan);
   int64_t it = 0;
   for (; it < max_trips && cond; ++it) {
-    std::vector<Tensor> feeds{Tensor::scalar<int64_t>(it), Tensor::scalar<bool>(cond)};
+    std::vector<RuntimeValue> feeds{Tensor::scalar<int64_t>(it), Tensor::scalar<bool>(cond)};
     feeds.insert(feeds.end(), carried.begin(), carried.end());
-    KILN_ASSIGN_OR_RETURN(std::vector<Tensor> outs, ctx.run_subgraph(*body, feeds));
+    KILN_ASSIGN_OR_RETURN(std::vector<RuntimeValue> outs, ctx.run_subgraph_values(*body, feeds));
     if (outs.size() != 1 + n_carried + n_scan)
       return ctx.error("body produced {} outputs, expected {}", outs.size(), 1 + n_carried + n_scan);
     if (use_cond) {
-      KILN_ASSIGN_OR_RETURN(cond, control_scalar<bool>(ctx, outs[0], "the body's cond output"));
+      const Tensor* c = as_tensor(outs[0]);
+      if (!c) return ctx.error("the body's cond output must be a tensor");
+      KILN_ASSIGN_OR_RETURN(cond, control_scalar<bool>(ctx, *c, "the body's cond output"));
     }
     for (size_t i = 0; i < n_carried; ++i) carried[i] = std::move(outs[1 + i]);
-    for (size_t j = 0; j < n_scan; ++j) scans[j].push_back(std::move(outs[1 + n_carried + j]));
+    for (size_t j = 0; j < n_scan; ++j) {
+      const Tensor* t = as_tensor(outs[1 + n_carried + j]);
+      if (!t) return ctx.error("scan output {} must be a tensor", j);
+      scans[j].push_back(*t);
+    }
   }
 
-  for (size_t i = 0; i < n_carried; ++i) ctx.set_output(i, std::move(carried[i]));
+  for (size_t i = 0; i < n_carried; ++i) ctx.set_output_value(i, std::move(carried[i]));
   for (size_t j = 0; j < n_scan; ++j) {
     if (it == 0) KILN_RETURN_IF_ERROR(empty_scan_output(ctx, n_carried + j, *body, 1 + n_carried + j));
     else KILN_RETURN_IF_ERROR(stack_scan_output(ctx, n_carried + j, scans[j]));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ir/graph.hpp"
+#include "ir/sequence.hpp"
 
 namespace kiln {
 
@@ -25,6 +26,10 @@ class CpuExecutor {
   // With `node_ms`, also records each top-level node's wall time in milliseconds (for profiling).
   Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& inputs,
                                     std::vector<double>* node_ms = nullptr) const;
+  // The same for graphs whose inputs or outputs may be sequences or optionals (an optional input
+  // left out is bound as empty). run() fails when an output is not a tensor.
+  Expected<std::vector<RuntimeValue>> run_values(const std::map<std::string, RuntimeValue>& inputs,
+                                                 std::vector<double>* node_ms = nullptr) const;
 
   const Graph& graph() const { return *graph_; }
 
@@ -38,5 +43,6 @@ Expected<std::vector<Tensor>> run_node_on_cpu(const Node& node);
 
 // Validates runtime inputs against a graph's inputs (shared by every backend).
 Status check_inputs(const Graph& graph, const std::map<std::string, Tensor>& inputs);
+Status check_input_values(const Graph& graph, const std::map<std::string, RuntimeValue>& inputs);
 
 }  // namespace kiln

@@ -34,6 +34,10 @@ class CudaBackend : public Backend {
     return Status::Ok();
   }
   bool supports(const Node& n) const override {
+    // String tensors live on the host only: no CUDA layer reads or writes them.
+    for (const auto* values : {&n.inputs, &n.outputs})
+      for (const Value* v : *values)
+        if (v && v->type.dtype == DType::kString) return false;
     const CudaLayerFactory* f = find_cuda_layer(n);
     return f && f->supports && f->supports(n);
   }
