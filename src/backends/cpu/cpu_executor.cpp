@@ -57,13 +57,15 @@ Status run_graph(const Graph& g, Env& env, std::vector<double>* node_ms = nullpt
 Status run_plugin_node(const Node& node, Env& env) {
   std::vector<const Tensor*> inputs;
   for (const Value* v : node.inputs) {
-    const Tensor* t = v ? env.find(v) : nullptr;
-    if (v && !t) return internal_error("{}: input '{}' has not been computed", node.describe(), v->name);
+    const RuntimeValue* rv = v ? env.find(v) : nullptr;
+    if (v && !rv) return internal_error("{}: input '{}' has not been computed", node.describe(), v->name);
+    const Tensor* t = rv ? as_tensor(*rv) : nullptr;
+    if (rv && !t) return unsupported("{}: plugins take tensors; input '{}' is not one", node.describe(), v->name);
     inputs.push_back(t);
   }
   KILN_ASSIGN_OR_RETURN(std::vector<Tensor> outs, run_plugin_on_cpu(node, inputs));
   for (size_t i = 0; i < node.outputs.size(); ++i)
-    if (node.outputs[i]) env.tensors[node.outputs[i]] = std::move(outs[i]);
+    if (node.outputs[i]) env.values[node.outputs[i]] = std::move(outs[i]);
   return Status::Ok();
 }
 
