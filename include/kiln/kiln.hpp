@@ -49,6 +49,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kiln/plugin.hpp"  // custom ops: kiln::load_plugin_library (docs/plugins.md)
 #include "kiln/status.hpp"
 
 namespace kiln {

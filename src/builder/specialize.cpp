@@ -32,6 +32,7 @@ void copy_into(const Graph& src, Graph& dst) {
     for (Value* v : n->inputs) ins.push_back(mapped(v));
     for (Value* v : n->outputs) outs.push_back(mapped(v));
     Node* nn = dst.add_node(n->op_type, ins, outs, n->name, n->domain, n->opset);
+    nn->plugin = n->plugin;  // plugins are stateless per call: the copy shares the instance
     for (const auto& [name, val] : n->attrs.all()) {
       if (auto* g = std::get_if<GraphPtr>(&val)) {
         nn->attrs.set(name, clone_graph(**g, &dst));

@@ -20,6 +20,7 @@ namespace kiln {
 
 class Graph;
 struct Node;
+struct PluginBinding;  // plugin/plugin_node.hpp
 
 // What a value holds: a tensor (almost always), an ONNX sequence of tensors, or an optional of
 // either. For the others, TensorType's dtype and shape describe the (sequence's) element tensors.
@@ -52,6 +53,8 @@ struct Node {
   std::vector<Value*> outputs;  // nullptr for an absent optional output
   Attributes attrs;
   Graph* owner = nullptr;
+  // Set when the node runs as a custom-op plugin (plugin/plugin_node.hpp).
+  std::shared_ptr<const PluginBinding> plugin;
 
   size_t num_inputs() const { return inputs.size(); }
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }

@@ -1,6 +1,7 @@
 #include "ops/shape_inference.hpp"
 
 #include "ops/op_registry.hpp"
+#include "plugin/plugin_node.hpp"
 
 namespace kiln {
 
@@ -27,9 +28,13 @@ Status infer_shapes(Graph& graph, const ShapeInferenceOptions& options) {
   KILN_RETURN_IF_ERROR(graph.topological_sort());
   const OpRegistry& reg = OpRegistry::instance();
   for (const auto& node : graph.nodes()) {
-    const OpSchema* schema = reg.schema(node->domain, node->op_type);
-    if (!schema) {
+    // A node that resolves to a registered plugin gets its instance here, and its types from it.
+    KILN_RETURN_IF_ERROR(bind_plugin(*node));
+    const OpSchema* schema = node->plugin ? nullptr : reg.schema(node->domain, node->op_type);
+    if (!schema && !node->plugin) {
       if (options.allow_unknown_ops) continue;
+      if (!wanted_plugin_name(*node).empty() && (is_custom_domain(node->domain) || node->op_type == "Plugin"))
+        return unsupported("{}: unknown op ({})", node->describe(), plugin_hint());
       return unsupported("{}: unknown op", node->describe());
     }
     std::vector<TensorType> types;
@@ -46,6 +51,13 @@ Status infer_shapes(Graph& graph, const ShapeInferenceOptions& options) {
     bool untyped_input = false;
     for (Value* v : node->inputs) untyped_input |= v && v->type.dtype == DType::kUndefined;
     if (untyped_input && options.allow_unknown_ops) continue;
+    if (node->plugin) {
+      std::vector<TensorType> outs;
+      KILN_RETURN_IF_ERROR(plugin_infer(*node, types, outs));
+      for (size_t i = 0; i < node->outputs.size(); ++i)
+        if (Value* out = node->outputs[i]) out->type = merge(out->type, outs[i]);
+      continue;
+    }
     InferContext ctx(*node, std::move(types), std::move(values));
     Status st = infer_node(*schema, ctx);
     if (!st.ok()) {

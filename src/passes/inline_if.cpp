@@ -43,6 +43,7 @@ void inline_branch(Graph& g, Node* n, const Graph& branch) {
     for (Value* v : bn->outputs) outs.push_back(v ? mapped(v) : nullptr);
     Node* c = g.add_node(bn->op_type, ins, outs, n->name + "/" + bn->name, bn->domain, bn->opset);
     c->attrs = bn->attrs;  // nested graphs are shared, then moved below
+    c->plugin = bn->plugin;
     for (const Graph* sg : c->subgraphs()) {
       const_cast<Graph*>(sg)->parent = &g;
       remap_reads(const_cast<Graph&>(*sg), map);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "io/mapped_file.hpp"
+#include "plugin/plugin_node.hpp"
 #include "plan_generated.h"
 #include "runtime/plan.hpp"
 #include "runtime/plan_header.hpp"
@@ -150,6 +151,33 @@ class Reader {
     return v;
   }
 
+  // The plugin's creator must be registered (its library loaded) before the plan is.
+  static Status read_plugin(const fb::Node& fn, Node& n) {
+    auto b = std::make_shared<PluginBinding>();
+    b->name = str(fn.plugin_name());
+    b->version = str(fn.plugin_version());
+    b->plugin_namespace = str(fn.plugin_namespace());
+    const PluginCreator* creator = plugin_registry().find(b->name, b->version, b->plugin_namespace);
+    if (!creator)
+      return not_found("{}: the plan needs {}, which is not registered: pass --plugin with its library "
+                       "(or call kiln::load_plugin_library) before loading the plan",
+                       n.describe(), b->describe());
+    std::string bytes;
+    if (const auto* d = fn.plugin_data()) bytes.assign(reinterpret_cast<const char*>(d->data()), d->size());
+    Expected<std::unique_ptr<Plugin>> plugin = Status(StatusCode::kInternal, "no plugin");
+    try {
+      plugin = creator->deserialize(bytes);
+    } catch (const std::exception& e) {
+      plugin = Status(StatusCode::kInvalidModel, std::string("exception: ") + e.what());
+    }
+    if (!plugin.ok() || !*plugin)
+      return invalid_model("{}: {} could not deserialize its state from the plan: {}", n.describe(), b->describe(),
+                           plugin.ok() ? "null plugin" : plugin.status().message());
+    b->plugin = std::shared_ptr<const Plugin>(std::move(*plugin));
+    n.plugin = std::move(b);
+    return Status::Ok();
+  }
+
   Status read_graph(const fb::Graph& fg, Graph& g, std::vector<LayerChoice>* layers) {
     g.name = str(fg.name());
     if (fg.values())
@@ -190,6 +218,7 @@ class Reader {
         Node* n = g.add_node(str(fn->op_type()), ins, outs, str(fn->name()), str(fn->domain()), fn->opset());
         if (fn->attributes())
           for (const auto* a : *fn->attributes()) KILN_RETURN_IF_ERROR(read_attr(*a, *n, g));
+        if (fn->plugin_name()) KILN_RETURN_IF_ERROR(read_plugin(*fn, *n));
         if (layers) layers->push_back({str(fn->tactic()), str(fn->precision())});
       }
     if (fg.inputs())

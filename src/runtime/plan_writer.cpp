@@ -5,6 +5,7 @@
 #include <map>
 
 #include "io/file.hpp"
+#include "plugin/plugin_node.hpp"
 #include "plan_generated.h"
 #include "runtime/plan.hpp"
 #include "runtime/plan_header.hpp"
@@ -122,9 +123,19 @@ class Writer {
         tactic = (*layers)[i].tactic;
         precision = (*layers)[i].precision;
       }
+      Offset<flatbuffers::String> plugin_name = 0, plugin_version = 0, plugin_ns = 0;
+      Offset<flatbuffers::Vector<uint8_t>> plugin_data = 0;
+      if (n.plugin) {
+        std::string bytes = n.plugin->plugin->serialize();
+        plugin_name = fbb_.CreateString(n.plugin->name);
+        plugin_version = fbb_.CreateString(n.plugin->version);
+        plugin_ns = fbb_.CreateString(n.plugin->plugin_namespace);
+        plugin_data = fbb_.CreateVector(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      }
       nodes.push_back(fb::CreateNode(fbb_, fbb_.CreateString(n.name), fbb_.CreateString(n.op_type),
                                      fbb_.CreateString(n.domain), n.opset, ins, outs, fbb_.CreateVector(attrs),
-                                     fbb_.CreateString(tactic), fbb_.CreateString(precision)));
+                                     fbb_.CreateString(tactic), fbb_.CreateString(precision), plugin_name,
+                                     plugin_version, plugin_ns, plugin_data));
     }
     auto names = [&](const std::vector<Value*>& vs) {
       std::vector<std::string> out;

@@ -3,7 +3,9 @@
 #include <exception>
 #include <new>
 
+#include "cli_util.hpp"
 #include "commands.hpp"
+#include "kiln/plugin.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"kiln: compile ONNX models into fast inference engines (CPU and CUDA)"};
@@ -16,6 +18,14 @@ int main(int argc, char** argv) {
   kiln::cli::add_inspect_command(app, action);
   kiln::cli::add_passes_command(app, action);
   kiln::cli::add_conformance_command(app, action);
+  // Custom-op plugin libraries, loaded before the subcommand runs.
+  std::vector<std::string> plugins;
+  for (const char* name : {"build", "run", "bench", "inspect", "conformance"})
+    app.get_subcommand(name)
+        ->add_option("--plugin", plugins, "A custom-op plugin library (.so) to load first (repeatable)")
+        ->expected(1)  // one file per --plugin: `--plugin lib.so model.onnx` leaves the model positional
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -28,6 +38,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kiln: error: %s (see kiln --help)\n", e.what());
     return e.get_exit_code();
   }
+  for (const std::string& lib : plugins)
+    if (kiln::Status st = kiln::load_plugin_library(lib); !st.ok()) return kiln::cli::report_error(st);
   try {
     return action ? action() : 0;
   } catch (const std::bad_alloc&) {

@@ -4,6 +4,7 @@
 
 #include "cli_util.hpp"
 #include "layer_cost.hpp"
+#include "plugin/plugin_node.hpp"
 #include "util/error.hpp"
 
 namespace kiln::cli {
@@ -19,6 +20,13 @@ std::string cudnn_version_text(int v) {
 }
 // cublasLtGetVersion: major*10000 + minor*100 + patch.
 std::string cublas_version_text(int v) { return fmt::format("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100); }
+
+// "Conv", "com.x.Foo", or for a plugin layer "Plugin[HSwish v1]".
+std::string op_text(const Node& n) {
+  std::string op = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
+  if (n.plugin) op += "[" + n.plugin->name + " v" + n.plugin->version + "]";
+  return op;
+}
 
 nlohmann::ordered_json value_json(const Value* v) {
   if (!v) return nullptr;  // an absent optional input or output
@@ -134,7 +142,7 @@ nlohmann::ordered_json plan_json(const Plan& plan, const std::string& source) {
     }
     nlohmann::ordered_json layer = {{"index", i},
                                     {"name", n.name},
-                                    {"op", n.domain.empty() ? n.op_type : n.domain + "." + n.op_type},
+                                    {"op", op_text(n)},
                                     {"precision", c.precision},
                                     {"tactic", c.tactic},
                                     {"inputs", ins},
@@ -156,7 +164,7 @@ void print_layers(const Plan& plan) {
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const Node& n = *g.nodes()[i];
     name_w = std::max(name_w, n.name.size());
-    op_w = std::max(op_w, n.op_type.size());
+    op_w = std::max(op_w, op_text(n).size());
     prec_w = std::max(prec_w, choice_of(plan, i).precision.size());
     tactic_w = std::max(tactic_w, choice_of(plan, i).tactic.size());
   }
@@ -170,7 +178,7 @@ void print_layers(const Plan& plan) {
     std::string fused = fused_ops(n);
     // Cost and fusion last, so the leading columns keep their layout.
     std::printf("  %4zu  %-*s  %-*s  %-*s  %-*s  %s -> %s  | %s, %s%s\n", i, static_cast<int>(name_w), n.name.c_str(),
-                static_cast<int>(op_w), n.op_type.c_str(), static_cast<int>(prec_w),
+                static_cast<int>(op_w), op_text(n).c_str(), static_cast<int>(prec_w),
                 c.precision.empty() ? "-" : c.precision.c_str(), static_cast<int>(tactic_w),
                 c.tactic.empty() ? "-" : c.tactic.c_str(), values_text(n.inputs).c_str(),
                 values_text(n.outputs).c_str(), flops_text(cost.flops).c_str(),

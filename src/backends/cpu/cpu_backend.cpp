@@ -4,6 +4,7 @@
 #include "backends/cpu/cpu_executor.hpp"
 #include "builder/backend.hpp"
 #include "ops/op_registry.hpp"
+#include "plugin/plugin_node.hpp"
 #include "util/error.hpp"
 
 namespace kiln {
@@ -63,6 +64,7 @@ class CpuBackend : public Backend {
   PlanTarget target() const override { return PlanTarget{.backend = "cpu"}; }
   Status check_target(const PlanTarget&) const override { return Status::Ok(); }
   bool supports(const Node& n) const override {
+    if (n.plugin) return plugin_supports(n, PluginDevice::kCpu);
     const OpRegistry& reg = OpRegistry::instance();
     return reg.schema(n.domain, n.op_type) && reg.cpu_kernel(n.domain, n.op_type);
   }

@@ -6,6 +6,7 @@
 #include "backends/cpu/string_support.hpp"
 #include "ops/op_registry.hpp"
 #include "ops/support_check.hpp"
+#include "plugin/plugin_node.hpp"
 
 namespace kiln {
 
@@ -53,7 +54,23 @@ TensorType runtime_type(const RuntimeValue& rv, const Value& declared) {
 
 Status run_graph(const Graph& g, Env& env, std::vector<double>* node_ms = nullptr);
 
+Status run_plugin_node(const Node& node, Env& env) {
+  std::vector<const Tensor*> inputs;
+  for (const Value* v : node.inputs) {
+    const RuntimeValue* rv = v ? env.find(v) : nullptr;
+    if (v && !rv) return internal_error("{}: input '{}' has not been computed", node.describe(), v->name);
+    const Tensor* t = rv ? as_tensor(*rv) : nullptr;
+    if (rv && !t) return unsupported("{}: plugins take tensors; input '{}' is not one", node.describe(), v->name);
+    inputs.push_back(t);
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<Tensor> outs, run_plugin_on_cpu(node, inputs));
+  for (size_t i = 0; i < node.outputs.size(); ++i)
+    if (node.outputs[i]) env.values[node.outputs[i]] = std::move(outs[i]);
+  return Status::Ok();
+}
+
 Status run_node(const Node& node, Env& env) {
+  if (node.plugin) return run_plugin_node(node, env);
   const OpRegistry& reg = OpRegistry::instance();
   const OpSchema* schema = reg.schema(node.domain, node.op_type);
   CpuKernelFn kernel = reg.cpu_kernel(node.domain, node.op_type);
@@ -166,6 +183,7 @@ Status run_graph(const Graph& g, Env& env, std::vector<double>* node_ms) {
 }
 
 bool has_cpu_kernel(const Node& n) {
+  if (n.plugin) return plugin_supports(n, PluginDevice::kCpu);
   const OpRegistry& reg = OpRegistry::instance();
   return reg.schema(n.domain, n.op_type) && reg.cpu_kernel(n.domain, n.op_type);
 }
@@ -193,6 +211,7 @@ Expected<std::vector<Tensor>> run_node_on_cpu(const Node& node) {
 }
 
 Expected<std::unique_ptr<CpuExecutor>> CpuExecutor::create(GraphPtr graph) {
+  KILN_RETURN_IF_ERROR(bind_plugins(*graph));
   KILN_RETURN_IF_ERROR(check_ops_supported(*graph, has_cpu_kernel, "CPU"));
   return std::unique_ptr<CpuExecutor>(new CpuExecutor(std::move(graph)));
 }

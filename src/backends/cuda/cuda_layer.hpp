@@ -69,7 +69,8 @@ bool register_cuda_layer(const std::string& op_type, CudaLayerFactory factory);
 // The factory for an op type, if any: "Conv" (default ONNX domain) or "<domain>.<op>" for other
 // domains (kiln's own ops, e.g. "kiln.FusedConv").
 const CudaLayerFactory* find_cuda_layer(const std::string& op_type);
-// The factory for the node's domain and op type, if any.
+// The factory for a node: its plugin's layer (layers/plugin_layer.cpp) when it runs as a plugin,
+// else the one of its domain and op type, if any.
 const CudaLayerFactory* find_cuda_layer(const Node& n);
 std::vector<std::string> cuda_layer_ops();
 

@@ -1,6 +1,7 @@
 #include <map>
 
 #include "backends/cuda/cuda_layer.hpp"
+#include "backends/cuda/layers/plugin_layer.hpp"
 
 namespace kiln::cuda {
 
@@ -22,6 +23,7 @@ const CudaLayerFactory* find_cuda_layer(const std::string& op_type) {
 }
 
 const CudaLayerFactory* find_cuda_layer(const Node& n) {
+  if (n.plugin) return &plugin_layer_factory();
   return find_cuda_layer(n.domain.empty() ? n.op_type : n.domain + "." + n.op_type);
 }
 
