@@ -4,18 +4,15 @@
 // on FusedConv). `kiln_fused` lists the original nodes' names.
 #include "ops/fused_conv.hpp"
 #include "passes/pass.hpp"
+#include "passes/pass_util.hpp"
 
 namespace kiln {
 
 namespace {
 
-bool is_op(const Node* n, const char* op) { return n && n->domain.empty() && n->op_type == op; }
+using passes::is_graph_output;
 
-bool is_graph_output(const Graph& g, const Value* v) {
-  for (const Value* o : g.outputs)
-    if (o == v) return true;
-  return false;
-}
+bool is_op(const Node* n, const char* op) { return n && n->domain.empty() && n->op_type == op; }
 
 // The only node reading v (none when v is a graph output or read by zero or several nodes).
 Node* sole_consumer(const Graph& g, const Value* v) {

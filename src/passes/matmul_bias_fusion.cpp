@@ -5,15 +5,14 @@
 #include <algorithm>
 
 #include "passes/pass.hpp"
+#include "passes/pass_util.hpp"
 
 namespace kiln {
 namespace {
 
-bool is_op(const Node* n, const char* op) { return n && n->domain.empty() && n->op_type == op; }
+using passes::is_graph_output;
 
-bool is_graph_output(const Graph& g, const Value* v) {
-  return std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
-}
+bool is_op(const Node* n, const char* op) { return n && n->domain.empty() && n->op_type == op; }
 
 // The single node reading v, if v is read by exactly one node and is not a graph output.
 Node* sole_consumer(const Graph& g, const Value* v) {

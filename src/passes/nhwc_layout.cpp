@@ -7,16 +7,13 @@
 
 #include "ops/fused_conv.hpp"
 #include "passes/pass.hpp"
+#include "passes/pass_util.hpp"
 
 namespace kiln {
 
 namespace {
 
-bool is_graph_output(const Graph& g, const Value* v) {
-  for (const Value* o : g.outputs)
-    if (o == v) return true;
-  return false;
-}
+using passes::is_graph_output;
 
 bool is_conv_transpose(const Node& n) { return n.domain.empty() && n.op_type == "ConvTranspose"; }
 

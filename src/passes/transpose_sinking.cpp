@@ -9,16 +9,13 @@
 
 #include "ops/fused_conv.hpp"
 #include "passes/pass.hpp"
+#include "passes/pass_util.hpp"
 
 namespace kiln {
 
 namespace {
 
-bool is_graph_output(const Graph& g, const Value* v) {
-  for (const Value* o : g.outputs)
-    if (o == v) return true;
-  return false;
-}
+using passes::is_graph_output;
 
 const std::set<std::string>& unary_ops() {
   static const std::set<std::string> ops = {
