@@ -17,5 +17,6 @@ void add_bench_command(CLI::App& app, Action& action);
 void add_inspect_command(CLI::App& app, Action& action);
 void add_passes_command(CLI::App& app, Action& action);
 void add_conformance_command(CLI::App& app, Action& action);
+void add_compare_command(CLI::App& app, Action& action);
 
 }  // namespace kiln::cli

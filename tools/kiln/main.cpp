@@ -18,9 +18,10 @@ int main(int argc, char** argv) {
   kiln::cli::add_inspect_command(app, action);
   kiln::cli::add_passes_command(app, action);
   kiln::cli::add_conformance_command(app, action);
+  kiln::cli::add_compare_command(app, action);
   // Custom-op plugin libraries, loaded before the subcommand runs.
   std::vector<std::string> plugins;
-  for (const char* name : {"build", "run", "bench", "inspect", "conformance"})
+  for (const char* name : {"build", "run", "bench", "inspect", "conformance", "compare"})
     app.get_subcommand(name)
         ->add_option("--plugin", plugins, "A custom-op plugin library (.so) to load first (repeatable)")
         ->expected(1)  // one file per --plugin: `--plugin lib.so model.onnx` leaves the model positional
