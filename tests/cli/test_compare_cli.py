@@ -67,6 +67,24 @@ class CompareOutputs(KilnTestCase):
         self.assertAlmostEqual(out["rel_l2"], np.linalg.norm(test - ref) / np.linalg.norm(ref), delta=1e-6)
         self.assertEqual(out["top1"], 1.0)
 
+    def test_fp16_overflow_is_reported_as_infinite_error(self):
+        # 1e5 does not fit in float16 (max 65504): the fp16 weight, so every product, is Inf.
+        self.save_model("big.onnx", [helper.make_node("Mul", ["x", "w"], ["y"], name="mul")],
+                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, (4,))],
+                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (4,))],
+                        [helper.make_tensor(name="w", data_type=TensorProto.FLOAT, dims=(1,), vals=[1e5])])
+        np.save(self.path("x.npy"), np.array([1, 0.1, 2, 0.01], dtype=np.float32))
+        r = self.kiln("compare", "big.onnx", "--input", "x.npy", "--json", "m.json", "--fail-above", "0.1")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("4 element(s) are NaN/Inf in only one", r.stdout)
+        with open(self.path("m.json")) as f:
+            out = json.load(f)["comparisons"][0]["outputs"][0]
+        self.assertEqual(out["rel_l2"], "inf")
+        self.assertEqual(out["nonfinite"], 4)
+        self.assertEqual(out["max_abs"], "inf")
+        self.assertEqual(out["cosine"], 0)
+        self.assertIsNone(out["top1"])  # rank 1: no argmax rows
+
     def test_fail_above(self):
         r = self.kiln("compare", TINY_CNN, *SHAPES, "--fail-above", "1e-9")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)

@@ -58,6 +58,17 @@ TEST(CompareMetrics, ZeroReferenceAndNonFinite) {
   ASSERT_TRUE(nan.ok());
   EXPECT_EQ(nan->nonfinite, 1);
   EXPECT_TRUE(std::isinf(nan->rel_l2));
+  EXPECT_TRUE(std::isinf(nan->mean_abs));
+  EXPECT_EQ(nan->count, 1);
+  EXPECT_DOUBLE_EQ(nan->cosine, 1.0);  // over the one finite pair (1, 1)
+  // NaN in both at the same place agrees; Inf against a finite value leaves nothing finite.
+  auto same = compare_tensors(Tensor::from_vector<float>({2}, {NAN, 3}), Tensor::from_vector<float>({2}, {NAN, 3}));
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->nonfinite, 0);
+  EXPECT_EQ(same->rel_l2, 0.0);
+  auto inf = compare_tensors(Tensor::from_vector<float>({1}, {2}), Tensor::from_vector<float>({1}, {INFINITY}));
+  ASSERT_TRUE(inf.ok());
+  EXPECT_EQ(inf->cosine, 0.0);
 }
 
 TEST(CompareMetrics, ShapeMismatchIsAnError) {

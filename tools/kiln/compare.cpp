@@ -108,7 +108,7 @@ Expected<ConfigRun> run_config(const Config& c, const CompareOptions& opt, const
     std::set<const Value*> seen(g.outputs.begin(), g.outputs.end());
     for (const auto& n : g.nodes())
       for (Value* v : n->outputs)
-        if (v && !v->name.empty() && seen.insert(v).second) {
+        if (v && !v->name.empty() && v->type.is_tensor() && seen.insert(v).second) {
           g.outputs.push_back(v);
           r.layers.emplace_back(v->name, n->op_type);
         }
@@ -197,6 +197,9 @@ Status compare(const CompareOptions& opt, int& exit_code) {
       std::string top1 = m->top1 ? fmt::format("{:.4f}", *m->top1) : "-";
       std::printf("%-24s %-12s %12.4g %12.4g %12.4g %10.6f %8s\n", name.c_str(), configs[ci].label.c_str(), m->max_abs,
                   m->mean_abs, m->rel_l2, m->cosine, top1.c_str());
+      if (m->nonfinite)
+        std::printf("  %lld element(s) are NaN/Inf in only one of the two (or differ in sign of Inf)\n",
+                    static_cast<long long>(m->nonfinite));
       nlohmann::ordered_json jo = {{"name", name}};
       jo.update(metrics_json(*m));
       jouts.push_back(jo);
@@ -218,15 +221,20 @@ Status compare(const CompareOptions& opt, int& exit_code) {
           nlohmann::ordered_json j = {{"name", name}, {"op", op}};
           j.update(metrics_json(*m));
           jl.push_back(j);
-          if (first.is_null() && !(m->rel_l2 <= opt.layer_tol)) first = {{"name", name}, {"op", op}, {"rel_l2", num(m->rel_l2)}};
+          if (first.is_null() && !(m->rel_l2 <= opt.layer_tol))
+            first = {{"name", name}, {"op", op}, {"rel_l2", num(m->rel_l2)}, {"nonfinite", m->nonfinite}};
         }
         if (first.is_null())
           std::printf("per-layer %s: %zu common layers, none above rel_l2 %g\n", configs[ci].label.c_str(), jl.size(),
                       opt.layer_tol);
         else
-          std::printf("per-layer %s: %zu common layers; first above rel_l2 %g: '%s' (%s) rel_l2 %.4g\n",
+          std::printf("per-layer %s: %zu common layers; first above rel_l2 %g: '%s' (%s) rel_l2 %.4g%s\n",
                       configs[ci].label.c_str(), jl.size(), opt.layer_tol, first["name"].get<std::string>().c_str(),
-                      first["op"].get<std::string>().c_str(), first["rel_l2"].is_number() ? first["rel_l2"].get<double>() : INFINITY);
+                      first["op"].get<std::string>().c_str(),
+                      first["rel_l2"].is_number() ? first["rel_l2"].get<double>() : INFINITY,
+                      first["nonfinite"].get<int64_t>() > 0
+                          ? fmt::format(" ({} NaN/Inf in only one config)", first["nonfinite"].get<int64_t>()).c_str()
+                          : "");
       }
       entry["layers"] = jl;
       entry["first_layer_above_tol"] = first;

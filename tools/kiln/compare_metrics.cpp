@@ -48,7 +48,8 @@ Expected<CompareMetrics> compare_tensors(const Tensor& ref, const Tensor& test) 
   else m.cosine = (ref2 == 0 && test2 == 0) ? 1.0 : 0.0;
   if (m.nonfinite > 0) {
     // A NaN/Inf where the reference is finite (or the reverse) is an unbounded error.
-    m.max_abs = m.rel_l2 = std::numeric_limits<double>::infinity();
+    m.max_abs = m.mean_abs = m.rel_l2 = std::numeric_limits<double>::infinity();
+    if (m.count == 0) m.cosine = 0;  // nothing finite agreed
   }
 
   if (is_floating(ref.dtype()) && ref.rank() >= 2) {

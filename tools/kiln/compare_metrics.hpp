@@ -14,7 +14,9 @@ struct CompareMetrics {
   double mean_abs = 0;     // mean |test - ref|
   double rel_l2 = 0;       // ||test - ref|| / ||ref|| (0 when both are zero, inf when only ref is)
   double cosine = 1;       // <test, ref> / (||test|| ||ref||) (1 when both are zero, 0 when one is)
-  int64_t nonfinite = 0;   // positions where either value is NaN or infinite (left out of the sums)
+  // Positions where only one value is NaN/Inf (left out of the sums; they make max_abs, mean_abs
+  // and rel_l2 infinite).
+  int64_t nonfinite = 0;
   // Fraction of rows (over the last axis) whose argmax agrees; only for float tensors of rank >= 2.
   std::optional<double> top1;
 };
