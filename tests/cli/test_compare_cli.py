@@ -115,6 +115,16 @@ class ComparePlans(KilnTestCase):
         r = self.ok("compare", TINY_CNN, *SHAPES, "--configs", "cpu:fp16,plan:m.plan")
         _, _, rel_l2, _, _ = table_row(r.stdout, "probabilities", "plan:m.plan")
         self.assertEqual(rel_l2, 0)
+        # A plan as the model argument serves plan configs only.
+        self.ok("compare", "m.plan", *SHAPES, "--configs", "plan:m.plan,plan:m.plan")
+        self.fails("compare", "m.plan", *SHAPES, naming=("m.plan", "cpu:fp32"))
+
+    def test_per_layer_with_a_cpu_plan(self):
+        self.ok("build", TINY_CNN, "--backend", "cpu", "--fp16", "--shapes", "input:4x3x32x32", "-o", "m.plan")
+        r = self.ok("compare", TINY_CNN, *SHAPES, "--configs", "cpu:fp32,plan:m.plan", "--per-layer",
+                    "--layer-tol", "1e-6")
+        self.assertIn("per-layer plan:m.plan:", r.stdout)
+        self.assertIn("'c1' (Conv)", r.stdout)
 
 
 class ComparePerLayer(KilnTestCase):
@@ -135,7 +145,7 @@ class ComparePerLayer(KilnTestCase):
 
     def test_help_says_per_layer_is_cpu_only(self):
         r = self.ok("compare", "--help")
-        self.assertIn("CPU configs only", " ".join(r.stdout.split()))
+        self.assertIn("CPU configs and CPU plans only", " ".join(r.stdout.split()))
 
 
 if __name__ == "__main__":

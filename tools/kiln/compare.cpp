@@ -153,6 +153,12 @@ Status compare(const CompareOptions& opt, int& exit_code) {
     configs.push_back(std::move(c));
   }
   if (configs.size() < 2) return invalid_argument("--configs needs at least two configs (the first is the reference)");
+  if (is_plan_file(opt.model))
+    for (const Config& c : configs)
+      if (c.plan_path.empty())
+        return invalid_argument("'{}' is a plan: config '{}' needs the ONNX model (give the model, and the plan as "
+                                "plan:PATH)",
+                                opt.model, c.label);
 
   // Inputs from the model's declared inputs (a plan as the model argument works too).
   GraphPtr input_graph;
@@ -260,7 +266,7 @@ Status compare(const CompareOptions& opt, int& exit_code) {
 void add_compare_command(CLI::App& app, Action& action) {
   auto opt = std::make_shared<CompareOptions>();
   auto* cmd = app.add_subcommand("compare", "Compare a model's outputs across backends and precisions");
-  cmd->add_option("model", opt->model, "The ONNX model (or a plan, for its inputs)")->required();
+  cmd->add_option("model", opt->model, "The ONNX model (a plan when every config is plan:PATH)")->required();
   cmd->add_option("--configs", opt->configs,
                   "Comma-separated configs; the first is the reference: cpu:fp32, cpu:fp16, cpu:bf16, cuda:fp32, "
                   "cuda:fp16, cuda:bf16, plan:PATH")
@@ -276,7 +282,7 @@ void add_compare_command(CLI::App& app, Action& action) {
   cmd->add_option("--fail-above", opt->fail_above, "Exit with status 1 when any output's rel L2 error exceeds this");
   cmd->add_flag("--per-layer", opt->per_layer,
                 "Also compare every intermediate value present in both configs and name the first layer above "
-                "--layer-tol (CPU configs only: CUDA and plan configs compare outputs only)");
+                "--layer-tol (CPU configs and CPU plans only: CUDA configs and plans compare outputs only)");
   cmd->add_option("--layer-tol", opt->layer_tol, "rel L2 above which --per-layer names a layer")->default_val(1e-2);
   cmd->callback([&action, opt] {
     action = [opt] {
