@@ -33,12 +33,12 @@ class NhwcLayout : public Pass {
   std::string_view name() const override { return "nhwc-layout"; }
 
   Expected<bool> run(Graph& g) override {
-    std::vector<Node*> todo;
+    std::vector<Node*> to_convert;
     for (const auto& n : g.nodes())
-      if (wants_nhwc(*n)) todo.push_back(n.get());
-    for (Node* n : todo) convert(g, n);
-    if (!todo.empty()) KILN_RETURN_IF_ERROR(g.topological_sort());
-    return !todo.empty();
+      if (wants_nhwc(*n)) to_convert.push_back(n.get());
+    for (Node* n : to_convert) convert(g, n);
+    if (!to_convert.empty()) KILN_RETURN_IF_ERROR(g.topological_sort());
+    return !to_convert.empty();
   }
 
  private:

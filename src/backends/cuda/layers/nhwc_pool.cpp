@@ -40,9 +40,7 @@ class NhwcPoolLayer : public CudaLayer {
     }
     const std::string op = n.attrs.s("op", "");
     const bool max = op == "MaxPool" || op == "GlobalMaxPool";
-    cudnnPoolingMode_t mode = max ? CUDNN_POOLING_MAX_DETERMINISTIC
-                              : n.attrs.i("count_include_pad", 0) != 0 ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
-                                                                       : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
+    const cudnnPoolingMode_t mode = cudnn_pool_mode(max, n);
     KILN_CUDA_CHECK(cudnnCreatePoolingDescriptor(layer->pool_.out()));
     KILN_CUDA_CHECK(cudnnSetPoolingNdDescriptor(layer->pool_.get(), mode, CUDNN_PROPAGATE_NAN, 2, k, pad, s));
     return std::unique_ptr<CudaLayer>(std::move(layer));

@@ -60,4 +60,10 @@ Status set_packed_tensor(TensorDesc& desc, cudnnDataType_t type, const Dims& dim
   return Status::Ok();
 }
 
+cudnnPoolingMode_t cudnn_pool_mode(bool max, const Node& n) {
+  if (max) return CUDNN_POOLING_MAX_DETERMINISTIC;
+  return n.attrs.i("count_include_pad", 0) != 0 ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
+                                                : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
+}
+
 }  // namespace kiln::cuda

@@ -47,5 +47,7 @@ using PoolDesc = CudnnDesc<cudnnPoolingDescriptor_t, cudnnDestroyPoolingDescript
 
 // Fully packed NCHW-style descriptor of `dims` (rank >= 4; callers pad 1-D cases with a unit dim).
 Status set_packed_tensor(TensorDesc& desc, cudnnDataType_t type, const Dims& dims);
+// cuDNN's pooling mode for a max pool, or for an average pool honouring its count_include_pad.
+cudnnPoolingMode_t cudnn_pool_mode(bool max, const Node& n);
 
 }  // namespace kiln::cuda

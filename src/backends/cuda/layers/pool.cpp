@@ -97,9 +97,7 @@ class CudnnPoolLayer : public CudaLayer {
     if (!type) return unsupported("{}: dtype", n.describe());
     KILN_RETURN_IF_ERROR(set_packed_tensor(layer->x_, *type, x));
     KILN_RETURN_IF_ERROR(set_packed_tensor(layer->y_, *type, y));
-    cudnnPoolingMode_t mode = n.op_type == "MaxPool" ? CUDNN_POOLING_MAX_DETERMINISTIC
-                              : n.attrs.i("count_include_pad", 0) != 0 ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
-                                                                       : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
+    const cudnnPoolingMode_t mode = cudnn_pool_mode(n.op_type == "MaxPool", n);
     KILN_CUDA_CHECK(cudnnCreatePoolingDescriptor(layer->pool_.out()));
     KILN_CUDA_CHECK(cudnnSetPoolingNdDescriptor(layer->pool_.get(), mode, CUDNN_PROPAGATE_NAN,
                                                 static_cast<int>(k.size()), k.data(), pad.data(), s.data()));
