@@ -107,6 +107,7 @@ class MixedPrecision : public Pass {
       for (const Graph* sg : n->subgraphs()) changed |= lower(const_cast<Graph&>(*sg), t);
     }
     changed |= restore_outputs(g);
+    if (changed) KILN_RETURN_IF_ERROR(g.topological_sort());  // the Casts were appended
     return changed;
   }
 
