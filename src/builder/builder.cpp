@@ -146,7 +146,8 @@ Status run_graph_passes(Graph& g, const BuildOptions& options, const Backend& ba
       options.accuracy_budget >= 0) {
     KILN_RETURN_IF_ERROR(infer_shapes(g));  // the guard and --best's rule read shapes
     KILN_ASSIGN_OR_RETURN(PrecisionPlan pp, plan_precisions(g, options, backend));
-    for (const std::string& line : pp.report) log(options, "      " + line);
+    for (const std::string& line : pp.report)  // all of them are in the build report; warnings show now
+      if (line.rfind("warning:", 0) == 0) log(options, "      " + line);
     report = std::move(pp.report);
     if (!pp.any_reduced) return Status::Ok();
     PassManagerOptions once = pass_options(options);
