@@ -6,6 +6,7 @@
 
 #include "backends/cpu/cpu_executor.hpp"
 #include "builder/specialize.hpp"
+#include "passes/precision.hpp"
 #include "util/error.hpp"
 
 namespace kiln {
@@ -92,6 +93,28 @@ Expected<AccuracyBudgetResult> fit_accuracy_budget(const Graph& float_graph, con
   }
   r.met = r.final_error <= budget;
   return r;
+}
+
+std::vector<std::string> quantization_candidates(const Graph& g, const QuantizationSpec& spec) {
+  std::vector<std::string> out;
+  for (const auto& n : g.nodes())
+    if (n->domain.empty() && spec.op_types.count(n->op_type) && !spec.keep_float.count(precision_key(*n)))
+      out.push_back(precision_key(*n));
+  return out;
+}
+
+ReduceFn int8_reducer(const Graph& float_graph, std::vector<std::string> candidates, QuantizationSpec base,
+                      QdqInsertFn insert) {
+  return [&float_graph, candidates = std::move(candidates), base = std::move(base),
+          insert = std::move(insert)](const std::set<std::string>& reduced) -> Expected<GraphPtr> {
+    GraphPtr c = clone_graph(float_graph);
+    QuantizationSpec spec = base;
+    for (const std::string& key : candidates)
+      if (!reduced.count(key)) spec.keep_float.insert(key);
+    KILN_RETURN_IF_ERROR(insert(*c, spec).status());
+    KILN_RETURN_IF_ERROR(c->topological_sort());
+    return c;
+  };
 }
 
 }  // namespace kiln

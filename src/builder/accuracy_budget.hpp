@@ -16,6 +16,7 @@
 
 #include "ir/graph.hpp"
 #include "ir/tensor.hpp"
+#include "quant/qdq_insertion.hpp"
 
 namespace kiln {
 
@@ -45,5 +46,18 @@ double mean_relative_l2(const std::vector<Tensor>& ref, const std::vector<Tensor
 Expected<AccuracyBudgetResult> fit_accuracy_budget(const Graph& float_graph, const std::vector<std::string>& candidates,
                                                    const ReduceFn& reduce, const Batches& batches, double budget,
                                                    int max_units);
+
+// INT8 (or FP8): Q/DQ insertion as a function, e.g. calib's
+//   [&](Graph& g, const QuantizationSpec& s) { return insert_qdq(g, ranges, s); }
+using QdqInsertFn = std::function<Expected<bool>(Graph&, const QuantizationSpec&)>;
+
+// The quantization candidates of `g`: nodes of spec.op_types not in spec.keep_float, in graph order.
+std::vector<std::string> quantization_candidates(const Graph& g, const QuantizationSpec& spec);
+
+// The ReduceFn of an INT8 accuracy budget: a copy of `float_graph` (which must outlive the
+// function) quantized by `insert`, with every candidate not in `reduced` added to keep_float. The
+// kept units of fit_accuracy_budget then go into the build's QuantizationSpec::keep_float.
+ReduceFn int8_reducer(const Graph& float_graph, std::vector<std::string> candidates, QuantizationSpec base,
+                      QdqInsertFn insert);
 
 }  // namespace kiln

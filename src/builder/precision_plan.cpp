@@ -252,6 +252,11 @@ std::set<std::string> best_int8_layers(const Graph& g, std::set<std::string>* sm
   return out;
 }
 
+void apply_to_quantization(const PrecisionPlan& plan, QuantizationSpec& spec) {
+  spec.keep_float.insert(plan.keep_float.begin(), plan.keep_float.end());
+  for (const std::string& key : plan.quantize) spec.keep_float.erase(key);
+}
+
 Expected<PrecisionPlan> plan_precisions(const Graph& g, const BuildOptions& o, const Backend& backend) {
   if (o.fp16 && o.bf16) return invalid_argument("choose one of --fp16 and --bf16");
   if (o.precision_constraints != "obey" && o.precision_constraints != "prefer")

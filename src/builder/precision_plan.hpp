@@ -11,6 +11,7 @@
 #include "builder/backend.hpp"
 #include "builder/build_options.hpp"
 #include "passes/precision.hpp"
+#include "quant/qdq_insertion.hpp"
 
 namespace kiln {
 
@@ -41,5 +42,10 @@ std::set<std::string> best_int8_layers(const Graph& g, std::set<std::string>* sm
 // prefer the node falls back (a warning in `report`). Runs the accuracy budget when asked (CPU
 // executor over options.calibration_batches).
 Expected<PrecisionPlan> plan_precisions(const Graph& g, const BuildOptions& options, const Backend& backend);
+
+// For INT8/FP8 builds: the plan's float nodes (--layer-precision fp32/fp16/bf16, --best's small
+// layers) join spec.keep_float and its int8/fp8 nodes leave it. Order in the builder: plan_precisions,
+// this, insert_qdq, then the precision pass with plan.assignment (Q/DQ nodes take the fallback).
+void apply_to_quantization(const PrecisionPlan& plan, QuantizationSpec& spec);
 
 }  // namespace kiln

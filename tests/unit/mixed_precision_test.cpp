@@ -2,6 +2,7 @@
 // accuracy budget (docs/precision.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -417,8 +418,72 @@ TEST(MixedPrecision, AccuracyBudgetKeepsTheSensitiveLayer) {
   EXPECT_NE(bad.status().message().find("give --fp16, --bf16 or --best"), std::string::npos);
 }
 
-TEST(MixedPrecision, AccuracyBudgetInt8NeedsQdqInsertion) {
-  GTEST_SKIP() << "INT8 accuracy budget: waits for calib's insert_qdq on main (the fp16 path is tested above)";
+// A stand-in for calib's insert_qdq (not on main yet): each chosen node's constant weight becomes
+// DequantizeLinear(int8 weight, per-tensor scale max|w| / 127), i.e. simulated INT8 weights.
+Expected<bool> weight_qdq(Graph& g, const QuantizationSpec& spec) {
+  bool changed = false;
+  std::vector<Node*> chosen;
+  for (const auto& n : g.nodes())
+    if (spec.op_types.count(n->op_type) && !spec.keep_float.count(precision_key(*n))) chosen.push_back(n.get());
+  for (Node* n : chosen) {
+    Value* w = n->inputs[1];
+    if (!w->constant) continue;
+    std::vector<double> v = w->constant->to_double_vector();
+    double amax = 0;
+    for (double x : v) amax = std::max(amax, std::fabs(x));
+    const float scale = static_cast<float>(amax / 127);
+    std::vector<int8_t> q;
+    for (double x : v) q.push_back(static_cast<int8_t>(std::clamp(std::nearbyint(x / scale), -127.0, 127.0)));
+    Value* qw = g.add_constant(g.unique_name(w->name + "_q"), Tensor::from_vector<int8_t>(w->constant->dims(), q));
+    Value* s = g.add_constant(g.unique_name(w->name + "_scale"), Tensor::from_vector<float>({}, {scale}));
+    Value* dq = g.add_value(g.unique_name(w->name + "_dq"), {DType::kFloat32, w->type.shape});
+    g.add_node("DequantizeLinear", {qw, s}, {dq}, n->name + "_weight_dq", "", 21);
+    n->inputs[1] = dq;
+    changed = true;
+  }
+  return changed;
+}
+
+TEST(MixedPrecision, AccuracyBudgetInt8KeepsTheSensitiveLayerFloat) {
+  // conv2's weights are ~1e-2 with one outlier of 10 (on an input channel that conv1 leaves at 0,
+  // so it does not matter in float): a per-tensor int8 scale of 10/127 rounds all the others to 0.
+  // conv1 and conv3 quantize well.
+  Model m = sensitive_cnn();
+  Graph& g = *m.graph;
+  Tensor w1 = random_tensor(DType::kFloat32, {8, 4, 3, 3}, 11, -0.5, 0.5);
+  std::fill(w1.data<float>(), w1.data<float>() + 4 * 9, 0.f);  // conv1's channel 0 is 0
+  Tensor w2 = random_tensor(DType::kFloat32, {8, 8, 3, 3}, 12, -1e-2, 1e-2);
+  w2.data<float>()[0] = 10.f;  // output 0, input 0
+  for (const auto& n : g.nodes()) {
+    if (n->name == "conv1") n->inputs[1] = g.add_constant("w1_zero0", w1);
+    if (n->name == "conv2") n->inputs[1] = g.add_constant("w2_outlier", w2);
+    if (n->name == "conv3") n->inputs[1] = g.add_constant("w3_plain", random_tensor(DType::kFloat32, {4, 8, 3, 3}, 13, -0.5, 0.5));
+  }
+  ASSERT_TRUE(infer_shapes(g).ok());
+  Batches batches;
+  for (uint32_t s = 0; s < 2; ++s) batches.push_back({{"x", random_tensor(DType::kFloat32, {1, 4, 8, 8}, 30 + s)}});
+  QuantizationSpec spec;
+  auto candidates = quantization_candidates(g, spec);
+  EXPECT_EQ(candidates, (std::vector<std::string>{"conv1", "conv2", "conv3"}));
+  ReduceFn reduce = int8_reducer(g, candidates, spec, weight_qdq);
+  auto r = fit_accuracy_budget(g, candidates, reduce, batches, 0.05, 32);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->kept.size(), 1u);
+  EXPECT_EQ(r->kept[0].nodes, std::vector<std::string>{"conv2"});
+  EXPECT_GT(r->kept[0].error, 0.5);
+  EXPECT_GT(r->all_reduced_error, 0.5);
+  EXPECT_LT(r->final_error, 0.05);
+  EXPECT_GT(r->final_error, 0.0);  // conv1 and conv3 are quantized
+  EXPECT_TRUE(r->met);
+
+  // The plan's float nodes reach QuantizationSpec::keep_float, int8 overrides leave it.
+  PrecisionPlan p;
+  p.keep_float = {"conv2", "conv9"};
+  p.quantize = {"conv9", "conv1"};
+  QuantizationSpec s2;
+  s2.keep_float = {"conv1"};
+  apply_to_quantization(p, s2);
+  EXPECT_EQ(s2.keep_float, std::set<std::string>{"conv2"});
 }
 
 TEST(MixedPrecision, MeanRelativeL2) {
