@@ -145,10 +145,12 @@ Expected<GraphPtr> specialize_at_bounds(const Graph& graph, const std::map<std::
       return internal_error("{}: {} output bounds for {} outputs", n.describe(), dims->size(), n.outputs.size());
     for (size_t k = 0; k < dims->size(); ++k)
       if (n.outputs[k]) fixed[n.outputs[k]->name] = (*dims)[k];
-    if (resolved) resolved->push_back(node_key(n));
+    const std::string key = node_key(n), what = n.describe();  // n dies with the old graph below
+    if (resolved) resolved->push_back(key);
     KILN_ASSIGN_OR_RETURN(g, specialize_graph(graph, input_shapes, disabled_passes, fixed));
-    if (first_unresolved_node(*g) == i && g->nodes()[i].get() && node_key(*g->nodes()[i]) == node_key(n))
-      return internal_error("{}: fixing its output shapes did not resolve them", n.describe());
+    const size_t next = first_unresolved_node(*g);
+    if (next == i && next < g->nodes().size() && node_key(*g->nodes()[next]) == key)
+      return internal_error("{}: fixing its output shapes did not resolve them", what);
   }
   return internal_error("data-dependent shapes did not resolve");
 }

@@ -3,7 +3,9 @@
 // post-processing models (NonZero -> Transpose -> Gather -> Reshape by the synced count, and
 // NMS -> Gather -> Gather) on one plan at inputs giving different counts, with and without CUDA
 // graphs, through a saved and reloaded plan.
+#include <cmath>
 #include <random>
+#include <set>
 
 #include "gpu_test_util.hpp"
 #include "kiln/kiln.hpp"
@@ -301,13 +303,21 @@ TEST(CudaDataDependent, NonZeroTransposeGatherReshapeModelTwoCounts) {
                          "nonzero");
 }
 
+// Three boxes above the threshold: at most 3 selected (the random scores select more).
+Tensor few_scores() {
+  Tensor t = Tensor::zeros(DType::kFloat32, {1, 1, 80});
+  t.data<float>()[5] = 0.9f;
+  t.data<float>()[40] = 0.8f;
+  t.data<float>()[77] = 0.7f;
+  return t;
+}
+
 TEST(CudaDataDependent, NmsGatherModelTwoCounts) {
   KILN_REQUIRE_GPU();
   check_model_two_inputs(nms_model,
                          {{{"boxes", random_boxes(1, 80, 71, false)},
-                           {"scores", random_tensor(DType::kFloat32, {1, 1, 80}, 72, 0.0, 1.0)}},
-                          {{"boxes", random_boxes(1, 80, 73, false)},
-                           {"scores", random_tensor(DType::kFloat32, {1, 1, 80}, 74, 0.0, 0.3)}}},
+                           {"scores", random_tensor(DType::kFloat32, {1, 1, 80}, 72, 0.1, 1.0)}},
+                          {{"boxes", random_boxes(1, 80, 73, false)}, {"scores", few_scores()}}},
                          "nms");
 }
 

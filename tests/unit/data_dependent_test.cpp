@@ -8,6 +8,7 @@
 #include "builder/specialize.hpp"
 #include "op_test_util.hpp"
 #include "ops/shape_inference.hpp"
+#include "util/error.hpp"
 
 namespace kiln::test {
 namespace {
@@ -39,10 +40,17 @@ Expected<std::vector<Dims>> nonzero_bounds(const Node& n) {
   return std::vector<Dims>{{static_cast<int64_t>(d->size()), dims_numel(*d)}};
 }
 
+size_t index_of(const Graph& g, const std::string& name) {
+  for (size_t i = 0; i < g.nodes().size(); ++i)
+    if (g.nodes()[i]->name == name) return i;
+  return g.nodes().size();
+}
+
 TEST(DataDependentShapes, UnresolvedNodeIsTheDataDependentOp) {
   GraphPtr g = nonzero_graph();
-  EXPECT_EQ(first_unresolved_node(*g), 0u);
-  EXPECT_EQ(first_unresolved_node(*g, 1), 3u);  // Shape and Gather have static outputs; Transpose not
+  EXPECT_EQ(first_unresolved_node(*g), index_of(*g, "nonzero"));
+  // Shape and Gather of the count have static outputs (not yet values); Transpose does not.
+  EXPECT_EQ(first_unresolved_node(*g, index_of(*g, "nonzero") + 1), index_of(*g, "transpose"));
   auto spec = specialize_graph(*g, {});
   ASSERT_TRUE(spec.ok()) << spec.status().message();
   ASSERT_LT(first_unresolved_node(**spec), (*spec)->nodes().size());
@@ -93,11 +101,12 @@ TEST(DataDependentShapes, SpecializeAtBoundsNamesTheNodeItCannotBound) {
 // after bounding NonZero: the error names the Reshape.
 TEST(DataDependentShapes, ShapeFromDeviceValuesIsRefused) {
   GraphPtr g = nonzero_graph();
-  Value* flat = g->add_value("flat");
+  Value* flat_nz = g->add_value("flat_nz");
   Value* y = g->add_value("y");
-  Value* x = g->find_value("x");
-  g->add_node("Reshape", {x, g->find_value("nz")}, {flat}, "reshape_by_values");  // nz: [1, n] int64
-  g->add_node("Identity", {flat}, {y}, "id");
+  Tensor minus_one(DType::kInt64, {1});
+  minus_one.data<int64_t>()[0] = -1;
+  g->add_node("Reshape", {g->find_value("nz"), g->add_constant("minus_one", minus_one)}, {flat_nz}, "flatten_nz");
+  g->add_node("Reshape", {g->find_value("x"), flat_nz}, {y}, "reshape_by_values");
   g->outputs.push_back(y);
   ASSERT_TRUE(infer_shapes(*g).ok());
   auto r = specialize_at_bounds(*g, {}, nonzero_bounds);
@@ -105,7 +114,7 @@ TEST(DataDependentShapes, ShapeFromDeviceValuesIsRefused) {
   EXPECT_NE(r.status().message().find("reshape_by_values"), std::string::npos) << r.status().message();
 }
 
-// x[16] -> a = Relu(x) -> b = Relu(a) -> nz = NonZero(b) | c = Add(a, x), d = Transpose(nz)
+// x[16] -> a = Relu(x) -> b = Relu(a) -> nz = NonZero(b) | d = Transpose(nz) -> e = Gather(a, d)
 GraphPtr staged_graph() {
   auto g = std::make_shared<Graph>();
   Value* x = g->add_value("x", {DType::kFloat32, Shape({Dim(16)})});
@@ -113,14 +122,14 @@ GraphPtr staged_graph() {
   Value* a = g->add_value("a");
   Value* b = g->add_value("b");
   Value* nz = g->add_value("nz");
-  Value* c = g->add_value("c");
   Value* d = g->add_value("d");
+  Value* e = g->add_value("e");
   g->add_node("Relu", {x}, {a}, "relu_a");
   g->add_node("Relu", {a}, {b}, "relu_b");
   g->add_node("NonZero", {b}, {nz}, "nonzero");
-  g->add_node("Add", {a, x}, {c}, "add");
   g->add_node("Transpose", {nz}, {d}, "transpose")->attrs.set("perm", std::vector<int64_t>{1, 0});
-  g->outputs = {c, d};
+  g->add_node("Gather", {a, d}, {e}, "gather");
+  g->outputs = {e};
   EXPECT_TRUE(infer_shapes(*g).ok());
   return g;
 }
@@ -138,6 +147,7 @@ bool overlap(const ArenaSlot& a, const ArenaSlot& b) {
 TEST(DataDependentShapes, FirstSegmentPlansUpToTheSyncAtTheBound) {
   GraphPtr g = staged_graph();
   ASSERT_EQ(first_unresolved_node(*g), 2u);
+  ASSERT_EQ(index_of(*g, "nonzero"), 2u);
   MemorySegment seg;
   seg.begin = 0;
   seg.end = 3;
@@ -147,8 +157,9 @@ TEST(DataDependentShapes, FirstSegmentPlansUpToTheSyncAtTheBound) {
   const ArenaSlot *x = slot(*plan, "x"), *a = slot(*plan, "a"), *b = slot(*plan, "b"), *nz = slot(*plan, "nz");
   ASSERT_TRUE(x && a && b && nz);
   EXPECT_EQ(nz->nbytes, 128u);
-  EXPECT_EQ(slot(*plan, "c"), nullptr);  // later segments plan their own values
-  // a and x are read after the sync, so they live with nz to the segment's end.
+  EXPECT_EQ(slot(*plan, "d"), nullptr);  // later segments plan their own values
+  EXPECT_EQ(slot(*plan, "e"), nullptr);
+  // a is read after the sync (by the Gather), so it lives with nz to the segment's end.
   EXPECT_FALSE(overlap(*a, *nz));
   EXPECT_FALSE(overlap(*x, *nz));
   EXPECT_FALSE(overlap(*a, *x));
@@ -166,6 +177,7 @@ TEST(DataDependentShapes, LaterSegmentPlansOnlyItsOwnValues) {
   ASSERT_TRUE(spec.ok()) << spec.status().message();
   const Graph& g = **spec;
   ASSERT_EQ(g.nodes().size(), 5u);
+  ASSERT_EQ(index_of(g, "transpose"), 3u);
   const std::set<std::string> earlier = {"x", "a", "b", "nz"};
   MemorySegment seg;
   seg.begin = 3;
@@ -175,10 +187,11 @@ TEST(DataDependentShapes, LaterSegmentPlansOnlyItsOwnValues) {
   auto plan = plan_memory(g, seg);
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   for (const std::string& name : earlier) EXPECT_EQ(slot(*plan, name), nullptr) << name;
-  const ArenaSlot *c = slot(*plan, "c"), *d = slot(*plan, "d");
-  ASSERT_TRUE(c && d);
+  const ArenaSlot *d = slot(*plan, "d"), *e = slot(*plan, "e");
+  ASSERT_TRUE(d && e);
   EXPECT_EQ(d->nbytes, 5 * 8u);
-  EXPECT_FALSE(overlap(*c, *d));  // both are graph outputs
+  EXPECT_EQ(e->nbytes, 5 * 4u);
+  EXPECT_FALSE(overlap(*d, *e));  // the Gather reads d while writing e
 }
 
 TEST(DataDependentShapes, WholeGraphSegmentEqualsPlanMemory) {
@@ -218,12 +231,12 @@ TEST(DataDependentShapes, PlanRoundTripKeepsUnresolvedShapes) {
   EXPECT_FALSE(nz[1].known());
   EXPECT_TRUE(loaded->arena.empty());
   ASSERT_EQ(loaded->layers.size(), plan.layers.size());
-  EXPECT_EQ(loaded->layers[2].tactic, "");
-  EXPECT_EQ(loaded->layers[3].tactic, "t1");
+  EXPECT_EQ(loaded->layers[index_of(g, "nonzero")].tactic, "");
+  EXPECT_EQ(loaded->layers[index_of(g, "gather")].tactic, "t1");
   // And it specializes at run time as the original does.
   auto spec = specialize_graph(g, {}, {}, {{"nz", {1, 7}}});
   ASSERT_TRUE(spec.ok()) << spec.status().message();
-  EXPECT_EQ((*spec)->find_value("d")->type.shape.to_dims(), (Dims{7, 1}));
+  EXPECT_EQ((*spec)->find_value("e")->type.shape.to_dims(), (Dims{7, 1}));
 }
 
 }  // namespace
