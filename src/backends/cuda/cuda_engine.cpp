@@ -178,8 +178,10 @@ class CudaContext : public ExecutionContext {
                       stream_, handles_, count_dev_.as<int64_t>()};
       Status st = layers[i]->enqueue(args);
       if (!st.ok()) return st.add_context(nodes[i]->describe());
-      if (timed && ran_layers_ + i + 1 < layer_events_.size())
+      if (timed && ran_layers_ + i + 1 < layer_events_.size()) {
         KILN_CUDA_CHECK(cudaEventRecord(layer_events_[ran_layers_ + i + 1], stream_));
+        ran_index_.push_back(engine_.plan_index(*nodes[i]));
+      }
     }
     return Status::Ok();
   }
@@ -188,6 +190,7 @@ class CudaContext : public ExecutionContext {
     if (!current_) return invalid_argument("set the inputs (set_inputs) before enqueue");
     timings_.compute_ms = timings_.d2h_ms = 0;
     ran_layers_ = 0;
+    ran_index_.clear();
     if (current_->set != first_) KILN_RETURN_IF_ERROR(bind(first_));  // a staged run's first stage
     KILN_CUDA_CHECK(cudaEventRecord(events_[2], stream_));
     // Stage by stage: a stage that ends at a data-dependent layer is followed by THE sync (the
@@ -284,9 +287,11 @@ class CudaContext : public ExecutionContext {
     if (layer_events_.empty())
       return invalid_argument("layer timing is off: create the context with ContextOptions::layer_timing");
     if (!layers_timed_ || !current_) return invalid_argument("no layers have run on this context yet");
-    // One time per layer that ran last (every stage's, in order).
-    std::vector<double> out(std::min(ran_layers_, layer_events_.size() - 1));
-    for (size_t i = 0; i < out.size(); ++i) {
+    // One time per plan layer: each layer that ran (every stage's) at its plan index; 0 for
+    // those that did not run (folded away by a shape set's specialization).
+    std::vector<double> out(engine_.max_layers(), 0.0);
+    const size_t ran = std::min(ran_index_.size(), layer_events_.size() - 1);
+    for (size_t i = 0; i < ran; ++i) {
       float ms = 0;
       cudaError_t e = cudaEventElapsedTime(&ms, layer_events_[i], layer_events_[i + 1]);
       if (e == cudaErrorNotReady) {
@@ -294,7 +299,7 @@ class CudaContext : public ExecutionContext {
         return invalid_argument("the layers are still running: call synchronize() before reading their times");
       }
       KILN_RETURN_IF_ERROR(check(e, "cudaEventElapsedTime"));
-      out[i] = ms;
+      if (ran_index_[i] < out.size()) out[ran_index_[i]] += ms;
     }
     return out;
   }
@@ -311,6 +316,7 @@ class CudaContext : public ExecutionContext {
   PinnedBuffer count_host_;  // ... read back here at the sync
   std::shared_ptr<const ShapeSet> first_;  // the first stage of the inputs last set
   size_t ran_layers_ = 0;    // layers enqueued by the last enqueue (all stages)
+  std::vector<size_t> ran_index_;  // with layer timing: their plan layer indices, in run order
   uint64_t syncs_ = 0;       // data-dependent syncs so far
   // A shape set's tensors in this context's arena, and its captured CUDA graph.
   struct Bound {
@@ -337,7 +343,10 @@ Expected<std::unique_ptr<CudaEngine>> CudaEngine::create(const Plan& plan) {
   if (plan.layers.size() != g.nodes().size())
     return invalid_model("the plan has {} layer choices for {} nodes", plan.layers.size(), g.nodes().size());
   e->tf32_ = plan.options_json.find("\"tf32\":false") == std::string::npos;
-  for (size_t i = 0; i < g.nodes().size(); ++i) e->choices_[node_key(*g.nodes()[i])] = plan.layers[i];
+  for (size_t i = 0; i < g.nodes().size(); ++i) {
+    e->choices_[node_key(*g.nodes()[i])] = plan.layers[i];
+    e->index_by_key_[node_key(*g.nodes()[i])] = i;
+  }
   e->arena_bytes_ = plan.arena_bytes;
 
   // Every constant a layer or a graph output reads goes into one device buffer.
@@ -543,6 +552,11 @@ Expected<std::shared_ptr<const ShapeSet>> CudaEngine::next_stage(const ShapeSet&
   (*set)->fixed = std::move(fixed);
   (*set)->key = key;
   return cache(key, std::move(*set));
+}
+
+size_t CudaEngine::plan_index(const Node& n) const {
+  auto it = index_by_key_.find(node_key(n));
+  return it != index_by_key_.end() ? it->second : max_layers();
 }
 
 Expected<ValueLocation> ShapeSet::locate(const Value* v) const {

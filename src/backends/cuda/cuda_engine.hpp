@@ -80,6 +80,8 @@ class CudaEngine : public EngineImpl {
   const Graph& graph() const { return *graph_; }
   bool dynamic() const { return !static_set_; }
   size_t max_layers() const { return graph_->nodes().size(); }
+  // A node's index among the plan's layers, by its key (node_key); max_layers() when it has none.
+  size_t plan_index(const Node& n) const;
   uint64_t arena_bytes() const { return arena_bytes_; }
   uint64_t workspace_bytes() const { return workspace_bytes_; }
   // The shape set for these input shapes (made and cached on first use; thread-safe).
@@ -96,6 +98,7 @@ class CudaEngine : public EngineImpl {
   GraphPtr graph_;
   bool tf32_ = true;
   std::unordered_map<std::string, LayerChoice> choices_;  // by node_key, from the plan
+  std::unordered_map<std::string, size_t> index_by_key_;  // plan layer index by node_key
   DeviceBuffer weights_;
   // The plan's constants on the device, by the host address of their data (a specialized graph's
   // constants share that data with the plan's).
