@@ -204,7 +204,6 @@ class CudaContext : public ExecutionContext {
       KILN_CUDA_CHECK(cudaMemcpyAsync(count_host_.get(), count_dev_.get(), sizeof(int64_t), cudaMemcpyDeviceToHost,
                                       stream_));
       KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      ++syncs_;
       int64_t count = 0;
       std::memcpy(&count, count_host_.get(), sizeof(count));
       auto dims = set.sync_factory->output_dims(*set.sync_node, count);
@@ -317,7 +316,6 @@ class CudaContext : public ExecutionContext {
   std::shared_ptr<const ShapeSet> first_;  // the first stage of the inputs last set
   size_t ran_layers_ = 0;    // layers enqueued by the last enqueue (all stages)
   std::vector<size_t> ran_index_;  // with layer timing: their plan layer indices, in run order
-  uint64_t syncs_ = 0;       // data-dependent syncs so far
   // A shape set's tensors in this context's arena, and its captured CUDA graph.
   struct Bound {
     std::shared_ptr<const ShapeSet> set;
