@@ -2,12 +2,16 @@
 // tactics, all timed by the builder:
 //   "fused_algo<A>_math<M>": one cudnnConvolutionBiasActivationForward call (cuDNN runs an
 //     identity activation only with IMPLICIT_PRECOMP_GEMM, so without Relu only that algo);
-//   "cudnn_algo<A>_math<M>": cudnnConvolutionForward, then one epilogue kernel (bias, Z, Relu).
+//   "cudnn_algo<A>_math<M>": cudnnConvolutionForward, then one epilogue kernel (bias, Z, Relu);
+//   "graph_e<E>[_k<T>.<V>]...": one cuDNN graph-API engine config running the whole node
+//     (conv_graph.hpp; the heuristics' first configs). A config this GPU/cuDNN cannot re-create
+//     at load falls back to the heuristics' first, with a note on stderr.
 // X is pre-padded into the workspace when its pads are unequal (as for Conv).
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
-#include "backends/cuda/layers/conv_descs.hpp"
+#include "backends/cuda/layers/conv_graph.hpp"
 
 namespace kiln::cuda {
 namespace {
@@ -15,6 +19,27 @@ namespace {
 using ActivationDesc = CudnnDesc<cudnnActivationDescriptor_t, cudnnDestroyActivationDescriptor>;
 
 bool has_relu(const Node& n) { return n.attrs.s("activation", "") == "Relu"; }
+
+// Graph-API configs offered per node: enough to find the fast ones, few enough to keep builds
+// short (runtime-compiled engines compile a kernel per plan). KILN_CONV_GRAPH_CONFIGS="N,R"
+// overrides both (0: no graph-API tactics), for experiments.
+constexpr size_t kGraphConfigs = 8, kGraphRuntimeCompiled = 2;
+
+std::pair<size_t, size_t> graph_limits() {
+  size_t n = kGraphConfigs, r = kGraphRuntimeCompiled;
+  if (const char* e = std::getenv("KILN_CONV_GRAPH_CONFIGS")) {
+    unsigned long a = 0, b = 0;
+    int got = std::sscanf(e, "%lu,%lu", &a, &b);
+    if (got >= 1) n = a;
+    if (got == 2) r = b;
+  }
+  return {n, r};
+}
+
+ConvGraphSpec graph_spec(const Node& n, const ConvGeometry& geo, DType dtype, const std::string& precision) {
+  return ConvGraphSpec{.geo = geo, .dtype = dtype, .bias = n.has_input(2), .z = n.has_input(3), .relu = has_relu(n),
+                       .precision = precision};
+}
 
 // Whether cuDNN's fused call can run this algorithm with the node's activation and dtype (its
 // documented configurations are float32 and float16; bfloat16 runs the unfused tactics).
@@ -32,12 +57,16 @@ class FusedConvLayer : public CudaLayer {
     KILN_RETURN_IF_ERROR(l.d_.init(n));
     const std::string& precision = choice.precision;
     int algo = -1, math = -1;
-    if (!choice.tactic.empty()) {
+    bool graph = false;
+    if (choice.tactic.rfind("graph_", 0) == 0) {
+      KILN_ASSIGN_OR_RETURN(graph, l.init_graph(n, choice.tactic, precision));
+    } else if (!choice.tactic.empty()) {
       if (std::sscanf(choice.tactic.c_str(), "fused_algo%d_math%d", &algo, &math) == 2) l.fused_ = true;
       else if (std::sscanf(choice.tactic.c_str(), "cudnn_algo%d_math%d", &algo, &math) != 2)
         return invalid_model("{}: unknown convolution tactic '{}'", n.describe(), choice.tactic);
     }
-    KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
+    if (graph) l.workspace_ = l.graph_->workspace();
+    if (!graph) KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
       if (algo < 0) {
         // No timed choice: cuDNN's first heuristic pick, fused when cuDNN can fuse it.
         KILN_RETURN_IF_ERROR(l.d_.set_math(default_math(precision)));
@@ -101,6 +130,7 @@ class FusedConvLayer : public CudaLayer {
                                                prepad_, a.stream));
       x.data = padded;
     }
+    if (graph_) return graph_->execute(a.handles.cudnn, x.data, w.data, bias, z, y.data, a.workspace);
     const float one = 1.f, zero = 0.f;
     const auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(algo_);
     if (fused_) {
@@ -120,6 +150,40 @@ class FusedConvLayer : public CudaLayer {
   }
 
  private:
+  // The graph-API path for `tactic`; false (with a note) when no graph config runs here, and the
+  // layer then takes the legacy API's default.
+  Expected<bool> init_graph(const Node& n, const std::string& tactic, const std::string& precision) {
+    bool used = false;
+    KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
+      auto g = ConvGraph::create(graph_spec(n, d_.geo, d_.dtype, precision), h);
+      if (!g.ok()) {
+        fmt::print(stderr, "note: {}: tactic '{}': {}; using the legacy cuDNN API\n", n.describe(), tactic,
+                   g.status().message());
+        return Status::Ok();
+      }
+      auto cfg = GraphConfig::parse(tactic);
+      Status st = cfg ? (*g)->select(*cfg) : invalid_model("not a graph engine config name");
+      if (!st.ok()) {
+        std::string chosen;
+        auto cands = (*g)->configs(kGraphConfigs, kGraphRuntimeCompiled, UINT64_MAX);
+        if (cands.ok())
+          for (const GraphConfig& c : *cands)
+            if ((*g)->select(c).ok()) {
+              chosen = c.name();
+              break;
+            }
+        fmt::print(stderr, "note: {}: cuDNN engine config '{}' is not available here ({}); using {}\n", n.describe(),
+                   tactic, st.message(),
+                   chosen.empty() ? std::string("the legacy cuDNN API") : "the heuristics' first, '" + chosen + "'");
+        if (chosen.empty()) return Status::Ok();
+      }
+      graph_ = std::move(*g);
+      used = true;
+      return Status::Ok();
+    }));
+    return used;
+  }
+
   // Descriptors of the fused call: bias (1, M, 1, 1) of Y's dtype, a zero bias when the node has
   // none, and the activation.
   Status init_fused(const Node& n) {
@@ -140,6 +204,7 @@ class FusedConvLayer : public CudaLayer {
   }
 
   ConvDescs d_;
+  std::unique_ptr<ConvGraph> graph_;  // set: the graph-API path runs the node
   bool fused_ = false, relu_ = false;
   int algo_ = 0;
   size_t workspace_ = 0;      // cuDNN's
@@ -186,8 +251,24 @@ std::vector<std::string> fused_conv_tactics(const Node& n, const BuildOptions& o
     return Status::Ok();
   });
   if (!st.ok()) return {};  // create() then reports the error with the default choice
-  fused.insert(fused.end(), plain.begin(), plain.end());
-  return fused;
+  // Graph-API configs first: on Hopper they are usually the fastest, and the timer then cuts
+  // slower tactics short.
+  std::vector<std::string> out;
+  (void)with_query_handle([&](cudnnHandle_t h) -> Status {
+    auto g = ConvGraph::create(graph_spec(n, d.geo, d.dtype, precision), h);
+    if (!g.ok()) return Status::Ok();  // the legacy tactics still run the node
+    const auto [limit, rtc] = graph_limits();
+    if (limit == 0) return Status::Ok();
+    auto cfgs = (*g)->configs(limit, rtc, options.workspace_bytes);
+    // Only configs whose plan cuDNN makes here: the timer must not time a fallback under their name.
+    if (cfgs.ok())
+      for (const GraphConfig& c : *cfgs)
+        if ((*g)->select(c).ok() && (*g)->workspace() <= options.workspace_bytes) out.push_back(c.name());
+    return Status::Ok();
+  });
+  out.insert(out.end(), fused.begin(), fused.end());
+  out.insert(out.end(), plain.begin(), plain.end());
+  return out;
 }
 
 CudaLayerFactory fused_conv_factory() {
