@@ -121,7 +121,7 @@ std::vector<std::string> graph_tactics(const Built& b, const BuildOptions& o) {
   const Node& node = *b.plan.graph->nodes()[b.index];
   std::vector<std::string> out;
   for (const std::string& t : cuda::find_cuda_layer(node)->tactics(node, o))
-    if (t.rfind("graph_", 0) == 0) out.push_back(t);
+    if (cuda::is_graph_tactic(t)) out.push_back(t);
   return out;
 }
 
@@ -146,6 +146,10 @@ TEST(CudaConvGraph, ConfigNamesRoundTrip) {
   EXPECT_TRUE(cuda::GraphConfig::parse("graph_e7").has_value());
   EXPECT_FALSE(cuda::GraphConfig::parse("graph_e7_x").has_value());
   EXPECT_FALSE(cuda::GraphConfig::parse("cudnn_algo1_math1").has_value());
+  auto plain = cuda::GraphConfig::parse("graphp_e3_k1.0");
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_TRUE(plain->plain);
+  EXPECT_EQ(plain->name(), "graphp_e3_k1.0");
 }
 
 // Every config (graph-API and legacy) of every case against the CPU; the main case must offer
@@ -161,6 +165,54 @@ TEST(CudaConvGraph, AllConfigsMatchCpu) {
                 b->plan.layers[b->index].tactic.c_str());
     if (&c == &cases()[0]) EXPECT_GE(g.size(), 1u) << c.what;
     EXPECT_TRUE(all_tactics_match_cpu(call, tol_for(c.dtype), layer_only())) << c.what;
+  }
+}
+
+// ConvTranspose as the graph API's data gradient (with its bias in the graph where cuDNN fuses
+// it): UNet-like 2x2 stride 2 in NHWC float16, and NCHW float16/float32 with groups and pads.
+TEST(CudaConvGraph, ConvTransposeConfigsMatchCpu) {
+  KILN_REQUIRE_GPU();
+  struct TCase {
+    const char* what;
+    DType t;
+    bool nhwc;
+    Dims x, w;  // NCHW, (C, M/g, kh, kw)
+    int64_t group;
+    Dims strides, pads;
+  };
+  for (const TCase& c : {TCase{"fp16 nhwc 2x2 s2", DType::kFloat16, true, {1, 32, 16, 16}, {32, 16, 2, 2}, 1, {2, 2},
+                               {0, 0, 0, 0}},
+                         TCase{"fp16 nchw 3x3 s2 g2", DType::kFloat16, false, {1, 12, 7, 6}, {12, 3, 3, 3}, 2,
+                               {2, 2}, {1, 1, 1, 1}},
+                         TCase{"fp32 nchw 3x3 s1", DType::kFloat32, false, {2, 6, 5, 4}, {6, 4, 3, 3}, 1, {1, 1},
+                               {1, 1, 1, 1}}}) {
+    auto lay = [&](Tensor t) { return c.nhwc ? permute(t, nchw_to_nhwc_perm(4)) : t; };
+    OpCall call{.op_type = c.nhwc ? "NHWC" : "ConvTranspose",
+                .inputs = {lay(random_tensor(c.t, c.x, 1)), lay(random_tensor(c.t, c.w, 2, -1.0, 1.0)),
+                           random_tensor(c.t, {c.w[1] * c.group}, 3)},
+                .constant_inputs = {false, true, true},
+                .domain = c.nhwc ? "kiln" : ""};
+    if (c.nhwc) call.attrs.set("op", std::string("ConvTranspose"));
+    call.attrs.set("strides", c.strides);
+    call.attrs.set("pads", c.pads);
+    call.attrs.set("group", c.group);
+    BuildOptions o;
+    o.backend = "cuda";
+    o.tf32 = false;
+    o.disabled_passes = {"nhwc-layout"};
+    Model model;
+    model.graph = make_op_graph(call);
+    auto plan = build_plan(std::move(model), o);
+    ASSERT_TRUE(plan.ok()) << c.what << ": " << plan.status().message();
+    size_t graph = 0;
+    for (size_t i = 0; i < plan->graph->nodes().size(); ++i) {
+      const Node& node = *plan->graph->nodes()[i];
+      if (node.op_type != call.op_type) continue;
+      for (const std::string& t : cuda::find_cuda_layer(node)->tactics(node, o)) graph += cuda::is_graph_tactic(t);
+      std::printf("[ graph ] ConvTranspose %-20s %zu graph configs, timer chose '%s'\n", c.what, graph,
+                  plan->layers[i].tactic.c_str());
+    }
+    EXPECT_TRUE(all_tactics_match_cpu(call, tol_for(c.t), o)) << c.what;
   }
 }
 

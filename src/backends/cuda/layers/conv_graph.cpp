@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace kiln::cuda {
@@ -51,6 +52,17 @@ bool notes_allowed(const std::vector<cudnnBackendNumericalNote_t>& notes, const 
 
 }  // namespace
 
+std::pair<size_t, size_t> graph_limits() {
+  size_t n = kGraphConfigs, r = kGraphRuntimeCompiled;
+  if (const char* e = std::getenv("KILN_CONV_GRAPH_CONFIGS")) {
+    unsigned long a = 0, b = 0;
+    int got = std::sscanf(e, "%lu,%lu", &a, &b);
+    if (got >= 1) n = a;
+    if (got == 2) r = b;
+  }
+  return {n, r};
+}
+
 Status BackendDesc::create(cudnnBackendDescriptorType_t type) {
   reset();
   KILN_CUDA_CHECK(cudnnBackendCreateDescriptor(type, &d_));
@@ -58,7 +70,7 @@ Status BackendDesc::create(cudnnBackendDescriptorType_t type) {
 }
 
 std::string GraphConfig::name() const {
-  std::string s = "graph_e" + std::to_string(engine);
+  std::string s = (plain ? "graphp_e" : "graph_e") + std::to_string(engine);
   for (const auto& [type, value] : knobs) s += "_k" + std::to_string(type) + "." + std::to_string(value);
   return s;
 }
@@ -68,7 +80,8 @@ std::optional<GraphConfig> GraphConfig::parse(const std::string& tactic) {
   const char* p = tactic.c_str();
   int used = 0;
   long long e = -1;
-  if (std::sscanf(p, "graph_e%lld%n", &e, &used) != 1 || e < 0) return std::nullopt;
+  c.plain = tactic.rfind("graphp_", 0) == 0;
+  if (std::sscanf(p, c.plain ? "graphp_e%lld%n" : "graph_e%lld%n", &e, &used) != 1 || e < 0) return std::nullopt;
   c.engine = e;
   p += used;
   while (*p) {
@@ -81,9 +94,10 @@ std::optional<GraphConfig> GraphConfig::parse(const std::string& tactic) {
   return c;
 }
 
-Expected<std::unique_ptr<ConvGraph>> ConvGraph::create(const ConvGraphSpec& spec, cudnnHandle_t h) {
+Expected<std::unique_ptr<ConvGraph>> ConvGraph::create(const ConvGraphSpec& spec, cudnnHandle_t h, bool plain) {
   auto g = std::unique_ptr<ConvGraph>(new ConvGraph());
   g->spec_ = spec;
+  g->plain_variant_ = plain;
   g->handle_ = h;
   Status st = g->build_graph();
   if (!st.ok()) return unsupported("cuDNN graph API: {}", st.message());
@@ -196,9 +210,25 @@ Status ConvGraph::build_graph() {
   KILN_CUDA_CHECK(cudnnBackendFinalize(conv.get()));
 
   BackendDesc fwd;
-  KILN_RETURN_IF_ERROR(fwd.create(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR));
   cudnnBackendDescriptor_t xd = tensor(kX), wd = tensor(kW), yd = tensor(conv_out), cd = conv.get();
   const float alpha = 1.f, beta = 0.f;
+  if (spec_.transposed) {
+    // ConvTranspose(X) is the data gradient of the convolution whose output gradient is X.
+    KILN_RETURN_IF_ERROR(fwd.create(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR));
+    KILN_RETURN_IF_ERROR(set_attr(fwd.get(), CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY,
+                                  CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &xd, "dgrad dy"));
+    KILN_RETURN_IF_ERROR(set_attr(fwd.get(), CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W,
+                                  CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &wd, "dgrad w"));
+    KILN_RETURN_IF_ERROR(set_attr(fwd.get(), CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX,
+                                  CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &yd, "dgrad dx"));
+    KILN_RETURN_IF_ERROR(set_attr(fwd.get(), CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC,
+                                  CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cd, "dgrad desc"));
+    KILN_RETURN_IF_ERROR(set_attr(fwd.get(), CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_TYPE_FLOAT, 1,
+                                  &alpha, "dgrad alpha"));
+    KILN_RETURN_IF_ERROR(set_attr(fwd.get(), CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA, CUDNN_TYPE_FLOAT, 1,
+                                  &beta, "dgrad beta"));
+  } else {
+  KILN_RETURN_IF_ERROR(fwd.create(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR));
   KILN_RETURN_IF_ERROR(set_attr(fwd.get(), CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
                                 &xd, "conv x"));
   KILN_RETURN_IF_ERROR(set_attr(fwd.get(), CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
@@ -211,6 +241,7 @@ Status ConvGraph::build_graph() {
       set_attr(fwd.get(), CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha, "conv alpha"));
   KILN_RETURN_IF_ERROR(
       set_attr(fwd.get(), CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta, "conv beta"));
+  }
   KILN_CUDA_CHECK(cudnnBackendFinalize(fwd.get()));
   misc_.push_back(std::move(conv));
   ops_.push_back(std::move(fwd));
@@ -316,8 +347,8 @@ Expected<std::vector<GraphConfig>> ConvGraph::configs(size_t limit, size_t max_r
         c.knobs.emplace_back(static_cast<int64_t>(type), value);
       }
       if (!knobs_ok) continue;
-      const std::string name = c.name();
-      if (std::any_of(out.begin(), out.end(), [&](const GraphConfig& o) { return o.name() == name; })) continue;
+      c.plain = plain_variant_;
+      if (std::any_of(out.begin(), out.end(), [&](const GraphConfig& o) { return o.name() == c.name(); })) continue;
       rtc += c.runtime_compiled;
       out.push_back(std::move(c));
     }
@@ -402,6 +433,63 @@ Status ConvGraph::execute(cudnnHandle_t h, const void* x, const void* w, const v
   KILN_CUDA_CHECK(cudnnBackendFinalize(pack.get()));
   KILN_CUDA_CHECK(cudnnBackendExecute(h, plan_.get(), pack.get()));
   return Status::Ok();
+}
+
+std::vector<std::string> graph_tactics(const ConvGraphSpec& spec, uint64_t max_workspace) {
+  std::vector<std::string> out;
+  const auto [limit, rtc] = graph_limits();
+  if (limit == 0) return out;
+  (void)with_query_handle([&](cudnnHandle_t h) -> Status {
+    for (bool plain : {false, true}) {
+      if (plain && (!out.empty() || !spec.has_epilogue())) break;
+      ConvGraphSpec s = spec;
+      if (plain) s.bias = s.z = s.relu = false;
+      auto g = ConvGraph::create(s, h, plain);
+      if (!g.ok()) continue;
+      auto cfgs = (*g)->configs(limit, rtc, max_workspace);
+      if (!cfgs.ok()) continue;
+      // Only configs whose plan cuDNN makes: the timer must not time a fallback under their name.
+      for (const GraphConfig& c : *cfgs)
+        if ((*g)->select(c).ok() && (*g)->workspace() <= max_workspace) out.push_back(c.name());
+    }
+    return Status::Ok();
+  });
+  return out;
+}
+
+Expected<std::unique_ptr<ConvGraph>> graph_for_tactic(const ConvGraphSpec& spec, const std::string& tactic,
+                                                      const std::string& who) {
+  std::unique_ptr<ConvGraph> result;
+  KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
+    auto cfg = GraphConfig::parse(tactic);
+    const bool plain = cfg ? cfg->plain : tactic.rfind("graphp_", 0) == 0;
+    ConvGraphSpec s = spec;
+    if (plain) s.bias = s.z = s.relu = false;
+    auto g = ConvGraph::create(s, h, plain);
+    if (!g.ok()) {
+      fmt::print(stderr, "note: {}: tactic '{}': {}; using the legacy cuDNN API\n", who, tactic, g.status().message());
+      return Status::Ok();
+    }
+    Status st = cfg ? (*g)->select(*cfg) : invalid_model("not a graph engine config name");
+    if (!st.ok()) {
+      std::string chosen;
+      const auto [limit, rtc] = graph_limits();
+      auto cands = (*g)->configs(std::max<size_t>(limit, 1), rtc, UINT64_MAX);
+      if (cands.ok())
+        for (const GraphConfig& c : *cands)
+          if ((*g)->select(c).ok()) {
+            chosen = c.name();
+            break;
+          }
+      fmt::print(stderr, "note: {}: cuDNN engine config '{}' is not available here ({}); using {}\n", who, tactic,
+                 st.message(),
+                 chosen.empty() ? std::string("the legacy cuDNN API") : "the heuristics' first, '" + chosen + "'");
+      if (chosen.empty()) return Status::Ok();
+    }
+    result = std::move(*g);
+    return Status::Ok();
+  }));
+  return result;
 }
 
 }  // namespace kiln::cuda

@@ -4,12 +4,12 @@
 //     identity activation only with IMPLICIT_PRECOMP_GEMM, so without Relu only that algo);
 //   "cudnn_algo<A>_math<M>": cudnnConvolutionForward, then one epilogue kernel (bias, Z, Relu);
 //   "graph_e<E>[_k<T>.<V>]...": one cuDNN graph-API engine config running the whole node
-//     (conv_graph.hpp; the heuristics' first configs). A config this GPU/cuDNN cannot re-create
-//     at load falls back to the heuristics' first, with a note on stderr.
+//     (conv_graph.hpp; the heuristics' first configs), or "graphp_..." running the convolution
+//     alone, then the epilogue kernel. A config this GPU/cuDNN cannot re-create at load falls
+//     back to the heuristics' first, with a note on stderr.
 // X is pre-padded into the workspace when its pads are unequal (as for Conv).
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 
 #include "backends/cuda/layers/conv_graph.hpp"
 
@@ -19,22 +19,6 @@ namespace {
 using ActivationDesc = CudnnDesc<cudnnActivationDescriptor_t, cudnnDestroyActivationDescriptor>;
 
 bool has_relu(const Node& n) { return n.attrs.s("activation", "") == "Relu"; }
-
-// Graph-API configs offered per node: enough to find the fast ones, few enough to keep builds
-// short (runtime-compiled engines compile a kernel per plan). KILN_CONV_GRAPH_CONFIGS="N,R"
-// overrides both (0: no graph-API tactics), for experiments.
-constexpr size_t kGraphConfigs = 8, kGraphRuntimeCompiled = 2;
-
-std::pair<size_t, size_t> graph_limits() {
-  size_t n = kGraphConfigs, r = kGraphRuntimeCompiled;
-  if (const char* e = std::getenv("KILN_CONV_GRAPH_CONFIGS")) {
-    unsigned long a = 0, b = 0;
-    int got = std::sscanf(e, "%lu,%lu", &a, &b);
-    if (got >= 1) n = a;
-    if (got == 2) r = b;
-  }
-  return {n, r};
-}
 
 ConvGraphSpec graph_spec(const Node& n, const ConvGeometry& geo, DType dtype, const std::string& precision) {
   return ConvGraphSpec{.geo = geo, .dtype = dtype, .bias = n.has_input(2), .z = n.has_input(3), .relu = has_relu(n),
@@ -58,7 +42,7 @@ class FusedConvLayer : public CudaLayer {
     const std::string& precision = choice.precision;
     int algo = -1, math = -1;
     bool graph = false;
-    if (choice.tactic.rfind("graph_", 0) == 0) {
+    if (is_graph_tactic(choice.tactic)) {
       KILN_ASSIGN_OR_RETURN(graph, l.init_graph(n, choice.tactic, precision));
     } else if (!choice.tactic.empty()) {
       if (std::sscanf(choice.tactic.c_str(), "fused_algo%d_math%d", &algo, &math) == 2) l.fused_ = true;
@@ -130,7 +114,13 @@ class FusedConvLayer : public CudaLayer {
                                                prepad_, a.stream));
       x.data = padded;
     }
-    if (graph_) return graph_->execute(a.handles.cudnn, x.data, w.data, bias, z, y.data, a.workspace);
+    if (graph_) {
+      KILN_RETURN_IF_ERROR(graph_->execute(a.handles.cudnn, x.data, w.data, bias, z, y.data, a.workspace));
+      // A graph of the convolution alone ("graphp_"): the epilogue kernel adds the rest.
+      if (!graph_->spec().has_epilogue() && (bias || z || relu_))
+        KILN_CUDA_CHECK(kernels::conv_epilogue(d_.dtype, y.data, bias, z, relu_, outer_, channels_, inner_, a.stream));
+      return Status::Ok();
+    }
     const float one = 1.f, zero = 0.f;
     const auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(algo_);
     if (fused_) {
@@ -153,35 +143,8 @@ class FusedConvLayer : public CudaLayer {
   // The graph-API path for `tactic`; false (with a note) when no graph config runs here, and the
   // layer then takes the legacy API's default.
   Expected<bool> init_graph(const Node& n, const std::string& tactic, const std::string& precision) {
-    bool used = false;
-    KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
-      auto g = ConvGraph::create(graph_spec(n, d_.geo, d_.dtype, precision), h);
-      if (!g.ok()) {
-        fmt::print(stderr, "note: {}: tactic '{}': {}; using the legacy cuDNN API\n", n.describe(), tactic,
-                   g.status().message());
-        return Status::Ok();
-      }
-      auto cfg = GraphConfig::parse(tactic);
-      Status st = cfg ? (*g)->select(*cfg) : invalid_model("not a graph engine config name");
-      if (!st.ok()) {
-        std::string chosen;
-        auto cands = (*g)->configs(kGraphConfigs, kGraphRuntimeCompiled, UINT64_MAX);
-        if (cands.ok())
-          for (const GraphConfig& c : *cands)
-            if ((*g)->select(c).ok()) {
-              chosen = c.name();
-              break;
-            }
-        fmt::print(stderr, "note: {}: cuDNN engine config '{}' is not available here ({}); using {}\n", n.describe(),
-                   tactic, st.message(),
-                   chosen.empty() ? std::string("the legacy cuDNN API") : "the heuristics' first, '" + chosen + "'");
-        if (chosen.empty()) return Status::Ok();
-      }
-      graph_ = std::move(*g);
-      used = true;
-      return Status::Ok();
-    }));
-    return used;
+    KILN_ASSIGN_OR_RETURN(graph_, graph_for_tactic(graph_spec(n, d_.geo, d_.dtype, precision), tactic, n.describe()));
+    return graph_ != nullptr;
   }
 
   // Descriptors of the fused call: bias (1, M, 1, 1) of Y's dtype, a zero bias when the node has
@@ -253,19 +216,7 @@ std::vector<std::string> fused_conv_tactics(const Node& n, const BuildOptions& o
   if (!st.ok()) return {};  // create() then reports the error with the default choice
   // Graph-API configs first: on Hopper they are usually the fastest, and the timer then cuts
   // slower tactics short.
-  std::vector<std::string> out;
-  (void)with_query_handle([&](cudnnHandle_t h) -> Status {
-    auto g = ConvGraph::create(graph_spec(n, d.geo, d.dtype, precision), h);
-    if (!g.ok()) return Status::Ok();  // the legacy tactics still run the node
-    const auto [limit, rtc] = graph_limits();
-    if (limit == 0) return Status::Ok();
-    auto cfgs = (*g)->configs(limit, rtc, options.workspace_bytes);
-    // Only configs whose plan cuDNN makes here: the timer must not time a fallback under their name.
-    if (cfgs.ok())
-      for (const GraphConfig& c : *cfgs)
-        if ((*g)->select(c).ok() && (*g)->workspace() <= options.workspace_bytes) out.push_back(c.name());
-    return Status::Ok();
-  });
+  std::vector<std::string> out = graph_tactics(graph_spec(n, d.geo, d.dtype, precision), options.workspace_bytes);
   out.insert(out.end(), fused.begin(), fused.end());
   out.insert(out.end(), plain.begin(), plain.end());
   return out;
