@@ -235,6 +235,7 @@ TEST(CudaConvGraph, PlanRoundTrip) {
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   EXPECT_EQ(loaded->layers[b->index].tactic, chosen);
   for (bool cuda_graph : {false, true}) {
+    cuda::clear_graph_plan_cache();  // re-created from the name, not reused from the build
     Plan p = *loaded;
     ::testing::internal::CaptureStderr();
     auto gpu = run_plan(std::move(p), call, cuda_graph);
@@ -255,6 +256,7 @@ TEST(CudaConvGraph, UnavailableConfigFallsBack) {
   auto b = build(call, layer_only());
   ASSERT_TRUE(b.ok()) << b.status().message();
   b->plan.layers[b->index].tactic = "graph_e987654_k1.3";
+  cuda::clear_graph_plan_cache();
   ::testing::internal::CaptureStderr();
   auto gpu = run_plan(std::move(b->plan), call);
   const std::string err = ::testing::internal::GetCapturedStderr();

@@ -105,7 +105,7 @@ class ConvLayer : public CudaLayer {
 
  private:
   ConvDescs d_;
-  std::unique_ptr<ConvGraph> graph_;  // set: the graph-API path runs the convolution
+  std::shared_ptr<const ConvGraph> graph_;  // set: the graph-API path runs the convolution
   int algo_ = 0;
   size_t workspace_ = 0;        // cuDNN's
   size_t prepad_offset_ = 0;    // where the pre-padded X starts in the workspace

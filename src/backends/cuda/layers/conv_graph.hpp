@@ -111,7 +111,11 @@ std::vector<std::string> graph_tactics(const ConvGraphSpec& spec, uint64_t max_w
 // The graph for a "graph_"/"graphp_" tactic, its plan made. A config that cannot be re-created
 // here (a plan from another cuDNN or GPU) falls back to the heuristics' first of the same kind,
 // with a note on stderr naming `who`; null (with a note) when no graph config runs at all.
-Expected<std::unique_ptr<ConvGraph>> graph_for_tactic(const ConvGraphSpec& spec, const std::string& tactic,
-                                                      const std::string& who);
+// Plans are made once per process and spec (shared by the layers running them: execute is const).
+Expected<std::shared_ptr<const ConvGraph>> graph_for_tactic(const ConvGraphSpec& spec, const std::string& tactic,
+                                                            const std::string& who);
+
+// Forgets the plans made so far (tests: the next layer re-creates its config from the name).
+void clear_graph_plan_cache();
 
 }  // namespace kiln::cuda

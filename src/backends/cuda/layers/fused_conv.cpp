@@ -167,7 +167,7 @@ class FusedConvLayer : public CudaLayer {
   }
 
   ConvDescs d_;
-  std::unique_ptr<ConvGraph> graph_;  // set: the graph-API path runs the node
+  std::shared_ptr<const ConvGraph> graph_;  // set: the graph-API path runs the node
   bool fused_ = false, relu_ = false;
   int algo_ = 0;
   size_t workspace_ = 0;      // cuDNN's
