@@ -99,7 +99,8 @@ class ConvLayer : public CudaLayer {
                                                    d_.conv.get(), static_cast<cudnnConvolutionBwdDataAlgo_t>(algo_),
                                                    a.workspace, workspace_, &beta, d_.y.get(), y.data));
     }
-    if (bias) KILN_CUDA_CHECK(kernels::add_channel_bias(d_.dtype, y.data, bias, outer_, channels_, inner_, a.stream));
+    if (bias)
+      KILN_CUDA_CHECK(kernels::add_channel_bias(d_.dtype, y.data, bias, outer_, channels_, inner_, a.stream));
     return Status::Ok();
   }
 

@@ -1,13 +1,10 @@
-// kiln.FusedConv as a cuDNN backend-API operation graph (see conv_graph.hpp).
+// A convolution node as a cuDNN backend-API operation graph: descriptors, heuristics, plans and
+// execution (conv_graph.hpp; the tactic helpers are in conv_graph_tactics.cpp).
 #include "backends/cuda/layers/conv_graph.hpp"
 
 #include <algorithm>
-#include <chrono>
-#include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <map>
 
 namespace kiln::cuda {
 namespace {
@@ -52,29 +49,11 @@ bool notes_allowed(const std::vector<cudnnBackendNumericalNote_t>& notes, const 
   return precision != "fp32" || !has_note(notes, CUDNN_NUMERICAL_NOTE_TENSOR_CORE);
 }
 
-// KILN_CONV_GRAPH_DEBUG set: why configs are dropped, on stderr.
-bool debug() {
-  static const bool on = std::getenv("KILN_CONV_GRAPH_DEBUG") != nullptr;
-  return on;
-}
-
-std::string describe(const ConvGraphSpec& s) {
-  return fmt::format("{} {} x[{}] w[{}] y[{}]{}{}{}{}", s.geo.nhwc ? "NHWC" : "NCHW", dtype_name(s.dtype),
-                     fmt::join(s.geo.x, ","), fmt::join(s.geo.w, ","), fmt::join(s.geo.y, ","), s.bias ? " +bias" : "",
-                     s.z ? " +z" : "", s.relu ? " relu" : "", s.transposed ? " (transposed)" : "");
-}
-
 }  // namespace
 
-std::pair<size_t, size_t> graph_limits() {
-  size_t n = kGraphConfigs, r = kGraphRuntimeCompiled;
-  if (const char* e = std::getenv("KILN_CONV_GRAPH_CONFIGS")) {
-    unsigned long a = 0, b = 0;
-    int got = std::sscanf(e, "%lu,%lu", &a, &b);
-    if (got >= 1) n = a;
-    if (got == 2) r = b;
-  }
-  return {n, r};
+bool conv_graph_debug() {
+  static const bool on = std::getenv("KILN_CONV_GRAPH_DEBUG") != nullptr;
+  return on;
 }
 
 Status BackendDesc::create(cudnnBackendDescriptorType_t type) {
@@ -209,16 +188,18 @@ Status ConvGraph::build_graph() {
       dil(geo.dilations.begin(), geo.dilations.end());
   const cudnnDataType_t comp = CUDNN_DATA_FLOAT;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
-  KILN_RETURN_IF_ERROR(set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp, "conv comp"));
+  KILN_RETURN_IF_ERROR(
+      set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp, "conv comp"));
   KILN_RETURN_IF_ERROR(
       set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode, "conv mode"));
-  KILN_RETURN_IF_ERROR(set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &nd, "conv dims"));
+  KILN_RETURN_IF_ERROR(
+      set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &nd, "conv dims"));
   KILN_RETURN_IF_ERROR(
       set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, nd, pads.data(), "conv pads"));
   KILN_RETURN_IF_ERROR(
       set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, nd, pads.data(), "conv pads"));
-  KILN_RETURN_IF_ERROR(
-      set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, nd, strides.data(), "conv strides"));
+  KILN_RETURN_IF_ERROR(set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, nd,
+                                strides.data(), "conv strides"));
   KILN_RETURN_IF_ERROR(
       set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, nd, dil.data(), "conv dilations"));
   KILN_CUDA_CHECK(cudnnBackendFinalize(conv.get()));
@@ -294,13 +275,14 @@ Expected<std::vector<GraphConfig>> ConvGraph::configs(size_t limit, size_t max_r
     KILN_RETURN_IF_ERROR(set_attr(heur.get(), CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "heur mode"));
     const cudnnStatus_t fin = cudnnBackendFinalize(heur.get());
     if (fin != CUDNN_STATUS_SUCCESS) {  // no engine of this kind
-      if (debug()) fmt::print(stderr, "[conv-graph] heuristics mode {}: {}\n", static_cast<int>(mode), cudnnGetErrorString(fin));
+      if (conv_graph_debug())
+        fmt::print(stderr, "[conv-graph] heuristics mode {}: {}\n", static_cast<int>(mode), cudnnGetErrorString(fin));
       continue;
     }
     int64_t count = 0;
     const cudnnStatus_t cst = cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
                                                        CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr);
-    if (debug())
+    if (conv_graph_debug())
       fmt::print(stderr, "[conv-graph] heuristics mode {}: {} configs ({})\n", static_cast<int>(mode), count,
                  cudnnGetErrorString(cst));
     if (cst != CUDNN_STATUS_SUCCESS || count <= 0) continue;
@@ -332,7 +314,7 @@ Expected<std::vector<GraphConfig>> ConvGraph::configs(size_t limit, size_t max_r
         nnotes = 0;
       notes.resize(static_cast<size_t>(std::clamp<int64_t>(nnotes, 0, CUDNN_NUMERICAL_NOTE_TYPE_COUNT)));
       if (!notes_allowed(notes, spec_.precision)) {
-        if (debug()) fmt::print(stderr, "[conv-graph]   engine {}: numerical notes exclude it\n", c.engine);
+        if (conv_graph_debug()) fmt::print(stderr, "[conv-graph]   engine {}: numerical notes exclude it\n", c.engine);
         continue;
       }
       std::vector<cudnnBackendBehaviorNote_t> behavior(CUDNN_BEHAVIOR_NOTE_TYPE_COUNT);
@@ -344,7 +326,8 @@ Expected<std::vector<GraphConfig>> ConvGraph::configs(size_t limit, size_t max_r
       c.runtime_compiled = std::find(behavior.begin(), behavior.end(), CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION) !=
                            behavior.end();
       if (c.runtime_compiled && rtc >= max_runtime_compiled) {
-        if (debug()) fmt::print(stderr, "[conv-graph]   engine {}: runtime-compiled, over the limit\n", c.engine);
+        if (conv_graph_debug())
+          fmt::print(stderr, "[conv-graph]   engine {}: runtime-compiled, over the limit\n", c.engine);
         continue;
       }
       int64_t ws = 0;
@@ -374,7 +357,7 @@ Expected<std::vector<GraphConfig>> ConvGraph::configs(size_t limit, size_t max_r
         c.knobs.emplace_back(static_cast<int64_t>(type), value);
       }
       if (!knobs_ok) {
-        if (debug()) fmt::print(stderr, "[conv-graph]   engine {}: knobs unreadable\n", c.engine);
+        if (conv_graph_debug()) fmt::print(stderr, "[conv-graph]   engine {}: knobs unreadable\n", c.engine);
         continue;
       }
       c.plain = plain_variant_;
@@ -463,125 +446,6 @@ Status ConvGraph::execute(cudnnHandle_t h, const void* x, const void* w, const v
   KILN_CUDA_CHECK(cudnnBackendFinalize(pack.get()));
   KILN_CUDA_CHECK(cudnnBackendExecute(h, plan_.get(), pack.get()));
   return Status::Ok();
-}
-
-namespace {
-
-// Plans made in this process, by node spec and config: the builder makes one to list a config,
-// the timer to time it and the engine to run it, and runtime-compiled engines compile their
-// kernel for each, so each is made once. Used under with_query_handle's lock.
-std::map<std::string, std::shared_ptr<const ConvGraph>>& plan_cache() {
-  static std::map<std::string, std::shared_ptr<const ConvGraph>> cache;
-  return cache;
-}
-
-std::string cache_key(const ConvGraphSpec& s, const std::string& config) {
-  return fmt::format("{} p[{}] s[{}] d[{}] {}|{}", describe(s), fmt::join(s.geo.pads, ","),
-                     fmt::join(s.geo.strides, ","), fmt::join(s.geo.dilations, ","), s.precision, config);
-}
-
-void remember(const std::string& key, std::shared_ptr<const ConvGraph> g) {
-  auto& cache = plan_cache();
-  if (cache.size() >= 4096) cache.clear();  // bounded; layers keep their own references
-  cache[key] = std::move(g);
-}
-
-}  // namespace
-
-void clear_graph_plan_cache() {
-  (void)with_query_handle([](cudnnHandle_t) -> Status {
-    plan_cache().clear();
-    return Status::Ok();
-  });
-}
-
-std::vector<std::string> graph_tactics(const ConvGraphSpec& spec, uint64_t max_workspace) {
-  std::vector<std::string> out;
-  const auto [limit, rtc] = graph_limits();
-  if (limit == 0) return out;
-  (void)with_query_handle([&](cudnnHandle_t h) -> Status {
-    for (bool plain : {false, true}) {
-      if (plain && (!out.empty() || !spec.has_epilogue())) break;
-      ConvGraphSpec s = spec;
-      if (plain) s.bias = s.z = s.relu = false;
-      if (debug()) fmt::print(stderr, "[conv-graph] {}{}\n", describe(s), plain ? " (convolution alone)" : "");
-      auto g = ConvGraph::create(s, h, plain);
-      if (!g.ok()) {
-        if (debug()) fmt::print(stderr, "[conv-graph]   graph: {}\n", g.status().message());
-        continue;
-      }
-      auto cfgs = (*g)->configs(limit, rtc, max_workspace);
-      if (!cfgs.ok()) {
-        if (debug()) fmt::print(stderr, "[conv-graph]   configs: {}\n", cfgs.status().message());
-        continue;
-      }
-      // Only configs whose plan cuDNN makes: the timer must not time a fallback under their name.
-      for (const GraphConfig& c : *cfgs) {
-        const std::string key = cache_key(s, c.name());
-        auto it = plan_cache().find(key);
-        if (it != plan_cache().end()) {
-          if (it->second->workspace() <= max_workspace) out.push_back(c.name());
-          continue;
-        }
-        const auto t0 = std::chrono::steady_clock::now();
-        auto gi = ConvGraph::create(s, h, plain);
-        Status st = gi.ok() ? (*gi)->select(c) : gi.status();
-        if (debug())
-          fmt::print(stderr, "[conv-graph]   {}{}: {} (workspace {}, plan made in {:.1f} ms)\n", c.name(),
-                     c.runtime_compiled ? " rtc" : "", st.ok() ? "ok" : st.message(), st.ok() ? (*gi)->workspace() : 0,
-                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-        if (!st.ok()) continue;
-        if ((*gi)->workspace() <= max_workspace) out.push_back(c.name());
-        remember(key, std::shared_ptr<const ConvGraph>(std::move(*gi)));
-      }
-    }
-    return Status::Ok();
-  });
-  return out;
-}
-
-Expected<std::shared_ptr<const ConvGraph>> graph_for_tactic(const ConvGraphSpec& spec, const std::string& tactic,
-                                                            const std::string& who) {
-  std::shared_ptr<const ConvGraph> result;
-  KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
-    auto cfg = GraphConfig::parse(tactic);
-    const bool plain = cfg ? cfg->plain : tactic.rfind("graphp_", 0) == 0;
-    ConvGraphSpec s = spec;
-    if (plain) s.bias = s.z = s.relu = false;
-    if (cfg) {
-      auto it = plan_cache().find(cache_key(s, cfg->name()));
-      if (it != plan_cache().end()) {
-        result = it->second;
-        return Status::Ok();
-      }
-    }
-    auto g = ConvGraph::create(s, h, plain);
-    if (!g.ok()) {
-      fmt::print(stderr, "note: {}: tactic '{}': {}; using the legacy cuDNN API\n", who, tactic, g.status().message());
-      return Status::Ok();
-    }
-    Status st = cfg ? (*g)->select(*cfg) : invalid_model("not a graph engine config name");
-    std::string chosen = cfg ? cfg->name() : "";
-    if (!st.ok()) {
-      chosen.clear();
-      const auto [limit, rtc] = graph_limits();
-      auto cands = (*g)->configs(std::max<size_t>(limit, 1), rtc, UINT64_MAX);
-      if (cands.ok())
-        for (const GraphConfig& c : *cands)
-          if ((*g)->select(c).ok()) {
-            chosen = c.name();
-            break;
-          }
-      fmt::print(stderr, "note: {}: cuDNN engine config '{}' is not available here ({}); using {}\n", who, tactic,
-                 st.message(),
-                 chosen.empty() ? std::string("the legacy cuDNN API") : "the heuristics' first, '" + chosen + "'");
-      if (chosen.empty()) return Status::Ok();
-    }
-    result = std::shared_ptr<const ConvGraph>(std::move(*g));
-    remember(cache_key(s, chosen), result);
-    return Status::Ok();
-  }));
-  return result;
 }
 
 }  // namespace kiln::cuda

@@ -102,6 +102,9 @@ class ConvGraph {
 constexpr size_t kGraphConfigs = 8, kGraphRuntimeCompiled = 2;
 std::pair<size_t, size_t> graph_limits();
 
+// KILN_CONV_GRAPH_DEBUG set: why configs are dropped and how long plans take, on stderr.
+bool conv_graph_debug();
+
 inline bool is_graph_tactic(const std::string& t) { return t.rfind("graph_", 0) == 0 || t.rfind("graphp_", 0) == 0; }
 
 // The graph-API tactics of a node: configs of the whole node, or when cuDNN has none for it (an
