@@ -69,6 +69,10 @@ Expected<AccuracyBudgetResult> fit_accuracy_budget(const Graph& float_graph, con
   };
 
   AccuracyBudgetResult r;
+  std::set<std::string> reduced(candidates.begin(), candidates.end());
+  KILN_ASSIGN_OR_RETURN(r.all_reduced_error, error_of(reduced));
+  r.final_error = r.all_reduced_error;
+  if (r.final_error <= budget) return r;  // within budget as it is: nothing to measure
   // Units: single layers, or runs of consecutive layers when there are too many to measure alone.
   const size_t n_units = std::min(candidates.size(), static_cast<size_t>(std::max(1, max_units)));
   for (size_t u = 0; u < n_units; ++u) {
@@ -78,9 +82,6 @@ Expected<AccuracyBudgetResult> fit_accuracy_budget(const Graph& float_graph, con
     KILN_ASSIGN_OR_RETURN(unit.error, error_of({unit.nodes.begin(), unit.nodes.end()}));
     r.units.push_back(std::move(unit));
   }
-  std::set<std::string> reduced(candidates.begin(), candidates.end());
-  KILN_ASSIGN_OR_RETURN(r.all_reduced_error, error_of(reduced));
-  r.final_error = r.all_reduced_error;
   std::vector<const SensitivityUnit*> order;
   for (const SensitivityUnit& u : r.units) order.push_back(&u);
   std::stable_sort(order.begin(), order.end(),

@@ -5,7 +5,8 @@
 // Each candidate layer's sensitivity is the error of the model with only that layer reduced (with
 // more candidates than `max_units`, consecutive layers are measured and kept as groups); then the
 // most sensitive units are kept in float32, one at a time, until the error of the model with all
-// the others reduced is within the budget. Cost: (units + 1 + kept units) runs of the batches.
+// the others reduced is within the budget. Cost: 1 run of the batches when the fully reduced model
+// meets the budget, else (1 + units + kept units).
 #pragma once
 
 #include <functional>
@@ -35,7 +36,8 @@ struct AccuracyBudgetResult {
   double all_reduced_error = 0;        // every candidate reduced
   double final_error = 0;              // with the kept units in float
   std::vector<SensitivityUnit> kept;   // most sensitive first
-  std::vector<SensitivityUnit> units;  // every measured unit, in graph order
+  std::vector<SensitivityUnit> units;  // every measured unit, in graph order (none when the fully
+                                       // reduced model meets the budget)
   bool met = true;                     // final_error <= budget
 };
 
