@@ -177,7 +177,8 @@ Status run_graph_passes(Graph& g, const BuildOptions& options, const Backend& ba
   if (options.fp16 || options.bf16 || options.best || !options.layer_precisions.empty() ||
       options.accuracy_budget >= 0) {
     KILN_RETURN_IF_ERROR(infer_shapes(g));  // the guard and --best's rule read shapes
-    KILN_ASSIGN_OR_RETURN(PrecisionPlan pp, plan_precisions(g, options, backend));
+    // Q/DQ insertion (calib's insert_qdq) is not wired into the builder yet: no int8 here.
+    KILN_ASSIGN_OR_RETURN(PrecisionPlan pp, plan_precisions(g, options, backend, /*can_quantize=*/false));
     for (const std::string& line : pp.report)  // all of them are in the build report; warnings show now
       if (line.rfind("warning:", 0) == 0) log(options, "      " + line);
     report = std::move(pp.report);

@@ -45,7 +45,8 @@ std::string describe_unit(const SensitivityUnit& u) {
 }
 
 // Applies the overrides of --layer-precision to `p`.
-Status apply_overrides(const Graph& g, const BuildOptions& o, bool obey, bool calibrated, PrecisionPlan& p,
+Status apply_overrides(const Graph& g, const BuildOptions& o, bool obey, bool calibrated, bool can_quantize,
+                       PrecisionPlan& p,
                        std::set<std::string>& explicit_nodes) {
   const auto& rules = o.layer_precisions;
   std::vector<bool> matched(rules.size(), false);
@@ -69,6 +70,8 @@ Status apply_overrides(const Graph& g, const BuildOptions& o, bool obey, bool ca
     if (prec == "int8" || prec == "fp8") {
       if (!quantizable(n)) KILN_RETURN_IF_ERROR(refuse(prec + " applies to Conv, MatMul and Gemm only"));
       else if (!calibrated) KILN_RETURN_IF_ERROR(refuse(prec + " needs calibration data (--calib-data)"));
+      else if (!can_quantize)
+        KILN_RETURN_IF_ERROR(refuse(prec + " needs Q/DQ insertion, which this build does not run (--int8)"));
       else {
         p.quantize.insert(key);
         p.keep_float.erase(key);
@@ -257,7 +260,8 @@ void apply_to_quantization(const PrecisionPlan& plan, QuantizationSpec& spec) {
   for (const std::string& key : plan.quantize) spec.keep_float.erase(key);
 }
 
-Expected<PrecisionPlan> plan_precisions(const Graph& g, const BuildOptions& o, const Backend& backend) {
+Expected<PrecisionPlan> plan_precisions(const Graph& g, const BuildOptions& o, const Backend& backend,
+                                        bool can_quantize) {
   if (o.fp16 && o.bf16) return invalid_argument("choose one of --fp16 and --bf16");
   if (o.precision_constraints != "obey" && o.precision_constraints != "prefer")
     return invalid_argument("--precision-constraints '{}': expected obey or prefer", o.precision_constraints);
@@ -267,20 +271,23 @@ Expected<PrecisionPlan> plan_precisions(const Graph& g, const BuildOptions& o, c
   p.assignment.fallback = o.bf16 ? DType::kBFloat16 : (o.fp16 || o.best) ? DType::kFloat16 : DType::kFloat32;
   const std::string low(o.bf16 ? "bf16" : "fp16");
   if (o.best) {
-    if (calibrated) {
+    if (calibrated && can_quantize) {
       std::set<std::string> small;
       std::set<std::string> q = best_int8_layers(g, &small);
       p.keep_float = small;
       p.report.push_back(fmt::format("--best: int8 for the {} Conv/MatMul/Gemm layers with >= 2^20 multiply-adds ({} "
                                      "smaller stay {}), {} + tf32 elsewhere",
                                      q.size(), small.size(), low, low));
+    } else if (calibrated) {
+      p.report.push_back(fmt::format("--best: {} + tf32; int8 needs Q/DQ insertion, which this build does not run",
+                                     low));
     } else {
       p.report.push_back(fmt::format("--best without calibration data: {} + tf32 (give --calib-data to let --best "
                                      "choose int8 too)", low));
     }
   }
   std::set<std::string> explicit_nodes;
-  KILN_RETURN_IF_ERROR(apply_overrides(g, o, obey, calibrated, p, explicit_nodes));
+  KILN_RETURN_IF_ERROR(apply_overrides(g, o, obey, calibrated, can_quantize, p, explicit_nodes));
   if (o.fp32_guard && p.assignment.fallback != DType::kFloat32) {
     for (const GuardedNode& h : find_fp16_hazards(g)) {
       if (explicit_nodes.count(h.node)) {

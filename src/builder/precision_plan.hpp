@@ -40,8 +40,11 @@ std::set<std::string> best_int8_layers(const Graph& g, std::set<std::string>* sm
 // The plan for `g` (after the clean-up passes, shapes inferred). Fails, with
 // --precision-constraints obey, naming the node and why its precision cannot be honoured; with
 // prefer the node falls back (a warning in `report`). Runs the accuracy budget when asked (CPU
-// executor over options.calibration_batches).
-Expected<PrecisionPlan> plan_precisions(const Graph& g, const BuildOptions& options, const Backend& backend);
+// executor over options.calibration_batches). `can_quantize`: the caller runs Q/DQ insertion
+// with the plan (apply_to_quantization); without it int8/fp8 requests are refused (obey) or
+// ignored with a warning (prefer), and --best stays in float.
+Expected<PrecisionPlan> plan_precisions(const Graph& g, const BuildOptions& options, const Backend& backend,
+                                        bool can_quantize = false);
 
 // For INT8/FP8 builds: the plan's float nodes (--layer-precision fp32/fp16/bf16, --best's small
 // layers) join spec.keep_float and its int8/fp8 nodes leave it. Order in the builder: plan_precisions,

@@ -338,6 +338,30 @@ TEST(MixedPrecision, BestInt8Rule) {
   std::set<std::string> small;
   EXPECT_EQ(best_int8_layers(g, &small), std::set<std::string>{"big"});
   EXPECT_EQ(small, std::set<std::string>{"small"});
+  // With calibration data and Q/DQ insertion the plan leaves the small layer in float.
+  NoFp16Relu any_backend;
+  BuildOptions bo;
+  bo.best = true;
+  bo.calibration_batches.push_back({{"x", Tensor::zeros(DType::kFloat32, {1, 1024})}});
+  auto bp = plan_precisions(g, bo, any_backend, /*can_quantize=*/true);
+  ASSERT_TRUE(bp.ok()) << bp.status().message();
+  EXPECT_EQ(bp->keep_float, std::set<std::string>{"small"});
+  EXPECT_NE(bp->report[0].find("--best: int8 for the 1 Conv/MatMul/Gemm layers with >= 2^20"), std::string::npos)
+      << bp->report[0];
+  bp = plan_precisions(g, bo, any_backend, /*can_quantize=*/false);
+  ASSERT_TRUE(bp.ok());
+  EXPECT_TRUE(bp->keep_float.empty());
+  EXPECT_NE(bp->report[0].find("int8 needs Q/DQ insertion"), std::string::npos) << bp->report[0];
+  // An int8 override forces the (small) layer into quantization.
+  bo.layer_precisions = {{"small", "int8"}};
+  bp = plan_precisions(g, bo, any_backend, /*can_quantize=*/true);
+  ASSERT_TRUE(bp.ok());
+  EXPECT_EQ(bp->quantize, std::set<std::string>{"small"});
+  EXPECT_TRUE(bp->keep_float.empty());
+  bo.precision_constraints = "obey";
+  bp = plan_precisions(g, bo, any_backend, /*can_quantize=*/false);
+  ASSERT_FALSE(bp.ok());
+  EXPECT_NE(bp.status().message().find("node 'small' (MatMul"), std::string::npos) << bp.status().message();
 
   // Conv: outputs * C/group * kernel.
   Graph c;
