@@ -288,7 +288,11 @@ Expected<PrecisionPlan> plan_precisions(const Graph& g, const BuildOptions& o, c
   }
   std::set<std::string> explicit_nodes;
   KILN_RETURN_IF_ERROR(apply_overrides(g, o, obey, calibrated, can_quantize, p, explicit_nodes));
-  if (o.fp32_guard && p.assignment.fallback != DType::kFloat32) {
+  if (o.fp32_guard && p.assignment.fallback == DType::kBFloat16) {
+    // The guarded patterns overflow float16's range; bfloat16 has float32's, and the kernels
+    // accumulate in float32, so a bfloat16 result is one rounding like any other value.
+    p.report.push_back("fp32 guard: nothing to keep for bf16 (float32's range; sums accumulate in float32)");
+  } else if (o.fp32_guard && p.assignment.fallback == DType::kFloat16) {
     for (const GuardedNode& h : find_fp16_hazards(g)) {
       if (explicit_nodes.count(h.node)) {
         p.report.push_back(fmt::format("fp32 guard: '{}' ({}) left as --layer-precision sets it ({})", h.node, h.op,

@@ -241,6 +241,14 @@ TEST(MixedPrecision, GuardKeepsLargeReduceSumInFp32) {
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(find_node(*plan->graph, "sum")->outputs[0]->type.dtype, DType::kFloat16);
   EXPECT_TRUE(plan->precision_report.empty());
+  // bfloat16 has float32's range: nothing to guard.
+  BuildOptions bf = cpu_fp16();
+  bf.fp16 = false;
+  bf.bf16 = true;
+  plan = build_plan(reduce_sum(8192), bf);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(find_node(*plan->graph, "sum")->outputs[0]->type.dtype, DType::kBFloat16);
+  EXPECT_TRUE(report_has(*plan, "fp32 guard: nothing to keep for bf16"));
   // A small reduction is left alone.
   plan = build_plan(reduce_sum(4096), cpu_fp16());
   ASSERT_TRUE(plan.ok());
