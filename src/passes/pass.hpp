@@ -122,6 +122,8 @@ std::unique_ptr<Pass> make_nhwc_layout_pass();
 std::unique_ptr<Pass> make_transpose_sinking_pass();
 // Removes Transpose pairs that cancel (readers of the second read the first's input).
 std::unique_ptr<Pass> make_transpose_cancellation_pass();
+// A Transpose that only moves size-1 dims (NCHW -> NHWC of one channel) -> Reshape (a view).
+std::unique_ptr<Pass> make_unit_transpose_to_reshape_pass();
 
 }  // namespace kiln
 

@@ -22,6 +22,8 @@ KILN_REGISTER_PASS_INFO("conv-fusion", "CUDA: Conv + bias [+ residual Add] [+ Re
 KILN_REGISTER_PASS_INFO("nhwc-layout", "CUDA: float16/bfloat16 convolutions and pools in NHWC, Transposes around them")
 KILN_REGISTER_PASS_INFO("transpose-sinking", "CUDA: moves layout Transposes below layout-agnostic ops")
 KILN_REGISTER_PASS_INFO("transpose-cancellation", "CUDA: removes Transpose pairs that cancel, merges duplicates")
+KILN_REGISTER_PASS_INFO("unit-transpose-to-reshape",
+                        "CUDA: a Transpose that only moves size-1 dims (NCHW->NHWC of one channel) -> Reshape (a view)")
 
 namespace kiln {
 
@@ -44,6 +46,7 @@ void add_cuda_passes(PassManager& pm) {
   pm.add(make_nhwc_layout_pass());
   pm.add(make_transpose_sinking_pass());
   pm.add(make_transpose_cancellation_pass());
+  pm.add(make_unit_transpose_to_reshape_pass());
   pm.add(make_constant_folding_pass());  // the transposed weights
 }
 
