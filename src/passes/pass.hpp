@@ -107,6 +107,11 @@ std::unique_ptr<Pass> make_layernorm_fusion_pass();
 // x*HardSigmoid(x) (alpha 1/6, beta 0.5) and x*Clip(x+3,0,6)/6 -> HardSwish.
 std::unique_ptr<Pass> make_hardswish_fusion_pass();
 
+// CUDA backend, explicit quantization (before the float fusions): DequantizeLinear'd int8 inputs
+// and weights of Conv/MatMul/Gemm [+ bias] [+ residual] [+ Relu] [+ QuantizeLinear] -> kiln.QConv /
+// kiln.QMatMul (ops/qdq_layers.hpp), and Q(DQ(q, s), s) -> q.
+std::unique_ptr<Pass> make_qdq_fusion_pass();
+
 // CUDA backend, transformer fusions:
 // MatMul(A, constant 2-D B) + Add(constant bias over N) [+ Relu] -> kiln.FusedMatMul.
 std::unique_ptr<Pass> make_matmul_bias_fusion_pass();
