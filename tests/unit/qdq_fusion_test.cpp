@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "backends/cpu/quant_util.hpp"
+#include "io/npy.hpp"
+#include "onnx/importer.hpp"
 #include "op_test_util.hpp"
 #include "passes/pass.hpp"
 
@@ -285,6 +287,35 @@ TEST(QdqFusionPass, LeavesAsymmetricAndUint8Alone) {
   EXPECT_EQ(op_counts(g)["QConv"], 0);
   EXPECT_EQ(op_counts(g)["Conv"], 1);
   EXPECT_EQ(op_counts(g)["DequantizeLinear"], 2);  // the weights' DQ is not constant-folded
+}
+
+// The PyTorch fake-quant CNN (tests/models/make_qdq_cnn.py): every Conv and Gemm fuses, and the
+// fused graph's CPU output still matches PyTorch.
+TEST(QdqFusionPass, FusesTheExportedQatCnn) {
+  const std::string dir = std::string(KILN_SOURCE_DIR) + "/tests/models/data/qdq_cnn/";
+  auto model = import_onnx_file(dir + "model.onnx");
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  auto x = load_npy(dir + "input_0.npy");
+  auto expected = load_npy(dir + "expected_0.npy");
+  ASSERT_TRUE(x.ok() && expected.ok());
+  Graph& g = *model->graph;
+  ASSERT_TRUE(infer_shapes(g).ok());
+  PassManager pm;
+  add_cleanup_passes(pm, false);
+  pm.add(make_qdq_fusion_pass());
+  pm.add(make_dead_code_pass());
+  ASSERT_TRUE(pm.run(g).ok());
+  auto counts = op_counts(g);
+  EXPECT_EQ(counts["QConv"], 4) << graph_to_text(g);
+  EXPECT_EQ(counts["QMatMul"], 2);
+  EXPECT_EQ(counts["Conv"] + counts["Gemm"] + counts["Relu"] + counts["Add"], 0);
+  EXPECT_EQ(counts["QuantizeLinear"], 3);    // input, before MaxPool's reader, before fc1
+  EXPECT_EQ(counts["DequantizeLinear"], 2);  // before MaxPool and before the global pool
+  auto exec = CpuExecutor::create(model->graph);
+  ASSERT_TRUE(exec.ok()) << exec.status().message();
+  auto out = (*exec)->run({{g.inputs[0]->name, *x}});
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  EXPECT_LE(rel_l2((*out)[0], *expected), 1e-4);
 }
 
 }  // namespace
