@@ -47,7 +47,8 @@ void add_cuda_passes(PassManager& pm) {
   pm.add(make_nhwc_layout_pass());
   pm.add(make_transpose_sinking_pass());
   pm.add(make_transpose_cancellation_pass());
-  pm.add(make_constant_folding_pass());  // the transposed weights
+  // The transposed weights, and float weights of what qdq-fusion left (DequantizeLinear folded).
+  pm.add(make_constant_folding_pass(false, 64u << 20, false));
 }
 
 }  // namespace kiln
