@@ -1,13 +1,16 @@
 // kiln.QConv (ops/qdq_layers.hpp) on CUDA: X (NCHW int8) is copied to NHWC with its channels padded
 // to a multiple of 4, convolved with the padded NHWC int8 weights into int32 sums, and one
 // epilogue kernel applies x_scale * w_scale[m], bias, residual, Relu and the requantization while
-// writing NCHW. Tactics, timed by the builder: each algorithm cuDNN offers for the int8 NHWC
-// convolution (INT8 in, INT32 out, INT32 compute: "cudnn_int8_algo<A>_math<M>"), and "direct", a
-// dp4a kernel of kiln's own that always runs (qdq_kernels.cu).
+// writing NCHW. Tactics, timed by the builder:
+//   "lt_int8:<algo>": im2col rows (none for 1x1 stride-1 convolutions: X itself) times the weights
+//     through cuBLASLt's int8 GEMM (qgemm_lt.hpp: IMMA tensor cores);
+//   "direct": a dp4a kernel of kiln's own (qdq_kernels.cu).
+// cuDNN's legacy int8 NHWC convolution (INT8 in, INT32 out) was tried and gave wrong sums on
+// Hopper with cuDNN 9.19 (and ran slower than FP16), so it is not offered.
 #include <algorithm>
 #include <cstdio>
 
-#include "backends/cuda/layers/conv_descs.hpp"
+#include "backends/cuda/layers/qgemm_lt.hpp"
 #include "backends/cuda/layers/qlayer_util.hpp"
 #include "ops/qdq_layers.hpp"
 #include "ops/window_geometry.hpp"
@@ -44,46 +47,15 @@ std::optional<kernels::QConvShape> qconv_shape(const Node& n) {
   if (win->out[0] != s.oh || win->out[1] != s.ow) return std::nullopt;
   for (int64_t v : {s.n, s.h, s.w, s.cp, s.mp, s.kh, s.kw, s.oh, s.ow, s.stride_h, s.stride_w, s.pad_h, s.pad_w})
     if (v > INT32_MAX) return std::nullopt;
-  if (s.n * s.h * s.w * s.cp > INT32_MAX || s.n * s.oh * s.ow * s.mp > INT32_MAX) return std::nullopt;  // cuDNN sizes
+  if (s.n * s.oh * s.ow > INT32_MAX) return std::nullopt;  // cuBLASLt's GEMM rows
   return s;
 }
 
-// cuDNN's descriptors of the padded NHWC int8 convolution.
-struct Int8ConvDescs {
-  TensorDesc x, y;
-  FilterDesc w;
-  ConvDesc conv;
+bool needs_im2col(const kernels::QConvShape& s) {
+  return !(s.kh == 1 && s.kw == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0);
+}
 
-  Status init(const kernels::QConvShape& s) {
-    auto i = [](int64_t v) { return static_cast<int>(v); };
-    KILN_RETURN_IF_ERROR(set_conv_tensor(x, CUDNN_DATA_INT8, {s.n, s.cp, s.h, s.w}, true));
-    KILN_RETURN_IF_ERROR(set_conv_tensor(y, CUDNN_DATA_INT32, {s.n, s.mp, s.oh, s.ow}, true));
-    KILN_CUDA_CHECK(cudnnCreateFilterDescriptor(w.out()));
-    KILN_CUDA_CHECK(cudnnSetFilter4dDescriptor(w.get(), CUDNN_DATA_INT8, CUDNN_TENSOR_NHWC, i(s.mp), i(s.cp), i(s.kh),
-                                               i(s.kw)));
-    KILN_CUDA_CHECK(cudnnCreateConvolutionDescriptor(conv.out()));
-    KILN_CUDA_CHECK(cudnnSetConvolution2dDescriptor(conv.get(), i(s.pad_h), i(s.pad_w), i(s.stride_h), i(s.stride_w), 1,
-                                                    1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_INT32));
-    return Status::Ok();
-  }
-
-  // (algo, math) pairs cuDNN offers; implicit precomputed GEMM (the documented int8 algorithm)
-  // is always tried.
-  std::vector<std::pair<int, int>> candidates(cudnnHandle_t h) const {
-    std::vector<std::pair<int, int>> out;
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int count = 0;
-    if (cudnnGetConvolutionForwardAlgorithm_v7(h, x.get(), w.get(), conv.get(), y.get(),
-                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf) == CUDNN_STATUS_SUCCESS)
-      for (int k = 0; k < count; ++k)
-        if (perf[k].status == CUDNN_STATUS_SUCCESS) out.emplace_back(perf[k].algo, perf[k].mathType);
-    for (int math : {static_cast<int>(CUDNN_DEFAULT_MATH), static_cast<int>(CUDNN_TENSOR_OP_MATH)}) {
-      std::pair<int, int> p{CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, math};
-      if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
-    }
-    return out;
-  }
-};
+Int8GemmShape gemm_shape(const kernels::QConvShape& s) { return {s.n * s.oh * s.ow, s.mp, s.kh * s.kw * s.cp}; }
 
 class QConvLayer : public CudaLayer {
  public:
@@ -97,26 +69,17 @@ class QConvLayer : public CudaLayer {
     l.m_ = n.inputs[2]->constant->dim(0);
     KILN_RETURN_IF_ERROR(l.epi_.init(n, l.m_));
     KILN_RETURN_IF_ERROR(l.upload_weights(*n.inputs[2]->constant));
-    int algo = -1, math = -1;
-    if (choice.tactic.empty() || choice.tactic == "direct") {
-      l.direct_ = true;
-    } else if (std::sscanf(choice.tactic.c_str(), "cudnn_int8_algo%d_math%d", &algo, &math) != 2) {
-      return invalid_model("{}: unknown quantized convolution tactic '{}'", n.describe(), choice.tactic);
-    }
-    if (!l.direct_) {
-      KILN_RETURN_IF_ERROR(l.d_.init(l.s_));
-      KILN_CUDA_CHECK(cudnnSetConvolutionMathType(l.d_.conv.get(), static_cast<cudnnMathType_t>(math)));
-      KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
-        KILN_CUDA_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, l.d_.x.get(), l.d_.w.get(), l.d_.conv.get(),
-                                                                l.d_.y.get(), static_cast<cudnnConvolutionFwdAlgo_t>(algo),
-                                                                &l.cudnn_ws_));
-        return Status::Ok();
-      }));
-      l.algo_ = algo;
+    if (!choice.tactic.empty() && choice.tactic != "direct") {
+      Status st = l.gemm_.init(gemm_shape(l.s_), choice.tactic);
+      if (!st.ok()) return Status(st).add_context(n.describe());
+      l.use_gemm_ = true;
     }
     const kernels::QConvShape& s = l.s_;
-    l.x_offset_ = align256(l.cudnn_ws_);
-    l.acc_offset_ = l.x_offset_ + align256(static_cast<size_t>(s.n * s.h * s.w * s.cp));
+    // Workspace: [GEMM's][X in NHWC][im2col rows][int32 sums].
+    l.x_offset_ = align256(l.gemm_.workspace_bytes());
+    l.col_offset_ = l.x_offset_ + align256(static_cast<size_t>(s.n * s.h * s.w * s.cp));
+    const bool col = l.use_gemm_ && needs_im2col(s);
+    l.acc_offset_ = l.col_offset_ + (col ? align256(static_cast<size_t>(s.n * s.oh * s.ow * s.kh * s.kw * s.cp)) : 0);
     l.total_ws_ = l.acc_offset_ + static_cast<size_t>(s.n * s.oh * s.ow * s.mp) * sizeof(int32_t);
     return std::unique_ptr<CudaLayer>(std::move(layer));
   }
@@ -130,13 +93,16 @@ class QConvLayer : public CudaLayer {
     auto* x = reinterpret_cast<int8_t*>(ws + x_offset_);
     auto* acc = reinterpret_cast<int32_t*>(ws + acc_offset_);
     KILN_CUDA_CHECK(kernels::nchw_to_nhwc_int8(a.inputs[0].as<int8_t>(), x, s_.n, c_, s_.h * s_.w, s_.cp, a.stream));
-    if (direct_) {
-      KILN_CUDA_CHECK(kernels::qconv_direct(x, w_.as<int8_t>(), acc, s_, a.stream));
+    if (use_gemm_) {
+      const int8_t* rows = x;
+      if (needs_im2col(s_)) {
+        auto* col = reinterpret_cast<int8_t*>(ws + col_offset_);
+        KILN_CUDA_CHECK(kernels::im2col_nhwc_int8(x, col, s_, a.stream));
+        rows = col;
+      }
+      KILN_RETURN_IF_ERROR(gemm_.run(a.handles.cublaslt, rows, w_.as<int8_t>(), acc, ws, a.stream));
     } else {
-      const float one = 1.f, zero = 0.f;
-      KILN_CUDA_CHECK(cudnnConvolutionForward(a.handles.cudnn, &one, d_.x.get(), x, d_.w.get(), w_.get(), d_.conv.get(),
-                                              static_cast<cudnnConvolutionFwdAlgo_t>(algo_), ws, cudnn_ws_, &zero,
-                                              d_.y.get(), acc));
+      KILN_CUDA_CHECK(kernels::qconv_direct(x, w_.as<int8_t>(), acc, s_, a.stream));
     }
     kernels::QEpilogueParams p = epi_.params(a);
     p.acc = acc;
@@ -169,10 +135,9 @@ class QConvLayer : public CudaLayer {
   int64_t c_ = 0, m_ = 0;
   QEpilogue epi_;
   DeviceBuffer w_;
-  Int8ConvDescs d_;
-  bool direct_ = false;
-  int algo_ = 0;
-  size_t cudnn_ws_ = 0, x_offset_ = 0, acc_offset_ = 0, total_ws_ = 0;
+  Int8Gemm gemm_;
+  bool use_gemm_ = false;
+  size_t x_offset_ = 0, col_offset_ = 0, acc_offset_ = 0, total_ws_ = 0;
 };
 
 bool qconv_supports(const Node& n) {
@@ -183,21 +148,12 @@ bool qconv_supports(const Node& n) {
 std::vector<std::string> qconv_tactics(const Node& n, const BuildOptions& options) {
   std::vector<std::string> out{"direct"};
   auto s = qconv_shape(n);
-  Int8ConvDescs d;
-  if (!s || !d.init(*s).ok()) return out;
-  (void)with_query_handle([&](cudnnHandle_t h) -> Status {
-    for (auto [algo, math] : d.candidates(h)) {
-      if (cudnnSetConvolutionMathType(d.conv.get(), static_cast<cudnnMathType_t>(math)) != CUDNN_STATUS_SUCCESS) continue;
-      size_t bytes = 0;
-      if (cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(),
-                                                  static_cast<cudnnConvolutionFwdAlgo_t>(algo),
-                                                  &bytes) != CUDNN_STATUS_SUCCESS ||
-          bytes > options.workspace_bytes)
-        continue;  // cuDNN cannot run this algorithm on int8
-      out.push_back(conv_tactic_name("cudnn_int8", algo, static_cast<cudnnMathType_t>(math)));
-    }
-    return Status::Ok();
-  });
+  if (!s) return out;
+  // The GEMM tactics' extra scratch: the im2col rows (and the GEMM's own, at most 32 MiB).
+  const uint64_t col = needs_im2col(*s) ? static_cast<uint64_t>(s->n * s->oh * s->ow * s->kh * s->kw * s->cp) : 0;
+  const uint64_t base = static_cast<uint64_t>(s->n * s->h * s->w * s->cp + s->n * s->oh * s->ow * s->mp * 4);
+  if (base + col + (32u << 20) > options.workspace_bytes) return out;
+  for (std::string& t : Int8Gemm::tactics(gemm_shape(*s))) out.push_back(std::move(t));
   return out;
 }
 

@@ -53,14 +53,21 @@ bool dispatch_q(DType t, Fn&& fn) {
   return true;
 }
 
-// One thread per output element (img, s, c) in y's order: writes coalesce, reads stride by hw.
-__global__ void nchw_to_nhwc_kernel(const int8_t* __restrict__ x, int8_t* __restrict__ y, int64_t n, int64_t c,
-                                    int64_t hw, int64_t cp) {
-  const int64_t total = n * hw * cp;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t ch = i % cp, s = (i / cp) % hw, img = i / (cp * hw);
-    y[i] = ch < c ? x[(img * c + ch) * hw + s] : int8_t{0};
+// A 32 (spatial) x 32 (channel) tile per block through shared memory: reads coalesce along the
+// spatial dim of x, writes along the channels of y; channels c..cp-1 are written as zeros.
+__global__ void nchw_to_nhwc_kernel(const int8_t* __restrict__ x, int8_t* __restrict__ y, int64_t c, int64_t hw,
+                                    int64_t cp) {
+  __shared__ int8_t tile[32][33];
+  const int64_t s0 = static_cast<int64_t>(blockIdx.x) * 32, c0 = static_cast<int64_t>(blockIdx.y) * 32;
+  const int64_t img = blockIdx.z;
+  for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+    const int64_t ch = c0 + j, s = s0 + threadIdx.x;
+    if (s < hw) tile[j][threadIdx.x] = ch < c ? x[(img * c + ch) * hw + s] : int8_t{0};
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+    const int64_t s = s0 + j, ch = c0 + threadIdx.x;
+    if (s < hw && ch < cp) y[(img * hw + s) * cp + ch] = tile[threadIdx.x][j];
   }
 }
 
@@ -87,6 +94,27 @@ __global__ void qconv_direct_kernel(const int8_t* __restrict__ x, const int8_t* 
       }
     }
     acc[i] = sum;
+  }
+}
+
+// One thread per 4-byte word of col (cp is a multiple of 4; buffers 256-byte aligned).
+__global__ void im2col_nhwc_kernel(const int* __restrict__ x, int* __restrict__ col, QConvShape s) {
+  const int64_t wc = s.cp / 4;
+  const int64_t total = s.n * s.oh * s.ow * s.kh * s.kw * wc;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t t = i / wc;
+    const int64_t c = i % wc;
+    const int64_t kx = t % s.kw;
+    t /= s.kw;
+    const int64_t ky = t % s.kh;
+    t /= s.kh;
+    const int64_t ox = t % s.ow;
+    t /= s.ow;
+    const int64_t oy = t % s.oh;
+    const int64_t img = t / s.oh;
+    const int64_t iy = oy * s.stride_h - s.pad_h + ky, ix = ox * s.stride_w - s.pad_w + kx;
+    col[i] = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w ? x[((img * s.h + iy) * s.w + ix) * wc + c] : 0;
   }
 }
 
@@ -130,20 +158,59 @@ __global__ void q_epilogue_kernel(QEpilogueParams p) {
   }
 }
 
+// NCHW output: a 32 (spatial) x 32 (channel) tile per block goes through shared memory, so the
+// int32 sums (channels innermost) are read and Z / Y (spatial innermost) written coalesced.
+template <typename Y, typename Z>
+__global__ void q_epilogue_nchw_kernel(QEpilogueParams p) {
+  __shared__ float tile[32][33];
+  const int64_t s0 = static_cast<int64_t>(blockIdx.x) * 32, c0 = static_cast<int64_t>(blockIdx.y) * 32;
+  const int64_t img = blockIdx.z;
+  for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+    const int64_t s = s0 + j, c = c0 + threadIdx.x;
+    if (s < p.spatial && c < p.channels) {
+      float v = static_cast<float>(p.acc[(img * p.spatial + s) * p.acc_stride + c]) * p.alpha[c];
+      if (p.bias) v += p.bias[c];
+      tile[j][threadIdx.x] = v;
+    }
+  }
+  __syncthreads();
+  const Z* z = static_cast<const Z*>(p.z);
+  Y* y = static_cast<Y*>(p.y);
+  for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+    const int64_t c = c0 + j, s = s0 + threadIdx.x;
+    if (c < p.channels && s < p.spatial) {
+      const int64_t i = (img * p.channels + c) * p.spatial + s;
+      float v = tile[threadIdx.x][j];
+      if (z) v += to_f(z[i]) * p.z_scale;
+      if (p.relu) v = fmaxf(v, 0.f);
+      if constexpr (std::is_same_v<Y, int8_t>) y[i] = saturate_round<int8_t>(v / p.y_scale, 0.f);
+      else y[i] = from_f<Y>(v);
+    }
+  }
+}
+
+template <typename Y, typename Z>
+void launch_epilogue_as(const QEpilogueParams& p, cudaStream_t stream) {
+  const int64_t sx = (p.spatial + 31) / 32, cy = (p.channels + 31) / 32;
+  if (p.nchw && sx <= INT32_MAX && cy <= 65535 && p.images <= 65535) {
+    const dim3 grid(static_cast<unsigned>(sx), static_cast<unsigned>(cy), static_cast<unsigned>(p.images));
+    q_epilogue_nchw_kernel<Y, Z><<<grid, dim3(32, 8), 0, stream>>>(p);
+  } else {
+    q_epilogue_kernel<Y, Z><<<grid_for(p.images * p.spatial * p.channels), 256, 0, stream>>>(p);
+  }
+}
+
 template <typename Y>
 bool launch_epilogue(const QEpilogueParams& p, cudaStream_t stream) {
-  const unsigned grid = grid_for(p.images * p.spatial * p.channels);
   if (!p.z) {
-    q_epilogue_kernel<Y, float><<<grid, 256, 0, stream>>>(p);
+    launch_epilogue_as<Y, float>(p, stream);
     return true;
   }
   if (p.z_dtype == DType::kInt8) {
-    q_epilogue_kernel<Y, int8_t><<<grid, 256, 0, stream>>>(p);
+    launch_epilogue_as<Y, int8_t>(p, stream);
     return true;
   }
-  return dispatch_gpu_float(p.z_dtype, [&](auto ztag) {
-    q_epilogue_kernel<Y, decltype(ztag)><<<grid, 256, 0, stream>>>(p);
-  });
+  return dispatch_gpu_float(p.z_dtype, [&](auto ztag) { launch_epilogue_as<Y, decltype(ztag)>(p, stream); });
 }
 
 }  // namespace
@@ -185,9 +252,11 @@ cudaError_t dequantize_linear(DType xt, const void* x, DType st, const void* sca
 
 cudaError_t nchw_to_nhwc_int8(const int8_t* x, int8_t* y, int64_t n, int64_t c, int64_t hw, int64_t cp,
                               cudaStream_t stream) {
-  const int64_t total = n * hw * cp;
-  if (total == 0) return cudaSuccess;
-  nchw_to_nhwc_kernel<<<grid_for(total), 256, 0, stream>>>(x, y, n, c, hw, cp);
+  if (n * hw * cp == 0) return cudaSuccess;
+  const int64_t sx = (hw + 31) / 32, cy = (cp + 31) / 32;
+  if (sx > INT32_MAX || cy > 65535 || n > 65535) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(sx), static_cast<unsigned>(cy), static_cast<unsigned>(n));
+  nchw_to_nhwc_kernel<<<grid, dim3(32, 8), 0, stream>>>(x, y, c, hw, cp);
   return cudaGetLastError();
 }
 
@@ -195,6 +264,15 @@ cudaError_t qconv_direct(const int8_t* x, const int8_t* w, int32_t* acc, const Q
   const int64_t total = s.n * s.oh * s.ow * s.mp;
   if (total == 0) return cudaSuccess;
   qconv_direct_kernel<<<grid_for(total), 256, 0, stream>>>(x, w, acc, s);
+  return cudaGetLastError();
+}
+
+cudaError_t im2col_nhwc_int8(const int8_t* x, int8_t* col, const QConvShape& s, cudaStream_t stream) {
+  const int64_t total = s.n * s.oh * s.ow * s.kh * s.kw * (s.cp / 4);
+  if (total == 0) return cudaSuccess;
+  if (s.cp % 4 != 0) return cudaErrorInvalidValue;
+  im2col_nhwc_kernel<<<grid_for(total), 256, 0, stream>>>(reinterpret_cast<const int*>(x), reinterpret_cast<int*>(col),
+                                                          s);
   return cudaGetLastError();
 }
 
@@ -208,10 +286,9 @@ cudaError_t qmatmul_direct(const int8_t* x, const int8_t* w, int32_t* acc, int64
 
 cudaError_t q_epilogue(const QEpilogueParams& p, cudaStream_t stream) {
   if (p.images * p.spatial * p.channels == 0) return cudaSuccess;
-  bool ok = p.y_dtype == DType::kInt8 ? launch_epilogue<int8_t>(p, stream)
-                                      : dispatch_gpu_float(p.y_dtype, [&](auto ytag) {
-                                          launch_epilogue<decltype(ytag)>(p, stream);
-                                        });
+  bool ok = false;
+  if (p.y_dtype == DType::kInt8) ok = launch_epilogue<int8_t>(p, stream);
+  else dispatch_gpu_float(p.y_dtype, [&](auto ytag) { ok = launch_epilogue<decltype(ytag)>(p, stream); });
   return ok ? cudaGetLastError() : cudaErrorInvalidValue;
 }
 

@@ -32,6 +32,10 @@ struct QConvShape {
 // direct kernel, the fallback tactic when cuDNN offers no int8 algorithm.
 cudaError_t qconv_direct(const int8_t* x, const int8_t* w, int32_t* acc, const QConvShape& s, cudaStream_t stream);
 
+// col (n * oh * ow, kh * kw * cp) int8 from x (n, h, w, cp) int8, zero where the window leaves x:
+// row (img, oy, ox), column (ky, kx, c), the weights' (m, ky, kx, c) order, for an int8 GEMM.
+cudaError_t im2col_nhwc_int8(const int8_t* x, int8_t* col, const QConvShape& s, cudaStream_t stream);
+
 // acc (rows, n) int32 = x (rows, k) int8 times wᵀ, w (n, k) int8; k a multiple of 4, x and w
 // 4-byte aligned. The fallback tactic of kiln.QMatMul.
 cudaError_t qmatmul_direct(const int8_t* x, const int8_t* w, int32_t* acc, int64_t rows, int64_t n, int64_t k,
