@@ -289,6 +289,55 @@ TEST(QdqFusionPass, LeavesAsymmetricAndUint8Alone) {
   EXPECT_EQ(op_counts(g)["DequantizeLinear"], 2);  // the weights' DQ is not constant-folded
 }
 
+// Q(DQ(q, s), s) folds to q; a 3-D MatMul with Relu and a Gemm (transB 0, bias C) fuse; a MaxPool
+// between Q/DQ pairs of different scales stays float.
+TEST(QdqFusionPass, FoldsRequantizeAndFusesMatMulAndGemm) {
+  auto make = [] {
+    Builder b;
+    Graph& g = *b.g;
+    Value* x = g.add_value("x", {DType::kFloat32, Shape::from_dims({2, 3, 8})});
+    Value* y = g.add_value("y", {DType::kFloat32, Shape::from_dims({4, 8})});
+    Value* p = g.add_value("p", {DType::kFloat32, Shape::from_dims({1, 4, 6, 6})});
+    g.inputs = {x, y, p};
+    Value* xq = b.dq(b.q(b.qdq(x, 0.02f), 0.02f), 0.02f);
+    Value* mm = b.op("Relu", {b.op("MatMul", {xq, b.wdq({8, 12}, 1)})});
+    Attributes ga;
+    ga.set("transB", int64_t{0});
+    Value* gemm = b.op("Gemm", {b.qdq(y, 0.03f), b.wdq({8, 16}, 1), b.c(random_tensor(DType::kFloat32, {16}, 8))}, ga);
+    Attributes pa;
+    pa.set("kernel_shape", Dims{2, 2});
+    Value* pool = b.qdq(b.op("MaxPool", {b.qdq(p, 0.05f)}, pa), 0.1f);
+    g.outputs = {mm, gemm, pool};
+    return b.g;
+  };
+  Tensor x = random_tensor(DType::kFloat32, {2, 3, 8}, 1), y = random_tensor(DType::kFloat32, {4, 8}, 2),
+         p = random_tensor(DType::kFloat32, {1, 4, 6, 6}, 3);
+  auto run = [&](const GraphPtr& g) {
+    EXPECT_TRUE(infer_shapes(*g).ok());
+    auto exec = CpuExecutor::create(g);
+    EXPECT_TRUE(exec.ok());
+    auto out = (*exec)->run({{"x", x}, {"y", y}, {"p", p}});
+    EXPECT_TRUE(out.ok()) << out.status().message();
+    return out.ok() ? *out : std::vector<Tensor>{};
+  };
+  auto before = run(make());
+  GraphPtr g = make();
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  PassManager pm;
+  add_cleanup_passes(pm, false);
+  pm.add(make_qdq_fusion_pass());
+  pm.add(make_dead_code_pass());
+  ASSERT_TRUE(pm.run(*g).ok());
+  auto counts = op_counts(*g);
+  EXPECT_EQ(counts["QMatMul"], 2) << graph_to_text(*g);
+  EXPECT_EQ(counts["MatMul"] + counts["Gemm"] + counts["Relu"], 0);
+  EXPECT_EQ(counts["QuantizeLinear"], 4);  // x (the repeated Q folded), y, both around the pool
+  EXPECT_EQ(counts["MaxPool"], 1);
+  auto after = run(g);
+  ASSERT_EQ(after.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(tensors_close(after[i], before[i], 1e-5, 1e-5)) << i;
+}
+
 // The PyTorch fake-quant CNN (tests/models/make_qdq_cnn.py): every Conv and Gemm fuses, and the
 // fused graph's CPU output still matches PyTorch.
 TEST(QdqFusionPass, FusesTheExportedQatCnn) {
@@ -309,8 +358,11 @@ TEST(QdqFusionPass, FusesTheExportedQatCnn) {
   EXPECT_EQ(counts["QConv"], 4) << graph_to_text(g);
   EXPECT_EQ(counts["QMatMul"], 2);
   EXPECT_EQ(counts["Conv"] + counts["Gemm"] + counts["Relu"] + counts["Add"], 0);
-  EXPECT_EQ(counts["QuantizeLinear"], 3);    // input, before MaxPool's reader, before fc1
-  EXPECT_EQ(counts["DequantizeLinear"], 2);  // before MaxPool and before the global pool
+  EXPECT_EQ(counts["QuantizeLinear"], 2);    // input, before fc1
+  EXPECT_EQ(counts["DequantizeLinear"], 1);  // before the global pool
+  EXPECT_EQ(counts["MaxPool"], 1);           // on int8: its Q/DQ pair had one scale
+  for (const auto& n : g.nodes())
+    if (n->op_type == "MaxPool") EXPECT_EQ(n->outputs[0]->type.dtype, DType::kInt8);
   auto exec = CpuExecutor::create(model->graph);
   ASSERT_TRUE(exec.ok()) << exec.status().message();
   auto out = (*exec)->run({{g.inputs[0]->name, *x}});
