@@ -370,5 +370,31 @@ TEST(QdqFusionPass, FusesTheExportedQatCnn) {
   EXPECT_LE(rel_l2((*out)[0], *expected), 1e-4);
 }
 
+// With --fp16 the precision pass runs before the CUDA passes: the Q/DQ layers must still fuse, with
+// float16 scales and outputs.
+TEST(QdqFusionPass, FusesAfterFp16Precision) {
+  const std::string dir = std::string(KILN_SOURCE_DIR) + "/tests/models/data/qdq_cnn/";
+  auto model = import_onnx_file(dir + "model.onnx");
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  Graph& g = *model->graph;
+  ASSERT_TRUE(infer_shapes(g).ok());
+  PassManager pm;
+  add_cleanup_passes(pm, false);
+  ASSERT_TRUE(pm.run(g).ok());
+  PassManagerOptions once;
+  once.max_iterations = 1;
+  PassManager precision(once);
+  precision.add(make_precision_pass(DType::kFloat16));
+  ASSERT_TRUE(precision.run(g).ok());
+  ASSERT_TRUE(pm.run(g).ok());
+  PassManager cuda;
+  cuda.add(make_qdq_fusion_pass());
+  cuda.add(make_dead_code_pass());
+  ASSERT_TRUE(cuda.run(g).ok());
+  auto counts = op_counts(g);
+  EXPECT_EQ(counts["QConv"], 4) << graph_to_text(g);
+  EXPECT_EQ(counts["QMatMul"], 2);
+}
+
 }  // namespace
 }  // namespace kiln::test
