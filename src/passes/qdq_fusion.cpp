@@ -8,7 +8,8 @@
 // the chain stays int8 from layer to layer. Only symmetric int8 (zero points 0) is fused, and only
 // nodes the CUDA INT8 kernels can run (qconv_int8_runnable / qmatmul_int8_runnable); the rest keeps
 // its Q/DQ nodes and runs as simulated quantization in float. QuantizeLinear(DequantizeLinear(q, s), s)
-// is folded to q first, and QuantizeLinear(MaxPool(DequantizeLinear(q, s)), s) to MaxPool(q).
+// is folded to q first, and QuantizeLinear(MaxPool/Concat(DequantizeLinear(q, s)...), s) to
+// MaxPool/Concat(q...) on int8.
 // Runs before conv-fusion and matmul-bias-fusion.
 #include <algorithm>
 
@@ -228,27 +229,33 @@ bool fold_requantize(Graph& g, Node* q) {
   return true;
 }
 
-// QuantizeLinear(MaxPool(DequantizeLinear(q, s)), s) is MaxPool(q) on int8 (the maximum commutes
-// with a monotonic quantization of one scale): the pool reads and writes a quarter of the bytes.
-bool fold_int8_maxpool(Graph& g, Node* q) {
+// QuantizeLinear(op(DequantizeLinear(q, s)...), s) is op(q...) on int8 for MaxPool and Concat: the
+// maximum and data movement commute with a monotonic quantization of one scale, and the op moves a
+// quarter (float32) or half (float16) of the bytes.
+bool fold_int8_data_op(Graph& g, Node* q) {
   if (!q->has_input(0) || !q->has_input(1) || !q->has_output(0) || q->outputs[0]->type.dtype != DType::kInt8 ||
       !zero_int8_zp(*q, 2) || q->attrs.i("block_size", 0) != 0)
     return false;
-  Node* pool = producer_of(q->inputs[0], "MaxPool");
-  if (!pool || pool->outputs.size() != 1 || single_consumer(g, pool->outputs[0]) != q || !pool->has_input(0))
-    return false;
-  auto d = match_act_dq(pool->inputs[0]);
-  auto s1 = d ? scalar_constant(d->scale) : std::nullopt, s2 = scalar_constant(q->inputs[1]);
-  if (!s1 || !s2 || *s1 != *s2) return false;
-  Attributes attrs = pool->attrs;
-  std::vector<const Node*> fused{pool, q};
+  Node* op = producer_of(q->inputs[0], "MaxPool");
+  if (!op) op = producer_of(q->inputs[0], "Concat");
+  if (!op || op->outputs.size() != 1 || op->inputs.empty() || single_consumer(g, op->outputs[0]) != q) return false;
+  auto s2 = scalar_constant(q->inputs[1]);
+  std::vector<Value*> inputs;
+  for (Value* in : op->inputs) {
+    auto d = in ? match_act_dq(in) : std::nullopt;
+    auto s1 = d ? scalar_constant(d->scale) : std::nullopt;
+    if (!s1 || !s2 || *s1 != *s2) return false;
+    inputs.push_back(d->q);
+  }
+  Attributes attrs = op->attrs;
+  std::vector<const Node*> fused{op, q};
   attrs.set(kFusedAttr, passes::fused_names(fused));
-  const std::string name = pool->name;
-  const int opset = pool->opset;
+  const std::string name = op->name, type = op->op_type;
+  const int opset = op->opset;
   Value* out = q->outputs[0];
   g.remove_node(q);
-  g.remove_node(pool);
-  Node* n = g.add_node("MaxPool", {d->q}, {out}, name, "", opset);
+  g.remove_node(op);
+  Node* n = g.add_node(type, inputs, {out}, name, "", opset);
   n->attrs = std::move(attrs);
   return true;
 }
@@ -262,7 +269,7 @@ class QdqFusion : public Pass {
     std::vector<Node*> nodes;
     for (const auto& n : g.nodes()) nodes.push_back(n.get());
     for (Node* n : nodes)
-      if (is_op(n, "QuantizeLinear")) changed |= fold_requantize(g, n) || fold_int8_maxpool(g, n);
+      if (is_op(n, "QuantizeLinear")) changed |= fold_requantize(g, n) || fold_int8_data_op(g, n);
     // Fusing removes nodes (a later candidate's Add/Relu/Q never is another candidate), so walk a
     // fresh list per kind.
     nodes.clear();

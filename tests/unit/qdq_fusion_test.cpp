@@ -290,7 +290,7 @@ TEST(QdqFusionPass, LeavesAsymmetricAndUint8Alone) {
 }
 
 // Q(DQ(q, s), s) folds to q; a 3-D MatMul with Relu and a Gemm (transB 0, bias C) fuse; a MaxPool
-// between Q/DQ pairs of different scales stays float.
+// between Q/DQ pairs of different scales stays float; a Concat of one scale runs on int8.
 TEST(QdqFusionPass, FoldsRequantizeAndFusesMatMulAndGemm) {
   auto make = [] {
     Builder b;
@@ -307,7 +307,11 @@ TEST(QdqFusionPass, FoldsRequantizeAndFusesMatMulAndGemm) {
     Attributes pa;
     pa.set("kernel_shape", Dims{2, 2});
     Value* pool = b.qdq(b.op("MaxPool", {b.qdq(p, 0.05f)}, pa), 0.1f);
-    g.outputs = {mm, gemm, pool};
+    // Concat of two DQs of one scale, requantized at that scale: runs on int8.
+    Attributes ca;
+    ca.set("axis", int64_t{1});
+    Value* cat = b.dq(b.q(b.op("Concat", {b.qdq(p, 0.04f), b.qdq(b.op("Relu", {p}), 0.04f)}, ca), 0.04f), 0.04f);
+    g.outputs = {mm, gemm, pool, cat};
     return b.g;
   };
   Tensor x = random_tensor(DType::kFloat32, {2, 3, 8}, 1), y = random_tensor(DType::kFloat32, {4, 8}, 2),
@@ -330,12 +334,15 @@ TEST(QdqFusionPass, FoldsRequantizeAndFusesMatMulAndGemm) {
   ASSERT_TRUE(pm.run(*g).ok());
   auto counts = op_counts(*g);
   EXPECT_EQ(counts["QMatMul"], 2) << graph_to_text(*g);
-  EXPECT_EQ(counts["MatMul"] + counts["Gemm"] + counts["Relu"], 0);
-  EXPECT_EQ(counts["QuantizeLinear"], 4);  // x (the repeated Q folded), y, both around the pool
+  EXPECT_EQ(counts["MatMul"] + counts["Gemm"], 0);
+  // x (the repeated Q folded), y, both around the pool, the two Concat inputs' (its own folded).
+  EXPECT_EQ(counts["QuantizeLinear"], 6);
   EXPECT_EQ(counts["MaxPool"], 1);
+  for (const auto& n : g->nodes())
+    if (n->op_type == "Concat") EXPECT_EQ(n->outputs[0]->type.dtype, DType::kInt8);
   auto after = run(g);
-  ASSERT_EQ(after.size(), 3u);
-  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(tensors_close(after[i], before[i], 1e-5, 1e-5)) << i;
+  ASSERT_EQ(after.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(tensors_close(after[i], before[i], 1e-5, 1e-5)) << i;
 }
 
 // The PyTorch fake-quant CNN (tests/models/make_qdq_cnn.py): every Conv and Gemm fuses, and the
