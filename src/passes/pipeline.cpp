@@ -14,6 +14,8 @@ KILN_REGISTER_PASS_INFO("layernorm-fusion", "Recognizes a decomposed layer norma
 KILN_REGISTER_PASS_INFO("hardswish-fusion", "Recognizes x*HardSigmoid(x) and x*Clip(x+3,0,6)/6 as HardSwish")
 KILN_REGISTER_PASS_INFO("precision", "With --fp16/--bf16: float32 layers and weights to the lower precision")
 // CUDA backend only:
+KILN_REGISTER_PASS_INFO("qdq-fusion",
+                        "CUDA: Q/DQ around Conv/MatMul/Gemm [+ bias, residual, Relu, requantize] -> kiln.QConv/QMatMul")
 KILN_REGISTER_PASS_INFO("matmul-bias-fusion",
                         "CUDA: MatMul with constant weights + bias [+ residual Add] [+ Relu] -> kiln.FusedMatMul")
 KILN_REGISTER_PASS_INFO("attention-softmax-fusion",
@@ -40,6 +42,7 @@ void add_cleanup_passes(PassManager& pm, bool fold_random) {
 }
 
 void add_cuda_passes(PassManager& pm) {
+  pm.add(make_qdq_fusion_pass());  // before the float fusions take the Conv/MatMul nodes
   pm.add(make_matmul_bias_fusion_pass());
   pm.add(make_attention_softmax_fusion_pass());
   pm.add(make_conv_fusion_pass());
@@ -47,7 +50,8 @@ void add_cuda_passes(PassManager& pm) {
   pm.add(make_transpose_sinking_pass());
   pm.add(make_transpose_cancellation_pass());
   pm.add(make_unit_transpose_to_reshape_pass());
-  pm.add(make_constant_folding_pass());  // the transposed weights
+  // The transposed weights, and float weights of what qdq-fusion left (DequantizeLinear folded).
+  pm.add(make_constant_folding_pass(false, 64u << 20, false));
 }
 
 }  // namespace kiln
