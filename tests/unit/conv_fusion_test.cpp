@@ -509,5 +509,38 @@ TEST(TransposeCancellationPass, RemovesInversePairsOnly) {
   for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(tensors_close(after[i], before[i], 0, 0));
 }
 
+TEST(UnitTransposeToReshapePass, OnlyTransposesOfUnitDimsBecomeReshapes) {
+  auto g = std::make_shared<Graph>();
+  Value* x = g->add_value("x", {DType::kFloat32, Shape::from_dims({2, 1, 4, 5})});
+  g->inputs = {x};
+  auto transpose = [&](Value* in, Dims perm, const std::string& name) {
+    Value* y = g->add_value(name);
+    Node* n = g->add_node("Transpose", {in}, {y}, name, "", 21);
+    n->attrs.set("perm", perm);
+    return y;
+  };
+  Value* nhwc = transpose(x, {0, 2, 3, 1}, "nhwc");   // moves only the 1-channel dim: a view
+  Value* swap = transpose(x, {0, 1, 3, 2}, "swap");   // swaps 4 and 5: a real transpose
+  g->outputs = {nhwc, swap};
+  Tensor xt = random_tensor(DType::kFloat32, {2, 1, 4, 5}, 5);
+  auto before = run_cpu(g, xt);
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  PassManager pm;
+  pm.add(make_unit_transpose_to_reshape_pass());
+  pm.add(make_dead_code_pass());
+  ASSERT_TRUE(pm.run(*g).ok());
+  auto counts = op_counts(*g);
+  EXPECT_EQ(counts["Transpose"], 1);
+  EXPECT_EQ(counts["Reshape"], 1);
+  ASSERT_NE(node_named(*g, "swap"), nullptr);
+  ASSERT_NE(node_named(*g, "nhwc"), nullptr);
+  EXPECT_EQ(node_named(*g, "swap")->op_type, "Transpose");
+  EXPECT_EQ(node_named(*g, "nhwc")->op_type, "Reshape");
+  EXPECT_EQ(g->outputs[0]->type.shape, Shape::from_dims({2, 4, 5, 1}));
+  auto after = run_cpu(g, xt);
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(tensors_close(after[i], before[i], 0, 0));
+}
+
 }  // namespace
 }  // namespace kiln::test
