@@ -112,6 +112,9 @@ std::unique_ptr<Pass> make_hardswish_fusion_pass();
 std::unique_ptr<Pass> make_matmul_bias_fusion_pass();
 // [Mul/Div by a constant scalar] [-> Add(mask)] -> Softmax(last axis) -> kiln.MaskedSoftmax.
 std::unique_ptr<Pass> make_attention_softmax_fusion_pass();
+// MatMul(Q, K^T) [scale] [+ mask] -> Softmax [-> IsNaN/Where] -> MatMul(., V) [-> Transpose], with the
+// head split/merge views around it -> kiln.Attention (ops/attention.hpp).
+std::unique_ptr<Pass> make_attention_fusion_pass();
 
 // CUDA backend passes (ops/fused_conv.cpp documents kiln.FusedConv):
 // Conv [+ Add of a same-shaped residual] [+ Relu] -> kiln.FusedConv (every float Conv).
