@@ -58,6 +58,7 @@ Expected<AttentionGeometry> attention_geometry(const Node& n) {
                          dims_to_string(g.out_shape));
   g.scale = a.f("scale", 1.f);
   g.nan_to_zero = a.i("nan_to_zero", 0) != 0;
+  if (a.has("mask_fill")) g.mask_fill = a.f("mask_fill");
   return g;
 }
 
@@ -85,6 +86,7 @@ void set_attention_attrs(Attributes& attrs, const AttentionGeometry& g) {
   attrs.set("out_shape", g.out_shape);
   attrs.set("scale", g.scale);
   attrs.set("nan_to_zero", static_cast<int64_t>(g.nan_to_zero));
+  if (g.mask_fill) attrs.set("mask_fill", *g.mask_fill);
 }
 
 namespace {
@@ -93,7 +95,9 @@ Status infer_attention(InferContext& ctx) {
   KILN_ASSIGN_OR_RETURN(AttentionGeometry g, attention_geometry(ctx.node()));
   const DType t = ctx.input(0).dtype;
   if (!is_floating(t)) return ctx.error("dtype {} is not a float type", dtype_name(t));
-  for (size_t i = 1; i < 4; ++i)
+  if (ctx.has_input(3) && g.mask_fill && ctx.input(3).dtype != DType::kBool)
+    return ctx.error("with mask_fill the mask must be bool, not {}", dtype_name(ctx.input(3).dtype));
+  for (size_t i = 1; i < (g.mask_fill ? 3u : 4u); ++i)
     if (ctx.has_input(i) && ctx.input(i).dtype != t)
       return ctx.error("input {} is {} but Q is {}", i, dtype_name(ctx.input(i).dtype), dtype_name(t));
   const std::array<int64_t, 4> qd{g.batch, g.heads, g.sq, g.d}, kd{g.batch, g.heads, g.sk, g.d},

@@ -9,7 +9,9 @@
 // position b*oB + h*oH + i*oS + c*oD (out_strides, a permutation of a contiguous layout), which
 // absorbs the head merge Transpose. Other attributes: dims = [B,H,Sq,Sk,d,dv], scale (float),
 // nan_to_zero (int: rows whose scores are all -inf give 0 instead of NaN, HF's IsNaN/Where guard).
-// The optional mask (input 3, Q's dtype) broadcasts to [B,H,Sq,Sk] (numpy rules, right-aligned).
+// The optional mask (input 3) broadcasts to [B,H,Sq,Sk] (numpy rules, right-aligned): additive, of
+// Q's dtype; or, with the float attribute mask_fill, bool: where true the scaled score is replaced
+// by mask_fill (PyTorch's masked_fill: Where(mask, fill, scores)).
 #pragma once
 
 #include <array>
@@ -30,6 +32,7 @@ struct AttentionGeometry {
   Dims out_shape;
   float scale = 1.f;
   bool nan_to_zero = false;
+  std::optional<float> mask_fill;  // bool mask: the value of masked scores
 };
 
 // The geometry from a node's attributes, checked for consistency (not yet against input sizes).

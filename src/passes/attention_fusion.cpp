@@ -1,4 +1,4 @@
-// MatMul(Q, K^T) [-> Mul/Div by a scalar] [-> Add(mask)] -> Softmax(last axis) [-> IsNaN/Where guard]
+// MatMul(Q, K^T) [-> Mul/Div by a scalar] [-> Add(mask) | Where(bool mask, c, .)] -> Softmax(last axis) [-> IsNaN/Where guard]
 // -> MatMul(., V) [-> Transpose]  =>  kiln.Attention (ops/attention.hpp), CUDA backend.
 //
 // Q, K^T and V are traced up through view ops (Transpose, Reshape, Squeeze, Unsqueeze, Flatten,
@@ -101,17 +101,6 @@ bool reshape_view(View& v, const Dims& to) {
   return true;
 }
 
-// The plain strides of `v` when every dim is one atom.
-std::optional<Dims> plain_strides(const View& v) {
-  Dims s;
-  for (const auto& g : v.dims) {
-    auto c = coalesce(g);
-    if (c.size() > 1) return std::nullopt;
-    s.push_back(c.empty() ? 0 : c[0].second);
-  }
-  return s;
-}
-
 std::optional<std::vector<int64_t>> const_ints(const Node* n, size_t i) {
   if (!n->has_input(i)) return std::vector<int64_t>{};
   const Value* c = n->inputs[i];
@@ -187,7 +176,6 @@ bool apply(const Node* n, View& v) {
 struct Traced {
   Value* base = nullptr;
   View view;
-  Dims dims, strides;  // the view's plain form
   double scale = 1.0;
 };
 
@@ -232,12 +220,12 @@ std::optional<Traced> trace(Value* v, bool scales, bool k_transposed) {
     }
     const size_t r = t.view.dims.size();
     if (!ok || r < 2) continue;
-    auto strides = plain_strides(t.view);
-    if (!strides) continue;
-    const size_t unit = k_transposed ? r - 2 : r - 1;
-    if (group_size(t.view.dims[unit]) != 1 && (*strides)[unit] != 1) continue;
-    t.dims = view_dims(t.view);
-    t.strides = *strides;
+    // Every dim one stride, but a rank-3 view's leading [B*H] dim, split later (split_bh).
+    bool plain = true;
+    for (size_t i = r == 3 ? 1 : 0; i < r; ++i) plain &= coalesce(t.view.dims[i]).size() <= 1;
+    if (!plain || coalesce(t.view.dims[0]).size() > 2) continue;
+    const auto unit = coalesce(t.view.dims[k_transposed ? r - 2 : r - 1]);
+    if (!unit.empty() && unit[0].second != 1) continue;
     return t;
   }
   return std::nullopt;
@@ -259,12 +247,39 @@ Value* strip_scales(const Graph& g, Value* v, const Node* reader, double& scale,
   return v;
 }
 
-// The logical [B,H,S,D] view of a rank-3 or rank-4 view (rank 3: B = 1).
-AttentionView to4(int64_t offset, const Dims& dims, const Dims& strides) {
+// The stride of a dim that is one atom (0 for size 1).
+int64_t plain_stride(const std::vector<Atom>& g) {
+  auto c = coalesce(g);
+  return c.empty() ? 0 : c[0].second;
+}
+
+// The strides of a [B*H] dim seen as [B, H], when each part is one stride.
+std::optional<std::pair<int64_t, int64_t>> split_bh(const std::vector<Atom>& g, int64_t b, int64_t h) {
+  View v{0, {g}};
+  if (!reshape_view(v, {b, h}) || coalesce(v.dims[0]).size() > 1 || coalesce(v.dims[1]).size() > 1)
+    return std::nullopt;
+  return std::make_pair(plain_stride(v.dims[0]), plain_stride(v.dims[1]));
+}
+
+// The [B, H] split of rank-3 views' leading [B*H] dim: the one a multi-stride view needs (a head
+// split of [S, B, H*d] that went through [S, B*H, d]), else B = 1.
+std::optional<std::pair<int64_t, int64_t>> choose_bh(const std::vector<const View*>& views, int64_t n) {
+  for (const View* v : views)
+    if (auto c = coalesce(v->dims[0]); c.size() == 2) return std::make_pair(c[0].first, c[1].first);
+  return std::make_pair(int64_t{1}, n);
+}
+
+// The logical [B, H, S, D] view of a rank-3 ([B*H, S, D]) or rank-4 view.
+std::optional<AttentionView> to4(const View& v, int64_t b, int64_t h) {
   AttentionView a;
-  a.offset = offset;
-  const size_t r = dims.size();
-  for (size_t i = 0; i < r; ++i) a.stride[4 - r + i] = dims[i] == 1 ? 0 : strides[i];
+  a.offset = v.offset;
+  const size_t r = v.dims.size();
+  for (size_t i = r == 3 ? 1 : 0; i < r; ++i) a.stride[4 - r + i] = plain_stride(v.dims[i]);
+  if (r == 3) {
+    auto bh = split_bh(v.dims[0], b, h);
+    if (!bh) return std::nullopt;
+    a.stride[0] = bh->first, a.stride[1] = bh->second;
+  }
   return a;
 }
 
@@ -318,13 +333,13 @@ class AttentionFusion : public Pass {
     Value* out = mm2->outputs[0];
     auto odims = out->type.shape.to_dims();
     if (!odims || odims->size() != sdims->size()) return false;
-    Dims out_strides = *plain_strides(contiguous(*odims));
+    View out_view = contiguous(*odims);
     if (Node* tr = single_consumer(g, out); is_op(tr, "Transpose") && tr->has_output(0)) {
       auto ydims = tr->outputs[0]->type.shape.to_dims();
       std::vector<int64_t> perm = tr->attrs.ints("perm");
       if (ydims && perm.size() == odims->size()) {
-        Dims ys = *plain_strides(contiguous(*ydims));
-        for (size_t i = 0; i < perm.size(); ++i) out_strides[static_cast<size_t>(perm[i])] = ys[i];
+        View y = contiguous(*ydims);
+        for (size_t i = 0; i < perm.size(); ++i) out_view.dims[static_cast<size_t>(perm[i])] = y.dims[i];
         fused.push_back(tr);
         out = tr->outputs[0];
       }
@@ -335,7 +350,26 @@ class AttentionFusion : public Pass {
     double scale = 1.0;
     Value* s = sm->inputs[0];
     Value* mask = nullptr;
-    if (Node* add = s->producer; is_op(add, "Add") && add->num_inputs() == 2 && single_consumer(g, s) == sm) {
+    std::optional<float> mask_fill;
+    if (Node* wh = s->producer; is_op(wh, "Where") && wh->num_inputs() == 3 && single_consumer(g, s) == sm) {
+      // masked_fill: Where(mask, c, scores) -> scores replaced by c where the bool mask is true.
+      std::vector<Node*> scales;
+      double sc = 1.0;
+      Value* x = strip_scales(g, wh->inputs[2], wh, sc, scales);
+      Value* m = wh->inputs[0];
+      auto md = m->type.shape.to_dims();
+      auto c = scalar_constant(wh->inputs[1]);
+      if (!c || m->type.dtype != DType::kBool || wh->inputs[1]->type.dtype != t || !is_op(x->producer, "MatMul") ||
+          single_consumer(g, x) != (scales.empty() ? wh : scales.back()) || x->type.shape != s->type.shape || !md ||
+          md->size() > sdims->size() || !masked_softmax_mask_strides(*sdims, *md))
+        return false;
+      mask = m;
+      mask_fill = static_cast<float>(*c);
+      scale = sc;
+      fused.push_back(wh);
+      fused.insert(fused.end(), scales.begin(), scales.end());
+      s = x;
+    } else if (Node* add = s->producer; is_op(add, "Add") && add->num_inputs() == 2 && single_consumer(g, s) == sm) {
       for (size_t i = 0; i < 2 && !mask; ++i) {
         std::vector<Node*> scales;
         double sc = 1.0;
@@ -377,20 +411,23 @@ class AttentionFusion : public Pass {
     auto q = trace(mm1->inputs[0], true, false), kt = trace(mm1->inputs[1], true, true),
          v = trace(mm2->inputs[1], false, false);
     if (!q || !kt || !v) return false;
-    std::swap(kt->dims[r - 1], kt->dims[r - 2]);
-    std::swap(kt->strides[r - 1], kt->strides[r - 2]);
+    std::swap(kt->view.dims[r - 1], kt->view.dims[r - 2]);
 
     AttentionGeometry geo;
-    geo.batch = r == 4 ? (*sdims)[0] : 1;
-    geo.heads = (*sdims)[r - 3];
+    auto bh = r == 4 ? std::make_optional(std::make_pair((*sdims)[0], (*sdims)[1]))
+                     : choose_bh({&q->view, &kt->view, &v->view}, (*sdims)[0]);
+    if (!bh) return false;
+    geo.batch = bh->first;
+    geo.heads = bh->second;
     geo.sq = sq, geo.sk = sk, geo.d = d, geo.dv = dv;
-    geo.q = to4(q->view.offset, q->dims, q->strides);
-    geo.k = to4(kt->view.offset, kt->dims, kt->strides);
-    geo.v = to4(v->view.offset, v->dims, v->strides);
-    geo.out = to4(0, *odims, out_strides);
+    auto q4 = to4(q->view, geo.batch, geo.heads), k4 = to4(kt->view, geo.batch, geo.heads),
+         v4 = to4(v->view, geo.batch, geo.heads), o4 = to4(out_view, geo.batch, geo.heads);
+    if (!q4 || !k4 || !v4 || !o4) return false;
+    geo.q = *q4, geo.k = *k4, geo.v = *v4, geo.out = *o4;
     geo.out_shape = out_shape;
     geo.scale = static_cast<float>(scale * q->scale * kt->scale);
     geo.nan_to_zero = nan_to_zero;
+    geo.mask_fill = mask_fill;
 
     std::vector<const Node*> order;  // graph order
     for (const auto& n : g.nodes())

@@ -25,12 +25,15 @@ Status attention_kernel(KernelContext& ctx) {
     if (!s) return ctx.error("mask {} does not broadcast to [B,H,Sq,Sk]", dims_to_string(mask->dims()));
     ms = *s;
   }
+  if (mask && mask->dtype() != (g.mask_fill ? DType::kBool : q.dtype()))
+    return ctx.error("mask dtype {} does not fit mask_fill", dtype_name(mask->dtype()));
   Tensor& y = ctx.output(0);
   return cpu::dispatch_floating(ctx, q.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     using C = compute_t<T>;
     const T *qp = q.data<T>(), *kp = k.data<T>(), *vp = v.data<T>();
-    const T* mp = mask ? mask->data<T>() : nullptr;
+    const T* mp = mask && !g.mask_fill ? mask->data<T>() : nullptr;
+    const bool* mb = mask && g.mask_fill ? mask->data<bool>() : nullptr;
     T* yp = y.data<T>();
     std::vector<C> s(static_cast<size_t>(g.sk)), acc(static_cast<size_t>(g.dv));
     for (int64_t b = 0; b < g.batch; ++b)
@@ -44,7 +47,9 @@ Status attention_kernel(KernelContext& ctx) {
             for (int64_t c = 0; c < g.d; ++c)
               dot += static_cast<C>(qrow[c * g.q.stride[3]]) * static_cast<C>(krow[c * g.k.stride[3]]);
             C z = dot * static_cast<C>(g.scale);
-            if (mp) z += static_cast<C>(mp[b * ms[0] + h * ms[1] + i * ms[2] + j * ms[3]]);
+            const int64_t mi = b * ms[0] + h * ms[1] + i * ms[2] + j * ms[3];
+            if (mp) z += static_cast<C>(mp[mi]);
+            if (mb && mb[mi]) z = static_cast<C>(*g.mask_fill);
             s[static_cast<size_t>(j)] = z;
             mx = std::max(mx, z);
           }

@@ -10,11 +10,12 @@ namespace {
 std::optional<AttentionArgs> plan_for(const Node& n) {
   if (!n.has_input(0) || !n.has_input(1) || !n.has_input(2) || !n.has_output(0)) return std::nullopt;
   const DType t = value_dtype(n.inputs[0]);
-  for (size_t i = 1; i < n.inputs.size(); ++i)
-    if (n.has_input(i) && value_dtype(n.inputs[i]) != t) return std::nullopt;
   if (value_dtype(n.outputs[0]) != t) return std::nullopt;
   auto geo = attention_geometry(n);
   if (!geo.ok() || !attention_supported(t, static_cast<int>(geo->d), static_cast<int>(geo->dv))) return std::nullopt;
+  for (size_t i = 1; i < n.inputs.size(); ++i)
+    if (n.has_input(i) && value_dtype(n.inputs[i]) != (i == 3 && geo->mask_fill ? DType::kBool : t))
+      return std::nullopt;
   const AttentionGeometry& g = *geo;
   auto qd = static_dims(n.inputs[0]), kd = static_dims(n.inputs[1]), vd = static_dims(n.inputs[2]),
        od = static_dims(n.outputs[0]);
@@ -42,6 +43,8 @@ std::optional<AttentionArgs> plan_for(const Node& n) {
   }
   a.scale = g.scale;
   a.nan_to_zero = g.nan_to_zero;
+  a.mask_is_fill = g.mask_fill.has_value();
+  a.mask_fill = g.mask_fill.value_or(0.f);
   return a;
 }
 

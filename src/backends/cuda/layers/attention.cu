@@ -23,6 +23,22 @@ namespace {
 using kernels::from_f;
 using kernels::to_f;
 
+// The mask row of query row (b, h, i) as bytes (elements of T, or bool with mask_is_fill).
+template <typename T>
+__device__ __forceinline__ const unsigned char* mask_row(const AttentionArgs& a, int64_t b, int64_t h, int64_t i) {
+  if (!a.mask) return nullptr;
+  const int64_t e = b * a.ms[0] + h * a.ms[1] + i * a.ms[2];
+  return static_cast<const unsigned char*>(a.mask) + e * (a.mask_is_fill ? 1 : static_cast<int64_t>(sizeof(T)));
+}
+
+// Score z of key j with the mask applied.
+template <typename T>
+__device__ __forceinline__ float apply_mask(const AttentionArgs& a, const unsigned char* mrow, int64_t j, float z) {
+  if (!mrow) return z;
+  if (a.mask_is_fill) return mrow[j * a.ms[3]] ? a.mask_fill : z;
+  return z + to_f(reinterpret_cast<const T*>(mrow)[j * a.ms[3]]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Simple kernel.
 
@@ -38,8 +54,7 @@ __global__ void __launch_bounds__(kSimpleThreads) attention_simple(AttentionArgs
   const T* q = static_cast<const T*>(a.q) + a.q_off + b * a.qs[0] + h * a.qs[1] + (valid ? i : 0) * a.qs[2];
   const T* kb = static_cast<const T*>(a.k) + a.k_off + b * a.ks[0] + h * a.ks[1];
   const T* vb = static_cast<const T*>(a.v) + a.v_off + b * a.vs[0] + h * a.vs[1];
-  const T* mrow = a.mask ? static_cast<const T*>(a.mask) + b * a.ms[0] + h * a.ms[1] + (valid ? i : 0) * a.ms[2]
-                         : nullptr;
+  const unsigned char* mrow = mask_row<T>(a, b, h, valid ? i : 0);
   float qr[DMAX], o[DMAX];
 #pragma unroll
   for (int c = 0; c < DMAX; ++c) {
@@ -66,8 +81,7 @@ __global__ void __launch_bounds__(kSimpleThreads) attention_simple(AttentionArgs
       for (int c = 0; c < DMAX; ++c) acc += qr[c] * ks[j][c];
       float z = -INFINITY;
       if (j < n) {
-        z = acc * a.scale;
-        if (mrow) z += to_f(mrow[(j0 + j) * a.ms[3]]);
+        z = apply_mask<T>(a, mrow, j0 + j, acc * a.scale);
       }
       s[j] = z;
       tmax = fmaxf(tmax, z);
@@ -162,9 +176,7 @@ __global__ void __launch_bounds__(kTcThreads) attention_tc(AttentionArgs a) {
   const int r = lane >> 1, hh = lane & 1;
   const int64_t row = i0 + warp * 16 + r;
   const bool row_valid = row < a.sq;
-  const T* mrow = a.mask && row_valid
-                      ? static_cast<const T*>(a.mask) + b * a.ms[0] + h * a.ms[1] + row * a.ms[2]
-                      : nullptr;
+  const unsigned char* mrow = row_valid ? mask_row<T>(a, b, h, row) : nullptr;
   float m = -INFINITY, l = 0.f;
 
   for (int64_t j0 = 0; j0 < a.sk; j0 += kBN) {
@@ -196,8 +208,7 @@ __global__ void __launch_bounds__(kTcThreads) attention_tc(AttentionArgs a) {
       const int j = 2 * t + hh;
       float v = -INFINITY;
       if (j < n) {
-        v = sw[r * L::lds + j] * a.scale;
-        if (mrow) v += to_f(mrow[(j0 + j) * a.ms[3]]);
+        v = apply_mask<T>(a, mrow, j0 + j, sw[r * L::lds + j] * a.scale);
       }
       z[t] = v;
       tmax = fmaxf(tmax, v);

@@ -11,7 +11,8 @@ namespace kiln::cuda {
 
 // Strided views as in ops/attention.hpp: element (b,h,s,c) of Q at q + q_off + b*qs[0] + h*qs[1] +
 // s*qs[2] + c*qs[3] (elements), likewise K, V and the output y (offset 0); mask (nullable) element
-// (b,h,i,j) at mask + b*ms[0] + h*ms[1] + i*ms[2] + j*ms[3].
+// (b,h,i,j) at mask + b*ms[0] + h*ms[1] + i*ms[2] + j*ms[3] (Q's dtype, added to the scaled score;
+// bool with mask_is_fill).
 struct AttentionArgs {
   const void *q = nullptr, *k = nullptr, *v = nullptr, *mask = nullptr;
   void* y = nullptr;
@@ -21,6 +22,8 @@ struct AttentionArgs {
   int64_t qs[4] = {}, ks[4] = {}, vs[4] = {}, ys[4] = {}, ms[4] = {};
   float scale = 1.f;
   bool nan_to_zero = false;
+  bool mask_is_fill = false;  // mask is bool: true entries make the score mask_fill
+  float mask_fill = 0.f;
 };
 
 constexpr int kAttentionMaxHeadDim = 128;
