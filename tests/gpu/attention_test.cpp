@@ -114,7 +114,8 @@ TEST(CudaAttention, BoolMaskFill) {
   }
 }
 
-// The PyTorch 2 exports through `kiln build`'s pipeline (attention fused) vs expected_0.npy.
+// The PyTorch 2 exports through `kiln build`'s pipeline (attention fused for float16) vs expected_0.npy.
+// Note: the GPU machine's copy of the tree must hold tests/models/data (run from the repo root).
 void check_model(const std::string& name, bool fp16, double tol) {
   namespace fs = std::filesystem;
   fs::path dir = fs::path(KILN_SOURCE_DIR) / "tests/models/data" / name;
@@ -139,7 +140,7 @@ void check_model(const std::string& name, bool fp16, double tol) {
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   int fused = 0;
   for (const auto& n : plan->graph->nodes()) fused += n->op_type == "Attention";
-  EXPECT_EQ(fused, 2);
+  EXPECT_EQ(fused, fp16 ? 2 : 0);  // float32 attention stays with cuBLAS (attention_fusion.cpp)
   auto engine = Engine::from_plan(std::move(*plan));
   ASSERT_TRUE(engine.ok()) << engine.status().message();
   auto ctx = (*engine)->create_context();

@@ -200,7 +200,7 @@ TEST(AttentionFusion, BertVariantsFuseKeepingOutputs) {
   for (int variant : {0, 1, 2}) {
     SCOPED_TRACE("variant " + std::to_string(variant));
     GraphPtr g = passtest::check_before_after([&] { return bert_graph(variant); },
-                                              passtest::with_dce(make_attention_fusion_pass));
+                                              passtest::with_dce([] { return make_attention_fusion_pass(true); }));
     ASSERT_EQ(passtest::count(*g, "Attention"), 1);
     EXPECT_EQ(passtest::count(*g, "Transpose"), 0);
     EXPECT_EQ(passtest::count(*g, "Softmax"), 0);
@@ -221,7 +221,7 @@ TEST(AttentionFusion, BertVariantsFuseKeepingOutputs) {
 }
 
 TEST(AttentionFusion, VitPackedSlicesFuseKeepingOutputs) {
-  GraphPtr g = passtest::check_before_after(vit_graph, passtest::with_dce(make_attention_fusion_pass));
+  GraphPtr g = passtest::check_before_after(vit_graph, passtest::with_dce([] { return make_attention_fusion_pass(true); }));
   ASSERT_EQ(passtest::count(*g, "Attention"), 1);
   EXPECT_EQ(passtest::count(*g, "Transpose"), 0);
   EXPECT_EQ(passtest::count(*g, "Slice"), 0);
@@ -240,10 +240,16 @@ TEST(AttentionFusion, VitPackedSlicesFuseKeepingOutputs) {
 TEST(AttentionFusion, LeavesWhatItCannotFuse) {
   auto fused = [](G m) {
     EXPECT_TRUE(infer_shapes(*m.g).ok());
-    auto changed = make_attention_fusion_pass()->run(*m.g);
+    auto changed = make_attention_fusion_pass(true)->run(*m.g);
     EXPECT_TRUE(changed.ok());
     return changed.ok() && *changed;
   };
+  // float32 without asking for it (the CUDA pipeline's default).
+  G f32 = bert_graph(1);
+  ASSERT_TRUE(infer_shapes(*f32.g).ok());
+  auto changed = make_attention_fusion_pass()->run(*f32.g);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_FALSE(*changed);
   // Head dim 130: more than the CUDA kernels take.
   EXPECT_FALSE(fused(bert_graph(1, 130)));
   // The scores are also a graph output.
