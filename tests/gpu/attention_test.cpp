@@ -50,7 +50,7 @@ cuda::AttentionArgs bert_args(int64_t b, int64_t h, int64_t s, int64_t d) {
   a.batch = b, a.heads = h, a.sq = s, a.sk = s, a.d = static_cast<int>(d), a.dv = static_cast<int>(d);
   const int64_t st[4] = {s * h * d, d, h * d, 1};
   for (int i = 0; i < 4; ++i) a.qs[i] = a.ks[i] = a.vs[i] = a.ys[i] = st[i];
-  static alignas(16) unsigned char dummy[64];
+  alignas(16) static unsigned char dummy[64];
   a.q = a.k = a.v = dummy;
   a.y = dummy;
   a.scale = 0.125f;
