@@ -58,7 +58,10 @@ struct ConvGraphSpec {
   DType dtype = DType::kUndefined;
   bool bias = false, z = false, relu = false;
   bool transposed = false;  // ConvTranspose: X is the data gradient's dY, Y its dX
-  std::string precision;    // "fp32" (no tensor cores), "tf32", "fp16", "bf16"
+  std::string precision;    // "fp32" (no tensor cores), "tf32", "fp16", "bf16", "int8"
+  // Y's dtype when it is not `dtype`: an int8 convolution (kiln.QConv) writes its int32 sums
+  // (kInt32) or them as float32 (kFloat32); it computes in INT32.
+  DType y_dtype = DType::kUndefined;
   bool has_epilogue() const { return bias || z || relu; }
 };
 
