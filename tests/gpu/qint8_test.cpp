@@ -47,6 +47,7 @@ Tensor int8_random(Dims d, uint32_t seed) { return random_tensor(DType::kInt8, s
   std::map<std::string, Tensor> feeds;
   for (const Value* v : plan->graph->inputs) feeds[v->name] = call.inputs[static_cast<size_t>(std::stoi(v->name.substr(2)))];
   size_t ok = 0;
+  std::string wrong;
   std::string report = "chosen '" + plan->layers[index].tactic + "';";
   for (const std::string& t : tactics) {
     Plan p = *plan;
@@ -68,11 +69,15 @@ Tensor int8_random(Dims d, uint32_t seed) { return random_tensor(DType::kInt8, s
     if (c.dtype() != g.dtype() || c.dims() != g.dims())
       return ::testing::AssertionFailure() << "tactic " << t << ": CUDA " << g.describe() << " vs CPU " << c.describe();
     const double err = rel_l2(g, c);
-    if (!(err <= tol)) return ::testing::AssertionFailure() << "tactic " << t << ": rel L2 " << err << " > " << tol;
+    if (!(err <= tol)) {  // every tactic is reported: which ones are wrong matters
+      wrong += " " + t + ": rel L2 " + std::to_string(err) + ";";
+      continue;
+    }
     report += " " + t.substr(0, 24) + " ok;";
     ++ok;
   }
   std::cout << call.op_type << ": " << ok << "/" << tactics.size() << " tactics ran: " << report << "\n";
+  if (!wrong.empty()) return ::testing::AssertionFailure() << "wrong:" << wrong << " (" << report << ")";
   if (ok < min_ok) return ::testing::AssertionFailure() << "only " << ok << " tactics ran: " << report;
   return ::testing::AssertionSuccess();
 }
@@ -162,11 +167,12 @@ OpCall to_nhwc_call(OpCall call) {
   return call;
 }
 
-// The cuDNN graph-API tactics ("cudnn_i32:" / "cudnn_f32:" configs): at least one must run per case
+// The cuDNN graph-API tactics ("cudnn_f32:" configs): at least one must run per case
 // and every one that runs must match the CPU kernel. 64/256 channels, 1x1 and 3x3, strides,
 // bias, float and int8 residuals, Relu, int8 and float16 outputs.
 TEST(CudaQConvGraph, GraphTacticsMatchCpu) {
   KILN_REQUIRE_GPU();
+  setenv("KILN_QCONV_CUDNN_GRAPH", "1", 1);  // offered only on request until verified here
   const std::vector<QCase> cases = {
       {{2, 64, 14, 14}, {64, 64, 3, 3}, 1, 1, DType::kFloat32, true, true, 2, true},
       {{2, 64, 14, 14}, {64, 64, 3, 3}, 2, 1, DType::kFloat16, true, true, 1, false},
@@ -183,6 +189,7 @@ TEST(CudaQConvGraph, GraphTacticsMatchCpu) {
     EXPECT_TRUE(tactics_match_cpu(to_nhwc_call(call), 1e-2, 1, "cudnn_"))
         << "NHWC " << dims_to_string(c.x) << " * " << dims_to_string(c.w) << " stride " << c.stride;
   }
+  unsetenv("KILN_QCONV_CUDNN_GRAPH");
 }
 
 // NHWC layout (int8 X used as it is, Y written NHWC), every tactic (direct, cuBLASLt, cuDNN).
