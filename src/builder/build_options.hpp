@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ir/shape.hpp"
+#include "quant/calibrate.hpp"
 #include "runtime/profile.hpp"
 
 namespace kiln {
@@ -19,6 +20,10 @@ struct BuildOptions {
   bool fp16 = false;             // allow float16 layers (activations and weights in float16)
   bool bf16 = false;             // allow bfloat16 layers
   bool tf32 = true;              // allow TF32 tensor-core math for float32 layers
+  // INT8 post-training quantization: calibrate the float graph (on the CPU executor), then put
+  // Q/DQ on the inputs of Conv/MatMul/Gemm (quant/qdq_insertion.hpp).
+  bool int8 = false;
+  CalibrationOptions calibration;  // --calib-data/-batch/-batches/-preprocess/-algo/-cache
   std::map<std::string, Dims> input_shapes;  // fixes dynamic input dims
   // Shape ranges for dynamic inputs (--min/--opt/--max-shapes); the plan accepts any shape within
   // one of them. Empty: a static-shape backend fixes dynamic dims (--shapes, else 1).

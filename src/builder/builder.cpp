@@ -10,6 +10,7 @@
 #include "ops/shape_inference.hpp"
 #include "ops/support_check.hpp"
 #include "passes/pass.hpp"
+#include "quant/qdq_insertion.hpp"
 #include "util/error.hpp"
 
 namespace kiln {
@@ -121,6 +122,22 @@ Status choose_profiled_layers(const Graph& g, const Backend& backend, const Buil
   return Status::Ok();
 }
 
+// --int8: ranges from calibration (or its cache), then Q/DQ insertion, with a report of what was
+// quantized and what stayed float (and why).
+Status quantize_int8(Graph& g, const BuildOptions& o) {
+  CalibrationOptions c = o.calibration;
+  if (!c.data.log) c.data.log = o.log;
+  KILN_ASSIGN_OR_RETURN(RangeTable ranges, calibrate(g, c));
+  QuantizationSpec spec;
+  QuantizationReport report;
+  spec.report = &report;
+  KILN_ASSIGN_OR_RETURN(bool changed, insert_qdq(g, ranges, spec));
+  (void)changed;
+  log(o, fmt::format("int8: {} layers quantized, {} kept float", report.quantized.size(), report.kept_float.size()));
+  for (const auto& [node, why] : report.kept_float) log(o, fmt::format("  kept float: {}: {}", node, why));
+  return Status::Ok();
+}
+
 PassManagerOptions pass_options(const BuildOptions& o) {
   PassManagerOptions pm;
   pm.disabled = o.disabled_passes;
@@ -139,6 +156,8 @@ Status run_graph_passes(Graph& g, const BuildOptions& options) {
   PassManager pm(pass_options(options));
   add_cleanup_passes(pm, options.fold_random);
   KILN_RETURN_IF_ERROR(pm.run(g));
+  // Calibrated on the cleaned float32 graph, before reduced precision changes its dtypes.
+  if (options.int8) KILN_RETURN_IF_ERROR(quantize_int8(g, options));
   if (options.fp16 || options.bf16) {
     if (options.fp16 && options.bf16) return invalid_argument("choose one of --fp16 and --bf16");
     PassManagerOptions once = pass_options(options);
@@ -157,6 +176,7 @@ std::string options_json(const BuildOptions& o) {
   j["fp16"] = o.fp16;
   j["bf16"] = o.bf16;
   j["tf32"] = o.tf32;
+  if (o.int8) j["int8"] = {{"calib_algo", o.calibration.algorithm}};
   j["workspace_bytes"] = o.workspace_bytes;
   for (const auto& [name, dims] : o.input_shapes) j["shapes"][name] = dims;
   if (!o.outputs.empty()) j["outputs"] = o.outputs;

@@ -24,6 +24,9 @@ class ConstantFolding : public Pass {
     for (const auto& n : g.nodes()) nodes.push_back(n.get());
     for (Node* n : nodes) {
       if (!n->subgraphs().empty() || (!fold_random_ && is_random(*n))) continue;
+      // Quantized weights stay quantized: the backends' Q/DQ fusion reads them through this node
+      // (the CPU runs it as simulated quantization).
+      if (n->domain.empty() && n->op_type == "DequantizeLinear") continue;
       bool foldable = true;
       for (const Value* v : n->inputs) foldable &= !v || v->is_constant();
       if (!foldable) continue;

@@ -24,6 +24,10 @@ struct BuildFlags {
   uint64_t workspace_mib = 1024;
   std::vector<std::string> disable_passes, dump_ir_after, outputs;  // repeatable or comma-separated
   bool fold_random = false;
+  // --int8 and calibration.
+  bool int8 = false;
+  std::string calib_data, calib_algo = "entropy", calib_cache, calib_preprocess;
+  int calib_batch = 1, calib_batches = 0;
   // Options that only mean something when a model is compiled (an error with a plan).
   std::vector<CLI::Option*> model_only;
 };
