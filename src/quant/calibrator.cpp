@@ -109,7 +109,10 @@ bool smooth_normalize(std::vector<double>& d) {
 }  // namespace
 
 double entropy_amax(const Histogram& h, int quantized_bins) {
-  const auto& hist = h.counts();
+  // The spike of exact zeros after a ReLU would dominate the KL divergence and push the threshold
+  // down: bin 0 counts as its neighbour does (as NVIDIA's pytorch-quantization does).
+  std::vector<double> hist = h.counts();
+  hist[0] = hist[1];
   int last = Histogram::kBins - 1;
   while (last >= 0 && hist[last] == 0) --last;
   const int used = last + 1;
