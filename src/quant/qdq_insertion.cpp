@@ -141,7 +141,10 @@ Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const Quantization
     if (spec.report) spec.report->quantized.push_back(n->describe());
     changed = true;
   }
-  if (changed) KILN_RETURN_IF_ERROR(g.topological_sort());
+  if (changed) {
+    KILN_RETURN_IF_ERROR(g.topological_sort());
+    g.remove_unused_values();  // the float weights replaced by quantized ones
+  }
   return changed;
 }
 
