@@ -11,6 +11,7 @@
 
 #include "ir/shape.hpp"
 #include "quant/calibrate.hpp"
+#include "quant/qdq_insertion.hpp"
 #include "runtime/profile.hpp"
 
 namespace kiln {
@@ -24,6 +25,7 @@ struct BuildOptions {
   // Q/DQ on the inputs of Conv/MatMul/Gemm (quant/qdq_insertion.hpp).
   bool int8 = false;
   CalibrationOptions calibration;  // --calib-data/-batch/-batches/-preprocess/-algo/-cache
+  QuantizationReport* int8_report = nullptr;  // when set, filled with what was quantized and why not
   std::map<std::string, Dims> input_shapes;  // fixes dynamic input dims
   // Shape ranges for dynamic inputs (--min/--opt/--max-shapes); the plan accepts any shape within
   // one of them. Empty: a static-shape backend fixes dynamic dims (--shapes, else 1).

@@ -133,6 +133,7 @@ Status quantize_int8(Graph& g, const BuildOptions& o) {
   spec.report = &report;
   KILN_ASSIGN_OR_RETURN(bool changed, insert_qdq(g, ranges, spec));
   (void)changed;
+  if (o.int8_report) *o.int8_report = report;
   log(o, fmt::format("int8: {} layers quantized, {} kept float", report.quantized.size(), report.kept_float.size()));
   for (const auto& [node, why] : report.kept_float) log(o, fmt::format("  kept float: {}: {}", node, why));
   return Status::Ok();

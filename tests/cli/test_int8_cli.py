@@ -5,7 +5,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_helpers import KilnTestCase, np  # noqa: E402
+from cli_helpers import KilnTestCase, TensorProto, helper, np, numpy_helper  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESNET = os.path.join(HERE, "..", "models", "data", "resnet_small")
@@ -49,10 +49,34 @@ class Int8Cli(KilnTestCase):
             self.assertIn(f"algorithm {algo}", r.stdout)
             self.assertRegex(r.stdout, r"int8: 1\d layers quantized, 0 kept float")
             self.assertRegex(r.stdout, r"layers +\d+ \(.*int8 \d+")
+            self.assertRegex(r.stdout, r"\n  int8 +1\d layers quantized, 0 kept float\n")
             got = self.run_plan(plan, algo)
             self.assertEqual(got.shape, self.expected.shape)
             self.assertGreater(cosine(got, self.expected), 0.99, algo)
             self.assertFalse(np.array_equal(got, self.expected))
+
+    def test_report_names_layers_kept_float(self):
+        # Two MatMuls; the second reads a value that is always 0 in calibration: no range, kept float.
+        w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32), "w")
+        zero = numpy_helper.from_array(np.zeros((4, 4), np.float32), "zero")
+        model = self.save_model(
+            "two.onnx",
+            [helper.make_node("MatMul", ["x", "w"], ["a"], name="mm1"),
+             helper.make_node("MatMul", ["x", "zero"], ["z"], name="mm_zero"),
+             helper.make_node("MatMul", ["z", "w"], ["y"], name="mm2"),
+             helper.make_node("Add", ["a", "y"], ["out"], name="add")],
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ("n", 4))],
+            [helper.make_tensor_value_info("out", TensorProto.FLOAT, ("n", 4))], initializers=[w, zero])
+        d = self.path("calib")
+        os.makedirs(d)
+        np.save(os.path.join(d, "x.npy"), np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32))
+        r = self.ok("build", model, "-o", self.path("p.plan"), "--backend", "cpu", "--int8", "--calib-data", d,
+                    "--calib-batch", "3", "--calib-algo", "minmax")
+        self.assertIn("int8: 2 layers quantized, 1 kept float", r.stdout)
+        self.assertIn("kept float: node 'mm2' (MatMul", r.stdout)
+        self.assertIn("no calibrated range for input 'z'", r.stdout)
+        self.assertIn("2 layers quantized, 1 kept float (reasons above)", r.stdout)
+        self.ok("run", self.path("p.plan"), "--shapes", "x:2x4")
 
     def test_calib_batches_caps_the_batches(self):
         d = self.calib_dir()

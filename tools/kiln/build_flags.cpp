@@ -109,10 +109,12 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
   o.bf16 = f.bf16;
   o.tf32 = !f.no_tf32;
   o.int8 = f.int8;
+  // The precisions that calibrate (an FP8 build would join here: same data, ranges and cache).
+  const bool calibrated = f.int8;
   const bool calib_given = !f.calib_data.empty() || !f.calib_cache.empty() || !f.calib_preprocess.empty();
-  if (!f.int8 && calib_given)
+  if (!calibrated && calib_given)
     return invalid_argument("--calib-data, --calib-cache and --calib-preprocess apply to --int8 builds; add --int8");
-  if (f.int8) {
+  if (calibrated) {
     if (f.calib_data.empty() && f.calib_cache.empty())
       return invalid_argument("--int8 needs calibration: give --calib-data DIR (and --calib-cache FILE to keep the "
                               "ranges), or an existing --calib-cache FILE");
