@@ -12,6 +12,8 @@
 #include "builder/builder.hpp"
 #include "io/npy.hpp"
 #include "ops/shape_inference.hpp"
+#include "passes/pass.hpp"
+#include "quant/calibration_cache.hpp"
 #include "quant/calibrate.hpp"
 #include "quant/qdq_insertion.hpp"
 
@@ -193,6 +195,19 @@ TEST(QdqInsertion, SharesOneQdqPairPerValue) {
   EXPECT_EQ(producer_of_input(*g, "m1", 0), producer_of_input(*g, "m2", 0));
 }
 
+TEST(QdqInsertion, ConstantFoldingKeepsWeightDequantize) {
+  GraphPtr g = small_net();
+  RangeTable r;
+  r.amax = {{"x", 1.0f}, {"flat", 1.0f}, {"mm", 1.0f}};
+  ASSERT_TRUE(insert_qdq(*g, r, QuantizationSpec{}).ok());
+  auto fold = make_constant_folding_pass();
+  ASSERT_TRUE(fold->run(*g).ok());
+  int dq = 0;
+  for (const auto& n : g->nodes()) dq += n->op_type == "DequantizeLinear";
+  EXPECT_EQ(dq, 6);  // 3 activations + 3 weights: the backends' fusion needs the weights' DQ
+  for (const char* node : {"conv1", "matmul", "gemm"}) EXPECT_NE(producer_of_input(*g, node, 1), nullptr) << node;
+}
+
 std::string tmp(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("kiln_qdq_" + std::to_string(::getpid()) + "_" + name)).string();
 }
@@ -249,6 +264,33 @@ TEST(QdqInsertion, CalibrationCacheGivesTheSamePlan) {
   auto fourth = build_bytes(o);
   ASSERT_FALSE(fourth.ok());
   EXPECT_NE(fourth.status().message().find("no --calib-data"), std::string::npos) << fourth.status().message();
+  std::filesystem::remove(cache);
+}
+
+TEST(QdqInsertion, CacheOfAnotherModelIsReplaced) {
+  const std::string dir = tmp("data2"), cache = tmp("other.cache");
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE(save_npy(dir + "/0.npy", random({2, 3, 8, 8}, 1)).ok());
+  RangeTable other;
+  other.algorithm = "entropy";
+  other.amax = {{"not_in_this_model", 1.0f}};
+  ASSERT_TRUE(write_calibration_cache(cache, other).ok());
+  CalibrationOptions c;
+  c.data.dir = dir;
+  c.data.batch = 2;
+  c.cache = cache;
+  std::vector<std::string> log;
+  c.data.log = [&log](std::string_view l) { log.emplace_back(l); };
+  GraphPtr g = small_net();
+  auto ranges = calibrate(*g, c);
+  ASSERT_TRUE(ranges.ok()) << ranges.status().message();
+  ASSERT_FALSE(log.empty());
+  EXPECT_NE(log[0].find("names 1 values this model lacks (e.g. 'not_in_this_model')"), std::string::npos) << log[0];
+  EXPECT_TRUE(ranges->amax.count("conv"));
+  auto rewritten = read_calibration_cache(cache);
+  ASSERT_TRUE(rewritten.ok());
+  EXPECT_EQ(rewritten->amax, ranges->amax);
+  std::filesystem::remove_all(dir);
   std::filesystem::remove(cache);
 }
 
