@@ -208,6 +208,36 @@ TEST(QdqInsertion, ConstantFoldingKeepsWeightDequantize) {
   for (const char* node : {"conv1", "matmul", "gemm"}) EXPECT_NE(producer_of_input(*g, node, 1), nullptr) << node;
 }
 
+TEST(QdqInsertion, CudaQdqFusionTakesTheInsertedPatterns) {
+  // What insert_qdq writes is what the CUDA pipeline's qdq-fusion expects (here run on the CPU,
+  // whose kiln.QConv kernel is the reference): the Conv fuses and the result matches the Q/DQ graph.
+  GraphPtr g = small_net();
+  g->inputs[0]->type.shape = Shape({Dim(4), Dim(3), Dim(8), Dim(8)});  // CUDA plans have static shapes
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  auto ranges = collect_ranges(*g, batches(2, 30), *parse_calibration_algorithm("minmax"));
+  ASSERT_TRUE(ranges.ok());
+  ASSERT_TRUE(insert_qdq(*g, *ranges, QuantizationSpec{}).ok());
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  auto in = random({4, 3, 8, 8}, 7);
+  auto simulated = (*CpuExecutor::create(g))->run({{"x", in}});
+  ASSERT_TRUE(simulated.ok());
+  auto fused = make_qdq_fusion_pass()->run(*g);
+  ASSERT_TRUE(fused.ok()) << fused.status().message();
+  EXPECT_TRUE(*fused);
+  bool qconv = false;
+  for (const auto& n : g->nodes()) qconv |= n->domain == "kiln" && n->op_type == "QConv";
+  EXPECT_TRUE(qconv);
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  auto exec = CpuExecutor::create(g);
+  ASSERT_TRUE(exec.ok()) << exec.status().message();
+  auto out = (*exec)->run({{"x", in}});
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  const Tensor& a = (*simulated)[0];
+  const Tensor& b = (*out)[0];
+  ASSERT_EQ(a.dims(), b.dims());
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_NEAR(a.data<float>()[i], b.data<float>()[i], 1e-3) << i;
+}
+
 std::string tmp(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("kiln_qdq_" + std::to_string(::getpid()) + "_" + name)).string();
 }
