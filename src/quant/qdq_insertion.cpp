@@ -136,7 +136,8 @@ Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const Quantization
     for (size_t i : quantized_inputs(*n)) {
       Value* v = i < n->inputs.size() ? n->inputs[i] : nullptr;
       if (!v) continue;
-      n->inputs[i] = v->constant ? ins.weight(v, weight_axis(*n, i, *v->constant)) : ins.activation(v, ranges.amax.at(v->name));
+      n->inputs[i] = v->constant ? ins.weight(v, weight_axis(*n, i, *v->constant))
+                                 : ins.activation(v, ranges.amax.at(v->name));
     }
     if (spec.report) spec.report->quantized.push_back(n->describe());
     changed = true;

@@ -253,7 +253,8 @@ Expected<std::string> build_bytes(const BuildOptions& o) {
 TEST(QdqInsertion, CalibrationCacheGivesTheSamePlan) {
   const std::string dir = tmp("data"), cache = tmp("model.cache");
   std::filesystem::create_directories(dir);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(save_npy(dir + "/" + std::to_string(i) + ".npy", random({2, 3, 8, 8}, i)).ok());
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(save_npy(dir + "/" + std::to_string(i) + ".npy", random({2, 3, 8, 8}, i)).ok());
   std::filesystem::remove(cache);
   std::vector<std::string> log;
   BuildOptions o;

@@ -22,8 +22,8 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
   m.push_back(cmd->add_flag("--bf16", f.bf16, "Allow bfloat16 layers"));
   m.push_back(cmd->add_flag("--int8", f.int8,
                             "Allow INT8 layers: post-training quantization calibrated on --calib-data (or read from "
-                            "--calib-cache; calibration runs the float32 model on the CPU executor, whatever the backend); "
-                            "Conv/MatMul/Gemm get Q/DQ (see docs/int8.md)"));
+                            "--calib-cache; calibration runs the float32 model on the CPU executor, whatever the "
+                            "backend); Conv/MatMul/Gemm get Q/DQ (see docs/int8.md)"));
   m.push_back(cmd->add_option(
       "--calib-data", f.calib_data,
       "Calibration data folder for --int8. One-input model: every *.npy is one sample (the input's shape without "
