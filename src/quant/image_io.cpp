@@ -12,6 +12,7 @@
 #include <png.h>
 // jpeglib.h needs FILE and size_t declared first.
 #include <jpeglib.h>
+#include <jerror.h>
 
 namespace kiln {
 
@@ -48,6 +49,7 @@ struct JpegError {
   jpeg_error_mgr mgr;
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
+  bool truncated;
 };
 
 void jpeg_error_exit(j_common_ptr cinfo) {
@@ -56,7 +58,11 @@ void jpeg_error_exit(j_common_ptr cinfo) {
   std::longjmp(err->jump, 1);
 }
 
-void jpeg_quiet(j_common_ptr, int) {}  // warnings (e.g. premature end) are not printed
+// Warnings are not printed; a premature end of the data (which libjpeg fills with gray) is recorded:
+// a truncated calibration image is an error, not a silently gray sample.
+void jpeg_quiet(j_common_ptr cinfo, int level) {
+  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) reinterpret_cast<JpegError*>(cinfo->err)->truncated = true;
+}
 
 Expected<Image> read_jpeg(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
@@ -87,6 +93,8 @@ Expected<Image> read_jpeg(const std::string& path) {
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
   std::fclose(f);
+  if (err.truncated)
+    return invalid_argument("cannot decode image '{}': the JPEG data ends early (a truncated file)", path);
   return out;
 }
 

@@ -261,6 +261,20 @@ TEST_F(CalibrationData, CorruptImagesAreErrorsNamingTheFile) {
     ASSERT_FALSE(r.ok()) << name;
     EXPECT_NE(r.status().message().find(path(name)), std::string::npos) << r.status().message();
   }
+  // A JPEG cut inside its scan data: libjpeg would fill the rest with gray; kiln refuses it.
+  {
+    std::vector<uint8_t> noise(64 * 64 * 3);
+    for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+    write_jpeg(path("big.jpg"), 64, 64, noise);
+    std::ifstream in(path("big.jpg"), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    std::ofstream(path("big.jpg"), std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() * 9 / 10);
+    auto r = read_image(path("big.jpg"));
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("ends early"), std::string::npos) << r.status().message();
+    fs::remove(path("big.jpg"));
+  }
   std::ofstream(path("c.ppm")) << "P6\n4 3\n255\nabc";
   EXPECT_FALSE(read_image(path("c.ppm")).ok());
   std::ofstream(path("d.png")) << "hello";
