@@ -31,8 +31,8 @@ Expected<RangeTable> collect_ranges(const Graph& g, const std::vector<std::map<s
         copy->outputs.push_back(v);
       }
   std::vector<std::pair<std::string, size_t>> watch;  // value name -> output index
-  for (const auto& [name, idx] : output_index)
-    if (observed(copy->outputs[idx])) watch.emplace_back(name, idx);
+  for (const auto& [name, idx] : output_index)  // node outputs (graph inputs come from the batch)
+    if (observed(copy->outputs[idx]) && copy->outputs[idx]->producer) watch.emplace_back(name, idx);
   std::vector<std::string> input_names;
   for (const Value* in : copy->inputs)
     if (observed(in)) input_names.push_back(in->name);
