@@ -6,6 +6,7 @@
 
 #include "builder/backend.hpp"
 #include "builder/memory_planner.hpp"
+#include "builder/precision_plan.hpp"
 #include "builder/specialize.hpp"
 #include "ops/shape_inference.hpp"
 #include "ops/support_check.hpp"
@@ -126,11 +127,10 @@ Status choose_profiled_layers(const Graph& g, const Backend& backend, const Buil
 
 // --int8: ranges from calibration (or its cache), then Q/DQ insertion, with a report of what was
 // quantized and what stayed float (and why).
-Status quantize_int8(Graph& g, const BuildOptions& o) {
+Status quantize_int8(Graph& g, const BuildOptions& o, QuantizationSpec spec) {
   CalibrationOptions c = o.calibration;
   if (!c.data.log) c.data.log = o.log;
   KILN_ASSIGN_OR_RETURN(RangeTable ranges, calibrate(g, c));
-  QuantizationSpec spec;
   QuantizationReport report;
   spec.report = &report;
   KILN_ASSIGN_OR_RETURN(bool changed, insert_qdq(g, ranges, spec));
@@ -181,22 +181,44 @@ PassManagerOptions pass_options(const BuildOptions& o) {
 }
 
 // The graph passes: output selection, the clean-up pipeline to a fixed point, then precision
-// (once) and a second clean-up round for what its casts made constant.
-Status run_graph_passes(Graph& g, const BuildOptions& options) {
+// (once: planned per node, docs/precision.md) and a second clean-up round for what its casts made
+// constant. The precision decisions go to `report`.
+Status run_graph_passes(Graph& g, const BuildOptions& options, const Backend& backend,
+                        std::vector<std::string>& report) {
   KILN_RETURN_IF_ERROR(check_pass_names(options.disabled_passes, "--disable-pass"));
   KILN_RETURN_IF_ERROR(check_pass_names(options.dump_ir_after, "--dump-ir-after", /*allow_all=*/true));
   KILN_RETURN_IF_ERROR(select_outputs(g, options.outputs));
   PassManager pm(pass_options(options));
   add_cleanup_passes(pm, options.fold_random);
   KILN_RETURN_IF_ERROR(pm.run(g));
-  // Calibrated on the cleaned float32 graph, before reduced precision changes its dtypes.
-  if (options.int8) KILN_RETURN_IF_ERROR(quantize_int8(g, options));
-  if (options.fp16 || options.bf16) {
-    if (options.fp16 && options.bf16) return invalid_argument("choose one of --fp16 and --bf16");
+  const bool mixed = options.fp16 || options.bf16 || options.best || !options.layer_precisions.empty() ||
+                     options.accuracy_budget >= 0;
+  const bool can_quantize = !options.calibration.data.dir.empty() || !options.calibration.cache.empty();
+  PrecisionPlan pp;
+  if (mixed) {
+    KILN_RETURN_IF_ERROR(infer_shapes(g));  // the guard and --best's rule read shapes
+    KILN_ASSIGN_OR_RETURN(pp, plan_precisions(g, options, backend, can_quantize));
+    for (const std::string& line : pp.report)  // all of them are in the build report; warnings show now
+      if (line.rfind("warning:", 0) == 0) log(options, "      " + line);
+    report = pp.report;
+  }
+  // INT8: --int8 (every Conv/MatMul/Gemm the plan does not keep float), --best with calibration
+  // data (its large layers), or only the layers --layer-precision names int8. Calibrated on the
+  // cleaned float32 graph, before reduced precision changes its dtypes.
+  const bool best_int8 = options.best && can_quantize && !options.calibration_batches.empty();
+  if (options.int8 || best_int8 || !pp.quantize.empty()) {
+    QuantizationSpec spec;
+    if (!options.int8 && !best_int8)
+      for (const auto& n : g.nodes())
+        if (spec.op_types.count(n->op_type)) spec.keep_float.insert(precision_key(*n));
+    apply_to_quantization(pp, spec);
+    KILN_RETURN_IF_ERROR(quantize_int8(g, options, spec));
+  }
+  if (mixed && pp.any_reduced) {
     PassManagerOptions once = pass_options(options);
     once.max_iterations = 1;
     PassManager precision(once);
-    precision.add(make_precision_pass(options.fp16 ? DType::kFloat16 : DType::kBFloat16));
+    precision.add(make_mixed_precision_pass(std::move(pp.assignment)));
     KILN_RETURN_IF_ERROR(precision.run(g));
     KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
   }
@@ -210,6 +232,11 @@ std::string options_json(const BuildOptions& o) {
   j["bf16"] = o.bf16;
   j["tf32"] = o.tf32;
   if (o.int8) j["int8"] = {{"calib_algo", o.calibration.algorithm}};
+  if (o.best) j["best"] = true;
+  for (const auto& [name, prec] : o.layer_precisions) j["layer_precisions"].push_back({name, prec});
+  if (!o.layer_precisions.empty()) j["precision_constraints"] = o.precision_constraints;
+  if (!o.fp32_guard) j["fp32_guard"] = false;
+  if (o.accuracy_budget >= 0) j["accuracy_budget"] = o.accuracy_budget;
   j["workspace_bytes"] = o.workspace_bytes;
   for (const auto& [name, dims] : o.input_shapes) j["shapes"][name] = dims;
   if (!o.outputs.empty()) j["outputs"] = o.outputs;
@@ -276,7 +303,8 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
   KILN_RETURN_IF_ERROR(infer_shapes(g));
   KILN_RETURN_IF_ERROR(check_tensor_values_only(g, backend->name()));
   log(options, fmt::format("[1/4] graph passes ({} nodes)", g.nodes().size()));
-  KILN_RETURN_IF_ERROR(run_graph_passes(g, options));
+  std::vector<std::string> precision_report;
+  KILN_RETURN_IF_ERROR(run_graph_passes(g, options, *backend, precision_report));
   // Static shapes: shape arithmetic on inputs is known now (Shape -> Gather -> Reshape): fold it.
   if (static_shapes && !profiled) KILN_RETURN_IF_ERROR(fold_static_graph(g, options.disabled_passes));
   KILN_RETURN_IF_ERROR(run_backend_passes(g, *backend, options));
@@ -284,6 +312,7 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
 
   Plan plan;
   plan.profiles = options.profiles;
+  plan.precision_report = std::move(precision_report);
   if (profiled && static_shapes) {
     // The plan keeps the dynamic graph; the backend specializes it per input-shape set at run time.
     log(options, "[2/4] choosing kernels (at each profile's opt shapes) and sizing memory (at max)");

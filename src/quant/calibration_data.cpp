@@ -120,7 +120,7 @@ Expected<int64_t> batch_size(const Graph& g, const CalibrationDataOptions& o) {
 
 Status no_files_error(const std::string& dir, const char* what, const CalibrationDataOptions& o) {
   if (list_files(dir, any_file).empty())
-    return invalid_argument("--calib-data '{}' is empty: it should hold {}", dir, what);
+    return invalid_argument("--calib-data '{}' is empty: it holds no {}", dir, what);
   if (!o.image && !list_files(dir, is_image).empty())
     return invalid_argument("--calib-data '{}' holds images but no .npy files: give --calib-preprocess (e.g. "
                             "\"resize=224x224,scale=1/255\") to calibrate on images",

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <map>
 
+#include "passes/precision.hpp"
+
 namespace kiln {
 
 float quantized_max(DType qtype) {
@@ -127,7 +129,7 @@ Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const Quantization
     if (n->domain.empty() && spec.op_types.count(n->op_type)) nodes.push_back(n.get());
   for (Node* n : nodes) {
     std::string why;
-    if (spec.keep_float.count(n->name)) why = "kept float by request";
+    if (spec.keep_float.count(precision_key(*n))) why = "kept float by request";
     else why = blocker(*n, ranges);
     if (!why.empty()) {
       if (spec.report) spec.report->kept_float.emplace_back(n->describe(), why);

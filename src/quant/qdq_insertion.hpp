@@ -26,7 +26,7 @@ struct QuantizationReport {
 struct QuantizationSpec {
   DType qtype = DType::kInt8;                               // kInt8 (later also FP8 E4M3)
   std::set<std::string> op_types{"Conv", "MatMul", "Gemm"};  // ops whose inputs get Q/DQ
-  std::set<std::string> keep_float;                         // node names left unquantized
+  std::set<std::string> keep_float;                         // precision_key()s (node names) left float
   QuantizationReport* report = nullptr;                     // filled when set
 };
 

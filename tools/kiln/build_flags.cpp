@@ -5,6 +5,7 @@
 
 #include "backend.hpp"
 #include "builder/builder.hpp"
+#include "builder/precision_plan.hpp"
 #include "cli_util.hpp"
 #include "onnx/importer.hpp"
 #include "quant/image_io.hpp"
@@ -26,7 +27,7 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
                             "backend); Conv/MatMul/Gemm get Q/DQ (see docs/int8.md)"));
   m.push_back(cmd->add_option(
       "--calib-data", f.calib_data,
-      "Calibration data folder for --int8. One-input model: every *.npy is one sample (the input's shape without "
+      "Calibration data folder for --int8, --best and --accuracy-budget. One-input model: every *.npy is one sample (the input's shape without "
       "the batch dim, or with batch 1) or several (leading dim n); all are concatenated in file-name order and cut "
       "into batches of --calib-batch. Several inputs: a subfolder per input name, files matched in sorted order. "
       "With --calib-preprocess: images (.png .jpg .jpeg .ppm .pgm), one sample each"));
@@ -50,6 +51,24 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
       "mean=0.485:0.456:0.406,std=0.229:0.224:0.225,scale=1/255,layout=NCHW\" (pixel*scale, minus mean, divided by "
       "std; resize is bilinear; defaults: the input's H and W, RGB, mean 0, std 1, scale 1/255, NCHW)"));
   m.push_back(cmd->add_flag("--no-tf32", f.no_tf32, "Run float32 layers in full float32 (no TF32 tensor cores)"));
+  m.push_back(cmd->add_option("--layer-precision", f.layer_precisions,
+                              "NAME:PREC[,NAME:PREC...]: run these nodes in fp32, fp16, bf16, int8 or fp8 (NAME may be "
+                              "a glob such as '*/LayerNorm*'; a later match wins; see docs/precision.md)"));
+  m.push_back(cmd->add_option("--precision-constraints", f.precision_constraints,
+                              "obey: fail the build when a --layer-precision cannot be honoured; prefer: fall back "
+                              "with a warning")
+                  ->check(CLI::IsMember({"obey", "prefer"}))
+                  ->default_val("prefer"));
+  m.push_back(cmd->add_flag("--no-fp32-guard", f.no_fp32_guard,
+                            "With --fp16/--bf16/--best, also lower the overflow-prone patterns the guard keeps in "
+                            "fp32 (sums of squares, Exp feeding a sum, reductions over > 4096 elements)"));
+  m.push_back(cmd->add_flag("--best", f.best,
+                            "Allow every precision, fastest kept: fp16 (bf16 with --bf16) + tf32, and int8 for large "
+                            "Conv/MatMul/Gemm when --calib-data is given"));
+  m.push_back(cmd->add_option("--accuracy-budget", f.accuracy_budget,
+                              "Keep the most sensitive reduced-precision layers in fp32 until the outputs' mean "
+                              "relative L2 error against fp32 is at most this (needs --calib-data)")
+                  ->check(CLI::Range(0.0, 1e30)));
   m.push_back(cmd->add_option("--timing-cache", f.timing_cache,
                               "Tactic timing cache file: read, and updated with new timings"));
   m.push_back(cmd->add_option("--workspace", f.workspace_mib, "Most scratch memory one layer may use, in MiB")
@@ -109,15 +128,17 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
   o.bf16 = f.bf16;
   o.tf32 = !f.no_tf32;
   o.int8 = f.int8;
-  // The precisions that calibrate (an FP8 build would join here: same data, ranges and cache).
-  const bool calibrated = f.int8;
+  // What reads calibration data: INT8 (an FP8 build would join here: same data, ranges and cache),
+  // and the precision controls (--best quantizes with it, the accuracy budget measures with it).
+  const bool calibrated = f.int8 || f.best || f.accuracy_budget >= 0 || !f.layer_precisions.empty();
   const bool calib_given = !f.calib_data.empty() || !f.calib_cache.empty() || !f.calib_preprocess.empty();
   if (!calibrated && calib_given)
-    return invalid_argument("--calib-data, --calib-cache and --calib-preprocess apply to --int8 builds; add --int8");
+    return invalid_argument("--calib-data, --calib-cache and --calib-preprocess apply to --int8, --best, "
+                            "--layer-precision and --accuracy-budget builds");
+  if (f.int8 && f.calib_data.empty() && f.calib_cache.empty())
+    return invalid_argument("--int8 needs calibration: give --calib-data DIR (and --calib-cache FILE to keep the "
+                            "ranges), or an existing --calib-cache FILE");
   if (calibrated) {
-    if (f.calib_data.empty() && f.calib_cache.empty())
-      return invalid_argument("--int8 needs calibration: give --calib-data DIR (and --calib-cache FILE to keep the "
-                              "ranges), or an existing --calib-cache FILE");
     KILN_RETURN_IF_ERROR(parse_calibration_algorithm(f.calib_algo));
     o.calibration.algorithm = f.calib_algo;
     o.calibration.cache = f.calib_cache;
@@ -129,6 +150,16 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
       o.calibration.data.image = p;
     }
   }
+  KILN_ASSIGN_OR_RETURN(o.layer_precisions, parse_layer_precisions(f.layer_precisions));
+  o.precision_constraints = f.precision_constraints;
+  o.fp32_guard = !f.no_fp32_guard;
+  o.best = f.best;
+  o.accuracy_budget = f.accuracy_budget;
+  if (o.accuracy_budget >= 0 && f.calib_data.empty())
+    return invalid_argument("--accuracy-budget needs calibration data to measure with: give --calib-data DIR");
+  if (o.accuracy_budget >= 0 && !o.fp16 && !o.bf16 && !o.best)
+    return invalid_argument("--accuracy-budget chooses which reduced-precision layers stay fp32: give --fp16, --bf16 "
+                            "or --best");
   o.timing_cache = f.timing_cache;
   o.workspace_bytes = f.workspace_mib << 20;
   o.disabled_passes.insert(f.disable_passes.begin(), f.disable_passes.end());
@@ -182,6 +213,14 @@ Expected<LoadedPlan> load_or_build_plan(const std::string& path, const BuildFlag
   }
   out.import_ms = t_import.ms();
   if (before_build) KILN_RETURN_IF_ERROR(before_build(*model->graph, options));
+  // The precision controls run the model on calibration batches (the conventions of --int8's data).
+  if (!flags.calib_data.empty() && (options.best || options.accuracy_budget >= 0 || !options.layer_precisions.empty())) {
+    CalibrationDataOptions d = options.calibration.data;
+    if (!d.log) d.log = options.log;
+    if (options.accuracy_budget >= 0 && !options.best && options.layer_precisions.empty())
+      d.max_batches = options.accuracy_max_batches;  // all the budget reads
+    KILN_ASSIGN_OR_RETURN(options.calibration_batches, load_calibration_batches(*model->graph, d));
+  }
   Timer t_build;
   KILN_ASSIGN_OR_RETURN(out.plan, build_plan(std::move(model).value(), options));
   out.build_ms = t_build.ms();
