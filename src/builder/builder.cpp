@@ -128,6 +128,13 @@ Status choose_profiled_layers(const Graph& g, const Backend& backend, const Buil
 // --int8: ranges from calibration (or its cache), then Q/DQ insertion, with a report of what was
 // quantized and what stayed float (and why).
 Status quantize_int8(Graph& g, const BuildOptions& o, QuantizationSpec spec) {
+  bool any = false;  // calibration costs CPU runs of the model: skip it when no layer would change
+  for (const auto& n : g.nodes())
+    any |= n->domain.empty() && spec.op_types.count(n->op_type) && !spec.keep_float.count(precision_key(*n));
+  if (!any) {
+    log(o, "int8: no layer to quantize (every Conv/MatMul/Gemm is kept float): no calibration run");
+    return Status::Ok();
+  }
   CalibrationOptions c = o.calibration;
   if (!c.data.log) c.data.log = o.log;
   KILN_ASSIGN_OR_RETURN(RangeTable ranges, calibrate(g, c));
