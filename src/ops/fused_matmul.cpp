@@ -2,7 +2,8 @@
 // backend) so one cuBLASLt call with a bias epilogue (and C = residual) replaces MatMul + Add
 // [+ Add] [+ Relu].
 //   A [..., M, K] (rank >= 2), B [K, N] (2-D), bias [N], residual (optional) of Y's shape, all of
-//   one float dtype; Y [..., M, N]. activation: "" (none) or "Relu". kiln_fused: the names of the
+//   one float dtype; Y [..., M, N]. activation: "" (none), "Relu" or "GeluTanh" (GELU's tanh
+//   approximation 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))), which cuBLASLt's GELU epilogue computes). kiln_fused: the names of the
 //   nodes it replaced.
 #include "ops/infer_util.hpp"
 
@@ -16,7 +17,8 @@ Status infer_fused_matmul(InferContext& ctx) {
                      dtype_name(bias.dtype));
   if (!is_floating(a.dtype)) return ctx.error("dtype {} is not a float type", dtype_name(a.dtype));
   const std::string act = ctx.node().attrs.s("activation", "");
-  if (!act.empty() && act != "Relu") return ctx.error("unknown activation '{}' (expected \"\" or \"Relu\")", act);
+  if (!act.empty() && act != "Relu" && act != "GeluTanh")
+    return ctx.error("unknown activation '{}' (expected \"\", \"Relu\" or \"GeluTanh\")", act);
   if (b.shape.has_rank() && b.shape.rank() != 2) return ctx.error("B must be 2-D, got {}", b.shape.to_string());
   if (a.shape.has_rank() && a.shape.rank() < 2) return ctx.error("A must have rank >= 2, got {}", a.shape.to_string());
   if (bias.shape.has_rank()) {

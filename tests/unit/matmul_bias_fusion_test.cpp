@@ -164,6 +164,50 @@ TEST(MatMulBiasFusion, FusesBiasAndReluKeepingOutputs) {
   }
 }
 
+// MatMul -> Add(bias) -> Gelu: a GELU epilogue ("GeluTanh") for the tanh form in any float type and
+// for the erf form only in float16/bfloat16; float32 erf Gelu stays exact (not fused).
+TEST(MatMulBiasFusion, GeluBecomesATanhEpilogueWhereExactEnough) {
+  struct Case {
+    DType t;
+    std::string approximate;
+    bool fused;
+  };
+  const Case cases[] = {{DType::kFloat16, "none", true},
+                        {DType::kBFloat16, "none", true},
+                        {DType::kFloat32, "tanh", true},
+                        {DType::kFloat32, "none", false}};
+  for (const Case& cs : cases) {
+    auto make = [&] {
+      Chain c = make_chain(random_tensor(cs.t, {5}, 3), false, false, cs.t);
+      c.y = c.g->add_value("y");
+      Node* gelu = c.g->add_node("Gelu", {c.sum}, {c.y}, "gelu", "", 21);
+      gelu->attrs.set("approximate", cs.approximate);
+      c.g->outputs = {c.y};
+      return c;
+    };
+    Chain before = make(), after = make();
+    const Tensor x = random_tensor(cs.t, {2, 3, 4}, 9, -2.0, 2.0);
+    auto expect = run_graph(before.g, x);
+    ASSERT_TRUE(expect.ok()) << expect.status().message();
+    auto changed = run_fusion(*after.g);
+    ASSERT_TRUE(changed.ok()) << changed.status().message();
+    const std::string what = std::string(dtype_name(cs.t)) + " " + cs.approximate;
+    if (!cs.fused) {
+      EXPECT_EQ(after.g->nodes().back()->op_type, "Gelu") << what;
+      EXPECT_EQ(after.g->nodes().front()->attrs.s("activation", ""), "") << what;
+    } else {
+      ASSERT_EQ(after.g->nodes().size(), 1u) << what;
+      EXPECT_EQ(after.g->nodes()[0]->attrs.s("activation"), "GeluTanh") << what;
+      EXPECT_EQ(after.g->nodes()[0]->attrs.s("kiln_fused"), "mm,add,gelu") << what;
+    }
+    auto got = run_graph(after.g, x);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    // The fused float types' own rounding bounds the tanh approximation's error.
+    const double tol = cs.t == DType::kFloat32 ? 1e-5 : cs.t == DType::kFloat16 ? 2e-3 : 1e-2;
+    EXPECT_TRUE(tensors_close((*got)[0], (*expect)[0], tol, tol)) << what;
+  }
+}
+
 // x -> MatMul -> Add(bias) -> Add(x2 residual) -> Relu: all four nodes become one.
 TEST(MatMulBiasFusion, FusesAResidualAdd) {
   auto make = [] {

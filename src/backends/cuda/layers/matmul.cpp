@@ -23,6 +23,7 @@ struct GemmShape {
   int c_input = -1;      // node input added as a full C matrix (beta), or -1
   int bias_input = -1;   // node input added as a bias row vector (epilogue), or -1
   bool relu = false;     // ReLU after the bias (epilogue)
+  bool gelu = false;     // GELU (tanh approximation) after the bias (epilogue)
   int a_input = 0, b_input = 1;  // which node inputs are the column-major A and B
 };
 
@@ -129,11 +130,12 @@ std::optional<GemmShape> gemm_shape(const Node& n) {
 std::optional<GemmShape> fused_matmul_shape(const Node& n) {
   if (!n.has_input(2) || !n.inputs[2]->constant || n.inputs[1]->type.shape.rank() != 2) return std::nullopt;
   const std::string act = n.attrs.s("activation", "");
-  if (!act.empty() && act != "Relu") return std::nullopt;
+  if (!act.empty() && act != "Relu" && act != "GeluTanh") return std::nullopt;
   auto s = matmul_shape(n);
   if (!s || dims_of(n.inputs[2]) != Dims{s->m}) return std::nullopt;  // column-major m is N
   s->bias_input = 2;
   s->relu = act == "Relu";
+  s->gelu = act == "GeluTanh";
   if (n.has_input(3)) {
     if (dims_of(n.inputs[3]) != dims_of(n.outputs[0])) return std::nullopt;
     s->c_input = 3;
@@ -180,7 +182,9 @@ Status make_descriptors(const GemmShape& s, DType dtype, bool tf32, Descriptors&
   KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   if (s.bias_input >= 0) {
-    cublasLtEpilogue_t epi = s.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    cublasLtEpilogue_t epi = s.relu   ? CUBLASLT_EPILOGUE_RELU_BIAS
+                             : s.gelu ? CUBLASLT_EPILOGUE_GELU_BIAS
+                                      : CUBLASLT_EPILOGUE_BIAS;
     KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
   }
   int64_t a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
