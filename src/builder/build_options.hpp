@@ -19,6 +19,9 @@ struct BuildOptions {
   bool fp16 = false;             // allow float16 layers (activations and weights in float16)
   bool bf16 = false;             // allow bfloat16 layers
   bool tf32 = true;              // allow TF32 tensor-core math for float32 layers
+  // FP8 E4M3 GEMMs (CUDA, Hopper) for MatMul/Gemm with FP8 Q/DQ; float16 (bfloat16 with bf16) for
+  // the rest. Needs a model with FP8 Q/DQ (QAT or quantized offline); see docs/fp8.md.
+  bool fp8 = false;
   std::map<std::string, Dims> input_shapes;  // fixes dynamic input dims
   // Shape ranges for dynamic inputs (--min/--opt/--max-shapes); the plan accepts any shape within
   // one of them. Empty: a static-shape backend fixes dynamic dims (--shapes, else 1).

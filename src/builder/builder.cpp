@@ -121,6 +121,18 @@ Status choose_profiled_layers(const Graph& g, const Backend& backend, const Buil
   return Status::Ok();
 }
 
+// --fp8 quantizes the GEMMs that the model marks with float8 Q/DQ (the CUDA fp8-gemm-fusion pass
+// turns them into kiln.Fp8MatMul); a model without any is refused rather than built without FP8.
+Status check_fp8_model(const Graph& g) {
+  for (const auto& n : g.nodes())
+    if (n->domain.empty() && n->op_type == "DequantizeLinear" && n->has_input(0) &&
+        n->inputs[0]->type.dtype == DType::kFloat8E4M3FN)
+      return Status::Ok();
+  return invalid_argument(
+      "--fp8: the model has no float8 (FLOAT8E4M3FN) QuantizeLinear/DequantizeLinear around its MatMul/Gemm "
+      "nodes; quantize it first (QAT, or calibrated Q/DQ: see docs/fp8.md)");
+}
+
 PassManagerOptions pass_options(const BuildOptions& o) {
   PassManagerOptions pm;
   pm.disabled = o.disabled_passes;
@@ -139,12 +151,14 @@ Status run_graph_passes(Graph& g, const BuildOptions& options) {
   PassManager pm(pass_options(options));
   add_cleanup_passes(pm, options.fold_random);
   KILN_RETURN_IF_ERROR(pm.run(g));
-  if (options.fp16 || options.bf16) {
+  if (options.fp8) KILN_RETURN_IF_ERROR(check_fp8_model(g));
+  // --fp8 runs the rest in float16 (bfloat16 when --bf16 is given too).
+  if (options.fp16 || options.bf16 || options.fp8) {
     if (options.fp16 && options.bf16) return invalid_argument("choose one of --fp16 and --bf16");
     PassManagerOptions once = pass_options(options);
     once.max_iterations = 1;
     PassManager precision(once);
-    precision.add(make_precision_pass(options.fp16 ? DType::kFloat16 : DType::kBFloat16));
+    precision.add(make_precision_pass(options.bf16 ? DType::kBFloat16 : DType::kFloat16));
     KILN_RETURN_IF_ERROR(precision.run(g));
     KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
   }
@@ -157,6 +171,7 @@ std::string options_json(const BuildOptions& o) {
   j["fp16"] = o.fp16;
   j["bf16"] = o.bf16;
   j["tf32"] = o.tf32;
+  if (o.fp8) j["fp8"] = true;
   j["workspace_bytes"] = o.workspace_bytes;
   for (const auto& [name, dims] : o.input_shapes) j["shapes"][name] = dims;
   if (!o.outputs.empty()) j["outputs"] = o.outputs;

@@ -7,6 +7,14 @@ namespace kiln {
 
 namespace {
 
+// DequantizeLinear of int8/uint8/float8 data marks quantized weights (explicit Q/DQ): folding it to
+// float would hide them from the backends' Q/DQ fusion, so it stays a node (the CPU runs it per inference).
+bool is_weight_dequantize(const Node& n) {
+  return n.domain.empty() && n.op_type == "DequantizeLinear" && n.has_input(0) &&
+         (n.inputs[0]->type.dtype == DType::kInt8 || n.inputs[0]->type.dtype == DType::kUInt8 ||
+          n.inputs[0]->type.dtype == DType::kFloat8E4M3FN);
+}
+
 bool is_random(const Node& n) {
   static const std::set<std::string> kRandom = {"RandomNormal", "RandomUniform", "RandomNormalLike",
                                                 "RandomUniformLike", "Bernoulli", "Multinomial"};
@@ -23,7 +31,7 @@ class ConstantFolding : public Pass {
     std::vector<Node*> nodes;
     for (const auto& n : g.nodes()) nodes.push_back(n.get());
     for (Node* n : nodes) {
-      if (!n->subgraphs().empty() || (!fold_random_ && is_random(*n))) continue;
+      if (!n->subgraphs().empty() || (!fold_random_ && is_random(*n)) || is_weight_dequantize(*n)) continue;
       bool foldable = true;
       for (const Value* v : n->inputs) foldable &= !v || v->is_constant();
       if (!foldable) continue;

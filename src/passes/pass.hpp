@@ -107,6 +107,11 @@ std::unique_ptr<Pass> make_layernorm_fusion_pass();
 // x*HardSigmoid(x) (alpha 1/6, beta 0.5) and x*Clip(x+3,0,6)/6 -> HardSwish.
 std::unique_ptr<Pass> make_hardswish_fusion_pass();
 
+// CUDA backend, explicit FP8 quantization (before the float fusions take the MatMul/Gemm nodes):
+// DQ(Q(x)) and DQ(float8 W) per tensor around MatMul/Gemm [+ bias] [+ residual] [+ Relu/Gelu] ->
+// kiln.Fp8MatMul (ops/fp8_matmul.cpp).
+std::unique_ptr<Pass> make_fp8_gemm_fusion_pass();
+
 // CUDA backend, transformer fusions:
 // MatMul(A, constant 2-D B) + Add(constant bias over N) [+ Relu] -> kiln.FusedMatMul.
 std::unique_ptr<Pass> make_matmul_bias_fusion_pass();

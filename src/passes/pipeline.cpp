@@ -38,6 +38,7 @@ void add_cleanup_passes(PassManager& pm, bool fold_random) {
 }
 
 void add_cuda_passes(PassManager& pm) {
+  pm.add(make_fp8_gemm_fusion_pass());  // before matmul-bias-fusion takes the MatMul nodes
   pm.add(make_matmul_bias_fusion_pass());
   pm.add(make_attention_softmax_fusion_pass());
   pm.add(make_conv_fusion_pass());

@@ -19,6 +19,9 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
   auto& m = f.model_only;
   m.push_back(cmd->add_flag("--fp16", f.fp16, "Allow float16 layers"));
   m.push_back(cmd->add_flag("--bf16", f.bf16, "Allow bfloat16 layers"));
+  m.push_back(cmd->add_flag("--fp8", f.fp8,
+                            "FP8 E4M3 GEMMs (CUDA, Hopper) where the model has FP8 Q/DQ around MatMul/Gemm; "
+                            "implies --fp16 for the rest unless --bf16 (see docs/fp8.md)"));
   m.push_back(cmd->add_flag("--no-tf32", f.no_tf32, "Run float32 layers in full float32 (no TF32 tensor cores)"));
   m.push_back(cmd->add_option("--timing-cache", f.timing_cache,
                               "Tactic timing cache file: read, and updated with new timings"));
@@ -77,6 +80,7 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
   KILN_ASSIGN_OR_RETURN(o.backend, resolve_backend(kind));
   o.fp16 = f.fp16;
   o.bf16 = f.bf16;
+  o.fp8 = f.fp8;
   o.tf32 = !f.no_tf32;
   o.timing_cache = f.timing_cache;
   o.workspace_bytes = f.workspace_mib << 20;

@@ -16,7 +16,7 @@ namespace kiln::cli {
 
 struct BuildFlags {
   std::string backend = "auto";
-  bool fp16 = false, bf16 = false, no_tf32 = false;
+  bool fp16 = false, bf16 = false, fp8 = false, no_tf32 = false;
   std::vector<std::string> shapes;  // NAME:1x3x224x224[,...], repeatable
   // Optimization profiles: the i-th --min-shapes/--opt-shapes/--max-shapes make profile i.
   std::vector<std::string> min_shapes, opt_shapes, max_shapes;
