@@ -135,13 +135,18 @@ TEST(CudaFp8MatMul, BuilderFusesQdqGraphWithFp8Flag) {
   EXPECT_LE(rel_l2((*got)[0], (*want)[0]), 2e-2);
 }
 
-// Median device time of one enqueue (CUDA graph replay) of a one-node plan, in ms.
-Expected<double> time_plan(const OpCall& call) {
+// Median device time of one enqueue (CUDA graph replay) of a one-node plan, in ms; `tactic`
+// receives the chosen tactic's configuration part ("fp8:esp", "lt", ...).
+Expected<double> time_plan(const OpCall& call, std::string* tactic = nullptr) {
   BuildOptions o;
   o.backend = "cuda";
   Model model;
   model.graph = make_op_graph(call);
   KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(std::move(model), o));
+  if (tactic && !plan.layers.empty()) {
+    const std::string& t = plan.layers[0].tactic;
+    tactic->assign(t.substr(0, t.find(':', 4)));
+  }
   KILN_ASSIGN_OR_RETURN(auto engine, Engine::from_plan(std::move(plan)));
   KILN_ASSIGN_OR_RETURN(auto ctx, engine->create_context(ContextOptions{.cuda_graph = true}));
   std::map<std::string, Tensor> feeds;
@@ -176,7 +181,8 @@ TEST(CudaFp8Timing, BertBaseGemmsFp8VsFp16) {
                            random_tensor(DType::kFloat16, {s.n}, 6)},
                 .constant_inputs = {false, true, true},
                 .domain = "kiln"};
-    auto t8 = time_plan(fp8);
+    std::string tactic;
+    auto t8 = time_plan(fp8, &tactic);
     ASSERT_TRUE(t8.ok()) << t8.status().message();
     auto t16 = time_plan(fp16);
     ASSERT_TRUE(t16.ok()) << t16.status().message();
@@ -184,9 +190,10 @@ TEST(CudaFp8Timing, BertBaseGemmsFp8VsFp16) {
     ASSERT_TRUE(tq.ok()) << tq.status().message();
     const double tflop = 2.0 * static_cast<double>(s.m * s.n * s.k) * 1e-12;
     std::printf("[fp8 timing] %ldx%ldx%ld %-20s FP8 GEMM+bias%s %.4f ms (%.0f TFLOP/s), quantize x %.4f ms; "
-                "FP16 GEMM+bias %.4f ms (%.0f TFLOP/s): %.2fx GEMM only, %.2fx with the quantization\n",
+                "FP16 GEMM+bias %.4f ms (%.0f TFLOP/s): %.2fx GEMM only, %.2fx with the quantization [%s]\n",
                 static_cast<long>(s.m), static_cast<long>(s.n), static_cast<long>(s.k), s.what, gelu ? "+GELU" : "",
-                *t8, tflop / (*t8 * 1e-3), *tq, *t16, tflop / (*t16 * 1e-3), *t16 / *t8, *t16 / (*t8 + *tq));
+                *t8, tflop / (*t8 * 1e-3), *tq, *t16, tflop / (*t16 * 1e-3), *t16 / *t8, *t16 / (*t8 + *tq),
+                tactic.c_str());
     EXPECT_GT(*t8, 0.0);
   }
 }

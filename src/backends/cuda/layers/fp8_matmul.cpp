@@ -5,14 +5,18 @@
 // column-major as Yᵀ = W·Xᵀ: cuBLASLt's FP8 kernels need the "TN" form, A = W stored [N, K]
 // (transposed) and B = X as stored.
 //
-// Tactics: cuBLASLt's algorithms for each of {cuBLASLt epilogue, own bias/activation kernel} x
-// {fast accumulation off, on}. cuBLASLt's GELU is the tanh approximation; for an erf Gelu it
+// Tactics: cuBLASLt's algorithms for each of {scale pointers, scales folded into alpha} x
+// {cuBLASLt epilogue, own bias/activation kernel} x {fast accumulation off, on}, each kept only if
+// a probe run on scratch data succeeds (cuBLASLt's heuristic offers FP8 algorithms that
+// cublasLtMatmul then refuses). cuBLASLt's GELU is the tanh approximation; for an erf Gelu it
 // differs by < 1e-3 relative, far below the FP8 quantization error.
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "backends/cuda/cuda_layer.hpp"
 #include "backends/cuda/device_buffer.hpp"
@@ -35,9 +39,13 @@ struct Fp8Shape {
 };
 
 struct Fp8Config {
-  bool lt_epilogue = true;  // bias/activation in cuBLASLt's epilogue (else the own kernel)
-  bool fast_accum = false;
+  bool lt_epilogue = true;   // bias/activation in cuBLASLt's epilogue (else the own kernel)
+  bool fast_accum = false;   // cuBLASLt's FP8 fast accumulation
+  bool scale_pointers = true;  // scales as A/B_SCALE_POINTER device scalars (else folded into alpha)
 };
+
+// Scale buffer layout: w_scale at 0, x_scale at 256 bytes (each scale pointer 256-byte aligned).
+constexpr size_t kScaleStride = 256;
 
 bool float_type(DType t) { return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16; }
 
@@ -101,17 +109,19 @@ struct Descriptors {
   }
 };
 
-// `scales`: device floats {w_scale, x_scale}, or null while only enumerating algorithms.
-Status make_descriptors(const Fp8Shape& s, const Fp8Config& cfg, const float* scales, Descriptors& d) {
+// `scales`: device scales (w at 0, x at kScaleStride bytes), used with cfg.scale_pointers.
+Status make_descriptors(const Fp8Shape& s, const Fp8Config& cfg, const void* scales, Descriptors& d) {
   KILN_CUDA_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-  const int8_t fast = cfg.fast_accum ? 1 : 0;
-  KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
-  if (scales) {
-    const float* a_scale = scales;      // A is W
-    const float* b_scale = scales + 1;  // B is X
+  if (cfg.fast_accum) {
+    const int8_t fast = 1;
+    KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
+  }
+  if (cfg.scale_pointers && scales) {
+    const void* a_scale = scales;                                         // A is W
+    const void* b_scale = static_cast<const char*>(scales) + kScaleStride;  // B is X
     KILN_CUDA_CHECK(
         cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof(a_scale)));
     KILN_CUDA_CHECK(
@@ -129,8 +139,8 @@ Status make_descriptors(const Fp8Shape& s, const Fp8Config& cfg, const float* sc
       const cudaDataType_t bt = cuda_type(s.out);
       KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
     }
+    KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
   }
-  KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
   // Column-major: A = W as K x N (ld K), transposed; B = X as K x M (ld K); C/D = Y as N x M (ld N).
   KILN_CUDA_CHECK(cublasLtMatrixLayoutCreate(&d.a, CUDA_R_8F_E4M3, static_cast<uint64_t>(s.k),
                                              static_cast<uint64_t>(s.n), s.k));
@@ -140,6 +150,9 @@ Status make_descriptors(const Fp8Shape& s, const Fp8Config& cfg, const float* sc
                                              static_cast<uint64_t>(s.m), s.n));
   return Status::Ok();
 }
+
+// alpha: 1 with scale pointers, else the product of the scales.
+float alpha_of(const Fp8Shape& s, const Fp8Config& cfg) { return cfg.scale_pointers ? 1.f : s.sx * s.sw; }
 
 Expected<cublasLtHandle_t> query_handle() {
   static std::once_flag once;
@@ -168,22 +181,25 @@ Expected<std::vector<cublasLtMatmulHeuristicResult_t>> heuristics(const Descript
   return results;
 }
 
-// "fp8:<e|k><s|f>:<algo bytes in hex>": e = cuBLASLt epilogue, k = own kernel; f = fast accumulation.
+// "fp8:<e|k><s|f><p|a>:<algo bytes in hex>": e = cuBLASLt epilogue, k = own kernel; f = fast
+// accumulation; p = scale pointers, a = scales in alpha.
 std::string to_tactic(const Fp8Config& cfg, const cublasLtMatmulAlgo_t& algo) {
-  std::string t = fmt::format("fp8:{}{}:", cfg.lt_epilogue ? 'e' : 'k', cfg.fast_accum ? 'f' : 's');
+  std::string t = fmt::format("fp8:{}{}{}:", cfg.lt_epilogue ? 'e' : 'k', cfg.fast_accum ? 'f' : 's',
+                              cfg.scale_pointers ? 'p' : 'a');
   const auto* p = reinterpret_cast<const unsigned char*>(&algo);
   for (size_t i = 0; i < sizeof(algo); ++i) t += fmt::format("{:02x}", p[i]);
   return t;
 }
 
 bool from_tactic(const std::string& t, Fp8Config& cfg, cublasLtMatmulAlgo_t& algo) {
-  if (t.size() != 7 + 2 * sizeof(algo) || t.rfind("fp8:", 0) != 0 || t[6] != ':') return false;
-  if ((t[4] != 'e' && t[4] != 'k') || (t[5] != 's' && t[5] != 'f')) return false;
+  if (t.size() != 8 + 2 * sizeof(algo) || t.rfind("fp8:", 0) != 0 || t[7] != ':') return false;
+  if ((t[4] != 'e' && t[4] != 'k') || (t[5] != 's' && t[5] != 'f') || (t[6] != 'p' && t[6] != 'a')) return false;
   cfg.lt_epilogue = t[4] == 'e';
   cfg.fast_accum = t[5] == 'f';
+  cfg.scale_pointers = t[6] == 'p';
   auto* p = reinterpret_cast<unsigned char*>(&algo);
   for (size_t i = 0; i < sizeof(algo); ++i) {
-    const std::string byte = t.substr(7 + 2 * i, 2);
+    const std::string byte = t.substr(8 + 2 * i, 2);
     if (!std::isxdigit(static_cast<unsigned char>(byte[0])) || !std::isxdigit(static_cast<unsigned char>(byte[1])))
       return false;
     p[i] = static_cast<unsigned char>(std::stoul(byte, nullptr, 16));
@@ -191,14 +207,97 @@ bool from_tactic(const std::string& t, Fp8Config& cfg, cublasLtMatmulAlgo_t& alg
   return true;
 }
 
+// The configurations to try, preferred first.
+std::vector<Fp8Config> configs(const Fp8Shape& s) {
+  std::vector<Fp8Config> out;
+  for (bool pointers : {true, false})
+    for (bool lt_epi : {true, false}) {
+      if (!lt_epi && !has_epilogue(s)) continue;
+      for (bool fast : {false, true})
+        out.push_back(Fp8Config{.lt_epilogue = lt_epi, .fast_accum = fast, .scale_pointers = pointers});
+    }
+  return out;
+}
+
+// Runs candidate algorithms once on scratch device data (zeros): cuBLASLt's heuristic offers FP8
+// algorithms that cublasLtMatmul then refuses for some pointer/epilogue combinations, and only a
+// run tells. Build time only.
+class Probe {
+ public:
+  static Expected<std::unique_ptr<Probe>> make(const Fp8Shape& s) {
+    auto p = std::make_unique<Probe>();
+    const size_t esize = dtype_size(s.out);
+    KILN_ASSIGN_OR_RETURN(p->a_, DeviceBuffer::allocate(static_cast<size_t>(s.n * s.k)));
+    KILN_ASSIGN_OR_RETURN(p->b_, DeviceBuffer::allocate(static_cast<size_t>(s.m * s.k)));
+    KILN_ASSIGN_OR_RETURN(p->d_, DeviceBuffer::allocate(static_cast<size_t>(s.m * s.n) * esize));
+    KILN_ASSIGN_OR_RETURN(p->bias_, DeviceBuffer::allocate(static_cast<size_t>(s.n) * esize));
+    KILN_ASSIGN_OR_RETURN(p->scales_, DeviceBuffer::allocate(2 * kScaleStride));
+    KILN_ASSIGN_OR_RETURN(p->ws_, DeviceBuffer::allocate(kMaxLtWorkspace));
+    for (const DeviceBuffer* b : {&p->a_, &p->b_, &p->d_, &p->bias_, &p->scales_})
+      KILN_CUDA_CHECK(cudaMemset(b->get(), 0, b->size()));
+    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&p->stream_, cudaStreamNonBlocking));
+    return p;
+  }
+  ~Probe() {
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  const void* scales() const { return scales_.get(); }
+  const void* bias() const { return bias_.get(); }
+
+  // Whether one run of `algo` succeeds.
+  bool runs(const Fp8Shape& s, const Fp8Config& cfg, const Descriptors& d, const cublasLtMatmulHeuristicResult_t& r) {
+    auto h = query_handle();
+    if (!h.ok() || r.workspaceSize > kMaxLtWorkspace) return false;
+    const float alpha = alpha_of(s, cfg), beta = s.residual ? 1.f : 0.f;
+    cublasStatus_t st = cublasLtMatmul(*h, d.op, &alpha, a_.get(), d.a, b_.get(), d.b, &beta, d_.get(), d.c, d_.get(),
+                                       d.c, &r.algo, ws_.get(), r.workspaceSize, stream_);
+    const cudaError_t e = cudaStreamSynchronize(stream_);
+    cudaGetLastError();  // a failed launch must not stick to the next check
+    return st == CUBLAS_STATUS_SUCCESS && e == cudaSuccess;
+  }
+
+ private:
+  DeviceBuffer a_, b_, d_, bias_, scales_, ws_;
+  cudaStream_t stream_ = nullptr;
+};
+
+// Descriptors for `cfg`, pointing at the probe's (or the layer's) scales and bias.
+Status describe(const Fp8Shape& s, const Fp8Config& cfg, const void* scales, const void* bias, Descriptors& d) {
+  KILN_RETURN_IF_ERROR(make_descriptors(s, cfg, scales, d));
+  if (cfg.lt_epilogue && s.bias)
+    KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  return Status::Ok();
+}
+
+// Tactics whose probe run succeeded, at most `per_config` algorithms per configuration and
+// `limit` in all.
+std::vector<std::string> working_tactics(const Fp8Shape& s, int per_config, size_t limit) {
+  std::vector<std::string> out;
+  auto probe = Probe::make(s);
+  if (!probe.ok()) return out;
+  for (const Fp8Config& cfg : configs(s)) {
+    Descriptors d;
+    if (!describe(s, cfg, (*probe)->scales(), (*probe)->bias(), d).ok()) continue;
+    auto results = heuristics(d, per_config);
+    if (!results.ok()) continue;
+    for (const auto& r : *results) {
+      if (out.size() >= limit) return out;
+      if ((*probe)->runs(s, cfg, d, r)) out.push_back(to_tactic(cfg, r.algo));
+    }
+  }
+  return out;
+}
+
 class Fp8MatMulLayer : public CudaLayer {
  public:
   explicit Fp8MatMulLayer(Fp8Shape s) : s_(s) {}
 
   Status init(const Node& n, const std::string& tactic) {
-    const float host_scales[2] = {s_.sw, s_.sx};
-    KILN_ASSIGN_OR_RETURN(scales_, DeviceBuffer::allocate(sizeof(host_scales)));
-    KILN_CUDA_CHECK(cudaMemcpy(scales_.get(), host_scales, sizeof(host_scales), cudaMemcpyHostToDevice));
+    std::vector<char> host_scales(2 * kScaleStride, 0);
+    std::memcpy(host_scales.data(), &s_.sw, sizeof(float));
+    std::memcpy(host_scales.data() + kScaleStride, &s_.sx, sizeof(float));
+    KILN_ASSIGN_OR_RETURN(scales_, DeviceBuffer::allocate(host_scales.size()));
+    KILN_CUDA_CHECK(cudaMemcpy(scales_.get(), host_scales.data(), host_scales.size(), cudaMemcpyHostToDevice));
     const Tensor& w = *n.inputs[2]->constant;
     KILN_ASSIGN_OR_RETURN(weight_, DeviceBuffer::allocate(w.nbytes()));
     KILN_CUDA_CHECK(cudaMemcpy(weight_.get(), w.raw_data(), w.nbytes(), cudaMemcpyHostToDevice));
@@ -207,33 +306,18 @@ class Fp8MatMulLayer : public CudaLayer {
       KILN_ASSIGN_OR_RETURN(bias_, DeviceBuffer::allocate(b.nbytes()));
       KILN_CUDA_CHECK(cudaMemcpy(bias_.get(), b.raw_data(), b.nbytes(), cudaMemcpyHostToDevice));
     }
-    KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, query_handle());
+    std::string chosen = tactic;
     cublasLtMatmulAlgo_t algo;
     Fp8Config cfg;
-    if (from_tactic(tactic, cfg, algo) && (cfg.lt_epilogue || has_epilogue(s_))) {
-      KILN_RETURN_IF_ERROR(configure(cfg));
-      cublasLtMatmulHeuristicResult_t r{};
-      if (cublasLtMatmulAlgoCheck(h, d_->op, d_->a, d_->b, d_->c, d_->c, &algo, &r) == CUBLAS_STATUS_SUCCESS &&
-          r.workspaceSize <= kMaxLtWorkspace) {
-        algo_ = algo;
-        lt_workspace_ = r.workspaceSize;
-        return Status::Ok();
-      }
+    if (!from_tactic(chosen, cfg, algo) || !(cfg.lt_epilogue || has_epilogue(s_)) || !use(cfg, algo).ok()) {
+      // No (or a stale) stored choice: the first configuration and algorithm that runs.
+      auto working = working_tactics(s_, 2, 1);
+      if (working.empty() || !from_tactic(working[0], cfg, algo))
+        return unsupported("cuBLASLt runs no FP8 algorithm for this product ({}x{}x{}, {} output)", s_.m, s_.n, s_.k,
+                           dtype_name(s_.out));
+      KILN_RETURN_IF_ERROR(use(cfg, algo));
     }
-    // No (or a stale) stored choice: the heuristic's first answer, cuBLASLt's epilogue if it has one.
-    for (bool lt_epi : {true, false}) {
-      if (!lt_epi && !has_epilogue(s_)) break;
-      KILN_RETURN_IF_ERROR(configure(Fp8Config{.lt_epilogue = lt_epi, .fast_accum = false}));
-      auto results = heuristics(*d_, 1);
-      if (!results.ok()) {
-        if (lt_epi && has_epilogue(s_)) continue;
-        return results.status();
-      }
-      algo_ = (*results)[0].algo;
-      lt_workspace_ = (*results)[0].workspaceSize;
-      return Status::Ok();
-    }
-    return unsupported("cuBLASLt has no FP8 algorithm for this product");
+    return Status::Ok();
   }
 
   size_t workspace_bytes() const override { return lt_workspace_; }
@@ -243,7 +327,7 @@ class Fp8MatMulLayer : public CudaLayer {
     const void* xq = a.inputs[0].data;
     void* D = a.outputs[0].data;
     const void* C = s_.residual ? a.inputs[5].data : D;
-    const float alpha = 1.f, beta = s_.residual ? 1.f : 0.f;
+    const float alpha = alpha_of(s_, cfg_), beta = s_.residual ? 1.f : 0.f;
     KILN_CUDA_CHECK(cublasLtMatmul(a.handles.cublaslt, d_->op, &alpha, weight_.get(), d_->a, xq, d_->b, &beta, C,
                                    d_->c, D, d_->c, &algo_, lt_workspace_ ? a.workspace : nullptr, lt_workspace_,
                                    a.stream));
@@ -254,14 +338,18 @@ class Fp8MatMulLayer : public CudaLayer {
   }
 
  private:
-  Status configure(const Fp8Config& cfg) {
+  // Descriptors for `cfg` with this layer's scales and bias; `algo` must pass cuBLASLt's check.
+  Status use(const Fp8Config& cfg, const cublasLtMatmulAlgo_t& algo) {
+    KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, query_handle());
+    auto d = std::make_unique<Descriptors>();
+    KILN_RETURN_IF_ERROR(describe(s_, cfg, scales_.get(), bias_.get(), *d));
+    cublasLtMatmulHeuristicResult_t r{};
+    KILN_CUDA_CHECK(cublasLtMatmulAlgoCheck(h, d->op, d->a, d->b, d->c, d->c, &algo, &r));
+    if (r.workspaceSize > kMaxLtWorkspace) return unsupported("FP8 algorithm needs too much workspace");
     cfg_ = cfg;
-    d_ = std::make_unique<Descriptors>();
-    KILN_RETURN_IF_ERROR(make_descriptors(s_, cfg, scales_.as<float>(), *d_));
-    if (cfg.lt_epilogue && s_.bias) {
-      const void* p = bias_.get();
-      KILN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(d_->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p, sizeof(p)));
-    }
+    d_ = std::move(d);
+    algo_ = algo;
+    lt_workspace_ = r.workspaceSize;
     return Status::Ok();
   }
 
@@ -304,19 +392,7 @@ bool supports(const Node& n) { return shape_of(n).has_value(); }
 std::vector<std::string> tactics(const Node& n, const BuildOptions&) {
   auto s = shape_of(n);
   if (!s) return {};
-  std::vector<std::string> out;
-  for (bool lt_epi : {true, false}) {
-    if (!lt_epi && !has_epilogue(*s)) break;
-    for (bool fast : {false, true}) {
-      const Fp8Config cfg{.lt_epilogue = lt_epi, .fast_accum = fast};
-      Descriptors d;
-      if (!make_descriptors(*s, cfg, nullptr, d).ok()) continue;
-      auto results = heuristics(d, kCandidates);
-      if (!results.ok()) continue;
-      for (const auto& r : *results) out.push_back(to_tactic(cfg, r.algo));
-    }
-  }
-  return out;
+  return working_tactics(*s, kCandidates, 16);
 }
 
 Expected<std::unique_ptr<CudaLayer>> create(const Node& n, const LayerChoice& choice) {
