@@ -45,6 +45,13 @@ def last_line(out):
     return lines[-1] if lines else ""
 
 
+def export(model, args, path):
+    """torch.onnx.export at opset 17 with a dynamic batch; the TorchScript exporter on torch 2.x."""
+    kw = {"dynamo": False} if int(torch.__version__.split(".")[0]) >= 2 else {}
+    torch.onnx.export(model, args, path, input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "n"}, "output": {0: "n"}}, opset_version=17, **kw)
+
+
 def cosine(a, b):
     a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
@@ -97,8 +104,7 @@ def digits(args, rows):
     work = os.path.join(args.work, "digits")
     os.makedirs(work, exist_ok=True)
     onnx_path = os.path.join(work, "digits.onnx")
-    torch.onnx.export(net, (torch.from_numpy(x[:2]),), onnx_path, input_names=["input"], output_names=["output"],
-                      dynamic_axes={"input": {0: "n"}, "output": {0: "n"}}, opset_version=17, dynamo=False)
+    export(net, (torch.from_numpy(x[:2]),), onnx_path)
     calib = os.path.join(work, "calib")
     os.makedirs(calib, exist_ok=True)
     for i in range(8):  # 512 training digits, 64 per file
@@ -165,9 +171,7 @@ def resnet(args, rows):
     with torch.no_grad():
         ref = model(torch.from_numpy(batch)).numpy()
     onnx_path = os.path.join(work, "resnet50.onnx")
-    torch.onnx.export(model, (torch.from_numpy(batch[:2]),), onnx_path, input_names=["input"],
-                      output_names=["output"], dynamic_axes={"input": {0: "n"}, "output": {0: "n"}}, opset_version=17,
-                      dynamo=False)
+    export(model, (torch.from_numpy(batch[:2]),), onnx_path)
     npy = os.path.join(work, "photos.npy")
     np.save(npy, batch)
     shapes = f"input:{len(names)}x3x224x224"
@@ -177,8 +181,8 @@ def resnet(args, rows):
                  "--calib-batch", "6", "--calib-cache", os.path.join(work, f"{tag}.cache")]
         got, err, build_s, _ = build_and_run(args, onnx_path, os.path.join(work, f"r50_{tag}.kplan"), shapes,
                                              ["--input", f"input={npy}"], os.path.join(work, f"out_{tag}"), flags,
-                                             "cuda")
-        row = {"check": "resnet50-photos", "backend": "cuda", "precision": "int8", "algo": algo,
+                                             args.resnet_backend)
+        row = {"check": "resnet50-photos", "backend": args.resnet_backend, "precision": "int8", "algo": algo,
                "build_s": round(build_s, 2)}
         if err:
             row["error"] = err
@@ -197,8 +201,10 @@ def main():
     ap.add_argument("--work", default="/tmp/kiln_int8_check")
     ap.add_argument("--checks", default="digits,resnet50")
     ap.add_argument("--backends", default="cuda,cpu", help="backends for the digits plans")
+    ap.add_argument("--resnet-backend", default="cuda", help="backend for the calibrated ResNet-50")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
     rows = []
     for check, fn in (("digits", digits), ("resnet50", resnet)):
         if check in args.checks.split(","):

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "builder/build_options.hpp"
+#include "util/error.hpp"
 #include "runtime/engine.hpp"
 
 namespace kiln {
@@ -28,6 +29,11 @@ class Backend {
   virtual Status choose_layers(const Graph& graph, const BuildOptions& options,
                                std::vector<LayerChoice>& layers) const = 0;
   virtual Expected<std::unique_ptr<EngineImpl>> create_engine(const Plan& plan) const = 0;
+  // Static-shape backends that run data-dependent ops (NonZero, ...) by synchronizing after them
+  // (docs/dynamic-shapes.md): the node's largest output dims; otherwise an error saying why not.
+  virtual Expected<std::vector<Dims>> max_output_dims(const Node& node) const {
+    return unsupported("its output shape depends on input values, which the {} backend does not resolve", name());
+  }
 };
 
 // The precision a node computes in, from its first output's dtype: "fp16", "bf16", "tf32" or

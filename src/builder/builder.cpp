@@ -95,7 +95,9 @@ Status choose_profiled_layers(const Graph& g, const Backend& backend, const Buil
         for (const auto& [n, d] : shapes) s += (s.empty() ? "" : ", ") + n + ": " + dims_to_string(d);
         return fmt::format("optimization profile {} at its {} shapes ({})", pi, kEnd[which], s);
       };
-      auto spec = specialize_graph(g, shapes, o.disabled_passes);
+      // Data-dependent ops (if any) at their largest outputs, as in choose_data_dependent_layers.
+      auto spec = specialize_at_bounds(
+          g, shapes, [&backend](const Node& n) { return backend.max_output_dims(n); }, o.disabled_passes);
       if (!spec.ok()) return Status(spec.status()).add_context(where());
       Status st = check_ops_supported(
           **spec, [&backend](const Node& n) { return backend.supports(n); }, backend.name());
@@ -131,6 +133,36 @@ Status check_fp8_model(const Graph& g) {
   return invalid_argument(
       "--fp8: the model has no float8 (FLOAT8E4M3FN) QuantizeLinear/DequantizeLinear around its MatMul/Gemm "
       "nodes; quantize it first (QAT, or calibrated Q/DQ: see docs/fp8.md)");
+}
+
+// Data-dependent output shapes (NonZero, NonMaxSuppression, TopK with K from a tensor) on a
+// static-shape backend: the plan keeps the graph with those dims unknown, and the engine runs it in
+// stages, synchronizing after each such op to learn its output size (docs/dynamic-shapes.md).
+// Support checks and tactics use the graph with every such op at its largest output; memory is
+// planned per stage at run time.
+Status choose_data_dependent_layers(const Graph& g, const Backend& backend, const BuildOptions& o, Plan& plan) {
+  std::vector<std::string> synced;
+  KILN_ASSIGN_OR_RETURN(
+      GraphPtr at_max,
+      specialize_at_bounds(
+          g, {}, [&backend](const Node& n) { return backend.max_output_dims(n); }, o.disabled_passes, &synced));
+  KILN_RETURN_IF_ERROR(check_ops_supported(
+      *at_max, [&backend](const Node& n) { return backend.supports(n); }, backend.name()));
+  std::vector<LayerChoice> layers;
+  KILN_RETURN_IF_ERROR(backend.choose_layers(*at_max, o, layers));
+  std::map<std::string, LayerChoice> by_key;
+  for (size_t i = 0; i < layers.size() && i < at_max->nodes().size(); ++i)
+    by_key.emplace(node_key(*at_max->nodes()[i]), layers[i]);
+  plan.layers.clear();
+  for (const auto& n : g.nodes()) {
+    auto it = by_key.find(node_key(*n));
+    plan.layers.push_back(it != by_key.end() ? it->second : LayerChoice{"", layer_precision(*n, o.tf32)});
+  }
+  auto mem = plan_memory(*at_max);  // an estimate: the engine plans each stage's memory itself
+  if (mem.ok()) plan.arena_bytes = mem->arena_bytes;
+  log(o, fmt::format("      data-dependent output shapes: the engine synchronizes after {} layer(s) ({})",
+                     synced.size(), fmt::join(synced, ", ")));
+  return Status::Ok();
 }
 
 PassManagerOptions pass_options(const BuildOptions& o) {
@@ -250,6 +282,19 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
     // The plan keeps the dynamic graph; the backend specializes it per input-shape set at run time.
     log(options, "[2/4] choosing kernels (at each profile's opt shapes) and sizing memory (at max)");
     KILN_RETURN_IF_ERROR(choose_profiled_layers(g, *backend, options, plan));
+    plan.kiln_version = kiln_version();
+    plan.target = backend->target();
+    plan.options_json = options_json(options);
+    plan.workspace_bytes = options.workspace_bytes;
+    plan.graph = model.graph;
+    plan.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    log(options, fmt::format("[4/4] done in {:.2f} s", plan.build_seconds));
+    return plan;
+  }
+  if (static_shapes && first_unresolved_node(g) < g.nodes().size()) {
+    // Output sizes that depend on values (NonZero, ...): the plan keeps the graph; no arena plan.
+    log(options, "[2/4] choosing kernels (data-dependent shapes at their largest)");
+    KILN_RETURN_IF_ERROR(choose_data_dependent_layers(g, *backend, options, plan));
     plan.kiln_version = kiln_version();
     plan.target = backend->target();
     plan.options_json = options_json(options);

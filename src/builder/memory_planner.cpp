@@ -50,8 +50,21 @@ struct Interval {
 }  // namespace
 
 Expected<MemoryPlan> plan_memory(const Graph& g, uint64_t alignment) {
+  MemorySegment all;
+  all.end = g.nodes().size();
+  return plan_memory(g, all, alignment);
+}
+
+Expected<MemoryPlan> plan_memory(const Graph& g, const MemorySegment& seg, uint64_t alignment) {
   const auto& nodes = g.nodes();
-  const size_t end = nodes.size();
+  const size_t end = std::min(seg.end, nodes.size());
+  auto external = [&](const Value* v) { return seg.external && seg.external(v); };
+  auto value_bytes = [&](const Value* v) -> uint64_t {
+    auto dims = v->type.shape.to_dims();
+    if (dims) return static_cast<uint64_t>(dims_numel(*dims)) * dtype_size(v->type.dtype);
+    auto it = seg.max_bytes.find(v);
+    return it != seg.max_bytes.end() ? it->second : 0;
+  };
   // Each aliasing value's source and byte offset in it (view ops, and Gathers of one block).
   std::unordered_map<const Value*, std::pair<const Value*, uint64_t>> root;
   auto find_root_offset = [&](const Value* v) {
@@ -67,24 +80,27 @@ Expected<MemoryPlan> plan_memory(const Graph& g, uint64_t alignment) {
   auto touch = [&](const Value* v, size_t at) {
     if (!v || v->constant) return;
     const Value* r = find_root(v);
+    if (external(r)) return;
     auto it = live.find(r);
     if (it == live.end()) {
-      auto dims = r->type.shape.to_dims();
-      uint64_t bytes = dims ? static_cast<uint64_t>(dims_numel(*dims)) * dtype_size(r->type.dtype) : 0;
-      live.emplace(r, Interval{r, bytes, at, at});
+      live.emplace(r, Interval{r, value_bytes(r), at, at});
     } else {
       it->second.first = std::min(it->second.first, at);
       it->second.last = std::max(it->second.last, at);
     }
   };
-  for (const Value* in : g.inputs) touch(in, 0);
-  for (size_t i = 0; i < end; ++i) {
+  if (seg.plan_inputs)
+    for (const Value* in : g.inputs) touch(in, seg.begin);
+  for (size_t i = seg.begin; i < end; ++i) {
     const Node& n = *nodes[i];
     for (const Value* o : n.outputs)
-      if (o && !o->constant && !o->type.shape.is_static())
+      if (o && !o->constant && !o->type.shape.is_static() && !seg.max_bytes.count(o))
         return unsupported("{}: output '{}' has no static shape ({}): the backend plans memory ahead",
                            n.describe(), o->name, o->type.shape.to_string());
-    if (is_view_op(n) && !n.inputs[0]->constant) {
+    // A view of a value planned in an earlier segment gets memory of its own (the layer copies).
+    const bool from_outside = n.inputs.empty() || !n.inputs[0] || external(find_root(n.inputs[0]));
+    if (from_outside) {
+    } else if (is_view_op(n) && !n.inputs[0]->constant) {
       root[n.outputs[0]] = {n.inputs[0], 0};
     } else if (auto off = gather_block_offset(n); off && *off % alignment == 0) {
       // Only at aligned offsets: kernels and libraries may rely on aligned buffers.
@@ -95,8 +111,22 @@ Expected<MemoryPlan> plan_memory(const Graph& g, uint64_t alignment) {
       for (const Value* v : sg->outer_scope_values()) touch(v, i);
     for (const Value* o : n.outputs) touch(o, i);
   }
-  for (const Value* o : g.outputs) touch(o, end);  // outputs live to the end
-  for (const Value* in : g.inputs) touch(in, end);  // the caller's inputs stay valid for the whole run
+  // Values read after the segment (later segments, graph outputs) live to its end.
+  std::unordered_map<const Value*, bool> produced_here;
+  for (size_t i = seg.begin; i < end; ++i)
+    for (const Value* o : nodes[i]->outputs)
+      if (o) produced_here[o] = true;
+  for (size_t i = end; i < nodes.size(); ++i) {
+    for (const Value* v : nodes[i]->inputs)
+      if (v && produced_here.count(v)) touch(v, end);
+    for (const Graph* sg : nodes[i]->subgraphs())
+      for (const Value* v : sg->outer_scope_values())
+        if (produced_here.count(v)) touch(v, end);
+  }
+  for (const Value* o : g.outputs)
+    if (produced_here.count(o) || (seg.plan_inputs && !external(o))) touch(o, end);  // outputs live to the end
+  if (seg.plan_inputs)
+    for (const Value* in : g.inputs) touch(in, end);  // the caller's inputs stay valid for the whole run
 
   // Greedy best fit: largest first, each placed at the lowest offset not overlapping any
   // already-placed interval that is live at the same time.
@@ -129,13 +159,12 @@ Expected<MemoryPlan> plan_memory(const Graph& g, uint64_t alignment) {
     const auto [r, sub] = find_root_offset(v);
     auto it = offset_of.find(r);
     if (it == offset_of.end()) return;
-    auto dims = v->type.shape.to_dims();
-    uint64_t bytes = dims ? static_cast<uint64_t>(dims_numel(*dims)) * dtype_size(v->type.dtype) : 0;
-    plan.slots.push_back({v->name, it->second + sub, bytes});
+    plan.slots.push_back({v->name, it->second + sub, value_bytes(v)});
   };
-  for (const Value* in : g.inputs) add_slot(in);
-  for (const auto& n : nodes)
-    for (const Value* o : n->outputs) add_slot(o);
+  if (seg.plan_inputs)
+    for (const Value* in : g.inputs) add_slot(in);
+  for (size_t i = seg.begin; i < end; ++i)
+    for (const Value* o : nodes[i]->outputs) add_slot(o);
   return plan;
 }
 

@@ -2,7 +2,9 @@
 // one arena; values whose lifetimes do not overlap share memory.
 #pragma once
 
+#include <functional>
 #include <optional>
+#include <unordered_map>
 
 #include "runtime/plan.hpp"
 
@@ -21,5 +23,19 @@ struct MemoryPlan {
 
 // Requires static shapes. Graph inputs and outputs are planned too (the context binds them).
 Expected<MemoryPlan> plan_memory(const Graph& graph, uint64_t alignment = 256);
+
+// One segment of a graph run in stages (data-dependent shapes, docs/dynamic-shapes.md): the
+// values that nodes [begin, end) produce, in an arena of their own. Values the segment reads from
+// earlier segments (`external`, planned there) are left out; values it produces that later nodes
+// or the graph outputs read live to the segment's end. `max_bytes` sizes the outputs whose shape
+// is not static yet (a data-dependent op's at its upper bound). Graph inputs are planned when
+// `plan_inputs` (the first segment).
+struct MemorySegment {
+  size_t begin = 0, end = 0;
+  std::function<bool(const Value*)> external;
+  std::unordered_map<const Value*, uint64_t> max_bytes;
+  bool plan_inputs = true;
+};
+Expected<MemoryPlan> plan_memory(const Graph& graph, const MemorySegment& segment, uint64_t alignment = 256);
 
 }  // namespace kiln

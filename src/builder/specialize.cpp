@@ -96,7 +96,8 @@ std::string node_key(const Node& n) {
 }
 
 Expected<GraphPtr> specialize_graph(const Graph& graph, const std::map<std::string, Dims>& input_shapes,
-                                    const std::set<std::string>& disabled_passes) {
+                                    const std::set<std::string>& disabled_passes,
+                                    const std::map<std::string, Dims>& fixed_values) {
   GraphPtr g = clone_graph(graph);
   for (const auto& [name, dims] : input_shapes) {
     Value* in = nullptr;
@@ -109,9 +110,49 @@ Expected<GraphPtr> specialize_graph(const Graph& graph, const std::map<std::stri
   for (const auto& n : g->nodes())
     for (Value* o : n->outputs)
       if (o && !o->constant) o->type.shape = Shape();
+  // Inference keeps dims already known where it infers unknown ones (merge), so these stay.
+  for (const auto& [name, dims] : fixed_values) {
+    Value* v = g->find_value(name);
+    if (!v) return invalid_argument("no value named '{}'", name);
+    if (!v->constant) v->type.shape = Shape::from_dims(dims);
+  }
   KILN_RETURN_IF_ERROR(infer_shapes(*g));
   KILN_RETURN_IF_ERROR(fold_static_graph(*g, disabled_passes));
   return g;
+}
+
+size_t first_unresolved_node(const Graph& g, size_t begin) {
+  const auto& nodes = g.nodes();
+  for (size_t i = begin; i < nodes.size(); ++i)
+    for (const Value* o : nodes[i]->outputs)
+      if (o && !o->constant && !o->type.shape.is_static()) return i;
+  return nodes.size();
+}
+
+Expected<GraphPtr> specialize_at_bounds(const Graph& graph, const std::map<std::string, Dims>& input_shapes,
+                                        const OutputBounds& bounds, const std::set<std::string>& disabled_passes,
+                                        std::vector<std::string>* resolved) {
+  std::map<std::string, Dims> fixed;
+  KILN_ASSIGN_OR_RETURN(GraphPtr g, specialize_graph(graph, input_shapes, disabled_passes));
+  // Each round fixes one more node; a node once fixed is static from then on.
+  for (size_t round = 0; round <= graph.nodes().size(); ++round) {
+    const size_t i = first_unresolved_node(*g);
+    if (i == g->nodes().size()) return g;
+    const Node& n = *g->nodes()[i];
+    auto dims = bounds(n);
+    if (!dims.ok()) return Status(dims.status()).add_context(n.describe());
+    if (dims->size() > n.outputs.size())
+      return internal_error("{}: {} output bounds for {} outputs", n.describe(), dims->size(), n.outputs.size());
+    for (size_t k = 0; k < dims->size(); ++k)
+      if (n.outputs[k]) fixed[n.outputs[k]->name] = (*dims)[k];
+    const std::string key = node_key(n), what = n.describe();  // n dies with the old graph below
+    if (resolved) resolved->push_back(key);
+    KILN_ASSIGN_OR_RETURN(g, specialize_graph(graph, input_shapes, disabled_passes, fixed));
+    const size_t next = first_unresolved_node(*g);
+    if (next == i && next < g->nodes().size() && node_key(*g->nodes()[next]) == key)
+      return internal_error("{}: fixing its output shapes did not resolve them", what);
+  }
+  return internal_error("data-dependent shapes did not resolve");
 }
 
 }  // namespace kiln

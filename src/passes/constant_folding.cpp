@@ -7,8 +7,8 @@ namespace kiln {
 
 namespace {
 
-// DequantizeLinear of int8/uint8/float8 data marks quantized weights (explicit Q/DQ): folding it to
-// float would hide them from the backends' Q/DQ fusion, so it stays a node (the CPU runs it per inference).
+// DequantizeLinear of int8/uint8/float8 data marks quantized weights (explicit Q/DQ): folding it to float
+// would hide them from the backends' Q/DQ fusion, so it stays a node (the CPU runs it per inference).
 bool is_weight_dequantize(const Node& n) {
   return n.domain.empty() && n.op_type == "DequantizeLinear" && n.has_input(0) &&
          (n.inputs[0]->type.dtype == DType::kInt8 || n.inputs[0]->type.dtype == DType::kUInt8 ||
@@ -23,7 +23,8 @@ bool is_random(const Node& n) {
 
 class ConstantFolding : public Pass {
  public:
-  ConstantFolding(bool fold_random, uint64_t max_bytes) : fold_random_(fold_random), max_bytes_(max_bytes) {}
+  ConstantFolding(bool fold_random, uint64_t max_bytes, bool keep_weight_dq)
+      : fold_random_(fold_random), max_bytes_(max_bytes), keep_weight_dq_(keep_weight_dq) {}
   std::string_view name() const override { return "constant-folding"; }
 
   Expected<bool> run(Graph& g) override {
@@ -31,7 +32,9 @@ class ConstantFolding : public Pass {
     std::vector<Node*> nodes;
     for (const auto& n : g.nodes()) nodes.push_back(n.get());
     for (Node* n : nodes) {
-      if (!n->subgraphs().empty() || (!fold_random_ && is_random(*n)) || is_weight_dequantize(*n)) continue;
+      if (!n->subgraphs().empty() || (!fold_random_ && is_random(*n)) ||
+          (keep_weight_dq_ && is_weight_dequantize(*n)))
+        continue;
       bool foldable = true;
       for (const Value* v : n->inputs) foldable &= !v || v->is_constant();
       if (!foldable) continue;
@@ -58,12 +61,13 @@ class ConstantFolding : public Pass {
  private:
   bool fold_random_;
   uint64_t max_bytes_;
+  bool keep_weight_dq_;
 };
 
 }  // namespace
 
-std::unique_ptr<Pass> make_constant_folding_pass(bool fold_random, uint64_t max_bytes) {
-  return std::make_unique<ConstantFolding>(fold_random, max_bytes);
+std::unique_ptr<Pass> make_constant_folding_pass(bool fold_random, uint64_t max_bytes, bool keep_weight_dequantize) {
+  return std::make_unique<ConstantFolding>(fold_random, max_bytes, keep_weight_dequantize);
 }
 
 }  // namespace kiln

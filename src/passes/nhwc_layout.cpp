@@ -3,7 +3,14 @@
 // in float16/bfloat16 become NHWC, and ConvTransposes kiln.NHWC, with Transposes at their inputs
 // and output; the transpose-cancellation pass then removes the pairs between consecutive
 // convolutions, leaving Transposes only where a region of NHWC convolutions meets other ops.
+// Where NHWC is known to lose, convolutions stay NCHW (the CUDA layers run both layouts):
+//  - a convolution with no other convolution near it (ViT's patch embedding: NHWC only adds a
+//    Transpose of its input, 0.25 ms of ViT-B/16 at batch 64 for a 3-channel image);
+//  - every convolution of a depthwise-heavy graph (MobileNetV3 batch 1 float16 ran 0.82 ms in
+//    NCHW and 1.59 ms in NHWC: depthwise NHWC kernels and Transposes around squeeze-excite).
+#include <deque>
 #include <map>
+#include <set>
 
 #include "ops/fused_conv.hpp"
 #include "passes/pass.hpp"
@@ -28,14 +35,52 @@ bool wants_nhwc(const Node& n) {
          n.inputs[1]->type.shape.has_rank() && n.inputs[1]->type.shape.rank() == 4;
 }
 
+bool is_depthwise(const Node& n) {
+  const int64_t group = n.attrs.i("group", 1);
+  auto w = n.inputs[1]->type.shape.to_dims();
+  return group > 1 && w && w->size() == 4 && (*w)[1] == 1;
+}
+
+bool is_4d(const Value* v) { return v && v->type.shape.has_rank() && v->type.shape.rank() == 4; }
+
+// Whether another candidate is within `depth` nodes of n, up or down the graph, through 4-D
+// tensors only (a Reshape/Flatten to tokens or a MatMul ends the search): the Transposes between
+// two such convolutions cancel or sink, so converting pays.
+bool has_candidate_near(const Graph& g, const Node* n, const std::set<const Node*>& candidates, int depth) {
+  std::set<const Node*> seen{n};
+  std::deque<std::pair<const Node*, int>> work{{n, 0}};
+  while (!work.empty()) {
+    auto [cur, d] = work.front();
+    work.pop_front();
+    if (cur != n && candidates.count(cur)) return true;
+    if (d >= depth) continue;
+    std::vector<const Node*> next;
+    for (const Value* v : cur->outputs)
+      if (is_4d(v))
+        for (const Node* c : g.consumers(v)) next.push_back(c);
+    for (const Value* v : cur->inputs)
+      if (is_4d(v) && !v->is_constant() && v->producer) next.push_back(v->producer);
+    for (const Node* m : next)
+      if (seen.insert(m).second) work.emplace_back(m, d + 1);
+  }
+  return false;
+}
+
 class NhwcLayout : public Pass {
  public:
   std::string_view name() const override { return "nhwc-layout"; }
 
   Expected<bool> run(Graph& g) override {
-    std::vector<Node*> to_convert;
+    std::vector<Node*> candidates;
     for (const auto& n : g.nodes())
-      if (wants_nhwc(*n)) to_convert.push_back(n.get());
+      if (wants_nhwc(*n)) candidates.push_back(n.get());
+    size_t depthwise = 0;
+    for (const Node* n : candidates) depthwise += !is_conv_transpose(*n) && is_depthwise(*n);
+    if (depthwise * 4 >= candidates.size() && depthwise > 0) return false;
+    const std::set<const Node*> all(candidates.begin(), candidates.end());
+    std::vector<Node*> to_convert;
+    for (Node* n : candidates)
+      if (has_candidate_near(g, n, all, 4)) to_convert.push_back(n);
     for (Node* n : to_convert) convert(g, n);
     if (!to_convert.empty()) KILN_RETURN_IF_ERROR(g.topological_sort());
     return !to_convert.empty();

@@ -80,8 +80,11 @@ void add_cuda_passes(PassManager& pm);
 
 // Replaces nodes whose inputs are all constants by their outputs, computed with the CPU kernels
 // (random-number ops are kept unless `fold_random`). Outputs larger than `max_bytes` are kept
-// as nodes, so a tiny ConstantOfShape does not become a huge weight.
-std::unique_ptr<Pass> make_constant_folding_pass(bool fold_random = false, uint64_t max_bytes = 64u << 20);
+// as nodes, so a tiny ConstantOfShape does not become a huge weight. DequantizeLinear of int8/uint8/float8
+// constants (quantized weights of explicit Q/DQ models) is kept for the backends' Q/DQ fusion
+// unless `keep_weight_dequantize` is false (the CUDA pipeline's last folding, after the fusion).
+std::unique_ptr<Pass> make_constant_folding_pass(bool fold_random = false, uint64_t max_bytes = 64u << 20,
+                                                 bool keep_weight_dequantize = true);
 // Turns float32 activations and weights into `low` (float16 or bfloat16), keeping float32
 // bindings with Casts at the graph's inputs and outputs. Run once, not in a fixed-point loop.
 std::unique_ptr<Pass> make_precision_pass(DType low);
@@ -112,6 +115,11 @@ std::unique_ptr<Pass> make_hardswish_fusion_pass();
 // kiln.Fp8MatMul (ops/fp8_matmul.cpp).
 std::unique_ptr<Pass> make_fp8_gemm_fusion_pass();
 
+// CUDA backend, explicit quantization (before the float fusions): DequantizeLinear'd int8 inputs
+// and weights of Conv/MatMul/Gemm [+ bias] [+ residual] [+ Relu] [+ QuantizeLinear] -> kiln.QConv /
+// kiln.QMatMul (ops/qdq_layers.hpp), and Q(DQ(q, s), s) -> q.
+std::unique_ptr<Pass> make_qdq_fusion_pass();
+
 // CUDA backend, transformer fusions:
 // MatMul(A, constant 2-D B) + Add(constant bias over N) [+ Relu] -> kiln.FusedMatMul.
 std::unique_ptr<Pass> make_matmul_bias_fusion_pass();
@@ -127,6 +135,8 @@ std::unique_ptr<Pass> make_nhwc_layout_pass();
 std::unique_ptr<Pass> make_transpose_sinking_pass();
 // Removes Transpose pairs that cancel (readers of the second read the first's input).
 std::unique_ptr<Pass> make_transpose_cancellation_pass();
+// A Transpose that only moves size-1 dims (NCHW -> NHWC of one channel) -> Reshape (a view).
+std::unique_ptr<Pass> make_unit_transpose_to_reshape_pass();
 
 }  // namespace kiln
 

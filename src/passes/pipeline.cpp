@@ -14,6 +14,8 @@ KILN_REGISTER_PASS_INFO("layernorm-fusion", "Recognizes a decomposed layer norma
 KILN_REGISTER_PASS_INFO("hardswish-fusion", "Recognizes x*HardSigmoid(x) and x*Clip(x+3,0,6)/6 as HardSwish")
 KILN_REGISTER_PASS_INFO("precision", "With --fp16/--bf16: float32 layers and weights to the lower precision")
 // CUDA backend only:
+KILN_REGISTER_PASS_INFO("qdq-fusion",
+                        "CUDA: Q/DQ around Conv/MatMul/Gemm [+ bias, residual, Relu, requantize] -> kiln.QConv/QMatMul")
 KILN_REGISTER_PASS_INFO("matmul-bias-fusion",
                         "CUDA: MatMul with constant weights + bias [+ residual Add] [+ Relu] -> kiln.FusedMatMul")
 KILN_REGISTER_PASS_INFO("attention-softmax-fusion",
@@ -22,6 +24,8 @@ KILN_REGISTER_PASS_INFO("conv-fusion", "CUDA: Conv + bias [+ residual Add] [+ Re
 KILN_REGISTER_PASS_INFO("nhwc-layout", "CUDA: float16/bfloat16 convolutions and pools in NHWC, Transposes around them")
 KILN_REGISTER_PASS_INFO("transpose-sinking", "CUDA: moves layout Transposes below layout-agnostic ops")
 KILN_REGISTER_PASS_INFO("transpose-cancellation", "CUDA: removes Transpose pairs that cancel, merges duplicates")
+KILN_REGISTER_PASS_INFO("unit-transpose-to-reshape",
+                        "CUDA: a Transpose that only moves size-1 dims (NCHW->NHWC of one channel) -> Reshape (a view)")
 
 namespace kiln {
 
@@ -38,14 +42,17 @@ void add_cleanup_passes(PassManager& pm, bool fold_random) {
 }
 
 void add_cuda_passes(PassManager& pm) {
-  pm.add(make_fp8_gemm_fusion_pass());  // before matmul-bias-fusion takes the MatMul nodes
+  pm.add(make_qdq_fusion_pass());  // before the float fusions take the Conv/MatMul nodes
+  pm.add(make_fp8_gemm_fusion_pass());  // float8 Q/DQ; int8 ones are qdq-fusion's
   pm.add(make_matmul_bias_fusion_pass());
   pm.add(make_attention_softmax_fusion_pass());
   pm.add(make_conv_fusion_pass());
   pm.add(make_nhwc_layout_pass());
   pm.add(make_transpose_sinking_pass());
   pm.add(make_transpose_cancellation_pass());
-  pm.add(make_constant_folding_pass());  // the transposed weights
+  pm.add(make_unit_transpose_to_reshape_pass());
+  // The transposed weights, and float weights of what qdq-fusion left (DequantizeLinear folded).
+  pm.add(make_constant_folding_pass(false, 64u << 20, false));
 }
 
 }  // namespace kiln

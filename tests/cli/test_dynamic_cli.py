@@ -90,5 +90,65 @@ class DynamicModels(KilnTestCase):
         self.check("recognizer", "cuda")
 
 
+class DataDependent(KilnTestCase):
+    """NonZero -> Transpose and TopK with K an input (docs/dynamic-shapes.md): the CUDA plan's outputs
+    at two inputs with different counts equal the CPU's (CUDA part only with a GPU)."""
+
+    def model(self):
+        return self.save_model(
+            "dd.onnx",
+            [helper.make_node("NonZero", ["m"], ["nz"], name="nonzero"),
+             helper.make_node("Transpose", ["nz"], ["nzt"], perm=[1, 0], name="transpose"),
+             helper.make_node("TopK", ["x", "k"], ["vals", "idx"], axis=-1, name="topk")],
+            [helper.make_tensor_value_info("m", TensorProto.FLOAT, [40]),
+             helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 50]),
+             helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+            [helper.make_tensor_value_info("nzt", TensorProto.INT64, ["n", 1]),
+             helper.make_tensor_value_info("vals", TensorProto.FLOAT, [3, "k"]),
+             helper.make_tensor_value_info("idx", TensorProto.INT64, [3, "k"])])
+
+    def inputs(self, case):
+        rng = np.random.default_rng(case)
+        m = rng.uniform(-1, 1, 40).astype(np.float32)
+        m[rng.uniform(0, 1, 40) < (0.3 if case == 0 else 0.8)] = 0
+        np.save(self.path(f"m{case}.npy"), m)
+        np.save(self.path(f"x{case}.npy"), rng.standard_normal((3, 50)).astype(np.float32))
+        np.save(self.path(f"k{case}.npy"), np.array([4 if case == 0 else 11], np.int64))
+        return ["-i", f"m=m{case}.npy", "-i", f"x=x{case}.npy", "-i", f"k=k{case}.npy"], int((m != 0).sum())
+
+    def outputs(self, folder):
+        return [np.load(self.path(folder, f"output_{i}.npy")) for i in range(3)]
+
+    def test_cpu_model_counts(self):
+        self.model()
+        for case in (0, 1):
+            args, count = self.inputs(case)
+            self.ok("run", "dd.onnx", *args, "-o", f"cpu{case}")
+            nzt, vals, idx = self.outputs(f"cpu{case}")
+            self.assertEqual(nzt.shape, (count, 1))
+            self.assertEqual(vals.shape, (3, 4 if case == 0 else 11))
+
+    @unittest.skipUnless(cuda_state() == "available", "no usable GPU")
+    def test_cuda_plan_matches_cpu(self):
+        self.model()
+        self.ok("build", "dd.onnx", "-o", "dd.kplan", "--backend", "cuda")
+        for case in (0, 1):
+            args, _ = self.inputs(case)
+            self.ok("run", "dd.onnx", *args, "-o", f"cpu{case}")
+            self.ok("run", "dd.kplan", *args, "-o", f"gpu{case}")
+            for got, want in zip(self.outputs(f"gpu{case}"), self.outputs(f"cpu{case}")):
+                self.assertEqual(got.shape, want.shape)
+                np.testing.assert_array_equal(got, want)
+        r = self.ok("bench", "dd.kplan", "--cuda-graph", "--duration", "0.2", "--warmup", "20", *self.inputs(0)[0])
+        self.assertIn("synchronizes the stream after 2 layers", r.stdout)
+
+    @unittest.skipUnless(cuda_state() == "available", "no usable GPU")
+    def test_cuda_refuses_unique(self):
+        self.save_model("u.onnx", [helper.make_node("Unique", ["x"], ["y"], name="uniq")],
+                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [10])],
+                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])])
+        self.fails("build", "u.onnx", "-o", "u.kplan", "--backend", "cuda", naming=("uniq", "Unique"))
+
+
 if __name__ == "__main__":
     unittest.main()

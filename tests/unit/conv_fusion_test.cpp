@@ -420,6 +420,70 @@ TEST(NhwcLayoutPass, Float32StaysNchw) {
   EXPECT_EQ(op_counts(*g)["Transpose"], 0);
 }
 
+// A ViT-like patch embedding: the only convolution, read by a Reshape to tokens. NHWC would add
+// a Transpose of the image and gain nothing: it stays NCHW.
+TEST(NhwcLayoutPass, IsolatedConvStaysNchw) {
+  auto g = std::make_shared<Graph>();
+  const DType t = DType::kFloat16;
+  Value* x = g->add_value("x", {t, Shape::from_dims({2, 3, 32, 32})});
+  g->inputs = {x};
+  Value* w = g->add_constant("w", random_tensor(t, {8, 3, 8, 8}, 3, -0.3, 0.3));
+  Value *y = g->add_value("y"), *tokens = g->add_value("tokens"), *out = g->add_value("out");
+  Node* conv = g->add_node("Conv", {x, w}, {y}, "patch", "", 21);
+  conv->attrs.set("strides", Dims{8, 8});
+  Value* shape = g->add_constant("shape", Tensor::from_vector<int64_t>({3}, {2, 8, 16}));
+  g->add_node("Reshape", {y, shape}, {tokens}, "flatten", "", 21);
+  Node* tr = g->add_node("Transpose", {tokens}, {out}, "to_tokens", "", 21);
+  tr->attrs.set("perm", Dims{0, 2, 1});
+  g->outputs = {out};
+  Tensor xt = random_tensor(t, {2, 3, 32, 32}, 4);
+  auto before = run_cpu(g, xt);
+  ASSERT_TRUE(run_passes(*g, true).ok());
+  auto counts = op_counts(*g);
+  EXPECT_EQ(counts["FusedConv"], 1);
+  EXPECT_EQ(counts["Transpose"], 1);  // the model's own
+  const Node* f = node_named(*g, "patch");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->attrs.s("layout"), "NCHW");
+  auto after = run_cpu(g, xt);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_LT(rel_l2(after[0], before[0]), 2e-3);
+}
+
+// MobileNet-like inverted residual (1x1 expand, depthwise 3x3, 1x1 project): depthwise-heavy
+// graphs stay NCHW.
+TEST(NhwcLayoutPass, DepthwiseHeavyGraphStaysNchw) {
+  auto g = std::make_shared<Graph>();
+  const DType t = DType::kFloat16;
+  Value* x = g->add_value("x", {t, Shape::from_dims({1, 8, 10, 10})});
+  g->inputs = {x};
+  uint32_t seed = 70;
+  int id = 0;
+  auto conv = [&](Value* in, Dims wd, int64_t group) {
+    const std::string s = std::to_string(id++);
+    Value* w = g->add_constant("w" + s, random_tensor(t, wd, seed++, -0.3, 0.3));
+    Value* y = g->add_value("c" + s);
+    Node* n = g->add_node("Conv", {in, w}, {y}, "c" + s, "", 21);
+    n->attrs.set("group", group);
+    n->attrs.set("pads", Dims{wd[2] / 2, wd[3] / 2, wd[2] / 2, wd[3] / 2});
+    return y;
+  };
+  Value* e = conv(x, {16, 8, 1, 1}, 1);
+  Value* d = conv(e, {16, 1, 3, 3}, 16);
+  g->outputs = {conv(d, {8, 16, 1, 1}, 1)};
+  Tensor xt = random_tensor(t, {1, 8, 10, 10}, 5);
+  auto before = run_cpu(g, xt);
+  ASSERT_TRUE(run_passes(*g, true).ok());
+  auto counts = op_counts(*g);
+  EXPECT_EQ(counts["FusedConv"], 3);
+  EXPECT_EQ(counts["Transpose"], 0);
+  for (const auto& n : g->nodes())
+    if (n->op_type == "FusedConv") EXPECT_EQ(n->attrs.s("layout"), "NCHW") << n->name;
+  auto after = run_cpu(g, xt);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_LT(rel_l2(after[0], before[0]), 2e-3);
+}
+
 TEST(TransposeCancellationPass, RemovesInversePairsOnly) {
   auto g = std::make_shared<Graph>();
   Value* x = g->add_value("x", {DType::kFloat32, Shape::from_dims({2, 3, 4, 5})});
@@ -442,6 +506,39 @@ TEST(TransposeCancellationPass, RemovesInversePairsOnly) {
   EXPECT_EQ(op_counts(*g)["Transpose"], 2);  // a and other
   EXPECT_EQ(node_named(*g, "relu")->inputs[0], x);
   auto after = run_cpu(g, xt);
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(tensors_close(after[i], before[i], 0, 0));
+}
+
+TEST(UnitTransposeToReshapePass, OnlyTransposesOfUnitDimsBecomeReshapes) {
+  auto g = std::make_shared<Graph>();
+  Value* x = g->add_value("x", {DType::kFloat32, Shape::from_dims({2, 1, 4, 5})});
+  g->inputs = {x};
+  auto transpose = [&](Value* in, Dims perm, const std::string& name) {
+    Value* y = g->add_value(name);
+    Node* n = g->add_node("Transpose", {in}, {y}, name, "", 21);
+    n->attrs.set("perm", perm);
+    return y;
+  };
+  Value* nhwc = transpose(x, {0, 2, 3, 1}, "nhwc");   // moves only the 1-channel dim: a view
+  Value* swap = transpose(x, {0, 1, 3, 2}, "swap");   // swaps 4 and 5: a real transpose
+  g->outputs = {nhwc, swap};
+  Tensor xt = random_tensor(DType::kFloat32, {2, 1, 4, 5}, 5);
+  auto before = run_cpu(g, xt);
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  PassManager pm;
+  pm.add(make_unit_transpose_to_reshape_pass());
+  pm.add(make_dead_code_pass());
+  ASSERT_TRUE(pm.run(*g).ok());
+  auto counts = op_counts(*g);
+  EXPECT_EQ(counts["Transpose"], 1);
+  EXPECT_EQ(counts["Reshape"], 1);
+  ASSERT_NE(node_named(*g, "swap"), nullptr);
+  ASSERT_NE(node_named(*g, "nhwc"), nullptr);
+  EXPECT_EQ(node_named(*g, "swap")->op_type, "Transpose");
+  EXPECT_EQ(node_named(*g, "nhwc")->op_type, "Reshape");
+  EXPECT_EQ(g->outputs[0]->type.shape, Shape::from_dims({2, 4, 5, 1}));
+  auto after = run_cpu(g, xt);
+  ASSERT_EQ(after.size(), before.size());
   for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(tensors_close(after[i], before[i], 0, 0));
 }
 

@@ -76,6 +76,18 @@ Status bench(BenchOptions opt) {
   ctx.backend = loaded.plan.target.backend;
   ctx.settings = opt.settings;
   if (!bound.empty() && bound[0].tensor.rank() > 0) ctx.batch = bound[0].tensor.dims()[0];
+  if (ctx.backend == "cuda") {
+    // The ops after which a CUDA plan syncs: those whose output size is still unknown in the plan.
+    for (const auto& n : loaded.plan.graph->nodes()) {
+      if (n->op_type != "NonZero" && n->op_type != "NonMaxSuppression" && n->op_type != "TopK") continue;
+      if (n->op_type == "TopK" && n->has_input(1) && n->inputs[1]->is_constant()) continue;
+      for (const Value* o : n->outputs)
+        if (o && !o->type.shape.is_static()) {
+          ctx.sync_layers.push_back(fmt::format("{} '{}'", n->op_type, n->name));
+          break;
+        }
+    }
+  }
   if (!opt.export_layer_info.empty())
     KILN_RETURN_IF_ERROR(write_json(opt.export_layer_info, plan_json(loaded.plan, opt.path), "layer info"));
 

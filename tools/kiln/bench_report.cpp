@@ -88,6 +88,15 @@ void print_summary(const BenchContext& c, const BenchResult& r) {
   else
     std::printf("host memory  weights %s (activations are allocated per inference on the CPU)\n",
                 format_bytes(c.weight_bytes).c_str());
+  if (gpu && !c.sync_layers.empty()) {
+    std::string names;
+    for (const std::string& l : c.sync_layers) names += (names.empty() ? "" : ", ") + l;
+    std::printf("note: data-dependent output shapes: every query synchronizes the stream after %zu layer%s (%s) to "
+                "read the output size%s (docs/dynamic-shapes.md)\n",
+                c.sync_layers.size(), c.sync_layers.size() == 1 ? "" : "s", names.c_str(),
+                s.cuda_graph ? "; the CUDA graph is captured per stage between syncs, not for the whole inference"
+                             : "");
+  }
   if (!gpu && s.data_transfers)
     std::printf("note: the CPU backend has no host/device copies; its enqueue runs the whole inference\n");
   if (latency.cov() > kHighCov)

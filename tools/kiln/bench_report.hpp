@@ -27,6 +27,8 @@ struct BenchContext {
   BenchSettings settings;
   int64_t batch = 1;    // items per query: the first input's leading dim
   uint64_t weight_bytes = 0, context_bytes = 0;  // device memory (CUDA); host weights on the CPU
+  // CUDA plans with data-dependent output shapes: the layers after which each query synchronizes.
+  std::vector<std::string> sync_layers;
 };
 
 void print_summary(const BenchContext& ctx, const BenchResult& result);

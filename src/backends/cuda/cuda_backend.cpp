@@ -65,6 +65,17 @@ class CudaBackend : public Backend {
     return timer.save();
   }
 
+  Expected<std::vector<Dims>> max_output_dims(const Node& n) const override {
+    const CudaLayerFactory* f = find_cuda_layer(n);
+    if (!f) return unsupported("no CUDA layer for this op (its output shape depends on input values)");
+    if (!f->max_output_dims || !f->output_dims)
+      return unsupported("its output shape depends on values computed on the device (an input fed by a "
+                         "data-dependent op, or not a constant); the CUDA backend resolves such shapes only at "
+                         "NonZero, NonMaxSuppression and TopK outputs (run this model on the CPU backend)");
+    if (f->supports && !f->supports(n)) return unsupported("the CUDA layer does not support this node");
+    return f->max_output_dims(n);
+  }
+
   Expected<std::unique_ptr<EngineImpl>> create_engine(const Plan& plan) const override {
     KILN_ASSIGN_OR_RETURN(auto e, CudaEngine::create(plan));
     return std::unique_ptr<EngineImpl>(std::move(e));

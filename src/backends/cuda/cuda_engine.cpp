@@ -6,6 +6,7 @@
 #include "builder/backend.hpp"
 #include "builder/memory_planner.hpp"
 #include "builder/specialize.hpp"
+#include "util/error.hpp"
 
 namespace kiln::cuda {
 
@@ -39,8 +40,11 @@ class CudaContext : public ExecutionContext {
       layer_events_.assign(engine_.max_layers() + 1, nullptr);
       for (cudaEvent_t& e : layer_events_) KILN_CUDA_CHECK(cudaEventCreate(&e));
     }
-    KILN_ASSIGN_OR_RETURN(arena_, DeviceBuffer::allocate(engine_.arena_bytes()));
+    arenas_.resize(1);
+    KILN_ASSIGN_OR_RETURN(arenas_[0], DeviceBuffer::allocate(engine_.arena_bytes()));
     KILN_ASSIGN_OR_RETURN(workspace_, DeviceBuffer::allocate(engine_.workspace_bytes()));
+    KILN_ASSIGN_OR_RETURN(count_dev_, DeviceBuffer::allocate(sizeof(int64_t)));
+    KILN_ASSIGN_OR_RETURN(count_host_, PinnedBuffer::allocate(sizeof(int64_t)));
     if (!engine_.dynamic()) {
       KILN_ASSIGN_OR_RETURN(auto set, engine_.shape_set({}));
       KILN_RETURN_IF_ERROR(bind(std::move(set)));
@@ -57,20 +61,30 @@ class CudaContext : public ExecutionContext {
     current_ = nullptr;
   }
 
-  // Makes `set` current: its layers' tensors at their places in this context's arena (grown first
-  // when the set needs more than the profile's max plan; that waits for the stream).
+  // Makes `set` current: its layers' tensors at their places in this context's arena regions
+  // (grown first when the set needs more than the profile's max plan; that waits for the stream).
+  // A later stage of a staged run only ever grows its own region, which holds nothing yet.
   Status bind(std::shared_ptr<const ShapeSet> set) {
     auto found = bound_.find(set.get());
     if (found != bound_.end()) {
       current_ = &found->second;
       return Status::Ok();
     }
-    if (set->arena_bytes > arena_.size() || set->workspace_bytes > workspace_.size()) {
+    bool grow = set->workspace_bytes > workspace_.size() || set->region_bytes.size() > arenas_.size();
+    for (size_t r = 0; r < set->region_bytes.size() && r < arenas_.size(); ++r)
+      grow |= set->region_bytes[r] > arenas_[r].size();
+    // Staged runs make a set per distinct count: bound how many this context keeps.
+    constexpr size_t kMaxBound = 64;
+    if (grow || bound_.size() >= kMaxBound) {
       KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
       release_bindings();
-      if (set->arena_bytes > arena_.size()) {
-        arena_ = DeviceBuffer();
-        KILN_ASSIGN_OR_RETURN(arena_, DeviceBuffer::allocate(set->arena_bytes));
+    }
+    if (grow) {
+      if (arenas_.size() < set->region_bytes.size()) arenas_.resize(set->region_bytes.size());
+      for (size_t r = 0; r < set->region_bytes.size(); ++r) {
+        if (set->region_bytes[r] <= arenas_[r].size() && arenas_[r].get()) continue;
+        arenas_[r] = DeviceBuffer();
+        KILN_ASSIGN_OR_RETURN(arenas_[r], DeviceBuffer::allocate(set->region_bytes[r]));
       }
       if (set->workspace_bytes > workspace_.size()) {
         workspace_ = DeviceBuffer();
@@ -79,15 +93,17 @@ class CudaContext : public ExecutionContext {
     }
     Bound b;
     b.set = set;
-    auto* base = static_cast<char*>(arena_.get());
     auto resolve = [&](const Value* v) -> Expected<DeviceTensor> {
       if (!v) return DeviceTensor{};
       KILN_ASSIGN_OR_RETURN(ValueLocation loc, set->locate(v));
-      void* p = loc.constant ? const_cast<void*>(loc.weights_ptr) : base + loc.arena_offset;
+      if (!loc.constant && loc.region >= arenas_.size())
+        return internal_error("value '{}' is in arena region {} of {}", v->name, loc.region, arenas_.size());
+      void* p = loc.constant ? const_cast<void*>(loc.weights_ptr)
+                             : static_cast<char*>(arenas_[loc.region].get()) + loc.arena_offset;
       return DeviceTensor{p, loc.dtype, loc.dims};
     };
     const Graph& g = *set->graph;
-    for (const auto& n : g.nodes()) {
+    for (const Node* n : set->nodes) {
       std::vector<DeviceTensor> ins, outs;
       for (const Value* v : n->inputs) {
         KILN_ASSIGN_OR_RETURN(DeviceTensor t, resolve(v));
@@ -106,7 +122,9 @@ class CudaContext : public ExecutionContext {
       b.input_tensors.push_back(t);
       staging += align_up(t.nbytes());
     }
+    // A set that syncs is not the last stage: the outputs are bound by the last one.
     for (const Value* v : g.outputs) {
+      if (set->sync_node) break;
       KILN_ASSIGN_OR_RETURN(DeviceTensor t, resolve(v));
       b.output_tensors.push_back(t);
       staging += align_up(t.nbytes());
@@ -130,6 +148,7 @@ class CudaContext : public ExecutionContext {
       KILN_ASSIGN_OR_RETURN(auto set, engine_.shape_set(shapes));
       KILN_RETURN_IF_ERROR(bind(std::move(set)));
     }
+    first_ = current_->set;  // a staged run starts from here on every enqueue
     const Graph& g = *current_->set->graph;
     auto* stage = static_cast<char*>(staging_.get());
     // The previous run's copies may still read the pinned staging buffer.
@@ -148,17 +167,21 @@ class CudaContext : public ExecutionContext {
     return Status::Ok();
   }
 
+  // The current set's layers; with layer timing, event ran_layers_ + i + 1 follows its layer i.
   Status enqueue_layers() {
     const auto& layers = current_->set->layers;
-    const auto& nodes = current_->set->graph->nodes();
+    const auto& nodes = current_->set->nodes;
     const bool timed = !layer_events_.empty();
-    if (timed) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[0], stream_));
+    if (timed && ran_layers_ == 0) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[0], stream_));
     for (size_t i = 0; i < layers.size(); ++i) {
       LaunchArgs args{current_->layer_inputs[i], current_->layer_outputs[i], workspace_.get(), workspace_.size(),
-                      stream_, handles_};
+                      stream_, handles_, count_dev_.as<int64_t>()};
       Status st = layers[i]->enqueue(args);
       if (!st.ok()) return st.add_context(nodes[i]->describe());
-      if (timed) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[i + 1], stream_));
+      if (timed && ran_layers_ + i + 1 < layer_events_.size()) {
+        KILN_CUDA_CHECK(cudaEventRecord(layer_events_[ran_layers_ + i + 1], stream_));
+        ran_index_.push_back(engine_.plan_index(*nodes[i]));
+      }
     }
     return Status::Ok();
   }
@@ -166,7 +189,37 @@ class CudaContext : public ExecutionContext {
   Status enqueue() override {
     if (!current_) return invalid_argument("set the inputs (set_inputs) before enqueue");
     timings_.compute_ms = timings_.d2h_ms = 0;
+    ran_layers_ = 0;
+    ran_index_.clear();
+    if (current_->set != first_) KILN_RETURN_IF_ERROR(bind(first_));  // a staged run's first stage
     KILN_CUDA_CHECK(cudaEventRecord(events_[2], stream_));
+    // Stage by stage: a stage that ends at a data-dependent layer is followed by THE sync (the
+    // layer's 8-byte count to pinned memory, then cudaStreamSynchronize) and the next stage's
+    // shape set, specialized on the host with the actual output dims.
+    for (size_t stage = 0;; ++stage) {
+      KILN_RETURN_IF_ERROR(enqueue_stage());
+      ran_layers_ += current_->set->layers.size();
+      const ShapeSet& set = *current_->set;
+      if (!set.sync_node) break;
+      KILN_CUDA_CHECK(cudaMemcpyAsync(count_host_.get(), count_dev_.get(), sizeof(int64_t), cudaMemcpyDeviceToHost,
+                                      stream_));
+      KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      int64_t count = 0;
+      std::memcpy(&count, count_host_.get(), sizeof(count));
+      auto dims = set.sync_factory->output_dims(*set.sync_node, count);
+      if (!dims.ok()) return Status(dims.status()).add_context(set.sync_node->describe());
+      KILN_ASSIGN_OR_RETURN(auto next, engine_.next_stage(set, *dims));
+      KILN_RETURN_IF_ERROR(bind(std::move(next)));
+    }
+    KILN_CUDA_CHECK(cudaEventRecord(events_[3], stream_));
+    pending_[1] = true;
+    layers_timed_ = !layer_events_.empty();
+    return Status::Ok();
+  }
+
+  // The current set's layers, from its CUDA graph when graphs are on (a staged run captures one
+  // graph per stage and resolved shape set: a graph cannot span the sync).
+  Status enqueue_stage() {
     if (options_.cuda_graph) {
       // One CUDA graph per shape set, captured on its first run and replayed after.
       cudaGraphExec_t& graph_exec_ = current_->graph_exec;
@@ -185,9 +238,6 @@ class CudaContext : public ExecutionContext {
     } else {
       KILN_RETURN_IF_ERROR(enqueue_layers());
     }
-    KILN_CUDA_CHECK(cudaEventRecord(events_[3], stream_));
-    pending_[1] = true;
-    layers_timed_ = !layer_events_.empty();
     return Status::Ok();
   }
 
@@ -236,9 +286,11 @@ class CudaContext : public ExecutionContext {
     if (layer_events_.empty())
       return invalid_argument("layer timing is off: create the context with ContextOptions::layer_timing");
     if (!layers_timed_ || !current_) return invalid_argument("no layers have run on this context yet");
-    // One time per layer of the shape set that ran last.
-    std::vector<double> out(current_->set->layers.size());
-    for (size_t i = 0; i < out.size(); ++i) {
+    // One time per plan layer: each layer that ran (every stage's) at its plan index; 0 for
+    // those that did not run (folded away by a shape set's specialization).
+    std::vector<double> out(engine_.max_layers(), 0.0);
+    const size_t ran = std::min(ran_index_.size(), layer_events_.size() - 1);
+    for (size_t i = 0; i < ran; ++i) {
       float ms = 0;
       cudaError_t e = cudaEventElapsedTime(&ms, layer_events_[i], layer_events_[i + 1]);
       if (e == cudaErrorNotReady) {
@@ -246,7 +298,7 @@ class CudaContext : public ExecutionContext {
         return invalid_argument("the layers are still running: call synchronize() before reading their times");
       }
       KILN_RETURN_IF_ERROR(check(e, "cudaEventElapsedTime"));
-      out[i] = ms;
+      if (ran_index_[i] < out.size()) out[ran_index_[i]] += ms;
     }
     return out;
   }
@@ -256,8 +308,14 @@ class CudaContext : public ExecutionContext {
   ContextOptions options_;
   cudaStream_t stream_ = nullptr;
   Handles handles_;
-  DeviceBuffer arena_, workspace_;
+  std::vector<DeviceBuffer> arenas_;  // one region per stage (one for plans that never sync)
+  DeviceBuffer workspace_;
   PinnedBuffer staging_;
+  DeviceBuffer count_dev_;   // a data-dependent layer's count ...
+  PinnedBuffer count_host_;  // ... read back here at the sync
+  std::shared_ptr<const ShapeSet> first_;  // the first stage of the inputs last set
+  size_t ran_layers_ = 0;    // layers enqueued by the last enqueue (all stages)
+  std::vector<size_t> ran_index_;  // with layer timing: their plan layer indices, in run order
   // A shape set's tensors in this context's arena, and its captured CUDA graph.
   struct Bound {
     std::shared_ptr<const ShapeSet> set;
@@ -283,7 +341,10 @@ Expected<std::unique_ptr<CudaEngine>> CudaEngine::create(const Plan& plan) {
   if (plan.layers.size() != g.nodes().size())
     return invalid_model("the plan has {} layer choices for {} nodes", plan.layers.size(), g.nodes().size());
   e->tf32_ = plan.options_json.find("\"tf32\":false") == std::string::npos;
-  for (size_t i = 0; i < g.nodes().size(); ++i) e->choices_[node_key(*g.nodes()[i])] = plan.layers[i];
+  for (size_t i = 0; i < g.nodes().size(); ++i) {
+    e->choices_[node_key(*g.nodes()[i])] = plan.layers[i];
+    e->index_by_key_[node_key(*g.nodes()[i])] = i;
+  }
   e->arena_bytes_ = plan.arena_bytes;
 
   // Every constant a layer or a graph output reads goes into one device buffer.
@@ -307,7 +368,9 @@ Expected<std::unique_ptr<CudaEngine>> CudaEngine::create(const Plan& plan) {
     if (v->constant->nbytes()) e->weight_by_host_[v->constant->raw_data()] = dst;
   }
 
-  if (plan.profiles.empty()) {
+  // Data-dependent output shapes make a plan staged (no arena plan): it specializes like a
+  // profiled one.
+  if (plan.profiles.empty() && first_unresolved_node(g) == g.nodes().size()) {
     KILN_ASSIGN_OR_RETURN(auto set, e->make_shape_set(plan.graph, &plan.layers, &plan.arena, plan.arena_bytes));
     e->workspace_bytes_ = set->workspace_bytes;
     e->static_set_ = std::move(set);
@@ -321,10 +384,46 @@ Expected<std::unique_ptr<CudaEngine>> CudaEngine::create(const Plan& plan) {
 
 Expected<std::unique_ptr<ShapeSet>> CudaEngine::make_shape_set(GraphPtr graph, const std::vector<LayerChoice>* layers,
                                                                const std::vector<ArenaSlot>* arena,
-                                                               uint64_t arena_bytes) const {
+                                                               uint64_t arena_bytes, const ShapeSet* prev) const {
   auto set = std::make_unique<ShapeSet>();
   set->graph = std::move(graph);
   const Graph& g = *set->graph;
+  const auto& all = g.nodes();
+  // This set's nodes: after those earlier stages ran, up to the first whose output size depends
+  // on values (inclusive), or to the end.
+  size_t begin = 0;
+  if (prev) {
+    while (begin < all.size() && prev->done.count(node_key(*all[begin]))) ++begin;
+    set->stage = prev->stage + 1;
+    set->region_bytes = prev->region_bytes;
+    set->arena_offsets = prev->arena_offsets;
+    set->region_of = prev->region_of;
+    set->done = prev->done;
+    set->input_shapes = prev->input_shapes;
+    set->fixed = prev->fixed;
+  }
+  size_t end = all.size();
+  if (!arena) {
+    const size_t stop = first_unresolved_node(g, begin);
+    if (stop < all.size()) {
+      const Node& n = *all[stop];
+      const CudaLayerFactory* f = find_cuda_layer(n);
+      if (!f || !f->max_output_dims || !f->output_dims)
+        return unsupported("{}: its output shape depends on values computed on the device; the CUDA backend "
+                           "resolves such shapes only at NonZero, NonMaxSuppression and TopK outputs",
+                           n.describe());
+      KILN_ASSIGN_OR_RETURN(std::vector<Dims> max, f->max_output_dims(n));
+      for (size_t k = 0; k < max.size() && k < n.outputs.size(); ++k)
+        if (n.outputs[k]) set->max_dims[n.outputs[k]->name] = max[k];
+      set->sync_node = &n;
+      set->sync_factory = f;
+      end = stop + 1;
+    }
+  }
+  for (size_t i = begin; i < end; ++i) {
+    set->nodes.push_back(all[i].get());
+    set->done.insert(node_key(*all[i]));
+  }
   // Constants: the plan's (shared, by their host data) or new ones folded for these shapes.
   std::vector<const Value*> fresh;
   uint64_t total = 0;
@@ -340,7 +439,7 @@ Expected<std::unique_ptr<ShapeSet>> CudaEngine::make_shape_set(GraphPtr graph, c
       total += align_up(t.nbytes());
     }
   };
-  for (const auto& n : g.nodes())
+  for (const Node* n : set->nodes)
     for (const Value* v : n->inputs) want(v);
   for (const Value* v : g.outputs) want(v);
   if (total) {
@@ -360,13 +459,26 @@ Expected<std::unique_ptr<ShapeSet>> CudaEngine::make_shape_set(GraphPtr graph, c
     for (const auto& s : *arena) set->arena_offsets[s.value] = s.offset;
     set->arena_bytes = arena_bytes;
   } else {
-    KILN_ASSIGN_OR_RETURN(MemoryPlan mem, plan_memory(g));
-    for (const auto& s : mem.slots) set->arena_offsets[s.value] = s.offset;
+    // This stage's values in a region of their own (one region for a plan without syncs).
+    MemorySegment seg;
+    seg.begin = begin;
+    seg.end = end;
+    seg.plan_inputs = prev == nullptr;
+    if (prev) seg.external = [prev](const Value* v) { return prev->arena_offsets.count(v->name) > 0; };
+    for (const auto& [name, dims] : set->max_dims)
+      if (const Value* v = g.find_value(name))
+        seg.max_bytes[v] = static_cast<uint64_t>(dims_numel(dims)) * dtype_size(v->type.dtype);
+    KILN_ASSIGN_OR_RETURN(MemoryPlan mem, plan_memory(g, seg));
+    for (const auto& s : mem.slots) {
+      set->arena_offsets[s.value] = s.offset;
+      set->region_of[s.value] = set->stage;
+    }
     set->arena_bytes = mem.arena_bytes;
   }
+  set->region_bytes.push_back(set->arena_bytes);
 
-  for (size_t i = 0; i < g.nodes().size(); ++i) {
-    const Node& n = *g.nodes()[i];
+  for (size_t i = begin; i < end; ++i) {
+    const Node& n = *all[i];
     const CudaLayerFactory* f = find_cuda_layer(n);
     if (!f) return unsupported("{}: no CUDA layer for this op", n.describe());
     LayerChoice choice;
@@ -391,6 +503,15 @@ Expected<std::unique_ptr<ShapeSet>> CudaEngine::make_shape_set(GraphPtr graph, c
   return set;
 }
 
+std::shared_ptr<const ShapeSet> CudaEngine::cache(const std::string& key, std::shared_ptr<const ShapeSet> set) const {
+  // Every distinct data-dependent count makes a set: bound the cache (contexts keep the sets they
+  // use alive through their own references).
+  constexpr size_t kMaxSets = 512;
+  if (sets_.size() >= kMaxSets) sets_.clear();
+  sets_[key] = set;
+  return set;
+}
+
 Expected<std::shared_ptr<const ShapeSet>> CudaEngine::shape_set(const std::map<std::string, Dims>& shapes) const {
   if (static_set_) return static_set_;
   std::string key;
@@ -402,9 +523,38 @@ Expected<std::shared_ptr<const ShapeSet>> CudaEngine::shape_set(const std::map<s
   if (!graph.ok()) return Status(graph.status()).add_context(fmt::format("input shapes {}", key));
   auto set = make_shape_set(std::move(*graph), nullptr, nullptr, 0);
   if (!set.ok()) return Status(set.status()).add_context(fmt::format("input shapes {}", key));
-  std::shared_ptr<const ShapeSet> shared = std::move(*set);
-  sets_[key] = shared;
-  return shared;
+  (*set)->input_shapes = shapes;
+  (*set)->key = key;
+  return cache(key, std::move(*set));
+}
+
+Expected<std::shared_ptr<const ShapeSet>> CudaEngine::next_stage(const ShapeSet& prev,
+                                                                 const std::vector<Dims>& dims) const {
+  if (!prev.sync_node) return internal_error("the last stage has no next");
+  const Node& n = *prev.sync_node;
+  std::map<std::string, Dims> fixed = prev.fixed;
+  std::string key = prev.key + "|" + node_key(n) + "=";
+  for (size_t k = 0; k < dims.size() && k < n.outputs.size(); ++k) {
+    if (!n.outputs[k]) continue;
+    fixed[n.outputs[k]->name] = dims[k];
+    key += dims_to_string(dims[k]) + ";";
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = sets_.find(key);
+  if (it != sets_.end()) return it->second;
+  auto where = [&] { return fmt::format("after {} (output dims {})", n.describe(), key.substr(prev.key.size() + 1)); };
+  auto graph = specialize_graph(*graph_, prev.input_shapes, {}, fixed);
+  if (!graph.ok()) return Status(graph.status()).add_context(where());
+  auto set = make_shape_set(std::move(*graph), nullptr, nullptr, 0, &prev);
+  if (!set.ok()) return Status(set.status()).add_context(where());
+  (*set)->fixed = std::move(fixed);
+  (*set)->key = key;
+  return cache(key, std::move(*set));
+}
+
+size_t CudaEngine::plan_index(const Node& n) const {
+  auto it = index_by_key_.find(node_key(n));
+  return it != index_by_key_.end() ? it->second : max_layers();
 }
 
 Expected<ValueLocation> ShapeSet::locate(const Value* v) const {
@@ -421,8 +571,14 @@ Expected<ValueLocation> ShapeSet::locate(const Value* v) const {
   auto it = arena_offsets.find(v->name);
   if (it == arena_offsets.end()) return internal_error("value '{}' has no place in the memory plan", v->name);
   auto dims = v->type.shape.to_dims();
-  if (!dims) return internal_error("value '{}' has no static shape", v->name);
+  if (!dims) {
+    auto max = max_dims.find(v->name);  // a data-dependent output, at its largest until synced
+    if (max == max_dims.end()) return internal_error("value '{}' has no static shape", v->name);
+    dims = max->second;
+  }
   loc.arena_offset = it->second;
+  auto r = region_of.find(v->name);
+  loc.region = r != region_of.end() ? r->second : 0;
   loc.dims = *dims;
   return loc;
 }

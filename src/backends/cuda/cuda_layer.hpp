@@ -45,6 +45,9 @@ struct LaunchArgs {
   size_t workspace_bytes;
   cudaStream_t stream;
   const Handles& handles;
+  // Data-dependent layers (CudaLayerFactory::output_dims) write their one int64 count here, on
+  // the device; the context reads it back after the layer (the documented sync).
+  int64_t* count_out = nullptr;
 };
 
 class CudaLayer {
@@ -63,6 +66,14 @@ struct CudaLayerFactory {
   // Makes the layer for the chosen tactic and precision; may upload or transform weights (the
   // node's constant inputs) into memory the layer owns.
   std::function<Expected<std::unique_ptr<CudaLayer>>(const Node&, const LayerChoice&)> create;
+  // Ops whose output shape depends on their input *values* (NonZero, NonMaxSuppression, TopK with
+  // K from a tensor), set for those only. `max_output_dims`: the outputs' largest dims given the
+  // node's static input shapes (their memory is planned at that size). The layer writes one int64
+  // count to LaunchArgs::count_out; `output_dims` turns it into the outputs' actual dims (an error
+  // for a count the op rejects, e.g. TopK's K out of range). The context synchronizes after such
+  // a layer to read the count (docs/dynamic-shapes.md).
+  std::function<Expected<std::vector<Dims>>(const Node&)> max_output_dims;
+  std::function<Expected<std::vector<Dims>>(const Node&, int64_t count)> output_dims;
 };
 
 bool register_cuda_layer(const std::string& op_type, CudaLayerFactory factory);

@@ -1,15 +1,21 @@
 // Conv and ConvTranspose through cuDNN's convolution API (forward and backward-data). Every
 // algorithm cuDNN offers for the node's shapes and precision is a tactic ("cudnn_algo<A>_math<M>"),
-// timed by the builder; the bias is added by a per-channel kernel. cuDNN pads both ends alike:
-// a Conv with unequal pads (TF "SAME" exports) first copies X, zero-padded by the difference,
-// into the workspace.
+// timed by the builder; the bias is added by a per-channel kernel. The graph API's engine configs
+// (conv_graph.hpp: "graph_..." with the bias in the graph, "graphp_..." without) are tactics too.
+// cuDNN pads both ends alike: a Conv with unequal pads (TF "SAME" exports) first copies X,
+// zero-padded by the difference, into the workspace.
 #include <algorithm>
 #include <cstdio>
 
-#include "backends/cuda/layers/conv_descs.hpp"
+#include "backends/cuda/layers/conv_graph.hpp"
 
 namespace kiln::cuda {
 namespace {
+
+ConvGraphSpec graph_spec(const Node& n, const ConvDescs& d, const std::string& precision) {
+  return ConvGraphSpec{.geo = d.geo, .dtype = d.dtype, .bias = n.has_input(2), .transposed = d.transposed,
+                       .precision = precision};
+}
 
 class ConvLayer : public CudaLayer {
  public:
@@ -18,10 +24,15 @@ class ConvLayer : public CudaLayer {
     KILN_RETURN_IF_ERROR(layer->d_.init(n));
     const std::string& precision = choice.precision;
     int algo = -1, math = -1;
-    if (!choice.tactic.empty() &&
-        std::sscanf(choice.tactic.c_str(), "cudnn_algo%d_math%d", &algo, &math) != 2)
+    if (is_graph_tactic(choice.tactic)) {
+      KILN_ASSIGN_OR_RETURN(layer->graph_,
+                            graph_for_tactic(graph_spec(n, layer->d_, precision), choice.tactic, n.describe()));
+      if (layer->graph_) layer->workspace_ = layer->graph_->workspace();
+    } else if (!choice.tactic.empty() &&
+               std::sscanf(choice.tactic.c_str(), "cudnn_algo%d_math%d", &algo, &math) != 2) {
       return invalid_model("{}: unknown convolution tactic '{}'", n.describe(), choice.tactic);
-    KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
+    }
+    if (!layer->graph_) KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
       if (algo < 0) {
         // No timed choice: cuDNN's first heuristic pick under the precision's math type.
         KILN_RETURN_IF_ERROR(layer->d_.set_math(default_math(precision)));
@@ -73,8 +84,12 @@ class ConvLayer : public CudaLayer {
                                                prepad_, a.stream));
       x.data = padded;
     }
+    const void* bias = a.inputs.size() > 2 ? a.inputs[2].data : nullptr;
     if (x.numel() == 0) {
       KILN_CUDA_CHECK(cudaMemsetAsync(y.data, 0, y.nbytes(), a.stream));
+    } else if (graph_) {
+      KILN_RETURN_IF_ERROR(graph_->execute(a.handles.cudnn, x.data, w.data, bias, nullptr, y.data, a.workspace));
+      if (graph_->spec().bias) return Status::Ok();  // added in the graph
     } else if (!d_.transposed) {
       KILN_CUDA_CHECK(cudnnConvolutionForward(a.handles.cudnn, &alpha, d_.x.get(), x.data, d_.w.get(), w.data,
                                               d_.conv.get(), static_cast<cudnnConvolutionFwdAlgo_t>(algo_),
@@ -84,13 +99,14 @@ class ConvLayer : public CudaLayer {
                                                    d_.conv.get(), static_cast<cudnnConvolutionBwdDataAlgo_t>(algo_),
                                                    a.workspace, workspace_, &beta, d_.y.get(), y.data));
     }
-    if (a.inputs.size() > 2 && a.inputs[2].data)
-      KILN_CUDA_CHECK(kernels::add_channel_bias(d_.dtype, y.data, a.inputs[2].data, outer_, channels_, inner_, a.stream));
+    if (bias)
+      KILN_CUDA_CHECK(kernels::add_channel_bias(d_.dtype, y.data, bias, outer_, channels_, inner_, a.stream));
     return Status::Ok();
   }
 
  private:
   ConvDescs d_;
+  std::shared_ptr<const ConvGraph> graph_;  // set: the graph-API path runs the convolution
   int algo_ = 0;
   size_t workspace_ = 0;        // cuDNN's
   size_t prepad_offset_ = 0;    // where the pre-padded X starts in the workspace
@@ -124,6 +140,8 @@ std::vector<std::string> conv_tactics(const Node& n, const BuildOptions& options
     return Status::Ok();
   });
   if (!st.ok()) out.clear();  // create() then reports the error with the default choice
+  std::vector<std::string> graph = graph_tactics(graph_spec(n, d, precision), options.workspace_bytes);
+  out.insert(out.begin(), graph.begin(), graph.end());
   return out;
 }
 

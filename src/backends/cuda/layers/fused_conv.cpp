@@ -2,12 +2,16 @@
 // tactics, all timed by the builder:
 //   "fused_algo<A>_math<M>": one cudnnConvolutionBiasActivationForward call (cuDNN runs an
 //     identity activation only with IMPLICIT_PRECOMP_GEMM, so without Relu only that algo);
-//   "cudnn_algo<A>_math<M>": cudnnConvolutionForward, then one epilogue kernel (bias, Z, Relu).
+//   "cudnn_algo<A>_math<M>": cudnnConvolutionForward, then one epilogue kernel (bias, Z, Relu);
+//   "graph_e<E>[_k<T>.<V>]...": one cuDNN graph-API engine config running the whole node
+//     (conv_graph.hpp; the heuristics' first configs), or "graphp_..." running the convolution
+//     alone, then the epilogue kernel. A config this GPU/cuDNN cannot re-create at load falls
+//     back to the heuristics' first, with a note on stderr.
 // X is pre-padded into the workspace when its pads are unequal (as for Conv).
 #include <algorithm>
 #include <cstdio>
 
-#include "backends/cuda/layers/conv_descs.hpp"
+#include "backends/cuda/layers/conv_graph.hpp"
 
 namespace kiln::cuda {
 namespace {
@@ -15,6 +19,11 @@ namespace {
 using ActivationDesc = CudnnDesc<cudnnActivationDescriptor_t, cudnnDestroyActivationDescriptor>;
 
 bool has_relu(const Node& n) { return n.attrs.s("activation", "") == "Relu"; }
+
+ConvGraphSpec graph_spec(const Node& n, const ConvGeometry& geo, DType dtype, const std::string& precision) {
+  return ConvGraphSpec{.geo = geo, .dtype = dtype, .bias = n.has_input(2), .z = n.has_input(3), .relu = has_relu(n),
+                       .precision = precision};
+}
 
 // Whether cuDNN's fused call can run this algorithm with the node's activation and dtype (its
 // documented configurations are float32 and float16; bfloat16 runs the unfused tactics).
@@ -32,12 +41,16 @@ class FusedConvLayer : public CudaLayer {
     KILN_RETURN_IF_ERROR(l.d_.init(n));
     const std::string& precision = choice.precision;
     int algo = -1, math = -1;
-    if (!choice.tactic.empty()) {
+    bool graph = false;
+    if (is_graph_tactic(choice.tactic)) {
+      KILN_ASSIGN_OR_RETURN(graph, l.init_graph(n, choice.tactic, precision));
+    } else if (!choice.tactic.empty()) {
       if (std::sscanf(choice.tactic.c_str(), "fused_algo%d_math%d", &algo, &math) == 2) l.fused_ = true;
       else if (std::sscanf(choice.tactic.c_str(), "cudnn_algo%d_math%d", &algo, &math) != 2)
         return invalid_model("{}: unknown convolution tactic '{}'", n.describe(), choice.tactic);
     }
-    KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
+    if (graph) l.workspace_ = l.graph_->workspace();
+    if (!graph) KILN_RETURN_IF_ERROR(with_query_handle([&](cudnnHandle_t h) -> Status {
       if (algo < 0) {
         // No timed choice: cuDNN's first heuristic pick, fused when cuDNN can fuse it.
         KILN_RETURN_IF_ERROR(l.d_.set_math(default_math(precision)));
@@ -101,6 +114,13 @@ class FusedConvLayer : public CudaLayer {
                                                prepad_, a.stream));
       x.data = padded;
     }
+    if (graph_) {
+      KILN_RETURN_IF_ERROR(graph_->execute(a.handles.cudnn, x.data, w.data, bias, z, y.data, a.workspace));
+      // A graph of the convolution alone ("graphp_"): the epilogue kernel adds the rest.
+      if (!graph_->spec().has_epilogue() && (bias || z || relu_))
+        KILN_CUDA_CHECK(kernels::conv_epilogue(d_.dtype, y.data, bias, z, relu_, outer_, channels_, inner_, a.stream));
+      return Status::Ok();
+    }
     const float one = 1.f, zero = 0.f;
     const auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(algo_);
     if (fused_) {
@@ -120,6 +140,13 @@ class FusedConvLayer : public CudaLayer {
   }
 
  private:
+  // The graph-API path for `tactic`; false (with a note) when no graph config runs here, and the
+  // layer then takes the legacy API's default.
+  Expected<bool> init_graph(const Node& n, const std::string& tactic, const std::string& precision) {
+    KILN_ASSIGN_OR_RETURN(graph_, graph_for_tactic(graph_spec(n, d_.geo, d_.dtype, precision), tactic, n.describe()));
+    return graph_ != nullptr;
+  }
+
   // Descriptors of the fused call: bias (1, M, 1, 1) of Y's dtype, a zero bias when the node has
   // none, and the activation.
   Status init_fused(const Node& n) {
@@ -140,6 +167,7 @@ class FusedConvLayer : public CudaLayer {
   }
 
   ConvDescs d_;
+  std::shared_ptr<const ConvGraph> graph_;  // set: the graph-API path runs the node
   bool fused_ = false, relu_ = false;
   int algo_ = 0;
   size_t workspace_ = 0;      // cuDNN's
@@ -186,8 +214,12 @@ std::vector<std::string> fused_conv_tactics(const Node& n, const BuildOptions& o
     return Status::Ok();
   });
   if (!st.ok()) return {};  // create() then reports the error with the default choice
-  fused.insert(fused.end(), plain.begin(), plain.end());
-  return fused;
+  // Graph-API configs first: on Hopper they are usually the fastest, and the timer then cuts
+  // slower tactics short.
+  std::vector<std::string> out = graph_tactics(graph_spec(n, d.geo, d.dtype, precision), options.workspace_bytes);
+  out.insert(out.end(), fused.begin(), fused.end());
+  out.insert(out.end(), plain.begin(), plain.end());
+  return out;
 }
 
 CudaLayerFactory fused_conv_factory() {

@@ -1,0 +1,165 @@
+// kiln.QConv (ops/qdq_layers.hpp) on CUDA: X (NCHW int8) is copied to NHWC with its channels padded
+// to a multiple of 4, convolved with the padded NHWC int8 weights into int32 sums, and one
+// epilogue kernel applies x_scale * w_scale[m], bias, residual, Relu and the requantization while
+// writing NCHW. Tactics, timed by the builder:
+//   "lt_int8:<algo>": im2col rows (none for 1x1 stride-1 convolutions: X itself) times the weights
+//     through cuBLASLt's int8 GEMM (qgemm_lt.hpp: IMMA tensor cores);
+//   "direct": a dp4a kernel of kiln's own (qdq_kernels.cu).
+// cuDNN's legacy int8 NHWC convolution (INT8 in, INT32 out) was tried and gave wrong sums on
+// Hopper with cuDNN 9.19 (and ran slower than FP16), so it is not offered.
+#include <algorithm>
+#include <cstdio>
+
+#include "backends/cuda/layers/qgemm_lt.hpp"
+#include "backends/cuda/layers/qlayer_util.hpp"
+#include "ops/qdq_layers.hpp"
+#include "ops/window_geometry.hpp"
+
+namespace kiln::cuda {
+namespace {
+
+// The node's geometry, when the int8 kernels can run it (2-D, group 1, dilation 1, symmetric pads).
+std::optional<kernels::QConvShape> qconv_shape(const Node& n) {
+  auto x = static_dims(n.inputs[0]);
+  auto w = static_dims(n.has_input(2) ? n.inputs[2] : nullptr);
+  auto y = static_dims(n.outputs[0]);
+  if (!x || !w || !y || x->size() != 4 || w->size() != 4 || y->size() != 4) return std::nullopt;
+  if (n.attrs.i("group", 1) != 1 || (*w)[1] != (*x)[1]) return std::nullopt;
+  const Dims kernel{(*w)[2], (*w)[3]};
+  auto win = resolve_window(n, Dims{(*x)[2], (*x)[3]}, &kernel, false);
+  if (!win.ok()) return std::nullopt;
+  for (size_t i = 0; i < 2; ++i)
+    if (win->dilations[i] != 1 || win->pads_begin[i] != win->pads_end[i]) return std::nullopt;
+  kernels::QConvShape s;
+  s.n = (*x)[0];
+  s.h = (*x)[2];
+  s.w = (*x)[3];
+  s.cp = round_up((*x)[1], 4);
+  s.mp = round_up((*w)[0], 4);
+  s.kh = (*w)[2];
+  s.kw = (*w)[3];
+  s.oh = (*y)[2];
+  s.ow = (*y)[3];
+  s.stride_h = win->strides[0];
+  s.stride_w = win->strides[1];
+  s.pad_h = win->pads_begin[0];
+  s.pad_w = win->pads_begin[1];
+  if (win->out[0] != s.oh || win->out[1] != s.ow) return std::nullopt;
+  for (int64_t v : {s.n, s.h, s.w, s.cp, s.mp, s.kh, s.kw, s.oh, s.ow, s.stride_h, s.stride_w, s.pad_h, s.pad_w})
+    if (v > INT32_MAX) return std::nullopt;
+  if (s.n * s.oh * s.ow > INT32_MAX) return std::nullopt;  // cuBLASLt's GEMM rows
+  return s;
+}
+
+bool needs_im2col(const kernels::QConvShape& s) {
+  return !(s.kh == 1 && s.kw == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0);
+}
+
+Int8GemmShape gemm_shape(const kernels::QConvShape& s) { return {s.n * s.oh * s.ow, s.mp, s.kh * s.kw * s.cp}; }
+
+class QConvLayer : public CudaLayer {
+ public:
+  static Expected<std::unique_ptr<CudaLayer>> create(const Node& n, const LayerChoice& choice) {
+    auto shape = qconv_shape(n);
+    if (!shape) return unsupported("{}: this quantized convolution does not run on CUDA", n.describe());
+    auto layer = std::unique_ptr<QConvLayer>(new QConvLayer());
+    QConvLayer& l = *layer;
+    l.s_ = *shape;
+    l.c_ = n.inputs[0]->type.shape[1].value;
+    l.m_ = n.inputs[2]->constant->dim(0);
+    KILN_RETURN_IF_ERROR(l.epi_.init(n, l.m_));
+    KILN_RETURN_IF_ERROR(l.upload_weights(*n.inputs[2]->constant));
+    if (!choice.tactic.empty() && choice.tactic != "direct") {
+      Status st = l.gemm_.init(gemm_shape(l.s_), choice.tactic);
+      if (!st.ok()) return Status(st).add_context(n.describe());
+      l.use_gemm_ = true;
+    }
+    const kernels::QConvShape& s = l.s_;
+    // Workspace: [GEMM's][X in NHWC][im2col rows][int32 sums].
+    l.x_offset_ = align256(l.gemm_.workspace_bytes());
+    l.col_offset_ = l.x_offset_ + align256(static_cast<size_t>(s.n * s.h * s.w * s.cp));
+    const bool col = l.use_gemm_ && needs_im2col(s);
+    l.acc_offset_ = l.col_offset_ + (col ? align256(static_cast<size_t>(s.n * s.oh * s.ow * s.kh * s.kw * s.cp)) : 0);
+    l.total_ws_ = l.acc_offset_ + static_cast<size_t>(s.n * s.oh * s.ow * s.mp) * sizeof(int32_t);
+    return std::unique_ptr<CudaLayer>(std::move(layer));
+  }
+
+  size_t workspace_bytes() const override { return total_ws_; }
+
+  Status enqueue(const LaunchArgs& a) const override {
+    if (a.outputs[0].numel() == 0) return Status::Ok();
+    if (a.workspace_bytes < total_ws_) return internal_error("quantized convolution workspace too small");
+    char* ws = static_cast<char*>(a.workspace);
+    auto* x = reinterpret_cast<int8_t*>(ws + x_offset_);
+    auto* acc = reinterpret_cast<int32_t*>(ws + acc_offset_);
+    KILN_CUDA_CHECK(kernels::nchw_to_nhwc_int8(a.inputs[0].as<int8_t>(), x, s_.n, c_, s_.h * s_.w, s_.cp, a.stream));
+    if (use_gemm_) {
+      const int8_t* rows = x;
+      if (needs_im2col(s_)) {
+        auto* col = reinterpret_cast<int8_t*>(ws + col_offset_);
+        KILN_CUDA_CHECK(kernels::im2col_nhwc_int8(x, col, s_, a.stream));
+        rows = col;
+      }
+      KILN_RETURN_IF_ERROR(gemm_.run(a.handles.cublaslt, rows, w_.as<int8_t>(), acc, ws, a.stream));
+    } else {
+      KILN_CUDA_CHECK(kernels::qconv_direct(x, w_.as<int8_t>(), acc, s_, a.stream));
+    }
+    kernels::QEpilogueParams p = epi_.params(a);
+    p.acc = acc;
+    p.acc_stride = s_.mp;
+    p.images = s_.n;
+    p.spatial = s_.oh * s_.ow;
+    p.channels = m_;
+    p.nchw = true;
+    KILN_CUDA_CHECK(kernels::q_epilogue(p, a.stream));
+    return Status::Ok();
+  }
+
+ private:
+  // W (M, C, kh, kw) -> (Mp, kh, kw, Cp), zero-padded.
+  Status upload_weights(const Tensor& w) {
+    const kernels::QConvShape& s = s_;
+    std::vector<int8_t> host(static_cast<size_t>(s.mp * s.kh * s.kw * s.cp), 0);
+    const int8_t* src = w.data<int8_t>();
+    for (int64_t m = 0; m < m_; ++m)
+      for (int64_t c = 0; c < c_; ++c)
+        for (int64_t ky = 0; ky < s.kh; ++ky)
+          for (int64_t kx = 0; kx < s.kw; ++kx)
+            host[static_cast<size_t>(((m * s.kh + ky) * s.kw + kx) * s.cp + c)] = src[((m * c_ + c) * s.kh + ky) * s.kw + kx];
+    KILN_ASSIGN_OR_RETURN(w_, DeviceBuffer::allocate(host.size()));
+    KILN_CUDA_CHECK(cudaMemcpy(w_.get(), host.data(), host.size(), cudaMemcpyHostToDevice));
+    return Status::Ok();
+  }
+
+  kernels::QConvShape s_;
+  int64_t c_ = 0, m_ = 0;
+  QEpilogue epi_;
+  DeviceBuffer w_;
+  Int8Gemm gemm_;
+  bool use_gemm_ = false;
+  size_t x_offset_ = 0, col_offset_ = 0, acc_offset_ = 0, total_ws_ = 0;
+};
+
+bool qconv_supports(const Node& n) {
+  if (!n.has_input(2) || !n.inputs[2]->is_constant()) return false;
+  return q_layer_supports(n, n.inputs[2]->constant->dim(0)) && qconv_shape(n).has_value();
+}
+
+std::vector<std::string> qconv_tactics(const Node& n, const BuildOptions& options) {
+  std::vector<std::string> out{"direct"};
+  auto s = qconv_shape(n);
+  if (!s) return out;
+  // The GEMM tactics' extra scratch: the im2col rows (and the GEMM's own, at most 32 MiB).
+  const uint64_t col = needs_im2col(*s) ? static_cast<uint64_t>(s->n * s->oh * s->ow * s->kh * s->kw * s->cp) : 0;
+  const uint64_t base = static_cast<uint64_t>(s->n * s->h * s->w * s->cp + s->n * s->oh * s->ow * s->mp * 4);
+  if (base + col + (32u << 20) > options.workspace_bytes) return out;
+  for (std::string& t : Int8Gemm::tactics(gemm_shape(*s))) out.push_back(std::move(t));
+  return out;
+}
+
+}  // namespace
+}  // namespace kiln::cuda
+
+KILN_REGISTER_CUDA_LAYER("kiln.QConv", kiln::cuda::CudaLayerFactory{.supports = kiln::cuda::qconv_supports,
+                                                                    .tactics = kiln::cuda::qconv_tactics,
+                                                                    .create = kiln::cuda::QConvLayer::create});

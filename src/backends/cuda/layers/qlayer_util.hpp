@@ -1,0 +1,90 @@
+// Host-side parts shared by the INT8 layers kiln.QConv (qconv.cpp) and kiln.QMatMul (qmatmul.cpp):
+// the node's checks and its epilogue parameters, uploaded once per layer.
+#pragma once
+
+#include <vector>
+
+#include "backends/cuda/cuda_layer.hpp"
+#include "backends/cuda/device_buffer.hpp"
+#include "backends/cuda/layers/nn_util.hpp"
+#include "backends/cuda/layers/qdq_kernels.hpp"
+
+namespace kiln::cuda {
+
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+inline size_t align256(size_t v) { return (v + 255) / 256 * 256; }
+
+inline bool constant_input(const Node& n, size_t i) { return n.has_input(i) && n.inputs[i]->is_constant(); }
+
+// The checks common to both ops: int8 X and constant W, constant scales and bias, output int8
+// (with y_scale) or a GPU float, Z of the output float dtype or int8 (with constant z_scale).
+inline bool q_layer_supports(const Node& n, int64_t channels) {
+  if (!n.has_input(0) || !n.has_output(0) || n.outputs.size() != 1 || n.inputs.size() > 8 || !all_static(n))
+    return false;
+  if (n.inputs[0]->type.dtype != DType::kInt8 || !constant_input(n, 1) || !constant_input(n, 2) ||
+      !constant_input(n, 3) || n.inputs[2]->type.dtype != DType::kInt8)
+    return false;
+  const int64_t ws = n.inputs[3]->constant->numel();
+  if (ws != 1 && ws != channels) return false;
+  const std::string act = n.attrs.s("activation", "");
+  if (!act.empty() && act != "Relu") return false;
+  const DType y = n.outputs[0]->type.dtype;
+  const DType f = n.inputs[1]->type.dtype;
+  if (!is_gpu_float(f)) return false;
+  if (n.has_input(7) ? (!constant_input(n, 7) || y != DType::kInt8) : y != f) return false;
+  if (n.has_input(4) && (!constant_input(n, 4) || n.inputs[4]->constant->numel() != channels)) return false;
+  if (n.has_input(5)) {
+    const DType z = n.inputs[5]->type.dtype;
+    if (z == DType::kInt8 ? !constant_input(n, 6) : z != f) return false;
+    if (static_dims(n.inputs[5]) != static_dims(n.outputs[0])) return false;
+  }
+  return true;
+}
+
+// alpha[c] = x_scale * w_scale[c] and the float bias on the device; the other scales on the host.
+struct QEpilogue {
+  DeviceBuffer alpha, bias;
+  float z_scale = 1.f, y_scale = 1.f;
+  bool relu = false;
+
+  Status init(const Node& n, int64_t channels) {
+    const double xs = n.inputs[1]->constant->scalar_as_double();
+    const std::vector<double> ws = n.inputs[3]->constant->to_double_vector();
+    std::vector<float> a(static_cast<size_t>(channels));
+    for (size_t c = 0; c < a.size(); ++c) a[c] = static_cast<float>(xs * ws[ws.size() == 1 ? 0 : c]);
+    KILN_RETURN_IF_ERROR(upload(a, alpha));
+    if (n.has_input(4)) {
+      const std::vector<double> b = n.inputs[4]->constant->to_double_vector();
+      KILN_RETURN_IF_ERROR(upload(std::vector<float>(b.begin(), b.end()), bias));
+    }
+    if (n.has_input(6)) z_scale = static_cast<float>(n.inputs[6]->constant->scalar_as_double());
+    if (n.has_input(7)) y_scale = static_cast<float>(n.inputs[7]->constant->scalar_as_double());
+    relu = n.attrs.s("activation", "") == "Relu";
+    return Status::Ok();
+  }
+
+  // The kernel's parameters for this launch (acc, z and y from the caller).
+  kernels::QEpilogueParams params(const LaunchArgs& a) const {
+    kernels::QEpilogueParams p;
+    p.alpha = alpha.as<float>();
+    p.bias = bias.as<float>();
+    if (a.inputs.size() > 5 && a.inputs[5].data) {
+      p.z = a.inputs[5].data;
+      p.z_dtype = a.inputs[5].dtype;
+      p.z_scale = a.inputs[5].dtype == DType::kInt8 ? z_scale : 1.f;
+    }
+    p.relu = relu;
+    p.y = a.outputs[0].data;
+    p.y_dtype = a.outputs[0].dtype;
+    p.y_scale = y_scale;
+    return p;
+  }
+
+  static Status upload(const std::vector<float>& v, DeviceBuffer& out) {
+    KILN_ASSIGN_OR_RETURN(out, DeviceBuffer::allocate(std::max<size_t>(v.size(), 1) * sizeof(float)));
+    if (!v.empty()) KILN_CUDA_CHECK(cudaMemcpy(out.get(), v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+    return Status::Ok();
+  }
+};
+
+}  // namespace kiln::cuda

@@ -1,0 +1,28 @@
+// kiln.QConv and kiln.QMatMul: INT8 convolution and matrix product layers made by the CUDA
+// backend's qdq-fusion pass (passes/qdq_fusion.cpp) from explicit Q/DQ graphs, never by an ONNX
+// model. Symmetric quantization only (zero points 0): the pass fuses nothing else.
+//
+//   acc = conv(X, W) / X·Wᵀ        exact integer sums (int32 accumulation)
+//   v   = acc · x_scale · w_scale[m] + B[m] + Z      Z: float, or int8 · z_scale
+//   v   = Relu(v)                                    when activation = "Relu"
+//   Y   = v as x_scale's float dtype, or, with y_scale, saturate(round_half_even(v / y_scale)) int8
+//
+// Inputs: 0 X (int8), 1 x_scale (scalar), 2 W (int8 constant: QConv (M, C/group, k...), QMatMul
+// (N, K), one row per output channel), 3 w_scale (M values, float), 4 B (optional, M values, the
+// output's float dtype), 5 Z (optional, Y's shape: the float output dtype, or int8), 6 z_scale
+// (scalar; needed iff Z is int8), 7 y_scale (optional scalar: int8 output).
+// QConv has Conv's attributes (NCHW layout); both have `activation` ("" or "Relu").
+#pragma once
+
+#include "ir/graph.hpp"
+
+namespace kiln {
+
+// Whether the CUDA backend's INT8 kernels (cuDNN NHWC int8 convolution, cuBLASLt int8 GEMM) can
+// run this float Conv / MatMul / Gemm once quantized: the fusion pass leaves other nodes alone.
+// Conv: 2-D, group 1, dilation 1, symmetric pads, static shapes. MatMul/Gemm: static shapes,
+// K and N multiples of 4 (cuBLASLt's IMMA layouts).
+bool qconv_int8_runnable(const Node& conv);
+bool qmatmul_int8_runnable(int64_t k, int64_t n);
+
+}  // namespace kiln
