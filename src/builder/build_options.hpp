@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ir/shape.hpp"
+#include "ir/tensor.hpp"
 #include "runtime/profile.hpp"
 
 namespace kiln {
@@ -22,6 +23,18 @@ struct BuildOptions {
   // FP8 E4M3 GEMMs (CUDA, Hopper) for MatMul/Gemm with FP8 Q/DQ; float16 (bfloat16 with bf16) for
   // the rest. Needs a model with FP8 Q/DQ (QAT or quantized offline); see docs/fp8.md.
   bool fp8 = false;
+  // Mixed precision (docs/precision.md). Per-node precisions: node name or glob ('*', '?') ->
+  // "fp32", "fp16", "bf16", "int8" or "fp8", in the order given (a later match wins).
+  std::vector<std::pair<std::string, std::string>> layer_precisions;
+  std::string precision_constraints = "prefer";  // "prefer" (fall back with a warning) or "obey" (fail)
+  bool fp32_guard = true;        // keep overflow-prone patterns in float32 with --fp16/--bf16/--best
+  bool best = false;             // every precision allowed: fp16 (bf16 with --bf16) + tf32, int8 with calibration
+  // --accuracy-budget: the largest mean relative L2 error of the outputs against float32 (< 0: off).
+  double accuracy_budget = -1;
+  int accuracy_max_layers = 32;  // layers measured one by one; the rest are measured in groups
+  int accuracy_max_batches = 4;  // calibration batches the budget runs (the first ones)
+  // Calibration inputs (graph input name -> tensor per batch) for the accuracy budget and --best.
+  std::vector<std::map<std::string, Tensor>> calibration_batches;
   std::map<std::string, Dims> input_shapes;  // fixes dynamic input dims
   // Shape ranges for dynamic inputs (--min/--opt/--max-shapes); the plan accepts any shape within
   // one of them. Empty: a static-shape backend fixes dynamic dims (--shapes, else 1).

@@ -1,11 +1,13 @@
 #include "builder/builder.hpp"
 
 #include <chrono>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "builder/backend.hpp"
 #include "builder/memory_planner.hpp"
+#include "builder/precision_plan.hpp"
 #include "builder/specialize.hpp"
 #include "ops/shape_inference.hpp"
 #include "ops/support_check.hpp"
@@ -175,22 +177,39 @@ PassManagerOptions pass_options(const BuildOptions& o) {
 }
 
 // The graph passes: output selection, the clean-up pipeline to a fixed point, then precision
-// (once) and a second clean-up round for what its casts made constant.
-Status run_graph_passes(Graph& g, const BuildOptions& options) {
+// (once: planned per node, docs/precision.md) and a second clean-up round for what its casts made
+// constant. The precision decisions go to `report`.
+Status run_graph_passes(Graph& g, const BuildOptions& options, const Backend& backend,
+                        std::vector<std::string>& report) {
   KILN_RETURN_IF_ERROR(check_pass_names(options.disabled_passes, "--disable-pass"));
   KILN_RETURN_IF_ERROR(check_pass_names(options.dump_ir_after, "--dump-ir-after", /*allow_all=*/true));
   KILN_RETURN_IF_ERROR(select_outputs(g, options.outputs));
   PassManager pm(pass_options(options));
   add_cleanup_passes(pm, options.fold_random);
   KILN_RETURN_IF_ERROR(pm.run(g));
-  if (options.fp8) KILN_RETURN_IF_ERROR(check_fp8_model(g));
-  // --fp8 runs the rest in float16 (bfloat16 when --bf16 is given too).
-  if (options.fp16 || options.bf16 || options.fp8) {
-    if (options.fp16 && options.bf16) return invalid_argument("choose one of --fp16 and --bf16");
-    PassManagerOptions once = pass_options(options);
+  // --fp8 runs the rest in float16 (bfloat16 with --bf16): as if --fp16 were given.
+  std::optional<BuildOptions> with_fp16;
+  if (options.fp8) {
+    KILN_RETURN_IF_ERROR(check_fp8_model(g));
+    if (!options.fp16 && !options.bf16) {
+      with_fp16 = options;
+      with_fp16->fp16 = true;
+    }
+  }
+  const BuildOptions& o = with_fp16 ? *with_fp16 : options;
+  if (o.fp16 || o.bf16 || o.best || !o.layer_precisions.empty() ||
+      o.accuracy_budget >= 0) {
+    KILN_RETURN_IF_ERROR(infer_shapes(g));  // the guard and --best's rule read shapes
+    // Q/DQ insertion (calib's insert_qdq) is not wired into the builder yet: no int8 here.
+    KILN_ASSIGN_OR_RETURN(PrecisionPlan pp, plan_precisions(g, o, backend, /*can_quantize=*/false));
+    for (const std::string& line : pp.report)  // all of them are in the build report; warnings show now
+      if (line.rfind("warning:", 0) == 0) log(o, "      " + line);
+    report = std::move(pp.report);
+    if (!pp.any_reduced) return Status::Ok();
+    PassManagerOptions once = pass_options(o);
     once.max_iterations = 1;
     PassManager precision(once);
-    precision.add(make_precision_pass(options.bf16 ? DType::kBFloat16 : DType::kFloat16));
+    precision.add(make_mixed_precision_pass(std::move(pp.assignment)));
     KILN_RETURN_IF_ERROR(precision.run(g));
     KILN_RETURN_IF_ERROR(pm.run(g));  // fold what the new casts made constant
   }
@@ -204,6 +223,11 @@ std::string options_json(const BuildOptions& o) {
   j["bf16"] = o.bf16;
   j["tf32"] = o.tf32;
   if (o.fp8) j["fp8"] = true;
+  if (o.best) j["best"] = true;
+  for (const auto& [name, prec] : o.layer_precisions) j["layer_precisions"].push_back({name, prec});
+  if (!o.layer_precisions.empty()) j["precision_constraints"] = o.precision_constraints;
+  if (!o.fp32_guard) j["fp32_guard"] = false;
+  if (o.accuracy_budget >= 0) j["accuracy_budget"] = o.accuracy_budget;
   j["workspace_bytes"] = o.workspace_bytes;
   for (const auto& [name, dims] : o.input_shapes) j["shapes"][name] = dims;
   if (!o.outputs.empty()) j["outputs"] = o.outputs;
@@ -270,7 +294,8 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
   KILN_RETURN_IF_ERROR(infer_shapes(g));
   KILN_RETURN_IF_ERROR(check_tensor_values_only(g, backend->name()));
   log(options, fmt::format("[1/4] graph passes ({} nodes)", g.nodes().size()));
-  KILN_RETURN_IF_ERROR(run_graph_passes(g, options));
+  std::vector<std::string> precision_report;
+  KILN_RETURN_IF_ERROR(run_graph_passes(g, options, *backend, precision_report));
   // Static shapes: shape arithmetic on inputs is known now (Shape -> Gather -> Reshape): fold it.
   if (static_shapes && !profiled) KILN_RETURN_IF_ERROR(fold_static_graph(g, options.disabled_passes));
   KILN_RETURN_IF_ERROR(run_backend_passes(g, *backend, options));
@@ -278,6 +303,7 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
 
   Plan plan;
   plan.profiles = options.profiles;
+  plan.precision_report = std::move(precision_report);
   if (profiled && static_shapes) {
     // The plan keeps the dynamic graph; the backend specializes it per input-shape set at run time.
     log(options, "[2/4] choosing kernels (at each profile's opt shapes) and sizing memory (at max)");

@@ -72,11 +72,24 @@ Status check_z_shape(const InferContext& ctx, const Shape& y) {
   return Status::Ok();
 }
 
+// (N, H, W, C) <-> (N, C, H, W) of a rank-4 shape; other shapes as they are.
+Shape nhwc_to_nchw(const Shape& s) { return s.has_rank() && s.rank() == 4 ? Shape({s[0], s[3], s[1], s[2]}) : s; }
+Shape nchw_to_nhwc(const Shape& s) { return s.has_rank() && s.rank() == 4 ? Shape({s[0], s[2], s[3], s[1]}) : s; }
+
 Status infer_qconv(InferContext& ctx) {
   const Shape& w = ctx.input(2).shape;
   const int64_t m = w.has_rank() && w.rank() > 0 && w[0].known() ? w[0].value : -1;
   KILN_ASSIGN_OR_RETURN(DType out, check_common(ctx, m));
-  KILN_ASSIGN_OR_RETURN(Shape y, conv_output_shape(ctx, ctx.input(0).shape, w, nullptr, ctx.attrs().i("group", 1)));
+  const std::string layout = ctx.attrs().s("layout", "NCHW");
+  if (layout != "NCHW" && layout != "NHWC") return ctx.error("layout '{}' must be NCHW or NHWC", layout);
+  const bool nhwc = layout == "NHWC";
+  Shape x = ctx.input(0).shape;
+  if (nhwc) {
+    if (!x.has_rank() || x.rank() != 4) return ctx.error("NHWC layout needs a 4-D X, got {}", x.to_string());
+    x = nhwc_to_nchw(x);
+  }
+  KILN_ASSIGN_OR_RETURN(Shape y, conv_output_shape(ctx, x, w, nullptr, ctx.attrs().i("group", 1)));
+  if (nhwc) y = nchw_to_nhwc(y);
   KILN_RETURN_IF_ERROR(check_z_shape(ctx, y));
   ctx.set_output(0, out, std::move(y));
   return Status::Ok();

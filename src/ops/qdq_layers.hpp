@@ -11,7 +11,9 @@
 // (N, K), one row per output channel), 3 w_scale (M values, float), 4 B (optional, M values, the
 // output's float dtype), 5 Z (optional, Y's shape: the float output dtype, or int8), 6 z_scale
 // (scalar; needed iff Z is int8), 7 y_scale (optional scalar: int8 output).
-// QConv has Conv's attributes (NCHW layout); both have `activation` ("" or "Relu").
+// QConv has Conv's attributes and `layout`: "NCHW" (default), or "NHWC" (X, Z and Y 4-D
+// (N, H, W, C), W still (M, C, kh, kw); made by the nhwc-layout pass so that consecutive INT8
+// convolutions pass int8 NHWC tensors without Transposes); both have `activation` ("" or "Relu").
 #pragma once
 
 #include "ir/graph.hpp"

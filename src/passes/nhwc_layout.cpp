@@ -24,7 +24,20 @@ using passes::is_graph_output;
 
 bool is_conv_transpose(const Node& n) { return n.domain.empty() && n.op_type == "ConvTranspose"; }
 
+bool is_qconv(const Node& n) { return n.domain == kKilnDomain && n.op_type == "QConv"; }
+
+// kiln.QConv runs NHWC without a channel-padding copy when C is a multiple of 4 (the int8
+// kernels' vector width): only those convert, so int8 chains pass NHWC tensors directly.
+bool qconv_wants_nhwc(const Node& n) {
+  if (!is_qconv(n) || n.attrs.s("layout", "NCHW") != "NCHW" || !n.has_input(0) || !n.has_output(0)) return false;
+  auto x = n.inputs[0]->type.shape.to_dims();
+  auto y = n.outputs[0]->type.shape.to_dims();
+  return n.inputs[0]->type.dtype == DType::kInt8 && x && x->size() == 4 && (*x)[1] % 4 == 0 && y && y->size() == 4 &&
+         n.attrs.i("group", 1) == 1;
+}
+
 bool wants_nhwc(const Node& n) {
+  if (qconv_wants_nhwc(n)) return true;
   const bool fused = n.domain == kKilnDomain && n.op_type == "FusedConv" && n.attrs.s("layout", "NCHW") == "NCHW";
   if (!fused && !is_conv_transpose(n)) return false;
   if (!n.has_input(0) || !n.has_input(1) || !n.has_output(0) || n.outputs.size() != 1) return false;
@@ -100,8 +113,10 @@ class NhwcLayout : public Pass {
     // W (M, C/g, kh, kw) -> (M, kh, kw, C/g) is the same permutation as the data's; constant
     // folding turns it into transformed weights.
     // A ConvTranspose's W (C, M/g, kh, kw) -> (C, kh, kw, M/g) likewise.
-    const bool conv_transpose = is_conv_transpose(*n);
-    for (size_t i : {size_t(0), size_t(1), size_t(3)})
+    const bool conv_transpose = is_conv_transpose(*n), qconv = is_qconv(*n);
+    // kiln.QConv: X and Z (inputs 0 and 5); its W stays (M, C, kh, kw).
+    const std::vector<size_t> data = qconv ? std::vector<size_t>{0, 5} : std::vector<size_t>{0, 1, 3};
+    for (size_t i : data)
       if (n->has_input(i) && !(conv_transpose && i == 3))
         n->inputs[i] = transposed(g, n->inputs[i], to_nhwc, n->name + "/to_nhwc", opset);
     Value* y = n->outputs[0];

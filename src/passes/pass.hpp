@@ -125,6 +125,10 @@ std::unique_ptr<Pass> make_qdq_fusion_pass();
 std::unique_ptr<Pass> make_matmul_bias_fusion_pass();
 // [Mul/Div by a constant scalar] [-> Add(mask)] -> Softmax(last axis) -> kiln.MaskedSoftmax.
 std::unique_ptr<Pass> make_attention_softmax_fusion_pass();
+// MatMul(Q, K^T) [scale] [+ mask] -> Softmax [-> IsNaN/Where] -> MatMul(., V) [-> Transpose], with the
+// head split/merge views around it -> kiln.Attention (ops/attention.hpp). float16/bfloat16 only
+// unless `float32` (the CUDA pipeline leaves float32 attention to cuBLAS; see the pass's file).
+std::unique_ptr<Pass> make_attention_fusion_pass(bool float32 = false);
 
 // CUDA backend passes (ops/fused_conv.cpp documents kiln.FusedConv):
 // Conv [+ Add of a same-shaped residual] [+ Relu] -> kiln.FusedConv (every float Conv).

@@ -51,6 +51,9 @@ struct Plan {
   // Shape ranges of the dynamic inputs (empty: every input shape is fixed, or a CPU plan without
   // profiles accepts any). With profiles, the graph's inputs keep their dynamic dims.
   std::vector<OptimizationProfile> profiles;
+  // The builder's precision decisions for the build report (guard, overrides, accuracy budget);
+  // not stored in the plan file.
+  std::vector<std::string> precision_report;
 };
 
 // Serializes the plan to `path` atomically (a failure never leaves a half-written plan there).

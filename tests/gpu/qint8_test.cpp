@@ -25,8 +25,9 @@ Tensor int8_random(Dims d, uint32_t seed) { return random_tensor(DType::kInt8, s
 // Runs every tactic the layer offers; a tactic that cannot be created or run (cuDNN refusing an
 // int8 algorithm: the builder's timer skips those too) is listed, one that runs must match the
 // CPU within `tol` rel L2 (int8 outputs compare as their integer values: the dequantized error).
-// At least `min_ok` tactics must run.
-::testing::AssertionResult tactics_match_cpu(const OpCall& call, double tol, size_t min_ok = 1) {
+// At least `min_ok` tactics must run; `prefix` set: only the tactics whose names start with it.
+::testing::AssertionResult tactics_match_cpu(const OpCall& call, double tol, size_t min_ok = 1,
+                                             const std::string& prefix = "") {
   BuildOptions options;
   options.backend = "cuda";
   auto cpu = run_op(call);
@@ -42,9 +43,11 @@ Tensor int8_random(Dims d, uint32_t seed) { return random_tensor(DType::kInt8, s
   if (index == nodes.size()) return ::testing::AssertionFailure() << "no " << call.op_type << " in the plan";
   const Node& node = *nodes[index];
   auto tactics = cuda::find_cuda_layer(node)->tactics(node, options);
+  std::erase_if(tactics, [&](const std::string& t) { return t.rfind(prefix, 0) != 0; });
   std::map<std::string, Tensor> feeds;
   for (const Value* v : plan->graph->inputs) feeds[v->name] = call.inputs[static_cast<size_t>(std::stoi(v->name.substr(2)))];
   size_t ok = 0;
+  std::string wrong;
   std::string report = "chosen '" + plan->layers[index].tactic + "';";
   for (const std::string& t : tactics) {
     Plan p = *plan;
@@ -66,11 +69,15 @@ Tensor int8_random(Dims d, uint32_t seed) { return random_tensor(DType::kInt8, s
     if (c.dtype() != g.dtype() || c.dims() != g.dims())
       return ::testing::AssertionFailure() << "tactic " << t << ": CUDA " << g.describe() << " vs CPU " << c.describe();
     const double err = rel_l2(g, c);
-    if (!(err <= tol)) return ::testing::AssertionFailure() << "tactic " << t << ": rel L2 " << err << " > " << tol;
+    if (!(err <= tol)) {  // every tactic is reported: which ones are wrong matters
+      wrong += " " + t + ": rel L2 " + std::to_string(err) + ";";
+      continue;
+    }
     report += " " + t.substr(0, 24) + " ok;";
     ++ok;
   }
   std::cout << call.op_type << ": " << ok << "/" << tactics.size() << " tactics ran: " << report << "\n";
+  if (!wrong.empty()) return ::testing::AssertionFailure() << "wrong:" << wrong << " (" << report << ")";
   if (ok < min_ok) return ::testing::AssertionFailure() << "only " << ok << " tactics ran: " << report;
   return ::testing::AssertionSuccess();
 }
@@ -142,6 +149,60 @@ TEST(CudaQConv, AllTacticsMatchCpu) {
     const int64_t oh = (c.x[2] + 2 * c.pad - c.w[2]) / c.stride + 1, ow = (c.x[3] + 2 * c.pad - c.w[3]) / c.stride + 1;
     // direct and at least one cuBLASLt GEMM tactic must run
     EXPECT_TRUE(tactics_match_cpu(q_layer_call("QConv", c, {c.x[0], c.w[0], oh, ow}), 1e-2, 2))
+        << dims_to_string(c.x) << " * " << dims_to_string(c.w);
+  }
+}
+
+// The call in NHWC layout: X and Z (N, H, W, C) (random values: only the dims change), W as it is.
+OpCall to_nhwc_call(OpCall call) {
+  call.attrs.set("layout", std::string("NHWC"));
+  auto nhwc = [](const Dims& d) { return Dims{d[0], d[2], d[3], d[1]}; };
+  const Tensor& x = call.inputs[0];
+  call.inputs[0] = int8_random(nhwc(x.dims()), 11);
+  if (call.inputs.size() > 5 && call.inputs[5].defined()) {
+    const Tensor& z = call.inputs[5];
+    call.inputs[5] = z.dtype() == DType::kInt8 ? int8_random(nhwc(z.dims()), 12)
+                                                : random_tensor(z.dtype(), nhwc(z.dims()), 12);
+  }
+  return call;
+}
+
+// The cuDNN graph-API tactics ("cudnn_f32:" configs): at least one must run per case
+// and every one that runs must match the CPU kernel. 64/256 channels, 1x1 and 3x3, strides,
+// bias, float and int8 residuals, Relu, int8 and float16 outputs.
+TEST(CudaQConvGraph, GraphTacticsMatchCpu) {
+  KILN_REQUIRE_GPU();
+  setenv("KILN_QCONV_CUDNN_GRAPH", "1", 1);  // offered only on request until verified here
+  const std::vector<QCase> cases = {
+      {{2, 64, 14, 14}, {64, 64, 3, 3}, 1, 1, DType::kFloat32, true, true, 2, true},
+      {{2, 64, 14, 14}, {64, 64, 3, 3}, 2, 1, DType::kFloat16, true, true, 1, false},
+      {{2, 256, 7, 7}, {64, 256, 1, 1}, 1, 0, DType::kFloat16, true, false, 0, false},
+      {{2, 64, 7, 7}, {256, 64, 1, 1}, 1, 0, DType::kFloat32, true, true, 2, true},
+      {{2, 256, 7, 7}, {256, 256, 3, 3}, 1, 1, DType::kFloat16, false, true, 0, true},
+      {{1, 256, 8, 8}, {256, 256, 1, 1}, 2, 0, DType::kFloat32, true, false, 1, false},
+  };
+  for (const QCase& c : cases) {
+    const int64_t oh = (c.x[2] + 2 * c.pad - c.w[2]) / c.stride + 1, ow = (c.x[3] + 2 * c.pad - c.w[3]) / c.stride + 1;
+    const OpCall call = q_layer_call("QConv", c, {c.x[0], c.w[0], oh, ow});
+    EXPECT_TRUE(tactics_match_cpu(call, 1e-2, 1, "cudnn_"))
+        << dims_to_string(c.x) << " * " << dims_to_string(c.w) << " stride " << c.stride;
+    EXPECT_TRUE(tactics_match_cpu(to_nhwc_call(call), 1e-2, 1, "cudnn_"))
+        << "NHWC " << dims_to_string(c.x) << " * " << dims_to_string(c.w) << " stride " << c.stride;
+  }
+  unsetenv("KILN_QCONV_CUDNN_GRAPH");
+}
+
+// NHWC layout (int8 X used as it is, Y written NHWC), every tactic (direct, cuBLASLt, cuDNN).
+TEST(CudaQConv, NhwcAllTacticsMatchCpu) {
+  KILN_REQUIRE_GPU();
+  const std::vector<QCase> cases = {
+      {{2, 32, 14, 14}, {32, 32, 3, 3}, 1, 1, DType::kFloat32, true, true, 2, true},
+      {{2, 64, 9, 9}, {36, 64, 1, 1}, 1, 0, DType::kFloat16, true, false, 1, false},
+      {{2, 16, 9, 9}, {16, 16, 3, 3}, 2, 1, DType::kFloat16, false, true, 0, true},
+  };
+  for (const QCase& c : cases) {
+    const int64_t oh = (c.x[2] + 2 * c.pad - c.w[2]) / c.stride + 1, ow = (c.x[3] + 2 * c.pad - c.w[3]) / c.stride + 1;
+    EXPECT_TRUE(tactics_match_cpu(to_nhwc_call(q_layer_call("QConv", c, {c.x[0], c.w[0], oh, ow})), 1e-2, 2))
         << dims_to_string(c.x) << " * " << dims_to_string(c.w);
   }
 }
@@ -251,7 +312,7 @@ void time_plan(const char* label, Model model, const std::map<std::string, Tenso
 TEST(CudaQConv, TimingInt8VsFp16) {
   KILN_REQUIRE_GPU();
   struct Shape { int64_t n, c, h, m, k; };
-  for (const Shape s : {Shape{64, 256, 14, 256, 3}, Shape{256, 64, 56, 64, 3}, Shape{256, 256, 56, 64, 1}}) {
+  for (const Shape s : {Shape{256, 64, 56, 64, 3}, Shape{256, 256, 14, 256, 3}, Shape{256, 1024, 14, 256, 1}}) {
     const Dims xd{s.n, s.c, s.h, s.h}, wd{s.m, s.c, s.k, s.k};
     QCase c{xd, wd, 1, s.k / 2, DType::kFloat32, true, true, 0, true};
     OpCall q = q_layer_call("QConv", c, {s.n, s.m, s.h, s.h});
@@ -259,6 +320,12 @@ TEST(CudaQConv, TimingInt8VsFp16) {
     mq.graph = make_op_graph(q);
     time_plan(fmt::format("INT8 QConv {}x{}x{}x{} * {}x{}x{}x{}", s.n, s.c, s.h, s.h, s.m, s.c, s.k, s.k).c_str(), std::move(mq),
               {{"in0", q.inputs[0]}});
+    // NHWC: how it runs inside a chain of int8 convolutions (no layout copies).
+    OpCall qn = to_nhwc_call(q);
+    Model mn;
+    mn.graph = make_op_graph(qn);
+    time_plan(fmt::format("INT8 QConv NHWC {}x{}x{}x{} * {}x{}x{}x{}", s.n, s.c, s.h, s.h, s.m, s.c, s.k, s.k).c_str(),
+              std::move(mn), {{"in0", qn.inputs[0]}});
     OpCall f{.op_type = "Conv",
              .inputs = {random_tensor(DType::kFloat16, xd, 1), random_tensor(DType::kFloat16, wd, 2, -0.1, 0.1),
                         random_tensor(DType::kFloat16, {s.m}, 3)},

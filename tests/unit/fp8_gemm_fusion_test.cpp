@@ -1,5 +1,6 @@
 // kiln.Fp8MatMul (CPU reference kernel) and the fp8-gemm-fusion pass: FP8 Q/DQ graphs before and
 // after the pass give the same CPU outputs, and the fused structure is what the CUDA layer takes.
+#include "builder/builder.hpp"
 #include "passes_test_util.hpp"
 
 namespace kiln::passtest {
@@ -129,6 +130,29 @@ TEST(Fp8GemmFusion, LeavesWhatItCannotFuse) {
   ASSERT_TRUE(pm.run(*b.g).ok());
   EXPECT_EQ(count(*b.g, "Fp8MatMul"), 0);
   EXPECT_EQ(count(*b.g, "MatMul"), 1);
+}
+
+// --fp8 needs float8 Q/DQ in the model, and builds the rest in float16 (here on the CPU backend,
+// which runs the Q/DQ graph as simulated quantization).
+TEST(Fp8Build, NeedsFloat8QdqAndLowersTheRest) {
+  BuildOptions o;
+  o.fp8 = true;
+  Model m;
+  m.graph = fp8_graph({.bias = true, .act = "Gelu"}).g;
+  auto plan = build_plan(std::move(m), o);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  bool any_fp16 = false;
+  for (const auto& n : plan->graph->nodes())
+    for (const Value* v : n->outputs) any_fp16 |= v && v->type.dtype == DType::kFloat16;
+  EXPECT_TRUE(any_fp16);
+  G plain;
+  Value* x = plain.input("x", {2, 8});
+  plain.g->outputs = {plain.op("MatMul", {x, plain.random_const("w", {8, 4})}, "mm")};
+  Model m2;
+  m2.graph = plain.g;
+  auto refused = build_plan(std::move(m2), o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("--fp8"), std::string::npos) << refused.status().message();
 }
 
 // The CPU kernel against the Q/DQ ops it stands for, computed independently here in double.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "backends/cpu/quant_util.hpp"
 #include "io/npy.hpp"
@@ -129,6 +130,50 @@ TEST(QConvOp, MatchesNaiveConvAndEpilogue) {
       {{1, 6, 5, 5}, {4, 3, 1, 1}, 1, 0, 2, true, false, false, false, false},
   };
   for (const auto& c : cases) check_qconv(c);
+}
+
+// (N, C, H, W) -> (N, H, W, C) or back (`to_nhwc` false), by index arithmetic.
+Tensor swap_layout(const Tensor& t, bool to_nhwc) {
+  const Dims& d = t.dims();
+  const Dims out = to_nhwc ? Dims{d[0], d[2], d[3], d[1]} : Dims{d[0], d[3], d[1], d[2]};
+  Tensor r(t.dtype(), out);
+  const size_t es = dtype_size(t.dtype());
+  const int64_t n = d[0], c = to_nhwc ? d[1] : d[3], h = to_nhwc ? d[2] : d[1], w = to_nhwc ? d[3] : d[2];
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) {
+          const int64_t nchw = ((i * c + ch) * h + y) * w + x, nhwc = ((i * h + y) * w + x) * c + ch;
+          const int64_t src = to_nhwc ? nchw : nhwc, dst = to_nhwc ? nhwc : nchw;
+          std::memcpy(static_cast<char*>(r.raw_data()) + dst * es, static_cast<const char*>(t.raw_data()) + src * es, es);
+        }
+  return r;
+}
+
+// layout NHWC: X, Z and Y (N, H, W, C), W as in NCHW; the same values as the NCHW node.
+TEST(QConvOp, NhwcLayoutMatchesNchw) {
+  for (bool int8_z : {false, true}) {
+    Tensor x = random_tensor(DType::kInt8, {2, 8, 6, 5}, 1, -128, 128), w = random_tensor(DType::kInt8, {4, 8, 3, 3}, 2, -128, 128);
+    Tensor bias = random_tensor(DType::kFloat32, {4}, 3);
+    Tensor z = int8_z ? random_tensor(DType::kInt8, {2, 4, 3, 3}, 5, -128, 128) : random_tensor(DType::kFloat32, {2, 4, 3, 3}, 5);
+    Epi e{&bias, &z, 0.03f, true, int8_z ? 0.07f : 0.f};
+    OpCall call = q_call("QConv", x, 0.02f, w, scales(4, 4), e);
+    call.attrs.set("strides", Dims{2, 2});
+    call.attrs.set("pads", Dims{1, 1, 1, 1});
+    auto ref = run_op(call);
+    ASSERT_TRUE(ref.ok()) << ref.status().message();
+    call.attrs.set("layout", std::string("NHWC"));
+    call.inputs[0] = swap_layout(x, true);
+    call.inputs[5] = swap_layout(z, true);
+    auto got = run_op(call);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    EXPECT_EQ((*got)[0].dims(), (Dims{2, 3, 3, 4}));
+    EXPECT_TRUE(tensors_close(swap_layout((*got)[0], false), (*ref)[0], 0, 0));
+    call.attrs.set("layout", std::string("NCWH"));
+    auto bad = run_op(call);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("layout"), std::string::npos) << bad.status().message();
+  }
 }
 
 TEST(QMatMulOp, MatchesNaiveProduct) {
@@ -262,6 +307,31 @@ TEST(QdqFusionPass, FusesConvChainsAndMatMulAndKeepsOutputs) {
   }
   EXPECT_EQ(int8_out, 3);  // the 1x1 conv requantizes for the grouped conv's input
   EXPECT_EQ(int8_z, 1);
+  auto after = run_cpu(g, x);
+  ASSERT_EQ(before.size(), after.size());
+  EXPECT_TRUE(tensors_close(after[0], before[0], 1e-5, 1e-5));
+}
+
+// nhwc-layout after qdq-fusion: the QConvs (channels multiples of 4) run NHWC, the Transposes
+// between them cancel (int8 passes NHWC from one to the next), and the outputs stay equal.
+TEST(QdqFusionPass, NhwcLayoutKeepsTheInt8ChainNhwc) {
+  Tensor x = random_tensor(DType::kFloat32, {2, 4, 8, 8}, 99);
+  auto before = run_cpu(qdq_net(), x);
+  GraphPtr g = qdq_net();
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  PassManager pm;
+  add_cleanup_passes(pm, false);
+  pm.add(make_qdq_fusion_pass());
+  pm.add(make_nhwc_layout_pass());
+  pm.add(make_transpose_cancellation_pass());
+  pm.add(make_dead_code_pass());
+  ASSERT_TRUE(pm.run(*g).ok());
+  int nhwc = 0;
+  for (const auto& n : g->nodes())
+    if (n->op_type == "QConv") nhwc += n->attrs.s("layout", "NCHW") == "NHWC";
+  EXPECT_EQ(nhwc, 3) << graph_to_text(*g);
+  // One into the chain (the stem's int8 input), one out of it (to the grouped float Conv).
+  EXPECT_EQ(op_counts(*g)["Transpose"], 2) << graph_to_text(*g);
   auto after = run_cpu(g, x);
   ASSERT_EQ(before.size(), after.size());
   EXPECT_TRUE(tensors_close(after[0], before[0], 1e-5, 1e-5));

@@ -62,8 +62,13 @@ int build_command(const BuildCommandOptions& opt) {
   for (size_t i = 0; i < plan.profiles.size(); ++i)
     std::printf("  profile %zu    %s\n", i, profile_to_string(plan.profiles[i]).c_str());
   std::printf("  plan         %s (%s)\n", opt.output.c_str(), format_bytes(plan_bytes).c_str());
+  if (!plan.precision_report.empty()) {
+    std::printf("  precision decisions\n");
+    for (const std::string& line : plan.precision_report) std::printf("    %s\n", line.c_str());
+  }
   for (auto [flag, name] :
        {std::pair{opt.build.fp16, "fp16"}, std::pair{opt.build.bf16, "bf16"}, std::pair{opt.build.fp8, "fp8"}})
+
     if (flag && precision_counts(plan).find(name) == std::string::npos)
       std::printf("note: --%s allowed reduced precision, but no layer uses it\n", name);
   if (opt.verbose) print_layers(plan);

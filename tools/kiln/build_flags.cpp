@@ -5,6 +5,8 @@
 
 #include "backend.hpp"
 #include "builder/builder.hpp"
+#include "builder/precision_plan.hpp"
+#include "calib_batches.hpp"
 #include "cli_util.hpp"
 #include "onnx/importer.hpp"
 #include "run_inputs.hpp"
@@ -23,6 +25,27 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
                             "FP8 E4M3 GEMMs (CUDA, Hopper) where the model has FP8 Q/DQ around MatMul/Gemm; "
                             "implies --fp16 for the rest unless --bf16 (see docs/fp8.md)"));
   m.push_back(cmd->add_flag("--no-tf32", f.no_tf32, "Run float32 layers in full float32 (no TF32 tensor cores)"));
+  m.push_back(cmd->add_option("--layer-precision", f.layer_precisions,
+                              "NAME:PREC[,NAME:PREC...]: run these nodes in fp32, fp16, bf16, int8 or fp8 (NAME may be "
+                              "a glob such as '*/LayerNorm*'; a later match wins; see docs/precision.md)"));
+  m.push_back(cmd->add_option("--precision-constraints", f.precision_constraints,
+                              "obey: fail the build when a --layer-precision cannot be honoured; prefer: fall back "
+                              "with a warning")
+                  ->check(CLI::IsMember({"obey", "prefer"}))
+                  ->default_val("prefer"));
+  m.push_back(cmd->add_flag("--no-fp32-guard", f.no_fp32_guard,
+                            "With --fp16/--bf16/--best, also lower the overflow-prone patterns the guard keeps in "
+                            "fp32 (sums of squares, Exp feeding a sum, reductions over > 4096 elements)"));
+  m.push_back(cmd->add_flag("--best", f.best,
+                            "Allow every precision, fastest kept: fp16 (bf16 with --bf16) + tf32, and int8 for large "
+                            "Conv/MatMul/Gemm when --calib-data is given"));
+  m.push_back(cmd->add_option("--accuracy-budget", f.accuracy_budget,
+                              "Keep the most sensitive reduced-precision layers in fp32 until the outputs' mean "
+                              "relative L2 error against fp32 is at most this (needs --calib-data)")
+                  ->check(CLI::Range(0.0, 1e30)));
+  m.push_back(cmd->add_option("--calib-data", f.calib_data,
+                              "Folder of calibration inputs as .npy files: for a one-input model each file is one "
+                              "batch; otherwise a subfolder per input name, files matched in sorted order"));
   m.push_back(cmd->add_option("--timing-cache", f.timing_cache,
                               "Tactic timing cache file: read, and updated with new timings"));
   m.push_back(cmd->add_option("--workspace", f.workspace_mib, "Most scratch memory one layer may use, in MiB")
@@ -82,6 +105,16 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
   o.bf16 = f.bf16;
   o.fp8 = f.fp8;
   o.tf32 = !f.no_tf32;
+  KILN_ASSIGN_OR_RETURN(o.layer_precisions, parse_layer_precisions(f.layer_precisions));
+  o.precision_constraints = f.precision_constraints;
+  o.fp32_guard = !f.no_fp32_guard;
+  o.best = f.best;
+  o.accuracy_budget = f.accuracy_budget;
+  if (o.accuracy_budget >= 0 && f.calib_data.empty())
+    return invalid_argument("--accuracy-budget needs calibration data to measure with: give --calib-data DIR");
+  if (o.accuracy_budget >= 0 && !o.fp16 && !o.bf16 && !o.best)
+    return invalid_argument("--accuracy-budget chooses which reduced-precision layers stay fp32: give --fp16, --bf16 "
+                            "or --best");
   o.timing_cache = f.timing_cache;
   o.workspace_bytes = f.workspace_mib << 20;
   o.disabled_passes.insert(f.disable_passes.begin(), f.disable_passes.end());
@@ -135,6 +168,10 @@ Expected<LoadedPlan> load_or_build_plan(const std::string& path, const BuildFlag
   }
   out.import_ms = t_import.ms();
   if (before_build) KILN_RETURN_IF_ERROR(before_build(*model->graph, options));
+  if (!flags.calib_data.empty()) {
+    KILN_ASSIGN_OR_RETURN(options.calibration_batches,
+                          load_npy_batches(*model->graph, flags.calib_data, options.accuracy_max_batches));
+  }
   Timer t_build;
   KILN_ASSIGN_OR_RETURN(out.plan, build_plan(std::move(model).value(), options));
   out.build_ms = t_build.ms();

@@ -17,6 +17,12 @@ namespace kiln::cli {
 struct BuildFlags {
   std::string backend = "auto";
   bool fp16 = false, bf16 = false, fp8 = false, no_tf32 = false;
+  // Mixed precision (docs/precision.md).
+  std::vector<std::string> layer_precisions;  // NAME:PREC[,...], repeatable
+  std::string precision_constraints = "prefer";
+  bool no_fp32_guard = false, best = false;
+  double accuracy_budget = -1;
+  std::string calib_data;  // a folder of .npy calibration batches (accuracy budget, --best)
   std::vector<std::string> shapes;  // NAME:1x3x224x224[,...], repeatable
   // Optimization profiles: the i-th --min-shapes/--opt-shapes/--max-shapes make profile i.
   std::vector<std::string> min_shapes, opt_shapes, max_shapes;

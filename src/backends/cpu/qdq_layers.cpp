@@ -1,6 +1,8 @@
 // kiln.QConv and kiln.QMatMul on the CPU (ops/qdq_layers.hpp): exact int32 sums (im2col + integer
 // GEMM, wrapping like 32-bit accumulation), then the epilogue in double. This is the reference the
 // CUDA INT8 layers are tested against.
+#include <array>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -54,7 +56,7 @@ Status epilogue(KernelContext& ctx, const Tensor& acc, int64_t channels, int64_t
   return Status::Ok();
 }
 
-Status qconv_kernel(KernelContext& ctx) {
+Status qconv_nchw(KernelContext& ctx) {
   Tensor& y = ctx.output(0);
   const Tensor x = as_int32(ctx.input(0)), w = as_int32(ctx.input(2));
   if (x.rank() < 3 || w.rank() != x.rank()) return ctx.error("X and W must have one rank >= 3");
@@ -76,6 +78,57 @@ Status qconv_kernel(KernelContext& ctx) {
       }
   }
   return epilogue(ctx, acc, m, out_size);
+}
+
+// y = Transpose(x, perm) of a 4-D x, contiguous.
+Tensor permute4(const Tensor& x, const std::array<int, 4>& perm) {
+  Dims dims;
+  for (int p : perm) dims.push_back(x.dim(p));
+  Tensor y(x.dtype(), dims);
+  const size_t es = dtype_size(x.dtype());
+  const auto* src = static_cast<const char*>(x.raw_data());
+  auto* dst = static_cast<char*>(y.raw_data());
+  const Dims& xd = x.dims();
+  const int64_t xs[4] = {xd[1] * xd[2] * xd[3], xd[2] * xd[3], xd[3], 1};
+  int64_t i = 0;
+  for (int64_t a = 0; a < dims[0]; ++a)
+    for (int64_t b = 0; b < dims[1]; ++b)
+      for (int64_t c = 0; c < dims[2]; ++c)
+        for (int64_t d = 0; d < dims[3]; ++d, ++i) {
+          const int64_t off = a * xs[perm[0]] + b * xs[perm[1]] + c * xs[perm[2]] + d * xs[perm[3]];
+          std::memcpy(dst + i * es, src + off * es, es);
+        }
+  return y;
+}
+
+// NHWC layout: the NCHW kernel on NCHW copies of X and Z, its Y transposed back.
+Status qconv_kernel(KernelContext& ctx) {
+  const std::string layout = ctx.attrs().s("layout", "NCHW");
+  if (layout == "NCHW") return qconv_nchw(ctx);
+  if (layout != "NHWC") return ctx.error("layout '{}' must be NCHW or NHWC", layout);
+  constexpr std::array<int, 4> to_nchw{0, 3, 1, 2}, to_nhwc{0, 2, 3, 1};
+  std::vector<Tensor> nchw(ctx.num_inputs());
+  std::vector<const Tensor*> inputs;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    if (!ctx.has_input(i)) {
+      inputs.push_back(nullptr);
+      continue;
+    }
+    if (i == 0 || i == 5) {
+      if (ctx.input(i).rank() != 4) return ctx.error("input {} must be 4-D NHWC, got {}", i, ctx.input(i).describe());
+      nchw[i] = permute4(ctx.input(i), to_nchw);
+      inputs.push_back(&nchw[i]);
+    } else {
+      inputs.push_back(&ctx.input(i));
+    }
+  }
+  auto yd = ctx.output_type(0).shape.to_dims();
+  if (!yd || yd->size() != 4) return ctx.error("NHWC layout needs a 4-D Y");
+  const Dims y_nchw{(*yd)[0], (*yd)[3], (*yd)[1], (*yd)[2]};
+  KernelContext inner(ctx.node(), inputs, {TensorType{ctx.output_type(0).dtype, Shape::from_dims(y_nchw)}}, nullptr);
+  KILN_RETURN_IF_ERROR(qconv_nchw(inner));
+  ctx.set_output(0, permute4(inner.output(0), to_nhwc));
+  return Status::Ok();
 }
 
 // acc[r, j] = sum_k X[r, k] * W[j, k].

@@ -153,12 +153,18 @@ Status ConvGraph::add_pointwise(cudnnPointwiseMode_t mode, int64_t x_uid, int64_
 
 Status ConvGraph::build_graph() {
   const ConvGeometry& geo = spec_.geo;
-  auto type = cudnn_type(spec_.dtype);
+  const bool int8 = spec_.dtype == DType::kInt8;
+  auto type = int8 ? std::optional<cudnnDataType_t>(CUDNN_DATA_INT8) : cudnn_type(spec_.dtype);
   if (!type) return unsupported("dtype {}", dtype_name(spec_.dtype));
+  std::optional<cudnnDataType_t> y_type = type;
+  if (spec_.y_dtype == DType::kInt32) y_type = CUDNN_DATA_INT32;
+  else if (spec_.y_dtype != DType::kUndefined) y_type = cudnn_type(spec_.y_dtype);
+  if (!y_type || (int8 && spec_.has_epilogue()))
+    return unsupported("dtype {} -> {}", dtype_name(spec_.dtype), dtype_name(spec_.y_dtype));
   const bool nhwc = geo.nhwc;
   KILN_RETURN_IF_ERROR(make_tensor(kX, geo.x, strides_of(geo.x, nhwc), *type, false));
   KILN_RETURN_IF_ERROR(make_tensor(kW, geo.w, strides_of(geo.w, nhwc), *type, false));
-  KILN_RETURN_IF_ERROR(make_tensor(kY, geo.y, strides_of(geo.y, nhwc), *type, false));
+  KILN_RETURN_IF_ERROR(make_tensor(kY, geo.y, strides_of(geo.y, nhwc), *y_type, false));
   Dims bias_dims(geo.y.size(), 1);
   bias_dims[1] = geo.y[1];
   if (spec_.bias) KILN_RETURN_IF_ERROR(make_tensor(kBias, bias_dims, strides_of(bias_dims, nhwc), *type, false));
@@ -186,7 +192,7 @@ Status ConvGraph::build_graph() {
   const int64_t nd = static_cast<int64_t>(geo.pads.size());
   const std::vector<int64_t> pads(geo.pads.begin(), geo.pads.end()), strides(geo.strides.begin(), geo.strides.end()),
       dil(geo.dilations.begin(), geo.dilations.end());
-  const cudnnDataType_t comp = CUDNN_DATA_FLOAT;
+  const cudnnDataType_t comp = int8 ? CUDNN_DATA_INT32 : CUDNN_DATA_FLOAT;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   KILN_RETURN_IF_ERROR(
       set_attr(conv.get(), CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp, "conv comp"));

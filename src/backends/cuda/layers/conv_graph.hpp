@@ -58,7 +58,11 @@ struct ConvGraphSpec {
   DType dtype = DType::kUndefined;
   bool bias = false, z = false, relu = false;
   bool transposed = false;  // ConvTranspose: X is the data gradient's dY, Y its dX
-  std::string precision;    // "fp32" (no tensor cores), "tf32", "fp16", "bf16"
+  std::string precision;    // "fp32" (no tensor cores), "tf32", "fp16", "bf16", "int8"
+  // Y's dtype when it is not `dtype`: an int8 convolution (kiln.QConv) computes in INT32 and
+  // writes its sums as float32 (kFloat32). kInt32 builds too, but on an H200 (cuDNN 9) its
+  // engines wrote wrong values (float32 sums, by their size) into the int32 Y: not used.
+  DType y_dtype = DType::kUndefined;
   bool has_epilogue() const { return bias || z || relu; }
 };
 

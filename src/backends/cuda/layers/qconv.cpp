@@ -1,15 +1,23 @@
 // kiln.QConv (ops/qdq_layers.hpp) on CUDA: X (NCHW int8) is copied to NHWC with its channels padded
-// to a multiple of 4, convolved with the padded NHWC int8 weights into int32 sums, and one
-// epilogue kernel applies x_scale * w_scale[m], bias, residual, Relu and the requantization while
-// writing NCHW. Tactics, timed by the builder:
+// to a multiple of 4 (layout NHWC, made by the nhwc-layout pass when C is a multiple of 4: X is
+// used as it is), convolved with the padded NHWC int8 weights into int32 sums, and one epilogue
+// kernel applies x_scale * w_scale[m], bias, residual, Relu and the requantization while writing
+// Y in the node's layout. Tactics, timed by the builder:
 //   "lt_int8:<algo>": im2col rows (none for 1x1 stride-1 convolutions: X itself) times the weights
 //     through cuBLASLt's int8 GEMM (qgemm_lt.hpp: IMMA tensor cores);
-//   "direct": a dp4a kernel of kiln's own (qdq_kernels.cu).
+//   "direct": a dp4a kernel of kiln's own (qdq_kernels.cu);
+//   "cudnn_f32:graph_e...": cuDNN's graph API (conv_graph.hpp), an int8 ConvolutionFwd computing
+//     in INT32 on the padded NHWC X and weights, writing the sums as float32 (implicit GEMM: no
+//     im2col rows). Offered only with KILN_QCONV_CUDNN_GRAPH=1 until verified on a GPU: on an
+//     H200 (cuDNN 9) the same graph with an INT32 Y wrote wrong values - by their size, float32
+//     sums stored into the int32 tensor - so the int32 variant is gone; the float32 one is untested.
 // cuDNN's legacy int8 NHWC convolution (INT8 in, INT32 out) was tried and gave wrong sums on
 // Hopper with cuDNN 9.19 (and ran slower than FP16), so it is not offered.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
+#include "backends/cuda/layers/conv_graph.hpp"
 #include "backends/cuda/layers/qgemm_lt.hpp"
 #include "backends/cuda/layers/qlayer_util.hpp"
 #include "ops/qdq_layers.hpp"
@@ -18,12 +26,26 @@
 namespace kiln::cuda {
 namespace {
 
-// The node's geometry, when the int8 kernels can run it (2-D, group 1, dilation 1, symmetric pads).
+bool is_nhwc(const Node& n) { return n.attrs.s("layout", "NCHW") == "NHWC"; }
+
+// Dims (N, H, W, C) -> (N, C, H, W).
+Dims to_nchw(const Dims& d) { return {d[0], d[3], d[1], d[2]}; }
+
+// The node's geometry, when the int8 kernels can run it (2-D, group 1, dilation 1, symmetric pads;
+// NHWC layout: C a multiple of 4, as X is used as it is).
 std::optional<kernels::QConvShape> qconv_shape(const Node& n) {
   auto x = static_dims(n.inputs[0]);
   auto w = static_dims(n.has_input(2) ? n.inputs[2] : nullptr);
   auto y = static_dims(n.outputs[0]);
   if (!x || !w || !y || x->size() != 4 || w->size() != 4 || y->size() != 4) return std::nullopt;
+  const std::string layout = n.attrs.s("layout", "NCHW");
+  if (layout == "NHWC") {
+    x = to_nchw(*x);
+    y = to_nchw(*y);
+    if ((*x)[1] % 4 != 0) return std::nullopt;
+  } else if (layout != "NCHW") {
+    return std::nullopt;
+  }
   if (n.attrs.i("group", 1) != 1 || (*w)[1] != (*x)[1]) return std::nullopt;
   const Dims kernel{(*w)[2], (*w)[3]};
   auto win = resolve_window(n, Dims{(*x)[2], (*x)[3]}, &kernel, false);
@@ -55,6 +77,31 @@ bool needs_im2col(const kernels::QConvShape& s) {
   return !(s.kh == 1 && s.kw == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0);
 }
 
+// The graph-API tactics' prefixes: the sums' dtype.
+constexpr const char* kGraphF32 = "cudnn_f32:";
+
+bool graph_tactics_enabled() {
+  const char* e = std::getenv("KILN_QCONV_CUDNN_GRAPH");
+  return e && std::string(e) == "1";
+}
+
+// The int8 convolution of the padded NHWC tensors, as a cuDNN graph spec (no epilogue: the
+// layer's own kernel applies the scales, bias, residual, Relu and requantization).
+ConvGraphSpec qgraph_spec(const kernels::QConvShape& s, DType acc) {
+  ConvGraphSpec g;
+  g.geo.x = {s.n, s.cp, s.h, s.w};
+  g.geo.w = {s.mp, s.cp, s.kh, s.kw};
+  g.geo.y = {s.n, s.mp, s.oh, s.ow};
+  g.geo.pads = {static_cast<int>(s.pad_h), static_cast<int>(s.pad_w)};
+  g.geo.strides = {static_cast<int>(s.stride_h), static_cast<int>(s.stride_w)};
+  g.geo.dilations = {1, 1};
+  g.geo.nhwc = true;
+  g.dtype = DType::kInt8;
+  g.y_dtype = acc;
+  g.precision = "int8";
+  return g;
+}
+
 Int8GemmShape gemm_shape(const kernels::QConvShape& s) { return {s.n * s.oh * s.ow, s.mp, s.kh * s.kw * s.cp}; }
 
 class QConvLayer : public CudaLayer {
@@ -65,19 +112,27 @@ class QConvLayer : public CudaLayer {
     auto layer = std::unique_ptr<QConvLayer>(new QConvLayer());
     QConvLayer& l = *layer;
     l.s_ = *shape;
-    l.c_ = n.inputs[0]->type.shape[1].value;
+    l.nhwc_ = is_nhwc(n);
+    l.c_ = is_nhwc(n) ? n.inputs[0]->type.shape[3].value : n.inputs[0]->type.shape[1].value;
     l.m_ = n.inputs[2]->constant->dim(0);
     KILN_RETURN_IF_ERROR(l.epi_.init(n, l.m_));
     KILN_RETURN_IF_ERROR(l.upload_weights(*n.inputs[2]->constant));
-    if (!choice.tactic.empty() && choice.tactic != "direct") {
+    const std::string& t = choice.tactic;
+    if (t.rfind(kGraphF32, 0) == 0) {
+      const std::string config = t.substr(std::string(kGraphF32).size());
+      KILN_ASSIGN_OR_RETURN(l.graph_, graph_for_tactic(qgraph_spec(l.s_, DType::kFloat32), config, n.describe()));
+      // No graph config runs here (a plan from elsewhere): graph_for_tactic noted it; "direct".
+      l.acc_f32_ = l.graph_ != nullptr;
+    } else if (!t.empty() && t != "direct") {
       Status st = l.gemm_.init(gemm_shape(l.s_), choice.tactic);
       if (!st.ok()) return Status(st).add_context(n.describe());
       l.use_gemm_ = true;
     }
     const kernels::QConvShape& s = l.s_;
-    // Workspace: [GEMM's][X in NHWC][im2col rows][int32 sums].
-    l.x_offset_ = align256(l.gemm_.workspace_bytes());
-    l.col_offset_ = l.x_offset_ + align256(static_cast<size_t>(s.n * s.h * s.w * s.cp));
+    // Workspace: [GEMM's or cuDNN's][X in NHWC][im2col rows][int32 (float32) sums].
+    l.x_offset_ = align256(l.graph_ ? l.graph_->workspace() : l.gemm_.workspace_bytes());
+    // (NHWC layout: X is used as it is, its channels already a multiple of 4.)
+    l.col_offset_ = l.x_offset_ + (l.nhwc_ ? 0 : align256(static_cast<size_t>(s.n * s.h * s.w * s.cp)));
     const bool col = l.use_gemm_ && needs_im2col(s);
     l.acc_offset_ = l.col_offset_ + (col ? align256(static_cast<size_t>(s.n * s.oh * s.ow * s.kh * s.kw * s.cp)) : 0);
     l.total_ws_ = l.acc_offset_ + static_cast<size_t>(s.n * s.oh * s.ow * s.mp) * sizeof(int32_t);
@@ -90,10 +145,16 @@ class QConvLayer : public CudaLayer {
     if (a.outputs[0].numel() == 0) return Status::Ok();
     if (a.workspace_bytes < total_ws_) return internal_error("quantized convolution workspace too small");
     char* ws = static_cast<char*>(a.workspace);
-    auto* x = reinterpret_cast<int8_t*>(ws + x_offset_);
     auto* acc = reinterpret_cast<int32_t*>(ws + acc_offset_);
-    KILN_CUDA_CHECK(kernels::nchw_to_nhwc_int8(a.inputs[0].as<int8_t>(), x, s_.n, c_, s_.h * s_.w, s_.cp, a.stream));
-    if (use_gemm_) {
+    const int8_t* x = a.inputs[0].as<int8_t>();
+    if (!nhwc_) {
+      auto* copy = reinterpret_cast<int8_t*>(ws + x_offset_);
+      KILN_CUDA_CHECK(kernels::nchw_to_nhwc_int8(x, copy, s_.n, c_, s_.h * s_.w, s_.cp, a.stream));
+      x = copy;
+    }
+    if (graph_) {
+      KILN_RETURN_IF_ERROR(graph_->execute(a.handles.cudnn, x, w_.get(), nullptr, nullptr, acc, ws));
+    } else if (use_gemm_) {
       const int8_t* rows = x;
       if (needs_im2col(s_)) {
         auto* col = reinterpret_cast<int8_t*>(ws + col_offset_);
@@ -106,11 +167,12 @@ class QConvLayer : public CudaLayer {
     }
     kernels::QEpilogueParams p = epi_.params(a);
     p.acc = acc;
+    if (acc_f32_) p.acc_f32 = reinterpret_cast<const float*>(acc);
     p.acc_stride = s_.mp;
     p.images = s_.n;
     p.spatial = s_.oh * s_.ow;
     p.channels = m_;
-    p.nchw = true;
+    p.nchw = !nhwc_;
     KILN_CUDA_CHECK(kernels::q_epilogue(p, a.stream));
     return Status::Ok();
   }
@@ -137,6 +199,9 @@ class QConvLayer : public CudaLayer {
   DeviceBuffer w_;
   Int8Gemm gemm_;
   bool use_gemm_ = false;
+  std::shared_ptr<const ConvGraph> graph_;
+  bool acc_f32_ = false;
+  bool nhwc_ = false;
   size_t x_offset_ = 0, col_offset_ = 0, acc_offset_ = 0, total_ws_ = 0;
 };
 
@@ -152,6 +217,14 @@ std::vector<std::string> qconv_tactics(const Node& n, const BuildOptions& option
   // The GEMM tactics' extra scratch: the im2col rows (and the GEMM's own, at most 32 MiB).
   const uint64_t col = needs_im2col(*s) ? static_cast<uint64_t>(s->n * s->oh * s->ow * s->kh * s->kw * s->cp) : 0;
   const uint64_t base = static_cast<uint64_t>(s->n * s->h * s->w * s->cp + s->n * s->oh * s->ow * s->mp * 4);
+  // cuDNN graph-API configs first (implicit GEMM: no im2col rows; the timer cuts slower ones short).
+  if (graph_tactics_enabled()) {
+    std::vector<std::string> graph;
+    const uint64_t graph_ws = options.workspace_bytes > base ? options.workspace_bytes - base : 0;
+    for (const std::string& t : graph_tactics(qgraph_spec(*s, DType::kFloat32), graph_ws))
+      graph.push_back(kGraphF32 + t);
+    out.insert(out.begin(), graph.begin(), graph.end());
+  }
   if (base + col + (32u << 20) > options.workspace_bytes) return out;
   for (std::string& t : Int8Gemm::tactics(gemm_shape(*s))) out.push_back(std::move(t));
   return out;

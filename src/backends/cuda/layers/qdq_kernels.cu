@@ -131,6 +131,10 @@ __global__ void qmatmul_direct_kernel(const int8_t* __restrict__ x, const int8_t
   }
 }
 
+__device__ __forceinline__ float acc_at(const QEpilogueParams& p, int64_t i) {
+  return p.acc_f32 ? p.acc_f32[i] : static_cast<float>(p.acc[i]);
+}
+
 template <typename Y, typename Z>
 __global__ void q_epilogue_kernel(QEpilogueParams p) {
   const int64_t total = p.images * p.spatial * p.channels;
@@ -149,7 +153,7 @@ __global__ void q_epilogue_kernel(QEpilogueParams p) {
       s = (i / p.channels) % p.spatial;
       img = i / (p.channels * p.spatial);
     }
-    float v = static_cast<float>(p.acc[(img * p.spatial + s) * p.acc_stride + c]) * p.alpha[c];
+    float v = acc_at(p, (img * p.spatial + s) * p.acc_stride + c) * p.alpha[c];
     if (p.bias) v += p.bias[c];
     if (z) v += to_f(z[i]) * p.z_scale;
     if (p.relu) v = fmaxf(v, 0.f);
@@ -168,7 +172,7 @@ __global__ void q_epilogue_nchw_kernel(QEpilogueParams p) {
   for (int j = threadIdx.y; j < 32; j += blockDim.y) {
     const int64_t s = s0 + j, c = c0 + threadIdx.x;
     if (s < p.spatial && c < p.channels) {
-      float v = static_cast<float>(p.acc[(img * p.spatial + s) * p.acc_stride + c]) * p.alpha[c];
+      float v = acc_at(p, (img * p.spatial + s) * p.acc_stride + c) * p.alpha[c];
       if (p.bias) v += p.bias[c];
       tile[j][threadIdx.x] = v;
     }

@@ -46,6 +46,7 @@ cudaError_t qmatmul_direct(const int8_t* x, const int8_t* w, int32_t* acc, int64
 // z (may be null) has y's layout: float of y's dtype, or int8 times z_scale.
 struct QEpilogueParams {
   const int32_t* acc = nullptr;
+  const float* acc_f32 = nullptr;  // used instead of acc when set: the sums as float32 (cuDNN's)
   int64_t acc_stride = 0;
   int64_t images = 0, spatial = 0, channels = 0;
   bool nchw = false;

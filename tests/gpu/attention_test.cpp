@@ -1,0 +1,215 @@
+// kiln.Attention on CUDA against the CPU reference: the tensor-core kernel (float16/bfloat16, head
+// dim 64/32/128, BERT's [B,S,H,d] and ViT's packed [S,B,3,H,d] views, masked and unaligned
+// sequence lengths), the simple kernel (float32, odd head dims, misaligned views), the fusion on the
+// PyTorch 2 BERT/ViT test models end to end, and a timing of the ViT-B/16 batch-64 shape.
+#include <cuda_runtime_api.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "backends/cuda/layers/attention_kernels.hpp"
+#include "gpu_test_util.hpp"
+#include "io/npy.hpp"
+#include "onnx/importer.hpp"
+#include "ops/attention.hpp"
+
+namespace kiln::test {
+namespace {
+
+// Q, K, V each [B, S, H, d] (the projections reshaped, as BERT), output [B, S, H, d]
+// (the head-merge Transpose absorbed); mask [B, 1, 1, S] when `mask`.
+OpCall bert_call(DType t, int64_t b, int64_t h, int64_t s, int64_t d, bool mask, uint32_t seed = 1) {
+  OpCall call{.op_type = "Attention",
+              .inputs = {random_tensor(t, {b, s, h, d}, seed, -2, 2), random_tensor(t, {b, s, h, d}, seed + 1, -2, 2),
+                         random_tensor(t, {b, s, h, d}, seed + 2, -2, 2)},
+              .domain = "kiln"};
+  AttentionGeometry g;
+  g.batch = b, g.heads = h, g.sq = s, g.sk = s, g.d = d, g.dv = d;
+  const AttentionView view{0, {s * h * d, d, h * d, 1}};
+  g.q = g.k = g.v = view;
+  g.out = AttentionView{0, {s * h * d, d, h * d, 1}};
+  g.out_shape = {b, s, h, d};
+  g.scale = 1.f / std::sqrt(static_cast<float>(d));
+  if (mask) call.inputs.push_back(random_tensor(t, {b, 1, 1, s}, seed + 3, -3, 3));
+  set_attention_attrs(call.attrs, g);
+  return call;
+}
+
+// One packed input [S, B, 3, H, d] (torchvision's in_proj output) read as Q, K and V at offsets
+// 0, H*d, 2*H*d; output [S, B, H, d].
+OpCall vit_call(DType t, int64_t b, int64_t h, int64_t s, int64_t d) {
+  Tensor qkv = random_tensor(t, {s, b, 3, h, d}, 7, -2, 2);
+  OpCall call{.op_type = "Attention", .inputs = {qkv, qkv, qkv}, .domain = "kiln"};
+  AttentionGeometry g;
+  g.batch = b, g.heads = h, g.sq = s, g.sk = s, g.d = d, g.dv = d;
+  const int64_t e = h * d;
+  g.q = AttentionView{0, {3 * e, d, b * 3 * e, 1}};
+  g.k = AttentionView{e, {3 * e, d, b * 3 * e, 1}};
+  g.v = AttentionView{2 * e, {3 * e, d, b * 3 * e, 1}};
+  g.out = AttentionView{0, {e, d, b * e, 1}};
+  g.out_shape = {s, b, h, d};
+  g.scale = 0.125f;
+  set_attention_attrs(call.attrs, g);
+  return call;
+}
+
+TEST(CudaAttention, TensorCoreBertLayoutWithMask) {
+  KILN_REQUIRE_GPU();
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 2, 3, 128, 64, true), 2e-3));
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kBFloat16, 2, 3, 128, 64, true), 2e-2));
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 2, 2, 77, 32, true), 2e-3));   // unaligned S, d 32
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 1, 2, 130, 128, false), 2e-3));  // d 128, S past a tile
+}
+
+TEST(CudaAttention, TensorCoreVitLayoutUnaligned) {
+  KILN_REQUIRE_GPU();
+  EXPECT_TRUE(matches_cpu(vit_call(DType::kFloat16, 2, 3, 197, 64), 2e-3));
+  EXPECT_TRUE(matches_cpu(vit_call(DType::kBFloat16, 2, 3, 197, 64), 2e-2));
+}
+
+TEST(CudaAttention, SimpleKernelPaths) {
+  KILN_REQUIRE_GPU();
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat32, 2, 3, 50, 64, true), 1e-5));
+  EXPECT_TRUE(matches_cpu(vit_call(DType::kFloat32, 2, 2, 197, 64), 1e-5));
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 2, 2, 40, 48, true), 2e-3));     // d 48: no tensor cores
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat32, 1, 2, 33, 100, false), 1e-5));   // d 100: the 128 variant
+  // A view at an odd offset cannot be read 16 bytes at a time.
+  OpCall odd = bert_call(DType::kFloat16, 1, 2, 64, 64, false);
+  Tensor big = random_tensor(DType::kFloat16, {1 * 64 * 2 * 64 + 1}, 9);
+  odd.inputs[0] = big;
+  auto q = odd.attrs.ints("q_view");
+  q[0] = 1;
+  odd.attrs.set("q_view", q);
+  EXPECT_TRUE(matches_cpu(odd, 2e-3));
+}
+
+TEST(CudaAttention, FullyMaskedRowsGiveZeroWithTheGuard) {
+  KILN_REQUIRE_GPU();
+  for (DType t : {DType::kFloat16, DType::kFloat32}) {
+    OpCall call = bert_call(t, 2, 2, 70, 64, true);
+    // Batch 1: every key masked with -inf.
+    Tensor m = call.inputs[3].cast(DType::kFloat32);
+    for (int64_t j = 70; j < 140; ++j) m.data<float>()[j] = -INFINITY;
+    call.inputs[3] = m.cast(t);
+    call.attrs.set("nan_to_zero", int64_t{1});
+    EXPECT_TRUE(matches_cpu(call, t == DType::kFloat32 ? 1e-5 : 2e-3));
+  }
+}
+
+TEST(CudaAttention, BoolMaskFill) {
+  KILN_REQUIRE_GPU();
+  for (DType t : {DType::kFloat16, DType::kFloat32}) {
+    for (int64_t d : {64, 48}) {  // tensor-core and simple kernels (float32: simple only)
+      OpCall call = bert_call(t, 2, 2, 66, d, false);
+      Tensor m = random_tensor(DType::kFloat32, {2, 1, 1, 66}, 12, -1, 1);
+      Tensor mb(DType::kBool, {2, 1, 1, 66});
+      for (int64_t j = 0; j < m.numel(); ++j) mb.data<bool>()[j] = m.data<float>()[j] > 0.3f;
+      call.inputs.push_back(mb);
+      call.attrs.set("mask_fill", -10000.f);
+      EXPECT_TRUE(matches_cpu(call, t == DType::kFloat32 ? 1e-5 : 2e-3)) << d;
+    }
+  }
+}
+
+// The PyTorch 2 exports through `kiln build`'s pipeline (attention fused for float16) vs expected_0.npy.
+// Note: the GPU machine's copy of the tree must hold tests/models/data (run from the repo root).
+void check_model(const std::string& name, bool fp16, double tol) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(KILN_SOURCE_DIR) / "tests/models/data" / name;
+  if (!fs::exists(dir)) dir = fs::current_path() / "tests/models/data" / name;  // a copied tree (GPU machine)
+  std::ifstream io_file(dir / "io.json");
+  auto io = nlohmann::json::parse(io_file, nullptr, false);
+  ASSERT_FALSE(io.is_discarded());
+  BuildOptions options;
+  options.backend = "cuda";
+  options.fp16 = fp16;
+  options.tf32 = false;  // float32 plans exact, so 1e-4 holds
+  std::map<std::string, Tensor> feeds;
+  for (const auto& in : io["inputs"]) {
+    auto t = load_npy((dir / in["file"].get<std::string>()).string());
+    ASSERT_TRUE(t.ok());
+    options.input_shapes[in["name"].get<std::string>()] = t->dims();
+    feeds.emplace(in["name"].get<std::string>(), std::move(*t));
+  }
+  auto model = import_onnx_file((dir / "model.onnx").string());
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  auto plan = build_plan(std::move(*model), options);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  int fused = 0;
+  for (const auto& n : plan->graph->nodes()) fused += n->op_type == "Attention";
+  EXPECT_EQ(fused, fp16 ? 2 : 0);  // float32 attention stays with cuBLAS (attention_fusion.cpp)
+  auto engine = Engine::from_plan(std::move(*plan));
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  auto ctx = (*engine)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  auto got = (*ctx)->run(feeds);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  auto want = load_npy((dir / "expected_0.npy").string());
+  ASSERT_TRUE(want.ok());
+  const double err = rel_l2((*got)[0].cast(DType::kFloat32), want->cast(DType::kFloat32));
+  std::printf("[ %s %s ] rel L2 %.3g\n", name.c_str(), fp16 ? "fp16" : "fp32", err);
+  EXPECT_LE(err, tol);
+}
+
+TEST(CudaAttention, Torch2ModelsFused) {
+  KILN_REQUIRE_GPU();
+  check_model("bert_hf_tiny", false, 1e-4);
+  check_model("bert_hf_tiny", true, 1e-2);
+  check_model("vit_torch2_tiny", false, 1e-4);
+  check_model("vit_torch2_tiny", true, 1e-2);
+}
+
+// ViT-B/16 batch 64: B 64, H 12, S 197, d 64, float16, read from the packed in_proj output.
+TEST(CudaAttention, TimingVitB16Batch64) {
+  KILN_REQUIRE_GPU();
+  const int64_t b = 64, h = 12, s = 197, d = 64, e = h * d;
+  cuda::AttentionArgs a;
+  a.batch = b, a.heads = h, a.sq = s, a.sk = s, a.d = d, a.dv = d;
+  a.q_off = 0, a.k_off = e, a.v_off = 2 * e;
+  const int64_t in_strides[4] = {3 * e, d, b * 3 * e, 1}, out_strides[4] = {e, d, b * e, 1};
+  for (int i = 0; i < 4; ++i) a.qs[i] = a.ks[i] = a.vs[i] = in_strides[i], a.ys[i] = out_strides[i];
+  a.scale = 0.125f;
+  void *qkv = nullptr, *y = nullptr;
+  ASSERT_EQ(cudaMalloc(&qkv, static_cast<size_t>(s * b * 3 * e) * 2), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&y, static_cast<size_t>(s * b * e) * 2), cudaSuccess);
+  ASSERT_EQ(cudaMemset(qkv, 0, static_cast<size_t>(s * b * 3 * e) * 2), cudaSuccess);
+  a.q = a.k = a.v = qkv;
+  a.y = y;
+  std::printf("kernel: %s\n", cuda::attention_kernel_name(DType::kFloat16, a));
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  for (DType t : {DType::kFloat16, DType::kBFloat16, DType::kFloat32}) {
+    if (t == DType::kFloat32) {  // same element counts, float32 needs twice the bytes
+      cudaFree(qkv);
+      cudaFree(y);
+      ASSERT_EQ(cudaMalloc(&qkv, static_cast<size_t>(s * b * 3 * e) * 4), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&y, static_cast<size_t>(s * b * e) * 4), cudaSuccess);
+      cudaMemset(qkv, 0, static_cast<size_t>(s * b * 3 * e) * 4);
+      a.q = a.k = a.v = qkv;
+      a.y = y;
+    }
+    ASSERT_EQ(cuda::launch_attention(t, a, nullptr), cudaSuccess);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const int iters = 20;
+    cudaEventRecord(start);
+    for (int i = 0; i < iters; ++i) cuda::launch_attention(t, a, nullptr);
+    cudaEventRecord(stop);
+    ASSERT_EQ(cudaEventSynchronize(stop), cudaSuccess);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    const double flops = 4.0 * b * h * s * s * d;
+    std::printf("[ attention B64 H12 S197 d64 %s ] %.1f us/launch, %.1f TFLOP/s\n", std::string(dtype_name(t)).c_str(), 1e3 * ms / iters,
+                flops / (ms / iters * 1e-3) / 1e12);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(qkv);
+  cudaFree(y);
+}
+
+}  // namespace
+}  // namespace kiln::test
