@@ -12,6 +12,9 @@ endif()
 find_package(Threads REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(FlatBuffers REQUIRED)
+# Calibration images (--calib-data with --calib-preprocess): libpng and libjpeg.
+find_package(PNG REQUIRED)
+find_package(JPEG REQUIRED)
 
 # CPU GEMM: OpenBLAS (cblas interface).
 find_path(CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas REQUIRED)

@@ -12,6 +12,7 @@
 #include "ops/shape_inference.hpp"
 #include "ops/support_check.hpp"
 #include "passes/pass.hpp"
+#include "quant/qdq_insertion.hpp"
 #include "util/error.hpp"
 
 namespace kiln {
@@ -137,6 +138,29 @@ Status check_fp8_model(const Graph& g) {
       "nodes; quantize it first (QAT, or calibrated Q/DQ: see docs/fp8.md)");
 }
 
+// --int8: ranges from calibration (or its cache), then Q/DQ insertion, with a report of what was
+// quantized and what stayed float (and why).
+Status quantize_int8(Graph& g, const BuildOptions& o, QuantizationSpec spec) {
+  bool any = false;  // calibration costs CPU runs of the model: skip it when no layer would change
+  for (const auto& n : g.nodes())
+    any |= n->domain.empty() && spec.op_types.count(n->op_type) && !spec.keep_float.count(precision_key(*n));
+  if (!any) {
+    log(o, "int8: no layer to quantize (every Conv/MatMul/Gemm is kept float): no calibration run");
+    return Status::Ok();
+  }
+  CalibrationOptions c = o.calibration;
+  if (!c.data.log) c.data.log = o.log;
+  KILN_ASSIGN_OR_RETURN(RangeTable ranges, calibrate(g, c));
+  QuantizationReport report;
+  spec.report = &report;
+  KILN_ASSIGN_OR_RETURN(bool changed, insert_qdq(g, ranges, spec));
+  (void)changed;
+  if (o.int8_report) *o.int8_report = report;
+  log(o, fmt::format("int8: {} layers quantized, {} kept float", report.quantized.size(), report.kept_float.size()));
+  for (const auto& [node, why] : report.kept_float) log(o, fmt::format("  kept float: {}: {}", node, why));
+  return Status::Ok();
+}
+
 // Data-dependent output shapes (NonZero, NonMaxSuppression, TopK with K from a tensor) on a
 // static-shape backend: the plan keeps the graph with those dims unknown, and the engine runs it in
 // stages, synchronizing after each such op to learn its output size (docs/dynamic-shapes.md).
@@ -197,15 +221,30 @@ Status run_graph_passes(Graph& g, const BuildOptions& options, const Backend& ba
     }
   }
   const BuildOptions& o = with_fp16 ? *with_fp16 : options;
-  if (o.fp16 || o.bf16 || o.best || !o.layer_precisions.empty() ||
-      o.accuracy_budget >= 0) {
+  const bool mixed = o.fp16 || o.bf16 || o.best || !o.layer_precisions.empty() ||
+                     o.accuracy_budget >= 0;
+  const bool can_quantize = !o.calibration.data.dir.empty() || !o.calibration.cache.empty();
+  PrecisionPlan pp;
+  if (mixed) {
     KILN_RETURN_IF_ERROR(infer_shapes(g));  // the guard and --best's rule read shapes
-    // Q/DQ insertion (calib's insert_qdq) is not wired into the builder yet: no int8 here.
-    KILN_ASSIGN_OR_RETURN(PrecisionPlan pp, plan_precisions(g, o, backend, /*can_quantize=*/false));
+    KILN_ASSIGN_OR_RETURN(pp, plan_precisions(g, o, backend, can_quantize));
     for (const std::string& line : pp.report)  // all of them are in the build report; warnings show now
       if (line.rfind("warning:", 0) == 0) log(o, "      " + line);
-    report = std::move(pp.report);
-    if (!pp.any_reduced) return Status::Ok();
+    report = pp.report;
+  }
+  // INT8: --int8 (every Conv/MatMul/Gemm the plan does not keep float), --best with calibration
+  // data (its large layers), or only the layers --layer-precision names int8. Calibrated on the
+  // cleaned float32 graph, before reduced precision changes its dtypes.
+  const bool best_int8 = o.best && can_quantize && !o.calibration_batches.empty();
+  if (o.int8 || best_int8 || !pp.quantize.empty()) {
+    QuantizationSpec spec;
+    if (!o.int8 && !best_int8)
+      for (const auto& n : g.nodes())
+        if (spec.op_types.count(n->op_type)) spec.keep_float.insert(precision_key(*n));
+    apply_to_quantization(pp, spec);
+    KILN_RETURN_IF_ERROR(quantize_int8(g, o, spec));
+  }
+  if (mixed && pp.any_reduced) {
     PassManagerOptions once = pass_options(o);
     once.max_iterations = 1;
     PassManager precision(once);
@@ -223,6 +262,7 @@ std::string options_json(const BuildOptions& o) {
   j["bf16"] = o.bf16;
   j["tf32"] = o.tf32;
   if (o.fp8) j["fp8"] = true;
+  if (o.int8) j["int8"] = {{"calib_algo", o.calibration.algorithm}};
   if (o.best) j["best"] = true;
   for (const auto& [name, prec] : o.layer_precisions) j["layer_precisions"].push_back({name, prec});
   if (!o.layer_precisions.empty()) j["precision_constraints"] = o.precision_constraints;

@@ -8,6 +8,8 @@
 
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ir/graph.hpp"
 #include "quant/range_table.hpp"
@@ -15,13 +17,27 @@
 
 namespace kiln {
 
+// What insert_qdq did: the nodes it quantized, and those it left float with the reason.
+struct QuantizationReport {
+  std::vector<std::string> quantized;                            // node descriptions
+  std::vector<std::pair<std::string, std::string>> kept_float;   // node description, why
+};
+
 struct QuantizationSpec {
   DType qtype = DType::kInt8;                               // kInt8 (later also FP8 E4M3)
   std::set<std::string> op_types{"Conv", "MatMul", "Gemm"};  // ops whose inputs get Q/DQ
-  std::set<std::string> keep_float;                         // node names left unquantized
+  std::set<std::string> keep_float;                         // precision_key()s (node names) left float
+  QuantizationReport* report = nullptr;                     // filled when set
 };
 
-// Returns whether the graph changed. Values without a range are left in float (listed by log).
+// The largest magnitude of a quantized type (int8: 127): scale = amax / qmax.
+float quantized_max(DType qtype);
+
+// Top-level nodes only. Activation inputs (float32, not constant) need a range in `ranges`; constant
+// float32 weights are quantized here: per output channel (Conv: axis 0; Gemm B: axis 0 with transB=1,
+// else 1; MatMul B: its last axis), other constant inputs per tensor. A node whose inputs cannot all
+// be quantized (no range, not float32, already behind a DequantizeLinear) stays float, with the
+// reason in the report. One Q/DQ pair per value, shared by its readers. Returns whether the graph changed.
 Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const QuantizationSpec& spec);
 
 }  // namespace kiln

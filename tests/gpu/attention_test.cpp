@@ -21,21 +21,40 @@ namespace {
 
 // Q, K, V each [B, S, H, d] (the projections reshaped, as BERT), output [B, S, H, d]
 // (the head-merge Transpose absorbed); mask [B, 1, 1, S] when `mask`.
-OpCall bert_call(DType t, int64_t b, int64_t h, int64_t s, int64_t d, bool mask, uint32_t seed = 1) {
+// `sk` (default: s) keys; `full_mask`: mask [B, 1, S, Sk] instead.
+OpCall bert_call(DType t, int64_t b, int64_t h, int64_t s, int64_t d, bool mask, uint32_t seed = 1, int64_t sk = 0,
+                 bool full_mask = false) {
+  if (sk == 0) sk = s;
   OpCall call{.op_type = "Attention",
-              .inputs = {random_tensor(t, {b, s, h, d}, seed, -2, 2), random_tensor(t, {b, s, h, d}, seed + 1, -2, 2),
-                         random_tensor(t, {b, s, h, d}, seed + 2, -2, 2)},
+              .inputs = {random_tensor(t, {b, s, h, d}, seed, -2, 2), random_tensor(t, {b, sk, h, d}, seed + 1, -2, 2),
+                         random_tensor(t, {b, sk, h, d}, seed + 2, -2, 2)},
               .domain = "kiln"};
   AttentionGeometry g;
-  g.batch = b, g.heads = h, g.sq = s, g.sk = s, g.d = d, g.dv = d;
-  const AttentionView view{0, {s * h * d, d, h * d, 1}};
-  g.q = g.k = g.v = view;
+  g.batch = b, g.heads = h, g.sq = s, g.sk = sk, g.d = d, g.dv = d;
+  g.q = AttentionView{0, {s * h * d, d, h * d, 1}};
+  g.k = g.v = AttentionView{0, {sk * h * d, d, h * d, 1}};
   g.out = AttentionView{0, {s * h * d, d, h * d, 1}};
   g.out_shape = {b, s, h, d};
   g.scale = 1.f / std::sqrt(static_cast<float>(d));
-  if (mask) call.inputs.push_back(random_tensor(t, {b, 1, 1, s}, seed + 3, -3, 3));
+  if (mask)
+    call.inputs.push_back(
+        full_mask ? random_tensor(t, {b, 1, s, sk}, seed + 3, -3, 3) : random_tensor(t, {b, 1, 1, sk}, seed + 3, -3, 3));
   set_attention_attrs(call.attrs, g);
   return call;
+}
+
+// The kernel launch_attention picks for the layouts of bert_call / vit_call (16-byte aligned
+// stand-in pointers: the choice looks only at their alignment).
+cuda::AttentionArgs bert_args(int64_t b, int64_t h, int64_t s, int64_t d) {
+  cuda::AttentionArgs a;
+  a.batch = b, a.heads = h, a.sq = s, a.sk = s, a.d = static_cast<int>(d), a.dv = static_cast<int>(d);
+  const int64_t st[4] = {s * h * d, d, h * d, 1};
+  for (int i = 0; i < 4; ++i) a.qs[i] = a.ks[i] = a.vs[i] = a.ys[i] = st[i];
+  alignas(16) static unsigned char dummy[64];
+  a.q = a.k = a.v = dummy;
+  a.y = dummy;
+  a.scale = 0.125f;
+  return a;
 }
 
 // One packed input [S, B, 3, H, d] (torchvision's in_proj output) read as Q, K and V at offsets
@@ -62,6 +81,33 @@ TEST(CudaAttention, TensorCoreBertLayoutWithMask) {
   EXPECT_TRUE(matches_cpu(bert_call(DType::kBFloat16, 2, 3, 128, 64, true), 2e-2));
   EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 2, 2, 77, 32, true), 2e-3));   // unaligned S, d 32
   EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 1, 2, 130, 128, false), 2e-3));  // d 128, S past a tile
+}
+
+TEST(CudaAttention, FlashKernelIsPreferred) {
+  cuda::AttentionArgs a = bert_args(64, 12, 128, 64);
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, a), "flash");
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kBFloat16, a), "flash");
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, bert_args(2, 2, 77, 32)), "flash");
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, bert_args(1, 2, 130, 128)), "flash");
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat32, a), "simple");
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, bert_args(2, 2, 40, 48)), "simple");
+  a.no_flash = true;
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, a), "tensor-core");
+  a.no_flash = false;
+  a.q_off = 1;  // cp.async needs 16-byte aligned rows
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, a), "simple");
+  a.q_off = 0;
+  a.ys[2] = 12 * 64 + 4;  // output rows not 16-byte aligned: the WMMA kernel stores by element
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, a), "tensor-core");
+}
+
+TEST(CudaAttention, FlashCrossLengthsAndFullMask) {
+  KILN_REQUIRE_GPU();
+  // Sq != Sk, several key tiles with a tail, per-query mask [B, 1, Sq, Sk].
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 2, 3, 100, 64, true, 3, 197, true), 2e-3));
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kBFloat16, 2, 3, 70, 128, true, 4, 130, true), 2e-2));
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 1, 2, 1, 32, true, 5, 9, true), 2e-3));  // tiny
+  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 1, 2, 300, 64, false, 6, 65), 2e-3));
 }
 
 TEST(CudaAttention, TensorCoreVitLayoutUnaligned) {
@@ -162,6 +208,23 @@ TEST(CudaAttention, Torch2ModelsFused) {
   check_model("vit_torch2_tiny", true, 1e-2);
 }
 
+// Microseconds per launch of `a` (averaged over 20 after a warm-up), or -1 on an error.
+double time_attention(DType t, const cuda::AttentionArgs& a) {
+  if (cuda::launch_attention(t, a, nullptr) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) return -1;
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  const int iters = 20;
+  cudaEventRecord(start);
+  for (int i = 0; i < iters; ++i) cuda::launch_attention(t, a, nullptr);
+  cudaEventRecord(stop);
+  float ms = -1;
+  if (cudaEventSynchronize(stop) == cudaSuccess) cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return cudaGetLastError() == cudaSuccess && ms > 0 ? 1e3 * ms / iters : -1;
+}
+
 // ViT-B/16 batch 64: B 64, H 12, S 197, d 64, float16, read from the packed in_proj output.
 TEST(CudaAttention, TimingVitB16Batch64) {
   KILN_REQUIRE_GPU();
@@ -179,37 +242,63 @@ TEST(CudaAttention, TimingVitB16Batch64) {
   a.q = a.k = a.v = qkv;
   a.y = y;
   std::printf("kernel: %s\n", cuda::attention_kernel_name(DType::kFloat16, a));
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  for (DType t : {DType::kFloat16, DType::kBFloat16, DType::kFloat32}) {
-    if (t == DType::kFloat32) {  // same element counts, float32 needs twice the bytes
-      cudaFree(qkv);
-      cudaFree(y);
-      ASSERT_EQ(cudaMalloc(&qkv, static_cast<size_t>(s * b * 3 * e) * 4), cudaSuccess);
-      ASSERT_EQ(cudaMalloc(&y, static_cast<size_t>(s * b * e) * 4), cudaSuccess);
-      cudaMemset(qkv, 0, static_cast<size_t>(s * b * 3 * e) * 4);
-      a.q = a.k = a.v = qkv;
-      a.y = y;
+  const double flops = 4.0 * b * h * s * s * d;
+  for (bool no_flash : {false, true}) {
+    a.no_flash = no_flash;
+    for (DType t : {DType::kFloat16, DType::kBFloat16}) {
+      const double us = time_attention(t, a);
+      ASSERT_GT(us, 0);
+      std::printf("[ attention B64 H12 S197 d64 %s %s ] %.1f us/launch, %.1f TFLOP/s\n",
+                  std::string(dtype_name(t)).c_str(), cuda::attention_kernel_name(t, a), us, flops / (us * 1e-6) / 1e12);
     }
-    ASSERT_EQ(cuda::launch_attention(t, a, nullptr), cudaSuccess);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const int iters = 20;
-    cudaEventRecord(start);
-    for (int i = 0; i < iters; ++i) cuda::launch_attention(t, a, nullptr);
-    cudaEventRecord(stop);
-    ASSERT_EQ(cudaEventSynchronize(stop), cudaSuccess);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    const double flops = 4.0 * b * h * s * s * d;
-    std::printf("[ attention B64 H12 S197 d64 %s ] %.1f us/launch, %.1f TFLOP/s\n", std::string(dtype_name(t)).c_str(), 1e3 * ms / iters,
-                flops / (ms / iters * 1e-3) / 1e12);
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  a.no_flash = false;
+  // float32 (simple kernel): same element counts, twice the bytes.
+  cudaFree(qkv);
+  cudaFree(y);
+  ASSERT_EQ(cudaMalloc(&qkv, static_cast<size_t>(s * b * 3 * e) * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&y, static_cast<size_t>(s * b * e) * 4), cudaSuccess);
+  cudaMemset(qkv, 0, static_cast<size_t>(s * b * 3 * e) * 4);
+  a.q = a.k = a.v = qkv;
+  a.y = y;
+  const double us = time_attention(DType::kFloat32, a);
+  ASSERT_GT(us, 0);
+  std::printf("[ attention B64 H12 S197 d64 float32 simple ] %.1f us/launch, %.1f TFLOP/s\n", us,
+              flops / (us * 1e-6) / 1e12);
   cudaFree(qkv);
   cudaFree(y);
 }
+
+// BERT-base batch 64, S 128: Q, K, V [B, S, H, d] (separate projections), additive mask [B,1,1,S].
+TEST(CudaAttention, TimingBertBaseBatch64) {
+  KILN_REQUIRE_GPU();
+  const int64_t b = 64, h = 12, s = 128, d = 64;
+  cuda::AttentionArgs a = bert_args(b, h, s, d);
+  const size_t bytes = static_cast<size_t>(b * s * h * d) * 2;
+  void *q = nullptr, *k = nullptr, *v = nullptr, *y = nullptr, *mask = nullptr;
+  ASSERT_EQ(cudaMalloc(&q, bytes), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&k, bytes), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&v, bytes), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&y, bytes), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&mask, static_cast<size_t>(b * s) * 2), cudaSuccess);
+  for (void* p : {q, k, v, mask}) cudaMemset(p, 0, p == mask ? static_cast<size_t>(b * s) * 2 : bytes);
+  a.q = q, a.k = k, a.v = v, a.y = y;
+  const double flops = 4.0 * b * h * s * s * d;
+  for (bool with_mask : {false, true}) {
+    a.mask = with_mask ? mask : nullptr;
+    a.ms[0] = s, a.ms[1] = 0, a.ms[2] = 0, a.ms[3] = 1;
+    for (bool no_flash : {false, true}) {
+      a.no_flash = no_flash;
+      const double us = time_attention(DType::kFloat16, a);
+      ASSERT_GT(us, 0);
+      std::printf("[ attention B64 H12 S128 d64 float16 %s%s ] %.1f us/launch, %.1f TFLOP/s\n",
+                  cuda::attention_kernel_name(DType::kFloat16, a), with_mask ? " mask" : "", us,
+                  flops / (us * 1e-6) / 1e12);
+    }
+  }
+  for (void* p : {q, k, v, y, mask}) cudaFree(p);
+}
+
 
 }  // namespace
 }  // namespace kiln::test

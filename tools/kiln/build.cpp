@@ -34,6 +34,8 @@ int build_command(const BuildCommandOptions& opt) {
     std::fflush(stdout);  // progress should show while a long build runs
   };
   options->pass_log = opt.verbose;
+  QuantizationReport int8_report;
+  options->int8_report = &int8_report;
   std::printf("building %s for the %s backend\n", opt.model.c_str(), options->backend.c_str());
   auto loaded = load_or_build_plan(opt.model, opt.build, *options);
   if (!loaded.ok()) return report_error(loaded.status());
@@ -49,6 +51,9 @@ int build_command(const BuildCommandOptions& opt) {
               loaded->import_ms / 1e3, loaded->build_ms / 1e3, save_ms / 1e3);
   std::printf("  target       %s\n", target_text(plan.target).c_str());
   std::printf("  layers       %zu (%s)\n", plan.graph->nodes().size(), precision_counts(plan).c_str());
+  if (opt.build.int8)
+    std::printf("  int8         %zu layers quantized, %zu kept float%s\n", int8_report.quantized.size(),
+                int8_report.kept_float.size(), int8_report.kept_float.empty() ? "" : " (reasons above)");
   uint64_t weights = plan_weight_bytes(plan);
   std::printf("  weights      %s (%llu bytes)\n", format_bytes(weights).c_str(), static_cast<unsigned long long>(weights));
   if (plan.target.backend == "cpu") {
@@ -67,8 +72,8 @@ int build_command(const BuildCommandOptions& opt) {
     for (const std::string& line : plan.precision_report) std::printf("    %s\n", line.c_str());
   }
   for (auto [flag, name] :
-       {std::pair{opt.build.fp16, "fp16"}, std::pair{opt.build.bf16, "bf16"}, std::pair{opt.build.fp8, "fp8"}})
-
+       {std::pair{opt.build.fp16, "fp16"}, std::pair{opt.build.bf16, "bf16"}, std::pair{opt.build.int8, "int8"},
+        std::pair{opt.build.fp8, "fp8"}})
     if (flag && precision_counts(plan).find(name) == std::string::npos)
       std::printf("note: --%s allowed reduced precision, but no layer uses it\n", name);
   if (opt.verbose) print_layers(plan);

@@ -6,9 +6,9 @@
 #include "backend.hpp"
 #include "builder/builder.hpp"
 #include "builder/precision_plan.hpp"
-#include "calib_batches.hpp"
 #include "cli_util.hpp"
 #include "onnx/importer.hpp"
+#include "quant/image_io.hpp"
 #include "run_inputs.hpp"
 #include "runtime/plan_header.hpp"
 #include "util/error.hpp"
@@ -24,6 +24,35 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
   m.push_back(cmd->add_flag("--fp8", f.fp8,
                             "FP8 E4M3 GEMMs (CUDA, Hopper) where the model has FP8 Q/DQ around MatMul/Gemm; "
                             "implies --fp16 for the rest unless --bf16 (see docs/fp8.md)"));
+  m.push_back(cmd->add_flag("--int8", f.int8,
+                            "Allow INT8 layers: post-training quantization calibrated on --calib-data (or read from "
+                            "--calib-cache; calibration runs the float32 model on the CPU executor, whatever the "
+                            "backend); Conv/MatMul/Gemm get Q/DQ (see docs/int8.md)"));
+  m.push_back(cmd->add_option(
+      "--calib-data", f.calib_data,
+      "Calibration data folder for --int8, --best and --accuracy-budget. One-input model: every *.npy is one sample (the input's shape without "
+      "the batch dim, or with batch 1) or several (leading dim n); all are concatenated in file-name order and cut "
+      "into batches of --calib-batch. Several inputs: a subfolder per input name, files matched in sorted order. "
+      "With --calib-preprocess: images (.png .jpg .jpeg .ppm .pgm), one sample each"));
+  m.push_back(cmd->add_option("--calib-algo", f.calib_algo,
+                              "Calibrator: minmax (largest |x|), entropy (TensorRT's KL-divergence threshold) or "
+                              "percentile=P (P-th percentile of |x|, e.g. percentile=99.99)")
+                  ->default_val("entropy"));
+  m.push_back(cmd->add_option("--calib-batch", f.calib_batch,
+                              "Samples per calibration batch (a model with a fixed batch dim uses that instead)")
+                  ->default_val(1)
+                  ->check(CLI::Range(1, 1 << 20)));
+  m.push_back(cmd->add_option("--calib-batches", f.calib_batches, "Use at most this many calibration batches (0: all)")
+                  ->default_val(0)
+                  ->check(CLI::Range(0, 1 << 30)));
+  m.push_back(cmd->add_option("--calib-cache", f.calib_cache,
+                              "Calibration cache file: used instead of calibrating when it exists and was made with "
+                              "the same --calib-algo for this model; else written after calibrating"));
+  m.push_back(cmd->add_option(
+      "--calib-preprocess", f.calib_preprocess,
+      "--calib-data holds images: how to make input tensors of them, e.g. \"resize=224x224,order=RGB,"
+      "mean=0.485:0.456:0.406,std=0.229:0.224:0.225,scale=1/255,layout=NCHW\" (pixel*scale, minus mean, divided by "
+      "std; resize is bilinear; defaults: the input's H and W, RGB, mean 0, std 1, scale 1/255, NCHW)"));
   m.push_back(cmd->add_flag("--no-tf32", f.no_tf32, "Run float32 layers in full float32 (no TF32 tensor cores)"));
   m.push_back(cmd->add_option("--layer-precision", f.layer_precisions,
                               "NAME:PREC[,NAME:PREC...]: run these nodes in fp32, fp16, bf16, int8 or fp8 (NAME may be "
@@ -43,9 +72,6 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
                               "Keep the most sensitive reduced-precision layers in fp32 until the outputs' mean "
                               "relative L2 error against fp32 is at most this (needs --calib-data)")
                   ->check(CLI::Range(0.0, 1e30)));
-  m.push_back(cmd->add_option("--calib-data", f.calib_data,
-                              "Folder of calibration inputs as .npy files: for a one-input model each file is one "
-                              "batch; otherwise a subfolder per input name, files matched in sorted order"));
   m.push_back(cmd->add_option("--timing-cache", f.timing_cache,
                               "Tactic timing cache file: read, and updated with new timings"));
   m.push_back(cmd->add_option("--workspace", f.workspace_mib, "Most scratch memory one layer may use, in MiB")
@@ -105,6 +131,29 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
   o.bf16 = f.bf16;
   o.fp8 = f.fp8;
   o.tf32 = !f.no_tf32;
+  o.int8 = f.int8;
+  // What reads calibration data: INT8 (an FP8 build would join here: same data, ranges and cache),
+  // and the precision controls (--best quantizes with it, the accuracy budget measures with it).
+  const bool calibrated = f.int8 || f.best || f.accuracy_budget >= 0 || !f.layer_precisions.empty();
+  const bool calib_given = !f.calib_data.empty() || !f.calib_cache.empty() || !f.calib_preprocess.empty();
+  if (!calibrated && calib_given)
+    return invalid_argument("--calib-data, --calib-cache and --calib-preprocess apply to --int8, --best, "
+                            "--layer-precision and --accuracy-budget builds");
+  if (f.int8 && f.calib_data.empty() && f.calib_cache.empty())
+    return invalid_argument("--int8 needs calibration: give --calib-data DIR (and --calib-cache FILE to keep the "
+                            "ranges), or an existing --calib-cache FILE");
+  if (calibrated) {
+    KILN_RETURN_IF_ERROR(parse_calibration_algorithm(f.calib_algo));
+    o.calibration.algorithm = f.calib_algo;
+    o.calibration.cache = f.calib_cache;
+    o.calibration.data.dir = f.calib_data;
+    o.calibration.data.batch = f.calib_batch;
+    o.calibration.data.max_batches = f.calib_batches;
+    if (!f.calib_preprocess.empty()) {
+      KILN_ASSIGN_OR_RETURN(ImagePreprocess p, parse_image_preprocess(f.calib_preprocess));
+      o.calibration.data.image = p;
+    }
+  }
   KILN_ASSIGN_OR_RETURN(o.layer_precisions, parse_layer_precisions(f.layer_precisions));
   o.precision_constraints = f.precision_constraints;
   o.fp32_guard = !f.no_fp32_guard;
@@ -168,9 +217,13 @@ Expected<LoadedPlan> load_or_build_plan(const std::string& path, const BuildFlag
   }
   out.import_ms = t_import.ms();
   if (before_build) KILN_RETURN_IF_ERROR(before_build(*model->graph, options));
-  if (!flags.calib_data.empty()) {
-    KILN_ASSIGN_OR_RETURN(options.calibration_batches,
-                          load_npy_batches(*model->graph, flags.calib_data, options.accuracy_max_batches));
+  // The precision controls run the model on calibration batches (the conventions of --int8's data).
+  if (!flags.calib_data.empty() && (options.best || options.accuracy_budget >= 0 || !options.layer_precisions.empty())) {
+    CalibrationDataOptions d = options.calibration.data;
+    if (!d.log) d.log = options.log;
+    if (options.accuracy_budget >= 0 && !options.best && options.layer_precisions.empty())
+      d.max_batches = options.accuracy_max_batches;  // all the budget reads
+    KILN_ASSIGN_OR_RETURN(options.calibration_batches, load_calibration_batches(*model->graph, d));
   }
   Timer t_build;
   KILN_ASSIGN_OR_RETURN(out.plan, build_plan(std::move(model).value(), options));

@@ -22,7 +22,6 @@ struct BuildFlags {
   std::string precision_constraints = "prefer";
   bool no_fp32_guard = false, best = false;
   double accuracy_budget = -1;
-  std::string calib_data;  // a folder of .npy calibration batches (accuracy budget, --best)
   std::vector<std::string> shapes;  // NAME:1x3x224x224[,...], repeatable
   // Optimization profiles: the i-th --min-shapes/--opt-shapes/--max-shapes make profile i.
   std::vector<std::string> min_shapes, opt_shapes, max_shapes;
@@ -30,6 +29,10 @@ struct BuildFlags {
   uint64_t workspace_mib = 1024;
   std::vector<std::string> disable_passes, dump_ir_after, outputs;  // repeatable or comma-separated
   bool fold_random = false;
+  // --int8 and calibration.
+  bool int8 = false;
+  std::string calib_data, calib_algo = "entropy", calib_cache, calib_preprocess;
+  int calib_batch = 1, calib_batches = 0;
   // Options that only mean something when a model is compiled (an error with a plan).
   std::vector<CLI::Option*> model_only;
 };

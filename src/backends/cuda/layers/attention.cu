@@ -1,6 +1,8 @@
-// kiln.Attention kernels. Both keep, per query row, the running max m, the running sum l of
-// exp(score - m) and the output accumulator, rescaled when m grows (online softmax), so the
-// [Sq, Sk] scores never reach global memory.
+// kiln.Attention kernels. The preferred one, a FlashAttention-2 style kernel, is in
+// attention_flash.cu; these two cover the rest (float32, other head dims, unaligned views). Both
+// keep, per query row, the running max m, the running sum l of exp(score - m) and the output
+// accumulator, rescaled when m grows (online softmax), so the [Sq, Sk] scores never reach global
+// memory.
 //  - tensor-core (float16/bfloat16, head dim D in {32, 64, 128}): a CTA of 4 warps takes 64 query
 //    rows of one (batch, head); Q/K/V tiles of 64 rows in shared memory, S = Q K^T and O += P V
 //    with WMMA 16x16x16 (float accumulation); each warp owns 16 query rows, two lanes per row for
@@ -290,6 +292,8 @@ cudaError_t launch_typed(const AttentionArgs& a, cudaStream_t stream) {
   if (bh <= 0 || a.sq <= 0) return cudaSuccess;
   if (bh > 0x7fffffff) return cudaErrorInvalidConfiguration;
   if constexpr (!std::is_same_v<T, float>) {
+    if (attention_flash_eligible(std::is_same_v<T, __half> ? DType::kFloat16 : DType::kBFloat16, a))
+      return launch_attention_flash(std::is_same_v<T, __half> ? DType::kFloat16 : DType::kBFloat16, a, stream);
     if (tc_eligible<T>(a)) {
       const int64_t qblocks = (a.sq + kBM - 1) / kBM;
       if (qblocks > 65535) return cudaErrorInvalidConfiguration;
@@ -315,6 +319,7 @@ bool attention_supported(DType t, int d, int dv) {
 }
 
 const char* attention_kernel_name(DType t, const AttentionArgs& a) {
+  if (attention_flash_eligible(t, a)) return "flash";
   if (t == DType::kFloat16 && tc_eligible<__half>(a)) return "tensor-core";
   if (t == DType::kBFloat16 && tc_eligible<__nv_bfloat16>(a)) return "tensor-core";
   return "simple";

@@ -24,6 +24,7 @@ struct AttentionArgs {
   bool nan_to_zero = false;
   bool mask_is_fill = false;  // mask is bool: true entries make the score mask_fill
   float mask_fill = 0.f;
+  bool no_flash = false;  // tests/timing: skip the FlashAttention-2 kernel (use the WMMA one)
 };
 
 constexpr int kAttentionMaxHeadDim = 128;
@@ -32,8 +33,14 @@ constexpr int kAttentionMaxHeadDim = 128;
 // {32, 64, 128}, unit head-dim strides and 16-byte aligned rows run on tensor cores (flash
 // attention: online softmax over key tiles); the rest on a simple per-query-row kernel.
 bool attention_supported(DType t, int d, int dv);
-// Which kernel `launch_attention` picks for these arguments ("tensor-core" or "simple").
+// Which kernel `launch_attention` picks for these arguments ("flash", "tensor-core" or "simple").
 const char* attention_kernel_name(DType t, const AttentionArgs& a);
 cudaError_t launch_attention(DType t, const AttentionArgs& a, cudaStream_t stream);
+
+// The FlashAttention-2 style kernel (attention_flash.cu), preferred by launch_attention: float16/
+// bfloat16, d == dv in {32, 64, 128}, Sk >= 1, unit head-dim strides, every row (Q, K, V and the
+// output) and pointer 16-byte aligned.
+bool attention_flash_eligible(DType t, const AttentionArgs& a);
+cudaError_t launch_attention_flash(DType t, const AttentionArgs& a, cudaStream_t stream);
 
 }  // namespace kiln::cuda

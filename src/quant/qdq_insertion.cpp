@@ -1,0 +1,154 @@
+#include "quant/qdq_insertion.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "passes/precision.hpp"
+
+namespace kiln {
+
+float quantized_max(DType qtype) {
+  switch (qtype) {
+    case DType::kInt8: return 127.0f;  // symmetric: -127..127, zero point 0
+    default: return 0.0f;
+  }
+}
+
+namespace {
+
+constexpr int kQdqOpset = 21;
+
+// Which inputs of a quantized op carry the data that the quantized kernel reads.
+std::vector<size_t> quantized_inputs(const Node& n) {
+  if (n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "MatMul" || n.op_type == "Gemm")
+    return {0, 1};
+  std::vector<size_t> all;
+  for (size_t i = 0; i < n.inputs.size(); ++i) all.push_back(i);
+  return all;
+}
+
+// The per-channel axis of a constant weight input (-1: per tensor).
+int64_t weight_axis(const Node& n, size_t input, const Tensor& w) {
+  if (input != 1 || w.rank() < 2) return -1;
+  if (n.op_type == "Conv") return 0;                                     // [M, C/group, k...]
+  if (n.op_type == "ConvTranspose") return n.attrs.i("group", 1) == 1 ? 1 : -1;  // [C, M/group, k...]
+  if (n.op_type == "Gemm") return n.attrs.i("transB", 0) ? 0 : 1;        // [N, K] or [K, N]
+  if (n.op_type == "MatMul") return w.rank() - 1;                       // [..., K, N]
+  return -1;
+}
+
+class Inserter {
+ public:
+  Inserter(Graph& g, const QuantizationSpec& spec) : g_(g), spec_(spec), qmax_(quantized_max(spec.qtype)) {}
+
+  // QuantizeLinear -> DequantizeLinear on an activation, shared by every reader.
+  Value* activation(Value* v, float amax) {
+    auto it = act_.find(v);
+    if (it != act_.end()) return it->second;
+    Value* scale = g_.add_constant(g_.unique_name(v->name + "_scale"), Tensor::scalar<float>(amax / qmax_));
+    Value* zp = g_.add_constant(g_.unique_name(v->name + "_zero_point"), Tensor::zeros(spec_.qtype, {}));
+    Value* q = g_.add_value(g_.unique_name(v->name + "_quantized"), TensorType{spec_.qtype, v->type.shape});
+    Value* dq = g_.add_value(g_.unique_name(v->name + "_dequantized"), TensorType{v->type.dtype, v->type.shape});
+    g_.add_node("QuantizeLinear", {v, scale, zp}, {q}, g_.unique_name(v->name + "_quantize"), "", kQdqOpset);
+    g_.add_node("DequantizeLinear", {q, scale, zp}, {dq}, g_.unique_name(v->name + "_dequantize"), "", kQdqOpset);
+    act_[v] = dq;
+    return dq;
+  }
+
+  // A constant weight quantized here (symmetric, per channel along `axis`, or per tensor), read
+  // through a DequantizeLinear: the plan stores the quantized values.
+  Value* weight(Value* v, int64_t axis) {
+    auto key = std::make_pair(v, axis);
+    auto it = weights_.find(key);
+    if (it != weights_.end()) return it->second;
+    const Tensor& w = *v->constant;
+    const Dims& d = w.dims();
+    const int64_t channels = axis < 0 ? 1 : d[axis];
+    int64_t inner = 1;
+    for (int64_t i = axis + 1; axis >= 0 && i < w.rank(); ++i) inner *= d[i];
+    const int64_t n = w.numel();
+    const float* src = w.data<float>();
+    auto channel_of = [&](int64_t i) { return axis < 0 ? 0 : (i / inner) % channels; };
+    std::vector<float> scale(channels, 0.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      float a = std::fabs(src[i]);
+      if (std::isfinite(a)) scale[channel_of(i)] = std::max(scale[channel_of(i)], a);
+    }
+    for (float& s : scale) s = s > 0 ? s / qmax_ : 1.0f;  // an all-zero channel: any scale gives 0
+    Tensor q(spec_.qtype, d);
+    int8_t* dst = q.data<int8_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      float r = std::nearbyint(src[i] / scale[channel_of(i)]);  // round half to even, as QuantizeLinear
+      dst[i] = static_cast<int8_t>(std::clamp(std::isnan(r) ? 0.0f : r, -qmax_, qmax_));
+    }
+    const Dims sdims = axis < 0 ? Dims{} : Dims{channels};
+    Value* qv = g_.add_constant(g_.unique_name(v->name + "_quantized"), q);
+    Value* sv = g_.add_constant(g_.unique_name(v->name + "_scale"), Tensor::from_vector<float>(sdims, scale));
+    Value* zv = g_.add_constant(g_.unique_name(v->name + "_zero_point"), Tensor::zeros(spec_.qtype, sdims));
+    Value* dq = g_.add_value(g_.unique_name(v->name + "_dequantized"), v->type);
+    Node* node = g_.add_node("DequantizeLinear", {qv, sv, zv}, {dq}, g_.unique_name(v->name + "_dequantize"), "",
+                             kQdqOpset);
+    if (axis >= 0) node->attrs.set("axis", axis);
+    weights_[key] = dq;
+    return dq;
+  }
+
+ private:
+  Graph& g_;
+  const QuantizationSpec& spec_;
+  float qmax_;
+  std::map<Value*, Value*> act_;
+  std::map<std::pair<Value*, int64_t>, Value*> weights_;
+};
+
+// Why node `n` cannot be quantized, or "" when every quantized input can be.
+std::string blocker(const Node& n, const RangeTable& ranges) {
+  for (size_t i : quantized_inputs(n)) {
+    const Value* v = i < n.inputs.size() ? n.inputs[i] : nullptr;
+    if (!v) continue;
+    if (v->producer && v->producer->op_type == "DequantizeLinear")
+      return fmt::format("input '{}' comes from a DequantizeLinear already (a Q/DQ model)", v->name);
+    if (v->type.dtype != DType::kFloat32 || !v->type.is_tensor())
+      return fmt::format("input '{}' is {}, not float32", v->name, v->type.to_string());
+    if (!v->constant && !ranges.amax.count(v->name))
+      return fmt::format("no calibrated range for input '{}'", v->name);
+  }
+  return "";
+}
+
+}  // namespace
+
+Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const QuantizationSpec& spec) {
+  if (quantized_max(spec.qtype) == 0)
+    return unsupported("insert_qdq: quantizing to {} is not supported (int8 is)", dtype_name(spec.qtype));
+  Inserter ins(g, spec);
+  bool changed = false;
+  std::vector<Node*> nodes;
+  for (const auto& n : g.nodes())
+    if (n->domain.empty() && spec.op_types.count(n->op_type)) nodes.push_back(n.get());
+  for (Node* n : nodes) {
+    std::string why;
+    if (spec.keep_float.count(precision_key(*n))) why = "kept float by request";
+    else why = blocker(*n, ranges);
+    if (!why.empty()) {
+      if (spec.report) spec.report->kept_float.emplace_back(n->describe(), why);
+      continue;
+    }
+    for (size_t i : quantized_inputs(*n)) {
+      Value* v = i < n->inputs.size() ? n->inputs[i] : nullptr;
+      if (!v) continue;
+      n->inputs[i] = v->constant ? ins.weight(v, weight_axis(*n, i, *v->constant))
+                                 : ins.activation(v, ranges.amax.at(v->name));
+    }
+    if (spec.report) spec.report->quantized.push_back(n->describe());
+    changed = true;
+  }
+  if (changed) {
+    KILN_RETURN_IF_ERROR(g.topological_sort());
+    g.remove_unused_values();  // the float weights replaced by quantized ones
+  }
+  return changed;
+}
+
+}  // namespace kiln
