@@ -135,7 +135,7 @@ Status check_fp8_model(const Graph& g) {
       return Status::Ok();
   return invalid_argument(
       "--fp8: the model has no float8 (FLOAT8E4M3FN) QuantizeLinear/DequantizeLinear around its MatMul/Gemm "
-      "nodes; quantize it first (QAT, or calibrated Q/DQ: see docs/fp8.md)");
+      "nodes; give --calib-data (or --calib-cache) to calibrate it, or quantize it first (see docs/fp8.md)");
 }
 
 // --int8: ranges from calibration (or its cache), then Q/DQ insertion, with a report of what was
@@ -156,7 +156,8 @@ Status quantize_int8(Graph& g, const BuildOptions& o, QuantizationSpec spec) {
   KILN_ASSIGN_OR_RETURN(bool changed, insert_qdq(g, ranges, spec));
   (void)changed;
   if (o.int8_report) *o.int8_report = report;
-  log(o, fmt::format("int8: {} layers quantized, {} kept float", report.quantized.size(), report.kept_float.size()));
+  log(o, fmt::format("{}: {} layers quantized, {} kept float", spec.qtype == DType::kInt8 ? "int8" : "fp8",
+                     report.quantized.size(), report.kept_float.size()));
   for (const auto& [node, why] : report.kept_float) log(o, fmt::format("  kept float: {}: {}", node, why));
   return Status::Ok();
 }
@@ -214,7 +215,6 @@ Status run_graph_passes(Graph& g, const BuildOptions& options, const Backend& ba
   // --fp8 runs the rest in float16 (bfloat16 with --bf16): as if --fp16 were given.
   std::optional<BuildOptions> with_fp16;
   if (options.fp8) {
-    KILN_RETURN_IF_ERROR(check_fp8_model(g));
     if (!options.fp16 && !options.bf16) {
       with_fp16 = options;
       with_fp16->fp16 = true;
@@ -243,6 +243,17 @@ Status run_graph_passes(Graph& g, const BuildOptions& options, const Backend& ba
         if (spec.op_types.count(n->op_type)) spec.keep_float.insert(precision_key(*n));
     apply_to_quantization(pp, spec);
     KILN_RETURN_IF_ERROR(quantize_int8(g, o, spec));
+  }
+  // FP8: with calibration data, Q/DQ (scales amax/448, per tensor) on the MatMul/Gemm nodes with
+  // constant weights; a model that has FP8 Q/DQ already (QAT) is taken as it is.
+  if (o.fp8) {
+    if (can_quantize && !check_fp8_model(g).ok()) {
+      QuantizationSpec spec;
+      spec.qtype = DType::kFloat8E4M3FN;
+      spec.op_types = {"MatMul", "Gemm"};
+      KILN_RETURN_IF_ERROR(quantize_int8(g, o, spec));
+    }
+    KILN_RETURN_IF_ERROR(check_fp8_model(g));
   }
   if (mixed && pp.any_reduced) {
     PassManagerOptions once = pass_options(o);

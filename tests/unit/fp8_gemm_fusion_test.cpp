@@ -2,6 +2,7 @@
 // after the pass give the same CPU outputs, and the fused structure is what the CUDA layer takes.
 #include "builder/builder.hpp"
 #include "passes_test_util.hpp"
+#include "quant/qdq_insertion.hpp"
 
 namespace kiln::passtest {
 namespace {
@@ -153,6 +154,54 @@ TEST(Fp8Build, NeedsFloat8QdqAndLowersTheRest) {
   auto refused = build_plan(std::move(m2), o);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("--fp8"), std::string::npos) << refused.status().message();
+}
+
+// insert_qdq's FP8 branch: per-tensor amax/448 scales on the GEMM with a constant weight, the
+// activation x activation product left float; the fusion pass then takes the quantized GEMM.
+TEST(Fp8QdqInsertion, GemmsWithConstantWeightsPerTensor) {
+  auto make = [] {
+    G b;
+    Value* x = b.input("x", {4, 16});
+    Value* mm = b.op("MatMul", {x, b.random_const("w", {16, 8})}, "mm");
+    b.g->outputs = {b.op("MatMul", {mm, b.input("r", {8, 3})}, "mm2")};
+    return b;
+  };
+  G b = make();
+  ASSERT_TRUE(infer_shapes(*b.g).ok());
+  auto want = run_graph(b.g, b.feeds);
+  ASSERT_TRUE(want.ok());
+  RangeTable ranges;
+  ranges.amax = {{"x", 2.f}, {"mm", 4.f}, {"r", 2.f}};
+  QuantizationSpec spec;
+  spec.qtype = DType::kFloat8E4M3FN;
+  QuantizationReport report;
+  spec.report = &report;
+  auto changed = insert_qdq(*b.g, ranges, spec);
+  ASSERT_TRUE(changed.ok()) << changed.status().message();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(report.quantized.size(), 1u);
+  ASSERT_EQ(report.kept_float.size(), 1u);
+  EXPECT_NE(report.kept_float[0].second.find("constant weights"), std::string::npos);
+  for (const auto& n : b.g->nodes()) {
+    if (n->op_type == "QuantizeLinear") {
+      EXPECT_EQ(n->outputs[0]->type.dtype, DType::kFloat8E4M3FN);
+      EXPECT_FLOAT_EQ(static_cast<float>(n->inputs[1]->constant->scalar_as_double()), 2.f / 448);
+    }
+    if (n->op_type == "DequantizeLinear" && n->inputs[0]->constant) {
+      EXPECT_EQ(n->inputs[0]->constant->dtype(), DType::kFloat8E4M3FN);
+      EXPECT_EQ(n->inputs[1]->constant->numel(), 1);  // per tensor
+    }
+  }
+  auto got = run_graph(b.g, b.feeds);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_LT(test::rel_l2((*got)[0], (*want)[0]), 5e-2);
+  EXPECT_GT(test::rel_l2((*got)[0], (*want)[0]), 0.0);
+  PassManager pm;
+  pm.add(make_fp8_gemm_fusion_pass());
+  pm.add(make_dead_code_pass());
+  ASSERT_TRUE(pm.run(*b.g).ok());
+  EXPECT_EQ(count(*b.g, "Fp8MatMul"), 1);
+  EXPECT_EQ(count(*b.g, "MatMul"), 1);
 }
 
 // The CPU kernel against the Q/DQ ops it stands for, computed independently here in double.
