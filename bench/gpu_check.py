@@ -109,11 +109,14 @@ def kiln_bench_ms(args, plan, workdir):
     return float(summary["latency_ms"]["median"]), out
 
 
-def write_calibration_set(make_inputs, input_names, work, batches=4, per_batch=8):
-    """Random calibration batches for --int8/--fp8 plans: DIR/*.npy (one input) or DIR/<input>/*.npy."""
-    d = os.path.join(work, "calib")
+def write_calibration_set(make_inputs, input_names, work, batch):
+    """Random calibration batches for --int8/--fp8 plans: DIR/*.npy (one input) or DIR/<input>/*.npy.
+    The plan's batch is static, so calibration batches have its size (at least 8 samples each)."""
+    d = os.path.join(work, f"calib_b{batch}")
     if os.path.isdir(d):
         return d
+    per_batch = max(8, batch)
+    batches = max(1, min(4, 256 // per_batch))
     for i in range(batches):
         for n, x in zip(input_names, make_inputs(per_batch)):
             sub = d if len(input_names) == 1 else os.path.join(d, n)
@@ -191,7 +194,7 @@ def check_model(args, name, results):
             plan = os.path.join(work, f"{name}_b{batch}_{prec}.kplan")
             flags = list(PRECISION_FLAGS[prec])
             if prec in ("int8", "fp8"):
-                flags += ["--calib-data", write_calibration_set(make_inputs, input_names, work), "--calib-algo",
+                flags += ["--calib-data", write_calibration_set(make_inputs, input_names, work, batch), "--calib-algo",
                           args.calib_algo, "--calib-cache", os.path.join(work, f"calib_{prec}.cache")]
             rc, out, build_s = sh([args.kiln, "build", onnx_path, "-o", plan, "--backend", "cuda", "--shapes", shapes,
                                    "--timing-cache", os.path.join(args.work, "timing.cache")] + flags)

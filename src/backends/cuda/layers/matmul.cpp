@@ -37,7 +37,8 @@ Expected<cudaDataType_t> cuda_type(DType t) {
 
 bool float_type(DType t) { return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16; }
 
-Dims dims_of(const Value* v) { return *v->type.shape.to_dims(); }
+// The static dims (empty when not static: supports() refuses such nodes before any shape math).
+Dims dims_of(const Value* v) { return v->type.shape.to_dims().value_or(Dims{}); }
 
 // Leading 1s of batch dims do not change the memory layout.
 Dims strip_ones(Dims d) {
@@ -292,6 +293,9 @@ bool supports(const Node& n) {
   if (!float_type(t) || n.inputs[0]->type.dtype != t || n.inputs[1]->type.dtype != t) return false;
   if (n.has_input(2) && n.inputs[2]->type.dtype != t) return false;
   if (n.has_input(3) && n.inputs[3]->type.dtype != t) return false;
+  for (const Value* v : n.inputs)
+    if (v && !v->type.shape.is_static()) return false;
+  if (!n.outputs[0]->type.shape.is_static()) return false;
   return shape_for(n).has_value();
 }
 
