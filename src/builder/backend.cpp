@@ -12,6 +12,7 @@ std::map<std::string, std::unique_ptr<Backend>>& registry() {
 }  // namespace
 
 std::string layer_precision(const Node& n, bool tf32) {
+  if (n.domain == "kiln" && n.op_type == "Fp8MatMul") return "fp8";  // float8 GEMM, float16/32 output
   DType t = DType::kFloat32;
   for (const Value* v : n.outputs)
     if (v) {

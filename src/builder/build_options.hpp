@@ -22,6 +22,9 @@ struct BuildOptions {
   bool fp16 = false;             // allow float16 layers (activations and weights in float16)
   bool bf16 = false;             // allow bfloat16 layers
   bool tf32 = true;              // allow TF32 tensor-core math for float32 layers
+  // FP8 E4M3 GEMMs (CUDA, Hopper) for MatMul/Gemm with FP8 Q/DQ; float16 (bfloat16 with bf16) for
+  // the rest. Needs a model with FP8 Q/DQ (QAT or quantized offline); see docs/fp8.md.
+  bool fp8 = false;
   // INT8 post-training quantization: calibrate the float graph (on the CPU executor), then put
   // Q/DQ on the inputs of Conv/MatMul/Gemm (quant/qdq_insertion.hpp).
   bool int8 = false;

@@ -1,6 +1,7 @@
 #include "builder/builder.hpp"
 
 #include <chrono>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -125,6 +126,18 @@ Status choose_profiled_layers(const Graph& g, const Backend& backend, const Buil
   return Status::Ok();
 }
 
+// --fp8 quantizes the GEMMs that the model marks with float8 Q/DQ (the CUDA fp8-gemm-fusion pass
+// turns them into kiln.Fp8MatMul); a model without any is refused rather than built without FP8.
+Status check_fp8_model(const Graph& g) {
+  for (const auto& n : g.nodes())
+    if (n->domain.empty() && n->op_type == "DequantizeLinear" && n->has_input(0) &&
+        n->inputs[0]->type.dtype == DType::kFloat8E4M3FN)
+      return Status::Ok();
+  return invalid_argument(
+      "--fp8: the model has no float8 (FLOAT8E4M3FN) QuantizeLinear/DequantizeLinear around its MatMul/Gemm "
+      "nodes; give --calib-data (or --calib-cache) to calibrate it, or quantize it first (see docs/fp8.md)");
+}
+
 // --int8: ranges from calibration (or its cache), then Q/DQ insertion, with a report of what was
 // quantized and what stayed float (and why).
 Status quantize_int8(Graph& g, const BuildOptions& o, QuantizationSpec spec) {
@@ -143,7 +156,8 @@ Status quantize_int8(Graph& g, const BuildOptions& o, QuantizationSpec spec) {
   KILN_ASSIGN_OR_RETURN(bool changed, insert_qdq(g, ranges, spec));
   (void)changed;
   if (o.int8_report) *o.int8_report = report;
-  log(o, fmt::format("int8: {} layers quantized, {} kept float", report.quantized.size(), report.kept_float.size()));
+  log(o, fmt::format("{}: {} layers quantized, {} kept float", spec.qtype == DType::kInt8 ? "int8" : "fp8",
+                     report.quantized.size(), report.kept_float.size()));
   for (const auto& [node, why] : report.kept_float) log(o, fmt::format("  kept float: {}: {}", node, why));
   return Status::Ok();
 }
@@ -198,31 +212,51 @@ Status run_graph_passes(Graph& g, const BuildOptions& options, const Backend& ba
   PassManager pm(pass_options(options));
   add_cleanup_passes(pm, options.fold_random);
   KILN_RETURN_IF_ERROR(pm.run(g));
-  const bool mixed = options.fp16 || options.bf16 || options.best || !options.layer_precisions.empty() ||
-                     options.accuracy_budget >= 0;
-  const bool can_quantize = !options.calibration.data.dir.empty() || !options.calibration.cache.empty();
+  // --fp8 runs the rest in float16 (bfloat16 with --bf16): as if --fp16 were given.
+  std::optional<BuildOptions> with_fp16;
+  if (options.fp8) {
+    if (!options.fp16 && !options.bf16) {
+      with_fp16 = options;
+      with_fp16->fp16 = true;
+    }
+  }
+  const BuildOptions& o = with_fp16 ? *with_fp16 : options;
+  const bool mixed = o.fp16 || o.bf16 || o.best || !o.layer_precisions.empty() ||
+                     o.accuracy_budget >= 0;
+  const bool can_quantize = !o.calibration.data.dir.empty() || !o.calibration.cache.empty();
   PrecisionPlan pp;
   if (mixed) {
     KILN_RETURN_IF_ERROR(infer_shapes(g));  // the guard and --best's rule read shapes
-    KILN_ASSIGN_OR_RETURN(pp, plan_precisions(g, options, backend, can_quantize));
+    KILN_ASSIGN_OR_RETURN(pp, plan_precisions(g, o, backend, can_quantize));
     for (const std::string& line : pp.report)  // all of them are in the build report; warnings show now
-      if (line.rfind("warning:", 0) == 0) log(options, "      " + line);
+      if (line.rfind("warning:", 0) == 0) log(o, "      " + line);
     report = pp.report;
   }
   // INT8: --int8 (every Conv/MatMul/Gemm the plan does not keep float), --best with calibration
   // data (its large layers), or only the layers --layer-precision names int8. Calibrated on the
   // cleaned float32 graph, before reduced precision changes its dtypes.
-  const bool best_int8 = options.best && can_quantize && !options.calibration_batches.empty();
-  if (options.int8 || best_int8 || !pp.quantize.empty()) {
+  const bool best_int8 = o.best && can_quantize && !o.calibration_batches.empty();
+  if (o.int8 || best_int8 || !pp.quantize.empty()) {
     QuantizationSpec spec;
-    if (!options.int8 && !best_int8)
+    if (!o.int8 && !best_int8)
       for (const auto& n : g.nodes())
         if (spec.op_types.count(n->op_type)) spec.keep_float.insert(precision_key(*n));
     apply_to_quantization(pp, spec);
-    KILN_RETURN_IF_ERROR(quantize_int8(g, options, spec));
+    KILN_RETURN_IF_ERROR(quantize_int8(g, o, spec));
+  }
+  // FP8: with calibration data, Q/DQ (scales amax/448, per tensor) on the MatMul/Gemm nodes with
+  // constant weights; a model that has FP8 Q/DQ already (QAT) is taken as it is.
+  if (o.fp8) {
+    if (can_quantize && !check_fp8_model(g).ok()) {
+      QuantizationSpec spec;
+      spec.qtype = DType::kFloat8E4M3FN;
+      spec.op_types = {"MatMul", "Gemm"};
+      KILN_RETURN_IF_ERROR(quantize_int8(g, o, spec));
+    }
+    KILN_RETURN_IF_ERROR(check_fp8_model(g));
   }
   if (mixed && pp.any_reduced) {
-    PassManagerOptions once = pass_options(options);
+    PassManagerOptions once = pass_options(o);
     once.max_iterations = 1;
     PassManager precision(once);
     precision.add(make_mixed_precision_pass(std::move(pp.assignment)));
@@ -238,6 +272,7 @@ std::string options_json(const BuildOptions& o) {
   j["fp16"] = o.fp16;
   j["bf16"] = o.bf16;
   j["tf32"] = o.tf32;
+  if (o.fp8) j["fp8"] = true;
   if (o.int8) j["int8"] = {{"calib_algo", o.calibration.algorithm}};
   if (o.best) j["best"] = true;
   for (const auto& [name, prec] : o.layer_precisions) j["layer_precisions"].push_back({name, prec});

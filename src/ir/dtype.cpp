@@ -10,7 +10,7 @@ struct DTypeInfo {
   std::string_view name;
   size_t size;
 };
-constexpr std::array<DTypeInfo, 15> kInfo = {{
+constexpr std::array<DTypeInfo, 16> kInfo = {{
     {DType::kUndefined, "undefined", 0}, {DType::kFloat32, "float32", 4},
     {DType::kFloat16, "float16", 2},     {DType::kBFloat16, "bfloat16", 2},
     {DType::kFloat64, "float64", 8},     {DType::kInt8, "int8", 1},
@@ -18,7 +18,7 @@ constexpr std::array<DTypeInfo, 15> kInfo = {{
     {DType::kUInt16, "uint16", 2},       {DType::kInt32, "int32", 4},
     {DType::kUInt32, "uint32", 4},       {DType::kInt64, "int64", 8},
     {DType::kUInt64, "uint64", 8},       {DType::kBool, "bool", 1},
-    {DType::kString, "string", 0},
+    {DType::kString, "string", 0},       {DType::kFloat8E4M3FN, "float8e4m3fn", 1},
 }};
 }  // namespace
 
@@ -34,6 +34,7 @@ std::optional<DType> dtype_from_name(std::string_view name) {
 bool is_floating(DType t) {
   return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16 || t == DType::kFloat64;
 }
+bool is_float8(DType t) { return t == DType::kFloat8E4M3FN; }
 bool is_signed_integer(DType t) {
   return t == DType::kInt8 || t == DType::kInt16 || t == DType::kInt32 || t == DType::kInt64;
 }

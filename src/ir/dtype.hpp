@@ -8,6 +8,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "ir/float8.hpp"
 #include "ir/half.hpp"
 
 namespace kiln {
@@ -28,6 +29,7 @@ enum class DType : uint8_t {
   kUInt64,
   kBool,
   kString,  // known to the IR so errors can name it; no kernel supports it
+  kFloat8E4M3FN,  // 1 byte (ir/float8.hpp); only the quantization ops and FP8 GEMMs take it
 };
 
 size_t dtype_size(DType t);                 // bytes per element; 0 for undefined/string
@@ -36,6 +38,7 @@ std::optional<DType> dtype_from_name(std::string_view name);
 bool is_floating(DType t);                  // float32/16, bfloat16, float64
 bool is_integer(DType t);                   // signed or unsigned integers (not bool)
 bool is_signed_integer(DType t);
+bool is_float8(DType t);                    // float8e4m3fn (not is_floating: most kernels lack it)
 
 template <typename T> struct DTypeOf;
 #define KILN_DTYPE_OF(T, D) \
@@ -53,12 +56,14 @@ KILN_DTYPE_OF(uint32_t, DType::kUInt32);
 KILN_DTYPE_OF(int64_t, DType::kInt64);
 KILN_DTYPE_OF(uint64_t, DType::kUInt64);
 KILN_DTYPE_OF(bool, DType::kBool);
+KILN_DTYPE_OF(Float8E4M3FN, DType::kFloat8E4M3FN);
 #undef KILN_DTYPE_OF
 template <typename T> inline constexpr DType dtype_of = DTypeOf<T>::value;
 
 template <typename T> struct TypeTag { using type = T; };
 
-// Calls fn(TypeTag<T>{}) for the C++ type T of `t`; returns false when `t` is undefined or string.
+// Calls fn(TypeTag<T>{}) for the C++ type T of `t`; returns false when `t` is undefined, string or
+// float8 (few kernels take float8: they handle it explicitly).
 //   dispatch_dtype(t, [&](auto tag) { using T = typename decltype(tag)::type; ... });
 template <typename Fn>
 bool dispatch_dtype(DType t, Fn&& fn) {

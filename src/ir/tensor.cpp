@@ -99,6 +99,18 @@ Tensor Tensor::cast(DType to) const {
     });
     return out;
   }
+  // float8 goes through float32 (saturating, as ONNX Cast's default saturate=1).
+  if (dtype_ == DType::kFloat8E4M3FN || to == DType::kFloat8E4M3FN) {
+    if (dtype_ == to) return clone();
+    if (to == DType::kFloat8E4M3FN) {
+      const Tensor f = dtype_ == DType::kFloat32 ? *this : cast(DType::kFloat32);
+      for (int64_t i = 0; i < n; ++i) out.data<Float8E4M3FN>()[i] = Float8E4M3FN(f.data<float>()[i]);
+      return out;
+    }
+    Tensor f(DType::kFloat32, dims_);
+    for (int64_t i = 0; i < n; ++i) f.data<float>()[i] = static_cast<float>(data<Float8E4M3FN>()[i]);
+    return to == DType::kFloat32 ? f : f.cast(to);
+  }
   if (dtype_ == DType::kString) {
     // Text that is not a number reads as NaN for floats, 0 for integers.
     const std::string* src = data<std::string>();
@@ -143,6 +155,7 @@ Expected<std::vector<int64_t>> Tensor::to_int64_vector() const {
 }
 
 std::vector<double> Tensor::to_double_vector() const {
+  if (dtype_ == DType::kFloat8E4M3FN) return cast(DType::kFloat32).to_double_vector();
   std::vector<double> v(static_cast<size_t>(numel()));
   dispatch_dtype(dtype_, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -155,6 +168,7 @@ std::vector<double> Tensor::to_double_vector() const {
 double Tensor::scalar_as_double() const {
   double v = 0;
   if (numel() < 1) return v;
+  if (dtype_ == DType::kFloat8E4M3FN) return static_cast<float>(data<Float8E4M3FN>()[0]);
   dispatch_dtype(dtype_, [&](auto tag) {
     using T = typename decltype(tag)::type;
     v = static_cast<double>(static_cast<compute_t<T>>(data<T>()[0]));

@@ -24,7 +24,12 @@ std::string onnx_dtype_name(int32_t t) {
   return "type " + std::to_string(t);
 }
 
+// FLOAT8E4M3FN's TensorProto code: the libonnx proto kiln builds against (1.12) predates it, and
+// data_type / elem_type are plain int32 fields, so the number is read as such.
+constexpr int32_t kOnnxFloat8E4M3FN = 17;
+
 Expected<DType> dtype_from_onnx(int32_t t, const std::string& what) {
+  if (t == kOnnxFloat8E4M3FN) return DType::kFloat8E4M3FN;
   switch (t) {
     case TensorProto::FLOAT: return DType::kFloat32;
     case TensorProto::UINT8: return DType::kUInt8;
@@ -182,6 +187,10 @@ Status read_typed(const TensorProto& proto, Tensor& out, const std::string& what
     case TensorProto::BFLOAT16:
       return copy_field<BFloat16>(proto.int32_data(), out, what, "int32_data",
                                   [](int32_t v) { return BFloat16::from_bits(static_cast<uint16_t>(v)); });
+    case kOnnxFloat8E4M3FN:  // one code per int32, in its low 8 bits
+      return copy_field<Float8E4M3FN>(proto.int32_data(), out, what, "int32_data", [](int32_t v) {
+        return Float8E4M3FN::from_bits(static_cast<uint8_t>(v));
+      });
     default:
       return internal_error("{}: unhandled element type {}", what, onnx_dtype_name(proto.data_type()));
   }

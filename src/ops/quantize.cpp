@@ -7,10 +7,11 @@
 namespace kiln {
 namespace {
 
-// The integer types kiln quantizes to (float8 and int4 have no kiln dtype: the importer and
-// dtype_from_onnx_code report them unsupported).
+// The types kiln quantizes to: 8/16-bit integers and float8 E4M3FN (the other float8 types and
+// int4 have no kiln dtype: the importer and dtype_from_onnx_code report them unsupported).
 bool is_quantized_type(DType t) {
-  return t == DType::kInt8 || t == DType::kUInt8 || t == DType::kInt16 || t == DType::kUInt16;
+  return t == DType::kInt8 || t == DType::kUInt8 || t == DType::kInt16 || t == DType::kUInt16 ||
+         t == DType::kFloat8E4M3FN;
 }
 
 Status check_scale_dtype(const InferContext& ctx, const char* what, DType t) {
@@ -18,7 +19,7 @@ Status check_scale_dtype(const InferContext& ctx, const char* what, DType t) {
   return Status::Ok();
 }
 
-// The saturate attribute only changes float8 outputs, which kiln does not produce; still checked.
+// saturate (opset 19+) only changes float8 outputs: out-of-range values become +-448 (1) or NaN (0).
 Status check_saturate(const InferContext& ctx) {
   const int64_t saturate = ctx.attrs().i("saturate", 1);
   if (saturate != 0 && saturate != 1) return ctx.error("saturate must be 0 or 1, got {}", saturate);
@@ -29,7 +30,10 @@ Status check_saturate(const InferContext& ctx) {
 Expected<DType> quantized_output_dtype(const InferContext& ctx) {
   const int64_t code = ctx.attrs().i("output_dtype", 0);
   DType attr_dtype = DType::kUndefined;
-  if (code != 0) {
+  constexpr int64_t kOnnxFloat8E4M3FN = 17;  // generic code lookup refuses float8 (Cast has no kernel)
+  if (code == kOnnxFloat8E4M3FN) {
+    attr_dtype = DType::kFloat8E4M3FN;
+  } else if (code != 0) {
     KILN_ASSIGN_OR_RETURN(attr_dtype, dtype_from_onnx_code(ctx, "output_dtype", code));
   }
   if (ctx.has_input(2)) {
@@ -40,7 +44,8 @@ Expected<DType> quantized_output_dtype(const InferContext& ctx) {
   }
   if (attr_dtype == DType::kUndefined) attr_dtype = DType::kUInt8;
   if (!is_quantized_type(attr_dtype))
-    return ctx.error("cannot quantize to {}: the output must be int8, uint8, int16 or uint16", dtype_name(attr_dtype));
+    return ctx.error("cannot quantize to {}: the output must be int8, uint8, int16, uint16 or float8e4m3fn",
+                     dtype_name(attr_dtype));
   return attr_dtype;
 }
 
@@ -66,7 +71,7 @@ Status infer_quantize_linear(InferContext& ctx) {
 Status infer_dequantize_linear(InferContext& ctx) {
   const TensorType& x = ctx.input(0);
   if (!is_quantized_type(x.dtype) && x.dtype != DType::kInt32)
-    return ctx.error("x must be int8, uint8, int16, uint16 or int32, got {}", dtype_name(x.dtype));
+    return ctx.error("x must be int8, uint8, int16, uint16, int32 or float8e4m3fn, got {}", dtype_name(x.dtype));
   const DType scale = ctx.input(1).dtype;
   KILN_RETURN_IF_ERROR(check_scale_dtype(ctx, "x_scale", scale));
   if (ctx.has_input(2)) KILN_RETURN_IF_ERROR(check_same_dtype(ctx, "x_zero_point", ctx.input(2).dtype, "x", x.dtype));

@@ -7,11 +7,12 @@ namespace kiln {
 
 namespace {
 
-// DequantizeLinear of int8/uint8 data marks quantized weights (explicit Q/DQ): folding it to float
+// DequantizeLinear of int8/uint8/float8 data marks quantized weights (explicit Q/DQ): folding it to float
 // would hide them from the backends' Q/DQ fusion, so it stays a node (the CPU runs it per inference).
 bool is_weight_dequantize(const Node& n) {
   return n.domain.empty() && n.op_type == "DequantizeLinear" && n.has_input(0) &&
-         (n.inputs[0]->type.dtype == DType::kInt8 || n.inputs[0]->type.dtype == DType::kUInt8);
+         (n.inputs[0]->type.dtype == DType::kInt8 || n.inputs[0]->type.dtype == DType::kUInt8 ||
+          n.inputs[0]->type.dtype == DType::kFloat8E4M3FN);
 }
 
 bool is_random(const Node& n) {

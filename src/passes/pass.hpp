@@ -80,7 +80,7 @@ void add_cuda_passes(PassManager& pm);
 
 // Replaces nodes whose inputs are all constants by their outputs, computed with the CPU kernels
 // (random-number ops are kept unless `fold_random`). Outputs larger than `max_bytes` are kept
-// as nodes, so a tiny ConstantOfShape does not become a huge weight. DequantizeLinear of int8/uint8
+// as nodes, so a tiny ConstantOfShape does not become a huge weight. DequantizeLinear of int8/uint8/float8
 // constants (quantized weights of explicit Q/DQ models) is kept for the backends' Q/DQ fusion
 // unless `keep_weight_dequantize` is false (the CUDA pipeline's last folding, after the fusion).
 std::unique_ptr<Pass> make_constant_folding_pass(bool fold_random = false, uint64_t max_bytes = 64u << 20,
@@ -109,6 +109,11 @@ std::unique_ptr<Pass> make_gelu_fusion_pass();
 std::unique_ptr<Pass> make_layernorm_fusion_pass();
 // x*HardSigmoid(x) (alpha 1/6, beta 0.5) and x*Clip(x+3,0,6)/6 -> HardSwish.
 std::unique_ptr<Pass> make_hardswish_fusion_pass();
+
+// CUDA backend, explicit FP8 quantization (before the float fusions take the MatMul/Gemm nodes):
+// DQ(Q(x)) and DQ(float8 W) per tensor around MatMul/Gemm [+ bias] [+ residual] [+ Relu/Gelu] ->
+// kiln.Fp8MatMul (ops/fp8_matmul.cpp).
+std::unique_ptr<Pass> make_fp8_gemm_fusion_pass();
 
 // CUDA backend, explicit quantization (before the float fusions): DequantizeLinear'd int8 inputs
 // and weights of Conv/MatMul/Gemm [+ bias] [+ residual] [+ Relu] [+ QuantizeLinear] -> kiln.QConv /

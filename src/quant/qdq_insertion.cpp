@@ -11,6 +11,7 @@ namespace kiln {
 float quantized_max(DType qtype) {
   switch (qtype) {
     case DType::kInt8: return 127.0f;  // symmetric: -127..127, zero point 0
+    case DType::kFloat8E4M3FN: return kFloat8E4M3Max;  // 448: scale = amax / 448
     default: return 0.0f;
   }
 }
@@ -77,8 +78,12 @@ class Inserter {
     }
     for (float& s : scale) s = s > 0 ? s / qmax_ : 1.0f;  // an all-zero channel: any scale gives 0
     Tensor q(spec_.qtype, d);
-    int8_t* dst = q.data<int8_t>();
+    if (spec_.qtype == DType::kFloat8E4M3FN) {  // round to nearest even, saturating, as QuantizeLinear
+      for (int64_t i = 0; i < n; ++i) q.data<Float8E4M3FN>()[i] = Float8E4M3FN(src[i] / scale[channel_of(i)]);
+    }
+    int8_t* dst = spec_.qtype == DType::kInt8 ? q.data<int8_t>() : nullptr;
     for (int64_t i = 0; i < n; ++i) {
+      if (!dst) break;
       float r = std::nearbyint(src[i] / scale[channel_of(i)]);  // round half to even, as QuantizeLinear
       dst[i] = static_cast<int8_t>(std::clamp(std::isnan(r) ? 0.0f : r, -qmax_, qmax_));
     }
@@ -103,7 +108,11 @@ class Inserter {
 };
 
 // Why node `n` cannot be quantized, or "" when every quantized input can be.
-std::string blocker(const Node& n, const RangeTable& ranges) {
+std::string blocker(const Node& n, const RangeTable& ranges, DType qtype) {
+  // FP8 (cuBLASLt's FP8 GEMM): products with a constant weight only; attention's activation x
+  // activation MatMuls stay in 16-bit floats.
+  if (qtype == DType::kFloat8E4M3FN && (n.inputs.size() < 2 || !n.inputs[1] || !n.inputs[1]->constant))
+    return "FP8 quantizes GEMMs with constant weights only";
   for (size_t i : quantized_inputs(n)) {
     const Value* v = i < n.inputs.size() ? n.inputs[i] : nullptr;
     if (!v) continue;
@@ -121,7 +130,8 @@ std::string blocker(const Node& n, const RangeTable& ranges) {
 
 Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const QuantizationSpec& spec) {
   if (quantized_max(spec.qtype) == 0)
-    return unsupported("insert_qdq: quantizing to {} is not supported (int8 is)", dtype_name(spec.qtype));
+    return unsupported("insert_qdq: quantizing to {} is not supported (int8 and float8e4m3fn are)",
+                       dtype_name(spec.qtype));
   Inserter ins(g, spec);
   bool changed = false;
   std::vector<Node*> nodes;
@@ -130,7 +140,7 @@ Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const Quantization
   for (Node* n : nodes) {
     std::string why;
     if (spec.keep_float.count(precision_key(*n))) why = "kept float by request";
-    else why = blocker(*n, ranges);
+    else why = blocker(*n, ranges, spec.qtype);
     if (!why.empty()) {
       if (spec.report) spec.report->kept_float.emplace_back(n->describe(), why);
       continue;
@@ -138,7 +148,9 @@ Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const Quantization
     for (size_t i : quantized_inputs(*n)) {
       Value* v = i < n->inputs.size() ? n->inputs[i] : nullptr;
       if (!v) continue;
-      n->inputs[i] = v->constant ? ins.weight(v, weight_axis(*n, i, *v->constant))
+      // FP8: per-tensor weight scales (cuBLASLt's FP8 GEMM takes scalar scales).
+      const bool per_tensor = spec.qtype == DType::kFloat8E4M3FN;
+      n->inputs[i] = v->constant ? ins.weight(v, per_tensor ? -1 : weight_axis(*n, i, *v->constant))
                                  : ins.activation(v, ranges.amax.at(v->name));
     }
     if (spec.report) spec.report->quantized.push_back(n->describe());

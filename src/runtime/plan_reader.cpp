@@ -65,7 +65,8 @@ class Reader {
   Expected<Tensor> read_tensor(const fb::TensorRef* r) {
     if (!r) return corrupt("a tensor reference is missing");
     auto dtype = static_cast<DType>(r->dtype());
-    if (r->dtype() > static_cast<uint8_t>(DType::kBool) || dtype == DType::kUndefined)
+    if ((r->dtype() > static_cast<uint8_t>(DType::kBool) && dtype != DType::kFloat8E4M3FN) ||
+        dtype == DType::kUndefined)
       return corrupt(fmt::format("unknown dtype code {}", r->dtype()));
     Dims dims;
     if (r->dims())

@@ -72,7 +72,8 @@ int build_command(const BuildCommandOptions& opt) {
     for (const std::string& line : plan.precision_report) std::printf("    %s\n", line.c_str());
   }
   for (auto [flag, name] :
-       {std::pair{opt.build.fp16, "fp16"}, std::pair{opt.build.bf16, "bf16"}, std::pair{opt.build.int8, "int8"}})
+       {std::pair{opt.build.fp16, "fp16"}, std::pair{opt.build.bf16, "bf16"}, std::pair{opt.build.int8, "int8"},
+        std::pair{opt.build.fp8, "fp8"}})
     if (flag && precision_counts(plan).find(name) == std::string::npos)
       std::printf("note: --%s allowed reduced precision, but no layer uses it\n", name);
   if (opt.verbose) print_layers(plan);

@@ -21,6 +21,10 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
   auto& m = f.model_only;
   m.push_back(cmd->add_flag("--fp16", f.fp16, "Allow float16 layers"));
   m.push_back(cmd->add_flag("--bf16", f.bf16, "Allow bfloat16 layers"));
+  m.push_back(cmd->add_flag("--fp8", f.fp8,
+                            "FP8 E4M3 GEMMs (CUDA, Hopper) for MatMul/Gemm with constant weights: calibrated on "
+                            "--calib-data (or --calib-cache), or from the model's own FP8 Q/DQ; implies --fp16 for "
+                            "the rest unless --bf16 (see docs/fp8.md)"));
   m.push_back(cmd->add_flag("--int8", f.int8,
                             "Allow INT8 layers: post-training quantization calibrated on --calib-data (or read from "
                             "--calib-cache; calibration runs the float32 model on the CPU executor, whatever the "
@@ -126,14 +130,15 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
   KILN_ASSIGN_OR_RETURN(o.backend, resolve_backend(kind));
   o.fp16 = f.fp16;
   o.bf16 = f.bf16;
+  o.fp8 = f.fp8;
   o.tf32 = !f.no_tf32;
   o.int8 = f.int8;
   // What reads calibration data: INT8 (an FP8 build would join here: same data, ranges and cache),
   // and the precision controls (--best quantizes with it, the accuracy budget measures with it).
-  const bool calibrated = f.int8 || f.best || f.accuracy_budget >= 0 || !f.layer_precisions.empty();
+  const bool calibrated = f.int8 || f.fp8 || f.best || f.accuracy_budget >= 0 || !f.layer_precisions.empty();
   const bool calib_given = !f.calib_data.empty() || !f.calib_cache.empty() || !f.calib_preprocess.empty();
   if (!calibrated && calib_given)
-    return invalid_argument("--calib-data, --calib-cache and --calib-preprocess apply to --int8, --best, "
+    return invalid_argument("--calib-data, --calib-cache and --calib-preprocess apply to --int8, --fp8, --best, "
                             "--layer-precision and --accuracy-budget builds");
   if (f.int8 && f.calib_data.empty() && f.calib_cache.empty())
     return invalid_argument("--int8 needs calibration: give --calib-data DIR (and --calib-cache FILE to keep the "

@@ -16,7 +16,7 @@ namespace kiln::cli {
 
 struct BuildFlags {
   std::string backend = "auto";
-  bool fp16 = false, bf16 = false, no_tf32 = false;
+  bool fp16 = false, bf16 = false, fp8 = false, no_tf32 = false;
   // Mixed precision (docs/precision.md).
   std::vector<std::string> layer_precisions;  // NAME:PREC[,...], repeatable
   std::string precision_constraints = "prefer";

@@ -1,6 +1,7 @@
 // QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear on the CPU.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "backends/cpu/element_types.hpp"
 #include "backends/cpu/quant_util.hpp"
@@ -52,18 +53,45 @@ void quantize(const Tensor& x, const Tensor& scale, const QdqLayout& sl, const s
   });
 }
 
+// Zero-point values as float (float8 zero points; an absent zero point is one 0).
+std::vector<float> float_zero_points(const Tensor* zp) {
+  if (!zp) return {0.f};
+  const Tensor f = zp->cast(DType::kFloat32);
+  return std::vector<float>(f.data<float>(), f.data<float>() + f.numel());
+}
+
+// Float8: y = to_e4m3fn(x / scale + zero_point), rounding to nearest even; out-of-range values
+// saturate to +-448 or, with saturate=0, become NaN (as do infinities).
+Status quantize_float8(KernelContext& ctx, const Tensor& x, const Tensor& scale, const QdqLayout& sl,
+                       const Tensor* zp_tensor, Tensor& y) {
+  if (!is_floating(x.dtype())) return ctx.unsupported_dtype(x.dtype(), 0);
+  if (!is_floating(scale.dtype())) return ctx.unsupported_dtype(scale.dtype(), 1);
+  const bool saturate = ctx.attrs().i("saturate", 1) != 0;
+  const Tensor xf = x.cast(DType::kFloat32), sf = scale.cast(DType::kFloat32);
+  const std::vector<float> zp = float_zero_points(zp_tensor);
+  const float *xd = xf.data<float>(), *sd = sf.data<float>();
+  auto* yd = y.data<Float8E4M3FN>();
+  const bool zp_scalar = zp.size() == 1;
+  for_each_qdq_element(sl, [&](int64_t o, int64_t k, int64_t i, int64_t idx) {
+    const int64_t p = sl.index(o, k, i);
+    yd[idx] = Float8E4M3FN(xd[idx] / sd[p] + zp[zp_scalar ? 0 : static_cast<size_t>(p)], saturate);
+  });
+  return Status::Ok();
+}
+
 Status quantize_linear_kernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& scale = ctx.input(1);
   const Tensor* zp_tensor = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   const int64_t axis = ctx.attrs().i("axis", 1), block = ctx.attrs().i("block_size", 0);
   const QdqLayout sl = cpu::qdq_layout(x.dims(), scale.dims(), axis, block);
+  Tensor& y = ctx.output(0);
+  if (y.dtype() == DType::kFloat8E4M3FN) return quantize_float8(ctx, x, scale, sl, zp_tensor, y);
   const std::vector<int64_t> zp = cpu::zero_points(zp_tensor);
   const DType xt = x.dtype();
   if (!is_floating(xt) && xt != DType::kInt32) return ctx.unsupported_dtype(xt, 0);
   if (!is_floating(scale.dtype()) && scale.dtype() != DType::kInt32) return ctx.unsupported_dtype(scale.dtype(), 1);
   const bool wide = xt == DType::kInt32 || xt == DType::kFloat64 || scale.dtype() == DType::kFloat64;
-  Tensor& y = ctx.output(0);
   const bool ok = dispatch_quantized(y.dtype(), [&](auto qtag) {
     using Q = typename decltype(qtag)::type;
     cpu::dispatch_types<cpu::kFloatTypes | cpu::kSignedInts>(xt, [&](auto xtag) {
@@ -94,14 +122,35 @@ void dequantize(const Tensor& x, const Tensor& scale, const QdqLayout& sl, const
   });
 }
 
+// Float8: y = (x - zero_point) * scale in float, stored as the scale's dtype.
+Status dequantize_float8(KernelContext& ctx, const Tensor& x, const Tensor& scale, const QdqLayout& sl,
+                         const Tensor* zp_tensor, Tensor& y) {
+  if (!is_floating(scale.dtype())) return ctx.unsupported_dtype(scale.dtype(), 1);
+  const Tensor sf = scale.cast(DType::kFloat32);
+  const std::vector<float> zp = float_zero_points(zp_tensor);
+  const float* sd = sf.data<float>();
+  const auto* xd = x.data<Float8E4M3FN>();
+  Tensor yf(DType::kFloat32, x.dims());
+  float* yd = yf.data<float>();
+  const bool zp_scalar = zp.size() == 1;
+  for_each_qdq_element(sl, [&](int64_t o, int64_t k, int64_t i, int64_t idx) {
+    const int64_t p = sl.index(o, k, i);
+    yd[idx] = (static_cast<float>(xd[idx]) - zp[zp_scalar ? 0 : static_cast<size_t>(p)]) * sd[p];
+  });
+  const Tensor out = y.dtype() == DType::kFloat32 ? yf : yf.cast(y.dtype());
+  std::memcpy(y.raw_data(), out.raw_data(), y.nbytes());  // y may be preallocated: write into it
+  return Status::Ok();
+}
+
 Status dequantize_linear_kernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& scale = ctx.input(1);
   const Tensor* zp_tensor = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   const int64_t axis = ctx.attrs().i("axis", 1), block = ctx.attrs().i("block_size", 0);
   const QdqLayout sl = cpu::qdq_layout(x.dims(), scale.dims(), axis, block);
-  const std::vector<int64_t> zp = cpu::zero_points(zp_tensor);
   Tensor& y = ctx.output(0);
+  if (x.dtype() == DType::kFloat8E4M3FN) return dequantize_float8(ctx, x, scale, sl, zp_tensor, y);
+  const std::vector<int64_t> zp = cpu::zero_points(zp_tensor);
   bool s_ok = false;
   const bool x_ok = cpu::dispatch_types<cpu::kIntTypes>(x.dtype(), [&](auto xtag) {
     using X = typename decltype(xtag)::type;

@@ -30,6 +30,8 @@ Tensor random_like(DType dtype, const Dims& dims, uint32_t seed) {
       else p[i] = static_cast<T>(rng() % 4);
     }
   });
+  if (dtype == DType::kFloat8E4M3FN)  // not in dispatch_dtype
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<Float8E4M3FN>()[i] = Float8E4M3FN(u(rng) * 448.f);
   return t;
 }
 
