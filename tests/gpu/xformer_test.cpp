@@ -113,11 +113,11 @@ OpCall fused_call(DType t, Dims a, int64_t n, const std::string& act) {
   return call;
 }
 
-TEST(CudaFusedMatMul, BiasAndReluEpilogues) {
+TEST(CudaFusedMatMul, BiasReluAndGeluEpilogues) {
   KILN_REQUIRE_GPU();
   BuildOptions exact;
   exact.tf32 = false;
-  for (const std::string act : {"", "Relu"}) {
+  for (const std::string act : {"", "Relu", "GeluTanh"}) {
     SCOPED_TRACE("activation '" + act + "'");
     EXPECT_TRUE(matches_cpu(fused_call(DType::kFloat32, {2, 5, 24}, 40, act), 1e-5, exact));
     EXPECT_TRUE(matches_cpu(fused_call(DType::kFloat16, {3, 17, 64}, 48, act), 2e-3));
