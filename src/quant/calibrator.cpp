@@ -110,9 +110,12 @@ bool smooth_normalize(std::vector<double>& d) {
 
 double entropy_amax(const Histogram& h, int quantized_bins) {
   // The spike of exact zeros after a ReLU would dominate the KL divergence and push the threshold
-  // down: bin 0 counts as its neighbour does (as NVIDIA's pytorch-quantization does).
+  // down: bin 0 counts as its neighbour does (as NVIDIA's pytorch-quantization does). Only where
+  // that neighbour holds values: for discrete data (an image of 17 grey levels, values k/16) the
+  // neighbour is empty, and dropping the zeros would leave the KL divergence blind to clipping (all
+  // non-zero mass folded into one bin "matches" exactly): the digits input once got amax 1/16.
   std::vector<double> hist = h.counts();
-  hist[0] = hist[1];
+  if (hist[1] > 0) hist[0] = hist[1];
   int last = Histogram::kBins - 1;
   while (last >= 0 && hist[last] == 0) --last;
   const int used = last + 1;

@@ -78,6 +78,20 @@ TEST(Calibrator, EntropyClipsOutliersOfAGaussian) {
   EXPECT_GT(amax, 3.0);   // but keeps the bulk of the Gaussian (about 4 sigma)
 }
 
+TEST(Calibrator, EntropyKeepsTheRangeOfDiscreteLevels) {
+  // Pixels of 17 grey levels k/16 with many zeros (scikit-learn's digits scaled to [0, 1]): every
+  // level is information, none an outlier.
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> level(0, 16), coin(0, 1);
+  std::vector<float> x(64000);
+  for (float& v : x) v = coin(rng) ? 0.0f : static_cast<float>(level(rng)) / 16.0f;
+  Histogram h;
+  h.add(x.data(), x.size());
+  EXPECT_EQ(h.max_abs(), 1.0);
+  EXPECT_GT(entropy_amax(h), 0.9);
+  EXPECT_LE(entropy_amax(h), 1.0);
+}
+
 TEST(Calibrator, EntropyKeepsTheRangeOfAUniformSample) {
   // Nothing is an outlier in a uniform distribution: clipping would only lose information.
   std::mt19937 rng(5);
