@@ -355,38 +355,31 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
   Plan plan;
   plan.profiles = options.profiles;
   plan.precision_report = std::move(precision_report);
+  plan.kiln_version = kiln_version();
+  plan.target = backend->target();
+  plan.options_json = options_json(options);
+  plan.workspace_bytes = options.workspace_bytes;
+  auto finish = [&]() -> Plan {
+    plan.graph = model.graph;
+    plan.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    log(options, fmt::format("[4/4] done in {:.2f} s", plan.build_seconds));
+    return std::move(plan);
+  };
   if (profiled && static_shapes) {
     // The plan keeps the dynamic graph; the backend specializes it per input-shape set at run time.
     log(options, "[2/4] choosing kernels (at each profile's opt shapes) and sizing memory (at max)");
     KILN_RETURN_IF_ERROR(choose_profiled_layers(g, *backend, options, plan));
-    plan.kiln_version = kiln_version();
-    plan.target = backend->target();
-    plan.options_json = options_json(options);
-    plan.workspace_bytes = options.workspace_bytes;
-    plan.graph = model.graph;
-    plan.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    log(options, fmt::format("[4/4] done in {:.2f} s", plan.build_seconds));
-    return plan;
+    return finish();
   }
   if (static_shapes && first_unresolved_node(g) < g.nodes().size()) {
     // Output sizes that depend on values (NonZero, ...): the plan keeps the graph; no arena plan.
     log(options, "[2/4] choosing kernels (data-dependent shapes at their largest)");
     KILN_RETURN_IF_ERROR(choose_data_dependent_layers(g, *backend, options, plan));
-    plan.kiln_version = kiln_version();
-    plan.target = backend->target();
-    plan.options_json = options_json(options);
-    plan.workspace_bytes = options.workspace_bytes;
-    plan.graph = model.graph;
-    plan.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    log(options, fmt::format("[4/4] done in {:.2f} s", plan.build_seconds));
-    return plan;
+    return finish();
   }
   KILN_RETURN_IF_ERROR(check_ops_supported(
       g, [backend](const Node& n) { return backend->supports(n); }, backend->name()));
 
-  plan.kiln_version = kiln_version();
-  plan.target = backend->target();
-  plan.options_json = options_json(options);
   log(options, "[2/4] choosing kernels");
   KILN_RETURN_IF_ERROR(backend->choose_layers(g, options, plan.layers));
   if (backend->needs_static_shapes()) {
@@ -395,11 +388,7 @@ Expected<Plan> build_plan(Model model, const BuildOptions& options) {
     plan.arena_bytes = mem.arena_bytes;
     plan.arena = std::move(mem.slots);
   }
-  plan.workspace_bytes = options.workspace_bytes;
-  plan.graph = model.graph;
-  plan.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log(options, fmt::format("[4/4] done in {:.2f} s", plan.build_seconds));
-  return plan;
+  return finish();
 }
 
 }  // namespace kiln

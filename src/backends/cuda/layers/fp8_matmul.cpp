@@ -18,6 +18,7 @@
 #include <optional>
 #include <vector>
 
+#include "backends/cuda/layers/lt_util.hpp"
 #include "backends/cuda/cuda_layer.hpp"
 #include "backends/cuda/device_buffer.hpp"
 #include "backends/cuda/layers/fp8_kernels.hpp"
@@ -98,16 +99,7 @@ cudaDataType_t cuda_type(DType t) {
   return t == DType::kFloat16 ? CUDA_R_16F : t == DType::kBFloat16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
-struct Descriptors {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  ~Descriptors() {
-    if (op) cublasLtMatmulDescDestroy(op);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (c) cublasLtMatrixLayoutDestroy(c);
-  }
-};
+using Descriptors = LtDescriptors;
 
 // `scales`: device scales (w at 0, x at kScaleStride bytes), used with cfg.scale_pointers.
 Status make_descriptors(const Fp8Shape& s, const Fp8Config& cfg, const void* scales, Descriptors& d) {
@@ -154,17 +146,9 @@ Status make_descriptors(const Fp8Shape& s, const Fp8Config& cfg, const void* sca
 // alpha: 1 with scale pointers, else the product of the scales.
 float alpha_of(const Fp8Shape& s, const Fp8Config& cfg) { return cfg.scale_pointers ? 1.f : s.sx * s.sw; }
 
-Expected<cublasLtHandle_t> query_handle() {
-  static std::once_flag once;
-  static cublasLtHandle_t handle = nullptr;
-  static cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
-  std::call_once(once, [] { status = cublasLtCreate(&handle); });
-  KILN_RETURN_IF_ERROR(check(status, "cublasLtCreate"));
-  return handle;
-}
 
 Expected<std::vector<cublasLtMatmulHeuristicResult_t>> heuristics(const Descriptors& d, int count) {
-  KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, query_handle());
+  KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, lt_query_handle());
   cublasLtMatmulPreference_t pref = nullptr;
   KILN_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   size_t ws = kMaxLtWorkspace;
@@ -246,7 +230,7 @@ class Probe {
 
   // Whether one run of `algo` succeeds.
   bool runs(const Fp8Shape& s, const Fp8Config& cfg, const Descriptors& d, const cublasLtMatmulHeuristicResult_t& r) {
-    auto h = query_handle();
+    auto h = lt_query_handle();
     if (!h.ok() || r.workspaceSize > kMaxLtWorkspace) return false;
     const float alpha = alpha_of(s, cfg), beta = s.residual ? 1.f : 0.f;
     cublasStatus_t st = cublasLtMatmul(*h, d.op, &alpha, a_.get(), d.a, b_.get(), d.b, &beta, d_.get(), d.c, d_.get(),
@@ -340,7 +324,7 @@ class Fp8MatMulLayer : public CudaLayer {
  private:
   // Descriptors for `cfg` with this layer's scales and bias; `algo` must pass cuBLASLt's check.
   Status use(const Fp8Config& cfg, const cublasLtMatmulAlgo_t& algo) {
-    KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, query_handle());
+    KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, lt_query_handle());
     auto d = std::make_unique<Descriptors>();
     KILN_RETURN_IF_ERROR(describe(s_, cfg, scales_.get(), bias_.get(), *d));
     cublasLtMatmulHeuristicResult_t r{};

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "backends/cuda/layers/lt_util.hpp"
 #include "backends/cuda/cuda_layer.hpp"
 #include "backends/cuda/device_buffer.hpp"
 
@@ -149,17 +150,7 @@ std::optional<GemmShape> shape_for(const Node& n) {
   return n.op_type == "Gemm" ? gemm_shape(n) : matmul_shape(n);
 }
 
-// Descriptors for one GEMM; shared by tactic enumeration and the layer.
-struct Descriptors {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  ~Descriptors() {
-    if (op) cublasLtMatmulDescDestroy(op);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (c) cublasLtMatrixLayoutDestroy(c);
-  }
-};
+using Descriptors = LtDescriptors;  // shared by tactic enumeration and the layer
 
 Status make_layout(cublasLtMatrixLayout_t* l, cudaDataType_t t, int64_t rows, int64_t cols, int64_t ld,
                    int64_t batch, int64_t stride) {
@@ -195,18 +186,9 @@ Status make_descriptors(const GemmShape& s, DType dtype, bool tf32, Descriptors&
   return Status::Ok();
 }
 
-// cuBLASLt handle for build-time queries (the layers use the context's handle to run).
-Expected<cublasLtHandle_t> query_handle() {
-  static std::once_flag once;
-  static cublasLtHandle_t handle = nullptr;
-  static cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
-  std::call_once(once, [] { status = cublasLtCreate(&handle); });
-  KILN_RETURN_IF_ERROR(check(status, "cublasLtCreate"));
-  return handle;
-}
 
 Expected<std::vector<cublasLtMatmulHeuristicResult_t>> heuristics(const Descriptors& d) {
-  KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, query_handle());
+  KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, lt_query_handle());
   cublasLtMatmulPreference_t pref = nullptr;
   KILN_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   size_t ws = kMaxWorkspace;
@@ -242,7 +224,7 @@ class MatMulLayer : public CudaLayer {
   MatMulLayer(GemmShape s) : s_(s) {}
   Status init(DType dtype, bool tf32, const std::string& tactic) {
     KILN_RETURN_IF_ERROR(make_descriptors(s_, dtype, tf32, d_));
-    KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, query_handle());
+    KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, lt_query_handle());
     cublasLtMatmulAlgo_t algo;
     cublasLtMatmulHeuristicResult_t check_result{};
     if (tactic_to_algo(tactic, algo) &&

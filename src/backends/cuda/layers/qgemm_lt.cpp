@@ -1,4 +1,5 @@
 // cuBLASLt int8 GEMM (qgemm_lt.hpp).
+#include "backends/cuda/layers/lt_util.hpp"
 #include "backends/cuda/layers/qgemm_lt.hpp"
 
 #include <algorithm>
@@ -11,14 +12,6 @@ constexpr size_t kMaxWorkspace = 32u << 20;
 constexpr int kCandidates = 8;
 constexpr const char* kPrefix = "lt_int8:";
 
-Expected<cublasLtHandle_t> query_handle() {
-  static std::once_flag once;
-  static cublasLtHandle_t handle = nullptr;
-  static cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
-  std::call_once(once, [] { status = cublasLtCreate(&handle); });
-  KILN_RETURN_IF_ERROR(check(status, "cublasLtCreate"));
-  return handle;
-}
 
 std::string algo_name(const cublasLtMatmulAlgo_t& algo) {
   std::string hex = kPrefix;
@@ -65,7 +58,7 @@ Status Int8Gemm::make_descs(const Int8GemmShape& s) {
 std::vector<std::string> Int8Gemm::tactics(const Int8GemmShape& s) {
   std::vector<std::string> out;
   Int8Gemm g;
-  auto h = query_handle();
+  auto h = lt_query_handle();
   if (!h.ok() || !g.make_descs(s).ok()) return out;
   cublasLtMatmulPreference_t pref = nullptr;
   if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS) return out;
@@ -88,7 +81,7 @@ std::vector<std::string> Int8Gemm::tactics(const Int8GemmShape& s) {
 Status Int8Gemm::init(const Int8GemmShape& s, const std::string& tactic) {
   if (!parse_algo(tactic, algo_)) return invalid_model("unknown int8 GEMM tactic '{}'", tactic);
   KILN_RETURN_IF_ERROR(make_descs(s));
-  KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, query_handle());
+  KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, lt_query_handle());
   cublasLtMatmulHeuristicResult_t r{};
   KILN_CUDA_CHECK(cublasLtMatmulAlgoCheck(h, op_, a_, b_, d_, d_, &algo_, &r));
   if (r.workspaceSize > kMaxWorkspace) return unsupported("int8 GEMM tactic needs {} bytes of workspace", r.workspaceSize);
