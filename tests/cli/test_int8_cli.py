@@ -132,7 +132,7 @@ class Int8Cli(KilnTestCase):
         empty = self.path("empty")
         os.makedirs(empty)
         self.fails(*build, "--int8", naming=("--int8 needs calibration",))
-        self.fails(*build, "--calib-data", empty, naming=("apply to --int8, --best",))
+        self.fails(*build, "--calib-data", empty, naming=("apply to --int8, --fp8, --best",))
         self.fails(*build, "--int8", "--calib-data", empty, naming=("is empty", empty))
         self.fails(*build, "--int8", "--calib-data", self.path("nope"), naming=("does not exist",))
         self.fails(*build, "--int8", "--calib-data", empty, "--calib-algo", "kl", naming=("unknown calibration",))
