@@ -20,10 +20,11 @@
 namespace kiln {
 namespace {
 
+using passes::is_op;
+
 using passes::scalar_constant;
 using passes::single_consumer;
 
-bool is_op(const Node* n, const char* op) { return n && n->domain.empty() && n->op_type == op; }
 
 // A strided view of a base tensor whose dims may each span several strided "atoms" (size, stride),
 // outer first: [S, B*H, d] views of [S, B, H*d] are representable though B*H is no single stride,

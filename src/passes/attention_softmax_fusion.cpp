@@ -5,11 +5,13 @@
 
 #include "ops/masked_softmax.hpp"
 #include "passes/pass.hpp"
+#include "passes/pass_util.hpp"
 
 namespace kiln {
 namespace {
 
-bool is_op(const Node* n, const char* op) { return n && n->domain.empty() && n->op_type == op; }
+using passes::is_op;
+
 
 // The producer of v when v feeds only `reader` (once) and is not a graph output.
 Node* sole_producer(const Graph& g, const Value* v, const Node* reader) {

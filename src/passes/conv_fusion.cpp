@@ -10,9 +10,10 @@ namespace kiln {
 
 namespace {
 
+using passes::is_op;
+
 using passes::is_graph_output;
 
-bool is_op(const Node* n, const char* op) { return n && n->domain.empty() && n->op_type == op; }
 
 // The only node reading v (none when v is a graph output or read by zero or several nodes).
 Node* sole_consumer(const Graph& g, const Value* v) {

@@ -16,10 +16,12 @@ KILN_REGISTER_PASS_INFO("fp8-gemm-fusion",
 namespace kiln {
 namespace {
 
+using passes::is_op;
+using passes::sole_reader_once;
+
 using passes::is_graph_output;
 using passes::scalar_constant;
 
-bool is_op(const Node* n, const char* op) { return n && n->domain.empty() && n->op_type == op; }
 
 bool float_activation(DType t) { return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16; }
 
@@ -41,15 +43,6 @@ std::optional<double> fp8_dequant_scale(const Node* dq) {
   auto s = scalar_constant(dq->inputs[1]);
   if (!s || !(*s > 0) || !is_floating(dq->inputs[1]->type.dtype)) return std::nullopt;
   return s;
-}
-
-// The single node reading v once, if v has exactly that reader and is not a graph output.
-Node* sole_consumer(const Graph& g, const Value* v) {
-  if (is_graph_output(g, v)) return nullptr;
-  auto readers = g.consumers(v);
-  if (readers.size() != 1) return nullptr;
-  Node* r = readers[0];
-  return std::count(r->inputs.begin(), r->inputs.end(), v) == 1 ? r : nullptr;
 }
 
 // A constant of dtype t broadcasting over the last dim only ([N], [1, N], ...), as a [N] tensor.
@@ -125,7 +118,7 @@ class Fp8GemmFusion : public Pass {
     Value* out = mm->outputs[0];
     const size_t out_rank = x->type.shape.rank();
     if (!bias) {
-      if (Node* add = sole_consumer(g, out); is_op(add, "Add") && add->has_output(0) && add->num_inputs() == 2) {
+      if (Node* add = sole_reader_once(g, out); is_op(add, "Add") && add->has_output(0) && add->num_inputs() == 2) {
         Value* c = passes::other_input(add, out);
         if (c && c->is_constant() && static_cast<size_t>(c->constant->rank()) <= out_rank &&
             (bias = bias_row(c, t, n))) {
@@ -135,7 +128,7 @@ class Fp8GemmFusion : public Pass {
       }
     }
     Value* residual = nullptr;
-    if (Node* radd = sole_consumer(g, out); is_op(radd, "Add") && radd->has_output(0) && radd->num_inputs() == 2) {
+    if (Node* radd = sole_reader_once(g, out); is_op(radd, "Add") && radd->has_output(0) && radd->num_inputs() == 2) {
       Value* other = passes::other_input(radd, out);
       auto od = out->type.shape.to_dims(), rd = other ? other->type.shape.to_dims() : std::nullopt;
       // Exactly the output's shape (no broadcasting); it cannot depend on the chain, whose values
@@ -147,7 +140,7 @@ class Fp8GemmFusion : public Pass {
       }
     }
     std::string act, approximate = "none";
-    if (Node* a = sole_consumer(g, out); a && a->has_output(0) && (is_op(a, "Relu") || is_op(a, "Gelu"))) {
+    if (Node* a = sole_reader_once(g, out); a && a->has_output(0) && (is_op(a, "Relu") || is_op(a, "Gelu"))) {
       act = a->op_type;
       if (act == "Gelu") approximate = a->attrs.s("approximate", "none");
       fused.push_back(a);

@@ -13,19 +13,10 @@
 namespace kiln {
 namespace {
 
+using passes::is_op;
+using passes::sole_reader_once;
+
 using passes::is_graph_output;
-
-bool is_op(const Node* n, const char* op) { return n && n->domain.empty() && n->op_type == op; }
-
-// The single node reading v, if v is read by exactly one node and is not a graph output.
-Node* sole_consumer(const Graph& g, const Value* v) {
-  if (is_graph_output(g, v)) return nullptr;
-  auto readers = g.consumers(v);
-  if (readers.size() != 1) return nullptr;
-  Node* r = readers[0];
-  // A node reading v twice (Add(x, x)) is not a bias add.
-  return std::count(r->inputs.begin(), r->inputs.end(), v) == 1 ? r : nullptr;
-}
 
 // A constant that broadcasts over the last dim only ([N], [1, N], ...), in `out_rank` dims or fewer.
 bool is_bias_for(const Value* c, DType t, int64_t n, size_t out_rank) {
@@ -59,14 +50,14 @@ class MatMulBiasFusion : public Pass {
     if (!a->type.shape.has_rank() || a->type.shape.rank() < 2) return false;
     const int64_t n = b->constant->dim(1);
     const size_t out_rank = a->type.shape.rank();
-    Node* add = sole_consumer(g, mid);
+    Node* add = sole_reader_once(g, mid);
     if (!is_op(add, "Add") || !add->has_output(0) || add->num_inputs() != 2) return false;
     Value* bias = add->inputs[0] == mid ? add->inputs[1] : add->inputs[0];
     if (!is_bias_for(bias, t, n, out_rank)) return false;
     std::vector<Node*> fused = {mm, add};
     Value* out = add->outputs[0];
     Value* residual = nullptr;
-    if (Node* radd = sole_consumer(g, out); is_op(radd, "Add") && radd->has_output(0) && radd->num_inputs() == 2) {
+    if (Node* radd = sole_reader_once(g, out); is_op(radd, "Add") && radd->has_output(0) && radd->num_inputs() == 2) {
       Value* other = radd->inputs[0] == out ? radd->inputs[1] : radd->inputs[0];
       auto od = out->type.shape.to_dims(), rd = other->type.shape.to_dims();
       // Only a residual of exactly the output's shape (no broadcasting). It cannot depend on the
@@ -78,11 +69,11 @@ class MatMulBiasFusion : public Pass {
       }
     }
     std::string act;
-    if (Node* relu = sole_consumer(g, out); is_op(relu, "Relu") && relu->has_output(0)) {
+    if (Node* relu = sole_reader_once(g, out); is_op(relu, "Relu") && relu->has_output(0)) {
       act = "Relu";
       fused.push_back(relu);
       out = relu->outputs[0];
-    } else if (Node* gelu = sole_consumer(g, out); !residual && is_op(gelu, "Gelu") && gelu->has_output(0) &&
+    } else if (Node* gelu = sole_reader_once(g, out); !residual && is_op(gelu, "Gelu") && gelu->has_output(0) &&
                                                       gelu->outputs[0]->type.dtype == t &&
                                                       (gelu->attrs.s("approximate", "none") == "tanh" ||
                                                        t == DType::kFloat16 || t == DType::kBFloat16)) {

@@ -78,6 +78,11 @@ Node* single_consumer(const Graph& g, const Value* v) {
   return c.size() == 1 ? c[0] : nullptr;
 }
 
+Node* sole_reader_once(const Graph& g, const Value* v) {
+  Node* r = single_consumer(g, v);
+  return r && std::count(r->inputs.begin(), r->inputs.end(), v) == 1 ? r : nullptr;
+}
+
 Node* producer_of(const Value* v, const char* op) {
   if (!v || !v->producer) return nullptr;
   Node* p = v->producer;

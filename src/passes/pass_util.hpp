@@ -28,6 +28,11 @@ std::optional<double> scalar_constant(const Value* v);
 bool is_scalar(const Value* v, double want, double tol = 1e-4);
 // The only node reading `v`, when exactly one does and `v` is not a graph output.
 Node* single_consumer(const Graph& g, const Value* v);
+// The only node reading `v`, when exactly one does, reads it as one input only (not Add(x, x)) and
+// `v` is not a graph output.
+Node* sole_reader_once(const Graph& g, const Value* v);
+// Whether `n` is a node of type `op` in the default domain (false for null).
+inline bool is_op(const Node* n, const char* op) { return n && n->domain.empty() && n->op_type == op; }
 // The producer of `v` when it is a node of type `op` in the default domain.
 Node* producer_of(const Value* v, const char* op);
 // The other input of a two-input node, given one of them (nullptr when `v` is not an input).
