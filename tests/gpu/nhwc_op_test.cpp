@@ -40,6 +40,11 @@ TEST(CudaNhwcPool, MaxAverageGlobal) {
     EXPECT_TRUE(all_tactics_match_cpu(nhwc_pool(t, "MaxPool", {2, 64, 33, 30}, {{"kernel_shape", {2, 2}}, {"strides", {2, 2}}}),
                                       tol, {}, 2))
         << dtype_name(t);
+    // 2x2 stride 2 (the direct kernel's unrolled path), odd sizes and a 1-element channel run.
+    for (const char* op : {"MaxPool", "AveragePool"})
+      for (Dims x : {Dims{2, 16, 10, 12}, Dims{1, 3, 7, 9}})
+        EXPECT_TRUE(all_tactics_match_cpu(nhwc_pool(t, op, x, {{"kernel_shape", {2, 2}}, {"strides", {2, 2}}}), tol, {}, 2))
+            << dtype_name(t) << " " << op;
     for (int64_t include : {0, 1}) {
       EXPECT_TRUE(all_tactics_match_cpu(nhwc_pool(t, "AveragePool", {2, 5, 9, 7},
                                                   {{"kernel_shape", {3, 2}}, {"strides", {1, 2}}, {"pads", {1, 0, 1, 0}}}, include),

@@ -1,7 +1,8 @@
 // A ConvTranspose whose kernel equals its stride (UNet's 2x2 stride-2 upsampling), in NHWC, as
 // cuBLASLt GEMMs: every input pixel scatters one (kh, kw, M) block, so output row parity di is
 // one strided-batched product  Y[n, kh*h + di, kw*w + dj, m] = X[n, h, w, :] · W[:, di, dj, m] + B[m]
-// over the (n, h) rows, written in place (no col2im, no shuffle). Tactics "gemm:lt:<algo>".
+// over the (n, h) rows, written in place (tactics "gemm:lt:<algo>"), or one product over all pixels
+// and a shuffle (tactics "gemm1:lt:<algo>").
 #pragma once
 
 #include "backends/cuda/cuda_layer.hpp"
