@@ -65,16 +65,35 @@ class AttentionLayer : public CudaLayer {
   AttentionArgs a_;
 };
 
+// The flash kernel's variants and the WMMA kernel, timed by the builder, where the flash kernel
+// applies (its pointer alignment is checked at enqueue: the arena's buffers are aligned, and a
+// launch falls back to the other kernels otherwise).
+std::vector<std::string> attention_tactics(const Node& n, const BuildOptions&) {
+  auto a = plan_for(n);
+  if (!a) return {};
+  alignas(16) static unsigned char aligned[16];
+  a->q = a->k = a->v = aligned;
+  a->y = aligned;
+  if (!attention_flash_eligible(value_dtype(n.inputs[0]), *a)) return {};
+  return {"flash64", "flash128", "wmma"};
+}
+
+Expected<std::unique_ptr<CudaLayer>> create_attention(const Node& n, const LayerChoice& choice) {
+  auto a = plan_for(n);
+  if (!a) return unsupported("{}: not supported on CUDA", n.describe());
+  if (choice.tactic == "flash64") a->flash_rows = 64;
+  else if (choice.tactic == "flash128") a->flash_rows = 128;
+  else if (choice.tactic == "wmma") a->no_flash = true;
+  else if (!choice.tactic.empty()) return unsupported("{}: unknown attention tactic '{}'", n.describe(), choice.tactic);
+  return std::unique_ptr<CudaLayer>(std::make_unique<AttentionLayer>(value_dtype(n.inputs[0]), *a));
+}
+
 }  // namespace
 }  // namespace kiln::cuda
 
-KILN_REGISTER_CUDA_LAYER(
-    "kiln.Attention",
-    kiln::cuda::simple_factory(
-        [](const kiln::Node& n) { return kiln::cuda::plan_for(n).has_value(); },
-        [](const kiln::Node& n, const kiln::LayerChoice&) -> kiln::Expected<std::unique_ptr<kiln::cuda::CudaLayer>> {
-          auto a = kiln::cuda::plan_for(n);
-          if (!a) return kiln::unsupported("{}: not supported on CUDA", n.describe());
-          return std::unique_ptr<kiln::cuda::CudaLayer>(
-              std::make_unique<kiln::cuda::AttentionLayer>(kiln::cuda::value_dtype(n.inputs[0]), *a));
-        }));
+KILN_REGISTER_CUDA_LAYER("kiln.Attention",
+                         kiln::cuda::CudaLayerFactory{
+                             .supports = [](const kiln::Node& n) { return kiln::cuda::plan_for(n).has_value(); },
+                             .tactics = kiln::cuda::attention_tactics,
+                             .create = kiln::cuda::create_attention,
+                         });
