@@ -1,6 +1,6 @@
 // kiln.Attention on CUDA against the CPU reference: the tensor-core kernels (float16/bfloat16, head
 // dim 64/32/128, BERT's [B,S,H,d] and ViT's packed [S,B,3,H,d] views, masked and unaligned
-// sequence lengths), every tactic of each (flash64, flash128, wmma: all_tactics_match_cpu), the
+// sequence lengths), every tactic of each (flash64/128[s4], wmma: all_tactics_match_cpu), the
 // simple kernel (float32, odd head dims, misaligned views), the fusion on the PyTorch 2 BERT/ViT
 // test models end to end, and timings of the ViT-B/16 and BERT-base batch-64 shapes (printed).
 #include <cuda_runtime_api.h>
@@ -112,6 +112,12 @@ TEST(CudaAttention, FlashKernelIsPreferred) {
   EXPECT_EQ(cuda::attention_flash_rows(bert_args(2, 2, 77, 32)), 64);  // few CTAs
   a.flash_rows = 96;  // not a variant
   EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, a), "tensor-core");
+  a.flash_rows = 0;
+  a.flash_stages = 4;
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, a), "flash");
+  cuda::AttentionArgs wide = bert_args(1, 2, 130, 128);
+  wide.flash_stages = 4;  // 4 stages: d <= 64 only
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, wide), "tensor-core");
 }
 
 TEST(CudaAttention, FlashCrossLengthsAndFullMask) {
@@ -173,7 +179,7 @@ TEST(CudaAttention, BoolMaskFill) {
   }
 }
 
-// The flash kernel's shapes and mask paths, every tactic (flash64, flash128, wmma) against the CPU:
+// The flash kernel's shapes and mask paths, every tactic (flash64/128[s4], wmma) against the CPU:
 // sequence lengths around the 16-row/16-key chunks and 64-key tiles, each mask kind (additive or
 // bool; shared by all query rows, which the kernel stages per tile, or per query row, read per
 // score), rows whose every key is masked (nan_to_zero), fp16 and bf16, head dims 32/64/128.
@@ -282,13 +288,17 @@ TEST(CudaAttention, Torch2ModelsFused) {
   check_model("vit_torch2_tiny", true, 1e-2);
 }
 
-// The kernel variants the layer's tactics pick (flash64, flash128, wmma), applied to `a`.
+// The kernel variants the layer's tactics pick, applied to `a`.
 struct Variant {
   const char* name;
-  int flash_rows;
+  int flash_rows, flash_stages;
   bool no_flash;
 };
-constexpr Variant kVariants[] = {{"flash64", 64, false}, {"flash128", 128, false}, {"wmma", 0, true}};
+constexpr Variant kVariants[] = {{"flash64", 64, 2, false},
+                                 {"flash128", 128, 2, false},
+                                 {"flash64s4", 64, 4, false},
+                                 {"flash128s4", 128, 4, false},
+                                 {"wmma", 0, 0, true}};
 
 // Microseconds per launch of `a` (averaged over 20 after a warm-up), or -1 on an error.
 double time_attention(DType t, const cuda::AttentionArgs& a) {
@@ -326,7 +336,7 @@ TEST(CudaAttention, TimingVitB16Batch64) {
   std::printf("kernel: %s\n", cuda::attention_kernel_name(DType::kFloat16, a));
   const double flops = 4.0 * b * h * s * s * d;
   for (const Variant& v : kVariants) {
-    a.no_flash = v.no_flash, a.flash_rows = v.flash_rows;
+    a.no_flash = v.no_flash, a.flash_rows = v.flash_rows, a.flash_stages = v.flash_stages;
     for (DType t : {DType::kFloat16, DType::kBFloat16}) {
       const double us = time_attention(t, a);
       ASSERT_GT(us, 0);
@@ -334,7 +344,7 @@ TEST(CudaAttention, TimingVitB16Batch64) {
                   std::string(dtype_name(t)).c_str(), v.name, us, flops / (us * 1e-6) / 1e12);
     }
   }
-  a.no_flash = false, a.flash_rows = 0;
+  a.no_flash = false, a.flash_rows = 0, a.flash_stages = 0;
   // float32 (simple kernel): same element counts, twice the bytes.
   cudaFree(qkv);
   cudaFree(y);
@@ -370,7 +380,7 @@ TEST(CudaAttention, TimingBertBaseBatch64) {
     a.mask = with_mask ? mask : nullptr;
     a.ms[0] = s, a.ms[1] = 0, a.ms[2] = 0, a.ms[3] = 1;
     for (const Variant& v : kVariants) {
-      a.no_flash = v.no_flash, a.flash_rows = v.flash_rows;
+      a.no_flash = v.no_flash, a.flash_rows = v.flash_rows, a.flash_stages = v.flash_stages;
       const double us = time_attention(DType::kFloat16, a);
       ASSERT_GT(us, 0);
       std::printf("[ attention B64 H12 S128 d64 float16 %s%s ] %.1f us/launch, %.1f TFLOP/s\n", v.name,

@@ -65,8 +65,8 @@ class AttentionLayer : public CudaLayer {
   AttentionArgs a_;
 };
 
-// The flash kernel's variants and the WMMA kernel, timed by the builder, where the flash kernel
-// applies (its pointer alignment is checked at enqueue: the arena's buffers are aligned, and a
+// The flash kernel's variants (64 or 128 query rows per CTA; 2 or, for d <= 64, 4 K/V tiles in
+// flight) and the WMMA kernel, timed by the builder, where the flash kernel applies (its pointer alignment is checked at enqueue: the arena's buffers are aligned, and a
 // launch falls back to the other kernels otherwise).
 std::vector<std::string> attention_tactics(const Node& n, const BuildOptions&) {
   auto a = plan_for(n);
@@ -75,16 +75,24 @@ std::vector<std::string> attention_tactics(const Node& n, const BuildOptions&) {
   a->q = a->k = a->v = aligned;
   a->y = aligned;
   if (!attention_flash_eligible(value_dtype(n.inputs[0]), *a)) return {};
-  return {"flash64", "flash128", "wmma"};
+  if (a->d > 64) return {"flash64", "flash128", "wmma"};
+  return {"flash64", "flash128", "flash64s4", "flash128s4", "wmma"};
 }
 
 Expected<std::unique_ptr<CudaLayer>> create_attention(const Node& n, const LayerChoice& choice) {
   auto a = plan_for(n);
   if (!a) return unsupported("{}: not supported on CUDA", n.describe());
-  if (choice.tactic == "flash64") a->flash_rows = 64;
-  else if (choice.tactic == "flash128") a->flash_rows = 128;
-  else if (choice.tactic == "wmma") a->no_flash = true;
-  else if (!choice.tactic.empty()) return unsupported("{}: unknown attention tactic '{}'", n.describe(), choice.tactic);
+  const std::string& t = choice.tactic;
+  if (t == "flash64" || t == "flash128" || t == "flash64s4" || t == "flash128s4") {
+    a->flash_rows = t.starts_with("flash64") ? 64 : 128;
+    a->flash_stages = t.ends_with("s4") ? 4 : 2;
+    if (a->flash_stages == 4 && a->d > 64)
+      return unsupported("{}: attention tactic '{}' needs head dim <= 64", n.describe(), t);
+  } else if (t == "wmma") {
+    a->no_flash = true;
+  } else if (!t.empty()) {
+    return unsupported("{}: unknown attention tactic '{}'", n.describe(), t);
+  }
   return std::unique_ptr<CudaLayer>(std::make_unique<AttentionLayer>(value_dtype(n.inputs[0]), *a));
 }
 

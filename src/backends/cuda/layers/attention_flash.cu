@@ -1,8 +1,8 @@
 // kiln.Attention, FlashAttention-2 style forward kernel (float16/bfloat16, head dim 32/64/128).
 // A CTA of W warps (4 or 8: the "flash64"/"flash128" tactics) takes 16 W query rows of one
 // (batch, head); each warp owns 16 rows. The warp's Q fragments are loaded once (ldmatrix) and
-// stay in registers; K/V tiles of 64 keys stream through double-buffered shared memory
-// (cp.async), shared by all W warps. S = Q K^T (mma.sync m16n8k16, float accumulation) stays in
+// stay in registers; K/V tiles of 64 keys stream through a ring of KS (2, or 4 for d <= 64: the
+// "s4" tactics) shared-memory buffers (cp.async, KS - 1 tiles ahead), shared by all W warps. S = Q K^T (mma.sync m16n8k16, float accumulation) stays in
 // registers; scale, mask and the online softmax run there in the log2 domain (log2 e folded into
 // the scale, exp2 on the SFU; a row's values are spread over the 4 lanes of a quad: shuffles
 // reduce max and sum). P is rounded to T in registers and used directly as the A operand of
@@ -38,21 +38,22 @@ constexpr float kLog2e = 1.4426950408889634f;
 // memory as float. Others: read per score from global memory, additive or bool at run time.
 enum FaMask : int { kFaNoMask = 0, kFaAddRow = 1, kFaFillRow = 2, kFaGenericMask = 3 };
 
-template <int D, int W>
+template <int D, int W, int KS>
 struct FaLayout {
   static constexpr int ld = D + 8;  // row pitch (elements): 16-byte rows on distinct banks for ldmatrix
   static constexpr int bm = 16 * W;  // query rows per CTA
   static constexpr int tile = kFaBN * ld;
-  // Q (bm rows), then K[2], then V[2] (elements of T), then the row masks [2][64] (float).
-  static constexpr int q_off = 0, k_off = bm * ld, v_off = k_off + 2 * tile, elems = v_off + 2 * tile;
+  // Q (bm rows), then K[KS], then V[KS] (elements of T), then the row masks [2][64] (float).
+  static constexpr int q_off = 0, k_off = bm * ld, v_off = k_off + KS * tile, elems = v_off + KS * tile;
   static constexpr int bytes(int elem_size) { return elems * elem_size + 2 * kFaBN * 4; }
 };
 
 // CTAs per SM the register allocation aims at. d <= 64 needs about 165 registers: 4 warps run 3
-// CTAs (12 warps); 8 warps are held to 128 registers (a few spills) for 2 CTAs (16 warps).
-template <int D, int W>
+// CTAs (12 warps; 4 stages: 2 CTAs, their shared memory); 8 warps are held to 128 registers (a
+// few spills) for 2 CTAs (16 warps).
+template <int D, int W, int KS>
 constexpr int fa_min_blocks() {
-  return D <= 64 ? (W == 4 ? 3 : 2) : 1;
+  return D <= 64 ? (W == 4 && KS == 2 ? 3 : 2) : 1;
 }
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
@@ -152,9 +153,11 @@ __device__ __forceinline__ float generic_masked(const AttentionArgs& a, const un
   return z + to_f(reinterpret_cast<const T*>(mrow)[key * a.ms[3]]) * kLog2e;
 }
 
-template <typename T, int D, int W, int MK>
-__global__ void __launch_bounds__(W * 32, (fa_min_blocks<D, W>())) attention_flash(AttentionArgs a, int64_t qblocks) {
-  using L = FaLayout<D, W>;
+template <typename T, int D, int W, int KS, int MK>
+__global__ void __launch_bounds__(W * 32, (fa_min_blocks<D, W, KS>()))
+    attention_flash(AttentionArgs a, int64_t qblocks) {
+  using L = FaLayout<D, W, KS>;
+  static_assert(KS == 2 || KS == 4);
   constexpr int kThreads = W * 32;
   constexpr int kDT = D / 8;   // output n-tiles (8 columns each)
   constexpr int kDK = D / 16;  // k-steps of S = Q K^T
@@ -177,12 +180,20 @@ __global__ void __launch_bounds__(W * 32, (fa_min_blocks<D, W>())) attention_fla
 
   load_tile_async<T, D, L::bm, kThreads>(qs, qb + i0 * a.qs[2], a.qs[2],
                                          static_cast<int>(min(static_cast<int64_t>(L::bm), a.sq - i0)));
-  {
-    const int n0 = static_cast<int>(min(static_cast<int64_t>(kFaBN), a.sk));
-    load_tile_async<T, D, kFaBN, kThreads>(smem + L::k_off, kb, a.ks[2], n0);
-    load_tile_async<T, D, kFaBN, kThreads>(smem + L::v_off, vb, a.vs[2], n0);
-  }
-  cp_async_commit();
+  // The first KS - 1 K/V tiles, one commit group each (empty past the last tile: the wait below
+  // counts groups).
+  auto load_kv = [&](int tile) {
+    if (tile < ntiles) {
+      const int64_t j = static_cast<int64_t>(tile) * kFaBN;
+      const int n = static_cast<int>(min(static_cast<int64_t>(kFaBN), a.sk - j));
+      const int buf = tile & (KS - 1);
+      load_tile_async<T, D, kFaBN, kThreads>(smem + L::k_off + buf * L::tile, kb + j * a.ks[2], a.ks[2], n);
+      load_tile_async<T, D, kFaBN, kThreads>(smem + L::v_off + buf * L::tile, vb + j * a.vs[2], a.vs[2], n);
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int p = 0; p < KS - 1; ++p) load_kv(p);
 
   // The thread's two rows: g and g + 8 of the warp's 16.
   const int64_t row0 = i0 + warp * 16 + g, row1 = row0 + 8;
@@ -212,19 +223,11 @@ __global__ void __launch_bounds__(W * 32, (fa_min_blocks<D, W>())) attention_fla
   for (int t = 0; t < ntiles; ++t) {
     const int64_t j0 = static_cast<int64_t>(t) * kFaBN;
     const int nk = static_cast<int>(min(static_cast<int64_t>(kFaBN), a.sk - j0));  // keys in this tile
-    if (t + 1 < ntiles) {  // prefetch the next K/V tiles into the other buffer
-      const int64_t j1 = j0 + kFaBN;
-      const int n1 = static_cast<int>(min(static_cast<int64_t>(kFaBN), a.sk - j1));
-      const int buf = (t + 1) & 1;
-      load_tile_async<T, D, kFaBN, kThreads>(smem + L::k_off + buf * L::tile, kb + j1 * a.ks[2], a.ks[2], n1);
-      load_tile_async<T, D, kFaBN, kThreads>(smem + L::v_off + buf * L::tile, vb + j1 * a.vs[2], a.vs[2], n1);
-      cp_async_commit();
-    }
+    load_kv(t + KS - 1);  // into the buffer consumed by tile t - 1
     float mnext = 0.f;  // the next tile's row mask, in flight during this tile
     if constexpr (kRowMask)
       if (t + 1 < ntiles && threadIdx.x < kFaBN) mnext = row_mask_value<T, MK>(a, mrow[0], j0 + kFaBN + threadIdx.x);
-    if (t + 1 < ntiles) cp_async_wait<1>();
-    else cp_async_wait<0>();
+    cp_async_wait<KS - 1>();  // tile t's group (KS - 1 newer ones may still be in flight)
     __syncthreads();
 
     if (active) {
@@ -233,8 +236,8 @@ __global__ void __launch_bounds__(W * 32, (fa_min_blocks<D, W>())) attention_fla
         for (int kk = 0; kk < kDK; ++kk)
           ldmatrix_x4(qf[kk], qs + (warp * 16 + (lane & 15)) * L::ld + kk * 16 + (lane >> 4) * 8);
       }
-      const T* kt = smem + L::k_off + (t & 1) * L::tile;
-      const T* vt = smem + L::v_off + (t & 1) * L::tile;
+      const T* kt = smem + L::k_off + (t & (KS - 1)) * L::tile;
+      const T* vt = smem + L::v_off + (t & (KS - 1)) * L::tile;
       const float* mt = mrow_s + (t & 1) * kFaBN;
 
       // One key tile; kTail: the last, partial one (nk < 64): only its 16-key chunks that hold keys
@@ -375,35 +378,38 @@ bool eligible(const AttentionArgs& a) {
   return true;
 }
 
-template <typename T, int D, int W, int MK>
+template <typename T, int D, int W, int KS, int MK>
 cudaError_t launch(const AttentionArgs& a, cudaStream_t stream) {
-  constexpr int bytes = FaLayout<D, W>::bytes(static_cast<int>(sizeof(T)));
+  using L = FaLayout<D, W, KS>;
+  constexpr int bytes = L::bytes(static_cast<int>(sizeof(T)));
   // Over 48 KiB of dynamic shared memory needs an opt-in, once per kernel.
   static const cudaError_t opt_in =
-      cudaFuncSetAttribute(attention_flash<T, D, W, MK>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+      cudaFuncSetAttribute(attention_flash<T, D, W, KS, MK>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
   if (opt_in != cudaSuccess) return opt_in;
-  const int64_t qblocks = (a.sq + FaLayout<D, W>::bm - 1) / FaLayout<D, W>::bm;
+  const int64_t qblocks = (a.sq + L::bm - 1) / L::bm;
   const int64_t blocks = a.batch * a.heads * qblocks;
   if (blocks <= 0) return cudaSuccess;
   if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
   // The query blocks of one head are adjacent: they share its K/V tiles in L2.
-  attention_flash<T, D, W, MK><<<static_cast<unsigned>(blocks), W * 32, bytes, stream>>>(a, qblocks);
+  attention_flash<T, D, W, KS, MK><<<static_cast<unsigned>(blocks), W * 32, bytes, stream>>>(a, qblocks);
   return cudaGetLastError();
 }
 
-template <typename T, int D, int W>
+template <typename T, int D, int W, int KS>
 cudaError_t launch_masked(const AttentionArgs& a, cudaStream_t stream) {
-  if (!a.mask) return launch<T, D, W, kFaNoMask>(a, stream);
-  if (a.ms[2] != 0) return launch<T, D, W, kFaGenericMask>(a, stream);
-  if (a.mask_is_fill) return launch<T, D, W, kFaFillRow>(a, stream);
-  return launch<T, D, W, kFaAddRow>(a, stream);
+  if (!a.mask) return launch<T, D, W, KS, kFaNoMask>(a, stream);
+  if (a.ms[2] != 0) return launch<T, D, W, KS, kFaGenericMask>(a, stream);
+  if (a.mask_is_fill) return launch<T, D, W, KS, kFaFillRow>(a, stream);
+  return launch<T, D, W, KS, kFaAddRow>(a, stream);
 }
 
+// 4 stages only for d <= 64 (the short-sequence models; fewer kernels to compile).
 template <typename T, int W>
 cudaError_t launch_rows(const AttentionArgs& a, cudaStream_t stream) {
-  if (a.d == 32) return launch_masked<T, 32, W>(a, stream);
-  if (a.d == 64) return launch_masked<T, 64, W>(a, stream);
-  return launch_masked<T, 128, W>(a, stream);
+  const bool deep = a.flash_stages == 4;
+  if (a.d == 32) return deep ? launch_masked<T, 32, W, 4>(a, stream) : launch_masked<T, 32, W, 2>(a, stream);
+  if (a.d == 64) return deep ? launch_masked<T, 64, W, 4>(a, stream) : launch_masked<T, 64, W, 2>(a, stream);
+  return launch_masked<T, 128, W, 2>(a, stream);
 }
 
 template <typename T>
@@ -425,6 +431,7 @@ int attention_flash_rows(const AttentionArgs& a) {
 bool attention_flash_eligible(DType t, const AttentionArgs& a) {
   if (a.no_flash || a.sk <= 0) return false;
   if (a.flash_rows != 0 && a.flash_rows != 64 && a.flash_rows != 128) return false;
+  if (a.flash_stages != 0 && a.flash_stages != 2 && !(a.flash_stages == 4 && a.d <= 64)) return false;
   if (t == DType::kFloat16) return eligible<__half>(a);
   if (t == DType::kBFloat16) return eligible<__nv_bfloat16>(a);
   return false;

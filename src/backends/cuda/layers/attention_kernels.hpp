@@ -26,6 +26,7 @@ struct AttentionArgs {
   float mask_fill = 0.f;
   bool no_flash = false;  // skip the FlashAttention-2 kernel (use the WMMA one): the "wmma" tactic
   int flash_rows = 0;     // query rows per flash CTA, 64 or 128 (the "flash64"/"flash128" tactics); 0: a heuristic
+  int flash_stages = 0;   // K/V tiles in flight in the flash kernel: 2 (0 too) or 4 (d <= 64; "...s4" tactics)
 };
 
 constexpr int kAttentionMaxHeadDim = 128;
