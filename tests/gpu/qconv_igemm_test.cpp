@@ -1,5 +1,5 @@
 // kiln.QConv's implicit-GEMM tactics ("igemm_s8:<tile>", layers/qconv_igemm.cu) forced, against
-// the CPU reference: 1x1/3x3, strides 1/2, pads 0/1, C 32/64/256, M 64/128/96, odd spatial sizes,
+// the CPU reference: 1x1/3x3/7x7, strides 1/2, pads 0/1/3, C 3/24/32/64/256, M 64/128/96, odd spatial sizes,
 // int8/float residuals, Relu, per-tensor and per-channel weight scales, NHWC (fused int8 epilogue)
 // and NCHW / float outputs (int32 sums + the epilogue kernel); shapes it cannot take fall back; and
 // (printed, not asserted) its time at ResNet-50 batch-256 shapes against the other tactics and FP16.
@@ -162,7 +162,8 @@ TEST(CudaQConvIgemm, NhwcInt8MatchesCpu) {
 }
 
 // Float residuals (float16 scales) and float outputs, and NCHW layout: the int32 sums go through
-// the layer's epilogue kernel; M 96 / 40 (not a tile multiple: masked columns).
+// the layer's epilogue kernel; M 96 / 40 (not a tile multiple: masked columns); NCHW X with
+// C 3 / 24 (channels padded to 16 / 32 in the NHWC copy).
 TEST(CudaQConvIgemm, UnfusedMatchesCpu) {
   KILN_REQUIRE_GPU();
   std::vector<Case> cases = {
@@ -172,6 +173,11 @@ TEST(CudaQConvIgemm, UnfusedMatchesCpu) {
       {1, 64, 13, 13, 40, 3, 1, 1, true, 0, false, false, false, false},
       {1, 64, 13, 13, 40, 3, 1, 1, true, 2},  // int8 NHWC, but M % 16 != 0: not fused
       {2, 32, 9, 9, 64, 1, 2, 0, true, 1, false, true, true, false, DType::kFloat16},
+      // NCHW X whose channels are not a multiple of 16: copied with them padded to 16 (32).
+      // A ResNet-like stem (3 channels, 7x7 stride 2 pad 3), float16 out, and int8 out.
+      {2, 3, 23, 23, 64, 7, 2, 3, false, 0, false, true, true, true, DType::kFloat16},
+      {1, 3, 19, 19, 32, 7, 2, 3, false, 0},
+      {2, 24, 9, 9, 48, 3, 1, 1, false, 2},
   };
   for (const Case& c : cases) {
     const double tol = c.int8_out ? 0 : c.ft == DType::kFloat16 ? 2e-3 : 1e-5;
@@ -179,11 +185,11 @@ TEST(CudaQConvIgemm, UnfusedMatchesCpu) {
   }
 }
 
-// Channels not a multiple of 16 (C 8, NHWC; a 3-channel NCHW stem padded to 4): no igemm tactic,
-// a forced one is refused, and the builder's choice still matches the CPU.
+// NHWC X (used as it is) with channels not a multiple of 16 (8, 36): no igemm tactic, a forced
+// one is refused, and the builder's choice still matches the CPU.
 TEST(CudaQConvIgemm, OtherShapesFallBack) {
   KILN_REQUIRE_GPU();
-  for (const Case& c : {Case{2, 8, 9, 9, 32, 3, 1, 1}, Case{2, 3, 17, 17, 16, 3, 2, 1, false, 0, false}}) {
+  for (const Case& c : {Case{2, 8, 9, 9, 32, 3, 1, 1}, Case{2, 36, 7, 7, 16, 1, 1, 0, true, 0, false}}) {
     const OpCall call = igemm_call(c);
     auto b = build(call);
     ASSERT_TRUE(b.ok()) << b.status().message();

@@ -6,9 +6,10 @@
 //   "lt_int8:<algo>": im2col rows (none for 1x1 stride-1 convolutions: X itself) times the weights
 //     through cuBLASLt's int8 GEMM (qgemm_lt.hpp: IMMA tensor cores);
 //   "direct": a dp4a kernel of kiln's own (qdq_kernels.cu);
-//   "igemm_s8:<tile>": kiln's implicit-GEMM tensor-core kernel (qconv_igemm.hpp; padded C a
-//     multiple of 16), with the epilogue fused when it writes int8 NHWC (M a multiple of 16, no
-//     float residual), else writing int32 sums for the epilogue kernel;
+//   "igemm_s8:<tile>": kiln's implicit-GEMM tensor-core kernel (qconv_igemm.hpp; NHWC X with C a
+//     multiple of 16, or NCHW X, copied with its channels padded to a multiple of 16), with the
+//     epilogue fused when it writes int8 NHWC (M a multiple of 16, no float residual), else
+//     writing int32 sums for the epilogue kernel;
 //   "cudnn_f32:graph_e...": cuDNN's graph API (conv_graph.hpp), an int8 ConvolutionFwd computing
 //     in INT32 on the padded NHWC X and weights, writing the sums as float32 (implicit GEMM: no
 //     im2col rows). Offered only with KILN_QCONV_CUDNN_GRAPH=1 until verified on a GPU: on an
@@ -85,6 +86,14 @@ bool needs_im2col(const kernels::QConvShape& s) {
 constexpr const char* kGraphF32 = "cudnn_f32:";
 constexpr const char* kIgemm = "igemm_s8:";
 
+// The geometry the implicit GEMM runs: NCHW X is copied to NHWC anyway, so its channels are
+// padded to a multiple of 16 there (a 3-channel stem computes on 16, 13 of them zero: still far
+// faster than the dp4a kernel, and needs no im2col rows).
+kernels::QConvShape igemm_shape(kernels::QConvShape s, bool nhwc) {
+  if (!nhwc) s.cp = round_up(s.cp, 16);
+  return s;
+}
+
 bool igemm_supports(const kernels::QConvShape& s, int config) {
   return kernels::igemm_s8_supports(s.n, s.h, s.w, s.cp, s.mp, s.kh, s.kw, s.oh, s.ow, config);
 }
@@ -133,8 +142,9 @@ class QConvLayer : public CudaLayer {
     l.c_ = is_nhwc(n) ? n.inputs[0]->type.shape[3].value : n.inputs[0]->type.shape[1].value;
     l.m_ = n.inputs[2]->constant->dim(0);
     KILN_RETURN_IF_ERROR(l.epi_.init(n, l.m_));
-    KILN_RETURN_IF_ERROR(l.upload_weights(*n.inputs[2]->constant));
     const std::string& t = choice.tactic;
+    if (t.rfind(kIgemm, 0) == 0) l.s_ = igemm_shape(l.s_, l.nhwc_);  // before the weights' padding
+    KILN_RETURN_IF_ERROR(l.upload_weights(*n.inputs[2]->constant));
     if (t.rfind(kGraphF32, 0) == 0) {
       const std::string config = t.substr(std::string(kGraphF32).size());
       KILN_ASSIGN_OR_RETURN(l.graph_, graph_for_tactic(qgraph_spec(l.s_, DType::kFloat32), config, n.describe()));
@@ -285,10 +295,12 @@ std::vector<std::string> qconv_tactics(const Node& n, const BuildOptions& option
     out.insert(out.begin(), graph.begin(), graph.end());
   }
   // kiln's implicit GEMM (no im2col rows) first: ties go to it.
+  const kernels::QConvShape si = igemm_shape(*s, is_nhwc(n));
   std::vector<std::string> igemm;
   for (int i = 0; i < kernels::kIgemmConfigs; ++i)
-    if (igemm_supports(*s, i)) igemm.push_back(std::string(kIgemm) + kernels::igemm_s8_config_name(i));
-  if (base <= options.workspace_bytes) out.insert(out.begin(), igemm.begin(), igemm.end());
+    if (igemm_supports(si, i)) igemm.push_back(std::string(kIgemm) + kernels::igemm_s8_config_name(i));
+  const uint64_t igemm_ws = static_cast<uint64_t>(si.n * si.h * si.w * si.cp + si.n * si.oh * si.ow * si.mp * 4);
+  if (igemm_ws <= options.workspace_bytes) out.insert(out.begin(), igemm.begin(), igemm.end());
   if (base + col + (32u << 20) > options.workspace_bytes) return out;
   for (std::string& t : Int8Gemm::tactics(gemm_shape(*s))) out.push_back(std::move(t));
   return out;
