@@ -1,8 +1,9 @@
 // kiln.QConv's implicit-GEMM tactics ("igemm_s8:<tile>", layers/qconv_igemm.cu) forced, against
-// the CPU reference: 1x1/3x3/7x7, strides 1/2, pads 0/1/3, C 3/24/32/64/256, M 64/128/96, odd spatial sizes,
-// int8/float residuals, Relu, per-tensor and per-channel weight scales, NHWC (fused int8 epilogue)
-// and NCHW / float outputs (int32 sums + the epilogue kernel); shapes it cannot take fall back; and
-// (printed, not asserted) its time at ResNet-50 batch-256 shapes against the other tactics and FP16.
+// the CPU reference: 1x1/3x3/7x7, strides 1/2, pads 0/1/3, C 3/24/32/64/256, M 64/128/96, odd
+// spatial sizes, int8/float residuals, Relu, per-tensor and per-channel weight scales, NHWC int8
+// and float16 outputs (fused epilogue) and NCHW / float32 outputs (int32 sums + the epilogue
+// kernel); shapes it cannot take fall back; and (printed, not asserted) its time at ResNet-50
+// batch-256 shapes against the other tactics and FP16.
 #include <cmath>
 
 #include "backends/cuda/cuda_layer.hpp"
@@ -161,10 +162,11 @@ TEST(CudaQConvIgemm, NhwcInt8MatchesCpu) {
   for (const Case& c : cases) EXPECT_TRUE(igemm_matches_cpu(c, 0)) << describe(c);
 }
 
-// Float residuals (float16 scales) and float outputs, and NCHW layout: the int32 sums go through
-// the layer's epilogue kernel; M 96 / 40 (not a tile multiple: masked columns); NCHW X with
-// C 3 / 24 (channels padded to 16 / 32 in the NHWC copy).
-TEST(CudaQConvIgemm, UnfusedMatchesCpu) {
+// Float outputs and residuals (float16 scales), NCHW layout: float16 NHWC outputs (with a float16
+// residual or none) have their epilogue fused too; the others (float32, NCHW, int8 output with a
+// float residual, M 40) write int32 sums for the layer's epilogue kernel. NCHW X with C 3 / 24:
+// channels padded to 16 / 32 in the NHWC copy.
+TEST(CudaQConvIgemm, FloatOutputsAndNchwMatchCpu) {
   KILN_REQUIRE_GPU();
   std::vector<Case> cases = {
       {2, 64, 7, 7, 64, 3, 1, 1, false, 2},
@@ -173,6 +175,8 @@ TEST(CudaQConvIgemm, UnfusedMatchesCpu) {
       {1, 64, 13, 13, 40, 3, 1, 1, true, 0, false, false, false, false},
       {1, 64, 13, 13, 40, 3, 1, 1, true, 2},  // int8 NHWC, but M % 16 != 0: not fused
       {2, 32, 9, 9, 64, 1, 2, 0, true, 1, false, true, true, false, DType::kFloat16},
+      {2, 64, 13, 13, 96, 3, 1, 1, true, 0, false, true, true, true, DType::kFloat16},
+      {3, 32, 7, 7, 128, 3, 2, 1, true, 1, false, false, false, true, DType::kFloat16},
       // NCHW X whose channels are not a multiple of 16: copied with them padded to 16 (32).
       // A ResNet-like stem (3 channels, 7x7 stride 2 pad 3), float16 out, and int8 out.
       {2, 3, 23, 23, 64, 7, 2, 3, false, 0, false, true, true, true, DType::kFloat16},

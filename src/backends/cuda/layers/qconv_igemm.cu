@@ -7,6 +7,7 @@
 // window position, so a thread tracks (ky, kx, c) incrementally with no division in the loop.
 #include <climits>
 
+#include "backends/cuda/layers/device_types.cuh"
 #include "backends/cuda/layers/qconv_igemm.hpp"
 
 namespace kiln::cuda::kernels {
@@ -73,7 +74,10 @@ __device__ __forceinline__ int8_t requantize(float v) {
   return static_cast<int8_t>(r);
 }
 
-template <class C, bool kFused>
+// What the epilogue writes.
+enum Out { kAcc = 0, kInt8 = 1, kHalf = 2 };
+
+template <class C, int kOut>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(const IgemmS8Params p) {
   extern __shared__ __align__(128) uint8_t smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -230,11 +234,27 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
       v[4 * q + 2] = s.z;
       v[4 * q + 3] = s.w;
     }
-    if constexpr (kFused) {
+    if constexpr (kOut != kAcc) {
       // p.m % 16 == 0: all 16 channels exist; y, z rows 16-byte aligned.
       const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
-      alignas(16) int8_t zb[16];
-      if (p.z) *reinterpret_cast<int4*>(zb) = __ldg(reinterpret_cast<const int4*>(p.z + off));
+      float zf[16];
+      if constexpr (kOut == kInt8) {
+        if (p.z) {
+          alignas(16) int8_t zb[16];
+          *reinterpret_cast<int4*>(zb) = __ldg(reinterpret_cast<const int4*>(p.z + off));
+#pragma unroll
+          for (int e = 0; e < 16; ++e) zf[e] = static_cast<float>(zb[e]);
+        }
+      } else {
+        if (p.z_h) {
+          alignas(16) __half zb[16];
+          reinterpret_cast<int4*>(zb)[0] = __ldg(reinterpret_cast<const int4*>(p.z_h + off));
+          reinterpret_cast<int4*>(zb)[1] = __ldg(reinterpret_cast<const int4*>(p.z_h + off) + 1);
+#pragma unroll
+          for (int e = 0; e < 16; ++e) zf[e] = __half2float(zb[e]);
+        }
+      }
+      const bool has_z = kOut == kInt8 ? p.z != nullptr : p.z_h != nullptr;
       // alpha and bias: 16 floats each at ch0 (a multiple of 16 into a cudaMalloc'd buffer).
       float al[16], bi[16];
 #pragma unroll
@@ -250,17 +270,28 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
         bi[4 * q + 2] = b4.z;
         bi[4 * q + 3] = b4.w;
       }
-      alignas(16) int8_t out[16];
+      float r[16];
 #pragma unroll
       for (int e = 0; e < 16; ++e) {
         // The same float operations, in the same order, as q_epilogue.
         float f = static_cast<float>(v[e]) * al[e];
         if (p.bias) f += bi[e];
-        if (p.z) f += static_cast<float>(zb[e]) * p.z_scale;
+        if (has_z) f += zf[e] * p.z_scale;
         if (p.relu) f = fmaxf(f, 0.f);
-        out[e] = requantize(f / p.y_scale);
+        r[e] = f;
       }
-      *reinterpret_cast<int4*>(p.y + off) = *reinterpret_cast<const int4*>(out);
+      if constexpr (kOut == kInt8) {
+        alignas(16) int8_t out[16];
+#pragma unroll
+        for (int e = 0; e < 16; ++e) out[e] = requantize(r[e] / p.y_scale);
+        *reinterpret_cast<int4*>(p.y + off) = *reinterpret_cast<const int4*>(out);
+      } else {
+        alignas(16) __half out[16];
+#pragma unroll
+        for (int e = 0; e < 16; ++e) out[e] = __float2half_rn(r[e]);  // as from_f<__half>
+        reinterpret_cast<int4*>(p.y_h + off)[0] = reinterpret_cast<const int4*>(out)[0];
+        reinterpret_cast<int4*>(p.y_h + off)[1] = reinterpret_cast<const int4*>(out)[1];
+      }
     } else {
       int32_t* dst = p.acc + static_cast<int64_t>(pix) * p.acc_stride + ch0;
       if (ch0 + 16 <= p.m) {  // acc_stride % 4 == 0: 16-byte aligned
@@ -284,15 +315,20 @@ dim3 grid_of(int64_t rows, int64_t m) {
 // Over 48 KiB of dynamic shared memory needs the opt-in, once per device (igemm_s8_prepare).
 template <class C>
 cudaError_t prepare() {
-  cudaError_t e = cudaFuncSetAttribute(igemm_s8_kernel<C, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem);
-  if (e != cudaSuccess) return e;
-  return cudaFuncSetAttribute(igemm_s8_kernel<C, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem);
+  for (auto* k : {igemm_s8_kernel<C, kAcc>, igemm_s8_kernel<C, kInt8>, igemm_s8_kernel<C, kHalf>}) {
+    cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
 }
 
-template <class C, bool kFused>
-cudaError_t launch(const IgemmS8Params& p, cudaStream_t stream) {
+template <class C>
+cudaError_t launch(const IgemmS8Params& p, int out, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.n) * p.oh * p.ow;
-  igemm_s8_kernel<C, kFused><<<grid_of<C>(rows, p.m), C::kThreads, C::kSmem, stream>>>(p);
+  const dim3 grid = grid_of<C>(rows, p.m);
+  if (out == kInt8) igemm_s8_kernel<C, kInt8><<<grid, C::kThreads, C::kSmem, stream>>>(p);
+  else if (out == kHalf) igemm_s8_kernel<C, kHalf><<<grid, C::kThreads, C::kSmem, stream>>>(p);
+  else igemm_s8_kernel<C, kAcc><<<grid, C::kThreads, C::kSmem, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -325,12 +361,13 @@ cudaError_t igemm_s8_prepare(int config) {
 
 cudaError_t igemm_s8_conv(const IgemmS8Params& p, int config, cudaStream_t stream) {
   if (!igemm_s8_supports(p.n, p.h, p.w_in, p.c, p.m, p.kh, p.kw, p.oh, p.ow, config)) return cudaErrorInvalidValue;
-  const bool fused = p.y != nullptr;
-  if (fused && (!igemm_s8_fusable(p.m) || !p.alpha)) return cudaErrorInvalidValue;
-  if (!fused && (!p.acc || p.acc_stride % 4 != 0 || p.acc_stride < p.m)) return cudaErrorInvalidValue;
-  if (config == 0) return fused ? launch<Big, true>(p, stream) : launch<Big, false>(p, stream);
-  if (config == 1) return fused ? launch<Small, true>(p, stream) : launch<Small, false>(p, stream);
-  return fused ? launch<Narrow, true>(p, stream) : launch<Narrow, false>(p, stream);
+  if (p.y && p.y_h) return cudaErrorInvalidValue;
+  const int out = p.y ? kInt8 : p.y_h ? kHalf : kAcc;
+  if (out != kAcc && (!igemm_s8_fusable(p.m) || !p.alpha)) return cudaErrorInvalidValue;
+  if (out == kAcc && (!p.acc || p.acc_stride % 4 != 0 || p.acc_stride < p.m)) return cudaErrorInvalidValue;
+  if (config == 0) return launch<Big>(p, out, stream);
+  if (config == 1) return launch<Small>(p, out, stream);
+  return launch<Narrow>(p, out, stream);
 }
 
 }  // namespace kiln::cuda::kernels

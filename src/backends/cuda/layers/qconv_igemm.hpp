@@ -3,10 +3,12 @@
 // straight from X with cp.async (zero fill for the padding), in a 4-stage shared-memory pipeline.
 // GEMM view: rows = n*oh*ow output pixels, columns = M output channels, reduction kh*kw*C.
 // The epilogue either writes the int32 sums (the layer's own epilogue kernel then runs) or, fused,
-// applies alpha[m] (x_scale * w_scale[m]), bias, an int8 residual (times z_scale), Relu and the
-// requantization (round half to even, saturate) and writes int8 NHWC Y, exactly as q_epilogue does.
+// applies alpha[m] (x_scale * w_scale[m]), bias, an int8 residual (times z_scale) or a float16 one,
+// Relu and either the requantization (round half to even, saturate) to int8 NHWC Y or the
+// rounding to float16 NHWC Y, exactly as q_epilogue does.
 #pragma once
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -21,7 +23,8 @@ struct IgemmS8Params {
   // Unfused: acc[p * acc_stride + m] int32 (p the output pixel).
   int32_t* acc = nullptr;
   int64_t acc_stride = 0;
-  // Fused (y set): y[p * m + ch] int8; z (may be null) int8 of y's shape.
+  // Fused int8 (y set): y[p * m + ch] int8; z (may be null) int8 of y's shape. Fused float16
+  // (y_h set instead): y_h float16, z_h (may be null) float16 (z_scale 1).
   const float* alpha = nullptr;
   const float* bias = nullptr;  // may be null
   const int8_t* z = nullptr;
@@ -29,6 +32,8 @@ struct IgemmS8Params {
   bool relu = false;
   int8_t* y = nullptr;
   float y_scale = 1.f;
+  __half* y_h = nullptr;
+  const __half* z_h = nullptr;
 };
 
 // The tile configurations (pixels x channels): 0 = 128x128 (8 warps, 64x32 each), 1 = 64x64
@@ -40,7 +45,7 @@ const char* igemm_s8_config_name(int config);  // "128x128", "64x64", "128x64"
 // window position), the grid within limits, every size within int32.
 bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t kh, int64_t kw, int64_t oh,
                        int64_t ow, int config);
-// Fused int8 output needs m a multiple of 16 (16-byte stores).
+// Fused outputs need m a multiple of 16 (16-byte stores).
 inline bool igemm_s8_fusable(int64_t m) { return m % 16 == 0; }
 
 // Sets the kernels' shared-memory limit on the current device: once, before the first launch there
