@@ -7,7 +7,6 @@
 // window position, so a thread tracks (ky, kx, c) incrementally with no division in the loop.
 #include <climits>
 
-#include "backends/cuda/layers/device_types.cuh"
 #include "backends/cuda/layers/qconv_igemm.hpp"
 
 namespace kiln::cuda::kernels {
@@ -288,7 +287,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
       } else {
         alignas(16) __half out[16];
 #pragma unroll
-        for (int e = 0; e < 16; ++e) out[e] = __float2half_rn(r[e]);  // as from_f<__half>
+        for (int e = 0; e < 16; ++e) out[e] = __float2half_rn(r[e]);  // as q_epilogue's from_f<__half>
         reinterpret_cast<int4*>(p.y_h + off)[0] = reinterpret_cast<const int4*>(out)[0];
         reinterpret_cast<int4*>(p.y_h + off)[1] = reinterpret_cast<const int4*>(out)[1];
       }
