@@ -224,23 +224,28 @@ double time_tactic(const Built& b, const std::string& tactic, const std::map<std
   return total[total.size() / 2];
 }
 
-// ResNet-50 batch 256 shapes, int8 NHWC -> int8 NHWC + bias + Relu: each igemm tile and the best
-// cuBLASLt tactic vs the FP16 Conv (the float pipeline's cuDNN NHWC convolution). Printed only.
+// ResNet-50 batch 256 shapes, int8 NHWC -> int8 NHWC + bias + Relu (the stem: int8 NCHW with 3
+// channels -> float16 NCHW, as in the INT8 ResNet-50 plan): each igemm tile and the best other
+// tactic vs the FP16 Conv (the float pipeline's cuDNN convolution). Printed only.
 TEST(CudaQConvIgemm, TimingResNet50Batch256) {
   KILN_REQUIRE_GPU();
-  struct Shape { int64_t c, h, m, k; };
-  for (const Shape s : {Shape{64, 56, 64, 3}, Shape{256, 56, 64, 1}, Shape{256, 14, 256, 3}, Shape{1024, 14, 256, 1}}) {
-    const Case c{256, s.c, s.h, s.h, s.m, s.k, 1, s.k / 2};
+  struct Shape { int64_t c, h, m, k, stride = 1; };
+  for (const Shape s : {Shape{64, 56, 64, 3}, Shape{256, 56, 64, 1}, Shape{256, 14, 256, 3}, Shape{1024, 14, 256, 1},
+                        Shape{3, 224, 64, 7, 2}}) {
+    const bool stem = s.c % 16 != 0;
+    const Case c = stem ? Case{256, s.c, s.h, s.h, s.m, s.k, s.stride, s.k / 2, false, 0, false, true, true, true,
+                               DType::kFloat16}
+                        : Case{256, s.c, s.h, s.h, s.m, s.k, s.stride, s.k / 2};
     const OpCall call = igemm_call(c);
     auto b = build(call);
     ASSERT_TRUE(b.ok()) << b.status().message();
     const auto feeds = feeds_of(*b, call);
-    std::string line = fmt::format("QConv b256 {}x{}x{} -> {} k{}: chosen '{}';", s.c, s.h, s.h, s.m, s.k,
-                                   b->plan.layers[b->index].tactic);
+    std::string line = fmt::format("QConv b256 {}x{}x{} -> {} k{} s{}: chosen '{}';", s.c, s.h, s.h, s.m, s.k,
+                                   s.stride, b->plan.layers[b->index].tactic.substr(0, 40));
     double best_lt = -1;
     std::string best_lt_name;
     for (const std::string& t : b->tactics) {
-      if (t == "direct") continue;  // dp4a: far slower, and slow to time at this size
+      if (t == "direct" && !stem) continue;  // dp4a: far slower, and slow to time at this size
       const double ms = time_tactic(*b, t, feeds);
       if (t.rfind("igemm_s8:", 0) == 0) {
         line += fmt::format(" {} {:.3f} ms;", t, ms);
@@ -256,6 +261,7 @@ TEST(CudaQConvIgemm, TimingResNet50Batch256) {
                         random_tensor(DType::kFloat16, {s.m}, 3)},
              .constant_inputs = {false, true, true}};
     f.attrs.set("pads", Dims{s.k / 2, s.k / 2, s.k / 2, s.k / 2});
+    f.attrs.set("strides", Dims{s.stride, s.stride});
     BuildOptions o;
     o.backend = "cuda";
     Model mf;
