@@ -162,10 +162,9 @@ TEST(CudaQConvIgemm, NhwcInt8MatchesCpu) {
   for (const Case& c : cases) EXPECT_TRUE(igemm_matches_cpu(c, 0)) << describe(c);
 }
 
-// Float outputs and residuals (float16 scales), NCHW layout: float16 NHWC outputs (with a float16
-// residual or none) have their epilogue fused too; the others (float32, NCHW, int8 output with a
-// float residual, M 40) write int32 sums for the layer's epilogue kernel. NCHW X with C 3 / 24:
-// channels padded to 16 / 32 in the NHWC copy.
+// Float outputs and residuals (float16 scales), NCHW layout: NHWC float16 outputs and float16
+// residuals have their epilogue fused too; the others (float32, NCHW, M 40) write int32 sums for
+// the layer's epilogue kernel. NCHW X with C 3 / 24: channels padded to 16 / 32 in the NHWC copy.
 TEST(CudaQConvIgemm, FloatOutputsAndNchwMatchCpu) {
   KILN_REQUIRE_GPU();
   std::vector<Case> cases = {
@@ -176,6 +175,7 @@ TEST(CudaQConvIgemm, FloatOutputsAndNchwMatchCpu) {
       {1, 64, 13, 13, 40, 3, 1, 1, true, 2},  // int8 NHWC, but M % 16 != 0: not fused
       {2, 32, 9, 9, 64, 1, 2, 0, true, 1, false, true, true, false, DType::kFloat16},
       {2, 64, 13, 13, 96, 3, 1, 1, true, 0, false, true, true, true, DType::kFloat16},
+      {2, 64, 7, 7, 64, 3, 1, 1, true, 2, false, true, true, false, DType::kFloat16},  // int8 Z, float16 Y
       {3, 32, 7, 7, 128, 3, 2, 1, true, 1, false, false, false, true, DType::kFloat16},
       // NCHW X whose channels are not a multiple of 16: copied with them padded to 16 (32).
       // A ResNet-like stem (3 channels, 7x7 stride 2 pad 3), float16 out, and int8 out.

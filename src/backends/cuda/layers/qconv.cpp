@@ -8,8 +8,8 @@
 //   "direct": a dp4a kernel of kiln's own (qdq_kernels.cu);
 //   "igemm_s8:<tile>": kiln's implicit-GEMM tensor-core kernel (qconv_igemm.hpp; NHWC X with C a
 //     multiple of 16, or NCHW X, copied with its channels padded to a multiple of 16), with the
-//     epilogue fused when it writes NHWC int8 or float16 (M a multiple of 16, a residual of the
-//     output's dtype), else writing int32 sums for the epilogue kernel;
+//     epilogue fused when it writes NHWC int8 or float16 (M a multiple of 16, the residual int8 or
+//     float16), else writing int32 sums for the epilogue kernel;
 //   "cudnn_f32:graph_e...": cuDNN's graph API (conv_graph.hpp), an int8 ConvolutionFwd computing
 //     in INT32 on the padded NHWC X and weights, writing the sums as float32 (implicit GEMM: no
 //     im2col rows). Offered only with KILN_QCONV_CUDNN_GRAPH=1 until verified on a GPU: on an
@@ -155,12 +155,11 @@ class QConvLayer : public CudaLayer {
       if (l.igemm_ < 0 || !igemm_supports(l.s_, l.igemm_))
         return unsupported("{}: tactic '{}' does not run this convolution", n.describe(), t);
       KILN_CUDA_CHECK(kernels::igemm_s8_prepare(l.igemm_));
-      // Fused: NHWC Y, int8 (with an int8 residual or none) or float16 (a float16 residual or
-      // none), M a multiple of 16 (16-byte stores); else int32 sums + q_epilogue.
-      const DType y = n.outputs[0]->type.dtype;
-      const DType z = n.has_input(5) ? n.inputs[5]->type.dtype : y;
-      const bool kinds = (y == DType::kInt8 || y == DType::kFloat16) && (z == y || (!n.has_input(5)));
-      l.fused_ = l.nhwc_ && kinds && kernels::igemm_s8_fusable(l.m_);
+      // Fused: NHWC Y int8 or float16, the residual (if any) int8 or float16, M a multiple of 16
+      // (16-byte stores); else int32 sums + q_epilogue.
+      auto kind_ok = [](DType t) { return t == DType::kInt8 || t == DType::kFloat16; };
+      const bool z_ok = !n.has_input(5) || kind_ok(n.inputs[5]->type.dtype);
+      l.fused_ = l.nhwc_ && kind_ok(n.outputs[0]->type.dtype) && z_ok && kernels::igemm_s8_fusable(l.m_);
     } else if (!t.empty() && t != "direct") {
       Status st = l.gemm_.init(gemm_shape(l.s_), choice.tactic);
       if (!st.ok()) return Status(st).add_context(n.describe());
@@ -214,13 +213,11 @@ class QConvLayer : public CudaLayer {
         ip.z_scale = e.z_scale;
         ip.relu = e.relu;
         ip.y_scale = e.y_scale;
-        if (e.y_dtype == DType::kInt8) {
-          ip.z = static_cast<const int8_t*>(e.z);
-          ip.y = static_cast<int8_t*>(e.y);
-        } else {  // float16 (fused_ admits no other)
-          ip.z_h = static_cast<const __half*>(e.z);
-          ip.y_h = static_cast<__half*>(e.y);
-        }
+        // int8 or float16 (fused_ admits no other dtype)
+        if (e.y_dtype == DType::kInt8) ip.y = static_cast<int8_t*>(e.y);
+        else ip.y_h = static_cast<__half*>(e.y);
+        if (e.z && e.z_dtype == DType::kInt8) ip.z = static_cast<const int8_t*>(e.z);
+        else if (e.z) ip.z_h = static_cast<const __half*>(e.z);
         KILN_CUDA_CHECK(kernels::igemm_s8_conv(ip, igemm_, a.stream));
         return Status::Ok();
       }

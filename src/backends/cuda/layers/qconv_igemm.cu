@@ -237,23 +237,19 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
       // p.m % 16 == 0: all 16 channels exist; y, z rows 16-byte aligned.
       const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
       float zf[16];
-      if constexpr (kOut == kInt8) {
-        if (p.z) {
-          alignas(16) int8_t zb[16];
-          *reinterpret_cast<int4*>(zb) = __ldg(reinterpret_cast<const int4*>(p.z + off));
+      if (p.z) {
+        alignas(16) int8_t zb[16];
+        *reinterpret_cast<int4*>(zb) = __ldg(reinterpret_cast<const int4*>(p.z + off));
 #pragma unroll
-          for (int e = 0; e < 16; ++e) zf[e] = static_cast<float>(zb[e]);
-        }
-      } else {
-        if (p.z_h) {
-          alignas(16) __half zb[16];
-          reinterpret_cast<int4*>(zb)[0] = __ldg(reinterpret_cast<const int4*>(p.z_h + off));
-          reinterpret_cast<int4*>(zb)[1] = __ldg(reinterpret_cast<const int4*>(p.z_h + off) + 1);
+        for (int e = 0; e < 16; ++e) zf[e] = static_cast<float>(zb[e]);
+      } else if (p.z_h) {
+        alignas(16) __half zb[16];
+        reinterpret_cast<int4*>(zb)[0] = __ldg(reinterpret_cast<const int4*>(p.z_h + off));
+        reinterpret_cast<int4*>(zb)[1] = __ldg(reinterpret_cast<const int4*>(p.z_h + off) + 1);
 #pragma unroll
-          for (int e = 0; e < 16; ++e) zf[e] = __half2float(zb[e]);
-        }
+        for (int e = 0; e < 16; ++e) zf[e] = __half2float(zb[e]);
       }
-      const bool has_z = kOut == kInt8 ? p.z != nullptr : p.z_h != nullptr;
+      const bool has_z = p.z != nullptr || p.z_h != nullptr;
       // alpha and bias: 16 floats each at ch0 (a multiple of 16 into a cudaMalloc'd buffer).
       float al[16], bi[16];
 #pragma unroll
@@ -360,7 +356,7 @@ cudaError_t igemm_s8_prepare(int config) {
 
 cudaError_t igemm_s8_conv(const IgemmS8Params& p, int config, cudaStream_t stream) {
   if (!igemm_s8_supports(p.n, p.h, p.w_in, p.c, p.m, p.kh, p.kw, p.oh, p.ow, config)) return cudaErrorInvalidValue;
-  if (p.y && p.y_h) return cudaErrorInvalidValue;
+  if ((p.y && p.y_h) || (p.z && p.z_h)) return cudaErrorInvalidValue;
   const int out = p.y ? kInt8 : p.y_h ? kHalf : kAcc;
   if (out != kAcc && (!igemm_s8_fusable(p.m) || !p.alpha)) return cudaErrorInvalidValue;
   if (out == kAcc && (!p.acc || p.acc_stride % 4 != 0 || p.acc_stride < p.m)) return cudaErrorInvalidValue;

@@ -23,8 +23,8 @@ struct IgemmS8Params {
   // Unfused: acc[p * acc_stride + m] int32 (p the output pixel).
   int32_t* acc = nullptr;
   int64_t acc_stride = 0;
-  // Fused int8 (y set): y[p * m + ch] int8; z (may be null) int8 of y's shape. Fused float16
-  // (y_h set instead): y_h float16, z_h (may be null) float16 (z_scale 1).
+  // Fused: y[p * m + ch] int8 (y set) or float16 (y_h set instead); the residual of y's shape
+  // (both may be null): z int8 (times z_scale), or z_h float16 (z_scale 1).
   const float* alpha = nullptr;
   const float* bias = nullptr;  // may be null
   const int8_t* z = nullptr;
