@@ -265,8 +265,8 @@ class Probe {
     auto h = lt_query_handle();
     if (!h.ok() || r.workspaceSize > kMaxLtWorkspace) return false;
     const float alpha = alpha_of(s, cfg), beta = s.residual ? 1.f : 0.f;
-    // As the layer runs it: the residual a separate C, else C = D.
-    const void* c = s.residual ? c_.get() : d_.get();
+    // As the layer runs it: C = D, except a residual or a float8 D (C separate: another type).
+    const void* c = s.residual || d.d ? c_.get() : d_.get();
     cublasStatus_t st = cublasLtMatmul(*h, d.op, &alpha, a_.get(), d.a, b_.get(), d.b, &beta, c, d.c, d_.get(),
                                        d.d ? d.d : d.c, &r.algo, ws_.get(), r.workspaceSize, stream_);
     const cudaError_t e = cudaStreamSynchronize(stream_);
@@ -341,16 +341,19 @@ class Fp8MatMulLayer : public CudaLayer {
     return Status::Ok();
   }
 
-  // cuBLASLt's workspace, then (float8 output through the own kernel) the 16-bit GEMM result.
+  // cuBLASLt's workspace, then (float8 output) a 16-bit staging area: the own kernel's input, or
+  // cuBLASLt's C when D is float8 and there is no residual (C must not alias a D of another type;
+  // with beta 0 it is not read).
   size_t workspace_bytes() const override { return lt_ws_aligned() + staging_bytes(); }
 
   Status enqueue(const LaunchArgs& a) const override {
     if (a.workspace_bytes < workspace_bytes()) return internal_error("Fp8MatMul workspace too small");
     const void* xq = a.inputs[0].data;
     void* out = a.outputs[0].data;
-    // D: the output, or the staging area the own kernel converts to float8.
-    void* D = staging_bytes() ? static_cast<char*>(a.workspace) + lt_ws_aligned() : out;
-    const void* C = s_.residual ? a.inputs[5].data : D;
+    void* staging = staging_bytes() ? static_cast<char*>(a.workspace) + lt_ws_aligned() : nullptr;
+    // D: the output, or (float8 through the own kernel) the staging area the kernel converts.
+    void* D = s_.fp8_out && !lt_fp8_d(s_, cfg_) ? staging : out;
+    const void* C = s_.residual ? a.inputs[5].data : lt_fp8_d(s_, cfg_) ? staging : D;
     const float alpha = alpha_of(s_, cfg_), beta = s_.residual ? 1.f : 0.f;
     KILN_CUDA_CHECK(cublasLtMatmul(a.handles.cublaslt, d_->op, &alpha, weight_.get(), d_->a, xq, d_->b, &beta, C,
                                    d_->c, D, d_->d ? d_->d : d_->c, &algo_, lt_workspace_ ? a.workspace : nullptr,
@@ -383,7 +386,8 @@ class Fp8MatMulLayer : public CudaLayer {
 
   size_t lt_ws_aligned() const { return (lt_workspace_ + 255) / 256 * 256; }
   size_t staging_bytes() const {
-    return s_.fp8_out && !cfg_.lt_epilogue ? static_cast<size_t>(s_.m * s_.n) * dtype_size(s_.out) : 0;
+    const bool needed = s_.fp8_out && (!cfg_.lt_epilogue || !s_.residual);
+    return needed ? static_cast<size_t>(s_.m * s_.n) * dtype_size(s_.out) : 0;
   }
 
   Fp8Shape s_;
