@@ -4,6 +4,7 @@
 // e4m3 step); an FFN block built with --fp8 against the float32 CPU run of its Q/DQ graph; and the
 // FFN up-projection's time with the float8 output against float16 output + kiln.Fp8Quantize.
 #include <algorithm>
+#include <map>
 
 #include "passes_test_util.hpp"
 #include "tactic_test_util.hpp"
@@ -149,6 +150,83 @@ TEST(CudaFp8QuantizeFusion, FfnBlockBuiltWithFp8Flag) {
   EXPECT_EQ(quantize, 0);
   EXPECT_EQ(fp8_ln, 1);
   EXPECT_EQ(fp8_out, 1);
+  auto engine = Engine::from_plan(std::move(*plan));
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  auto ctx = (*engine)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  auto got = (*ctx)->run(ref.feeds);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_LE(rel_l2((*got)[0], (*want)[0]), 3e-2);
+}
+
+// A BERT encoder layer (float32 model with FP8 Q/DQ on its GEMMs, 2 heads of 32) built with --fp8:
+// LayerNorms write float8, Q/K/V run as one merged GEMM read by kiln.Attention through views, the
+// FFN up-projection writes float8; against the float32 CPU run of the Q/DQ graph.
+TEST(CudaFp8QuantizeFusion, EncoderLayerBuiltWithFp8Flag) {
+  KILN_REQUIRE_GPU();
+  auto make = [] {
+    passtest::G b;
+    const int64_t B = 2, S = 16, d = 32, e = 2 * d, h = 128;
+    Value* x = b.input("x", {B, S, e});
+    b.feeds["x"] = random_tensor(DType::kFloat32, {B, S, e}, 3, -2, 2);
+    Value* mask = b.input("mask", {B, 1, 1, S});
+    b.feeds["mask"] = random_tensor(DType::kFloat32, {B, 1, 1, S}, 4, -1, 0);
+    auto qdq = [&](Value* v, float s, const std::string& name) {
+      Value* sv = b.scalar(name + "_s", s);
+      Value* q = b.op("QuantizeLinear", {v, sv}, name + "_q", passtest::attrs({{"output_dtype", int64_t{17}}}));
+      return b.op("DequantizeLinear", {q, sv}, name + "_dq");
+    };
+    auto gemm = [&](Value* v, int64_t kk, int64_t n, const std::string& name, uint32_t seed) {
+      auto [wt, ws] = fp8_weight(n, kk, seed);
+      Tensor w(DType::kFloat8E4M3FN, {kk, n});
+      for (int64_t i = 0; i < kk; ++i)
+        for (int64_t j = 0; j < n; ++j) w.data<Float8E4M3FN>()[i * n + j] = wt.data<Float8E4M3FN>()[j * kk + i];
+      Value* wdq = b.op("DequantizeLinear", {b.constant(name + "_w", w), b.scalar(name + "_sw", ws)}, name + "_wdq");
+      return b.op("Add", {b.op("MatMul", {v, wdq}, name), b.random_const(name + "_b", {n}, -0.2, 0.2)},
+                  name + "_bias");
+    };
+    auto layer_norm = [&](Value* v, const std::string& name) {
+      return b.op("LayerNormalization", {v, b.random_const(name + "_g", {e}, 0.5, 1.5), b.random_const(name + "_b", {e})},
+                  name);
+    };
+    Value* ln = layer_norm(x, "ln1");
+    Value* xq = qdq(ln, 4.f / 448, "x1");
+    Value* heads = b.ints("heads", {B, S, 2, d});
+    Value* proj[3];
+    for (int i = 0; i < 3; ++i) {
+      const std::string n(1, "qkv"[i]);
+      proj[i] = b.op("Reshape", {gemm(xq, e, e, n, 10 + 2 * static_cast<uint32_t>(i)), heads}, n + "_heads");
+    }
+    auto perm = [](std::vector<int64_t> p) { return passtest::attrs({{"perm", p}}); };
+    Value* qt = b.op("Transpose", {proj[0]}, "q_t", perm({0, 2, 1, 3}));
+    Value* kt = b.op("Transpose", {proj[1]}, "k_t", perm({0, 2, 3, 1}));
+    Value* vt = b.op("Transpose", {proj[2]}, "v_t", perm({0, 2, 1, 3}));
+    Value* sc = b.op("Div", {b.op("MatMul", {qt, kt}, "scores"), b.scalar("sqrt_d", std::sqrt(32.f))}, "div");
+    Value* p = b.op("Softmax", {b.op("Add", {sc, mask}, "add_mask")}, "softmax",
+                    passtest::attrs({{"axis", int64_t{-1}}}));
+    Value* o = b.op("Transpose", {b.op("MatMul", {p, vt}, "context")}, "merge", perm({0, 2, 1, 3}));
+    o = b.op("Reshape", {o, b.ints("flat", {B, S, e})}, "attn_out");
+    Value* ln2 = layer_norm(b.op("Add", {gemm(qdq(o, 2.f / 448, "x2"), e, e, "out", 20), ln}, "res1"), "ln2");
+    Value* up = b.op("Gelu", {gemm(qdq(ln2, 4.f / 448, "x3"), e, h, "up", 22)}, "gelu");
+    b.g->outputs = {b.op("Add", {gemm(qdq(up, 3.f / 448, "x4"), h, e, "down", 24), ln2}, "res2")};
+    return b;
+  };
+  passtest::G ref = make();
+  auto want = passtest::run_graph(ref.g, ref.feeds);
+  ASSERT_TRUE(want.ok()) << want.status().message();
+  BuildOptions o;
+  o.backend = "cuda";
+  o.fp8 = true;
+  Model model;
+  model.graph = make().g;
+  auto plan = build_plan(std::move(model), o);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  std::map<std::string, int> ops;
+  for (const auto& n : plan->graph->nodes()) ++ops[n->op_type];
+  EXPECT_EQ(ops["Attention"], 1);
+  EXPECT_EQ(ops["Fp8LayerNorm"], 2);
+  EXPECT_EQ(ops["Fp8MatMul"], 4);  // Q/K/V merged
+  EXPECT_EQ(ops["Fp8Quantize"], 1);  // the attention output's
   auto engine = Engine::from_plan(std::move(*plan));
   ASSERT_TRUE(engine.ok()) << engine.status().message();
   auto ctx = (*engine)->create_context();

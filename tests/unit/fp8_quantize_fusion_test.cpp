@@ -175,6 +175,66 @@ TEST(Fp8QuantizeFusion, LayerNormWithUsedStatisticsStays) {
   EXPECT_EQ(count(*b.g, "Fp8Quantize"), 1);
 }
 
+// A BERT encoder layer in miniature (float16, as --fp8 lowers the rest), FP8 Q/DQ on its four GEMMs:
+// the whole CUDA pipeline on it (the passes run anywhere; the kernels here are the CPU ones).
+G encoder_graph() {
+  G b;
+  const DType t = DType::kFloat16;
+  Builder q{b, t};
+  const int64_t B = 2, S = 5, d = 16, e = 2 * d, h = 64;
+  Value* x = b.input("x", {B, S, e}, t);
+  b.feeds["x"] = test::random_tensor(t, {B, S, e}, 3, -2, 2);
+  Value* mask = b.input("mask", {B, 1, 1, S}, t);
+  b.feeds["mask"] = test::random_tensor(t, {B, 1, 1, S}, 4, -1, 0);
+  Value* ln = b.op("LayerNormalization",
+                   {x, b.constant("g1", test::random_tensor(t, {e}, 5, 0.5, 1.5)),
+                    b.constant("b1", test::random_tensor(t, {e}, 6))},
+                   "ln1");
+  Value* xq = q.qdq(ln, 4.f / 448, "x1");
+  Value* heads = b.ints("heads", {B, S, 2, d});
+  Value* proj[3];
+  for (int i = 0; i < 3; ++i) {
+    const std::string n(1, "qkv"[i]);
+    proj[i] = b.op("Reshape", {q.gemm(xq, e, e, n, 10 + 2 * static_cast<uint32_t>(i)), heads}, n + "_heads");
+  }
+  Value* qt = b.op("Transpose", {proj[0]}, "q_t", attrs({{"perm", std::vector<int64_t>{0, 2, 1, 3}}}));
+  Value* kt = b.op("Transpose", {proj[1]}, "k_t", attrs({{"perm", std::vector<int64_t>{0, 2, 3, 1}}}));
+  Value* vt = b.op("Transpose", {proj[2]}, "v_t", attrs({{"perm", std::vector<int64_t>{0, 2, 1, 3}}}));
+  Value* sc = b.op("Div", {b.op("MatMul", {qt, kt}, "scores"), q.scalar("sqrt_d", 4.f)}, "div");
+  Value* p = b.op("Softmax", {b.op("Add", {sc, mask}, "add_mask")}, "softmax", attrs({{"axis", int64_t{-1}}}));
+  Value* o = b.op("Transpose", {b.op("MatMul", {p, vt}, "context")}, "merge",
+                  attrs({{"perm", std::vector<int64_t>{0, 2, 1, 3}}}));
+  o = b.op("Reshape", {o, b.ints("flat", {B, S, e})}, "attn_out");
+  Value* a = b.op("Add", {q.gemm(q.qdq(o, 2.f / 448, "x2"), e, e, "out", 20), ln}, "res1");
+  Value* ln2 = b.op("LayerNormalization",
+                    {a, b.constant("g2", test::random_tensor(t, {e}, 7, 0.5, 1.5)),
+                     b.constant("b2", test::random_tensor(t, {e}, 8))},
+                    "ln2");
+  Value* up = b.op("Gelu", {q.gemm(q.qdq(ln2, 4.f / 448, "x3"), e, h, "up", 22)}, "gelu");
+  Value* down = q.gemm(q.qdq(up, 3.f / 448, "x4"), h, e, "down", 24);
+  b.g->outputs = {b.op("Add", {down, ln2}, "res2")};
+  return b;
+}
+
+TEST(Fp8QuantizeFusion, CudaPipelineOnAnEncoderLayer) {
+  GraphPtr g = check_before_after(encoder_graph, [](PassManager& pm) { add_cuda_passes(pm); }, 3e-2);
+  EXPECT_EQ(count(*g, "Fp8LayerNorm"), 2);
+  EXPECT_EQ(count(*g, "LayerNormalization"), 0);
+  EXPECT_EQ(count(*g, "Attention"), 1);
+  // Q/K/V merged; out projection, up (float8 out), down.
+  EXPECT_EQ(count(*g, "Fp8MatMul"), 4);
+  // Only the attention output's quantization is left.
+  EXPECT_EQ(count(*g, "Fp8Quantize"), 1);
+  for (const auto& n : g->nodes())
+    if (n->op_type == "Attention") {
+      EXPECT_EQ(n->inputs[0], n->inputs[1]);
+      EXPECT_EQ(n->inputs[0], n->inputs[2]);
+      ASSERT_NE(n->inputs[0]->producer, nullptr);
+      EXPECT_EQ(n->inputs[0]->producer->op_type, "Fp8MatMul");
+      EXPECT_EQ(n->attrs.ints("k_view")[0], 32);  // K's columns start after Q's
+    }
+}
+
 // kiln.Fp8LayerNorm against LayerNormalization then e4m3 quantization, computed here in double.
 TEST(Fp8LayerNormOp, MatchesNaiveReference) {
   for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
