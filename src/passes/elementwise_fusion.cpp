@@ -6,10 +6,12 @@
 //
 // A group has one output (its root, the last node); every other node's result is read only by
 // nodes of the group and is not a graph output, so the group cannot depend on itself through
-// outside nodes. Every node of a group has the same static output shape, so the group's output is
-// the broadcast of its external inputs. Types float32/float16/bfloat16 (bool between a comparison
-// and a Where). One-element float constants become immediates of the program. Caps: 32
-// instructions and 8 external inputs per group.
+// outside nodes. Every node's output broadcasts to the root's shape (which is the group's output and
+// the broadcast of its external inputs): a node of a smaller shape (the [N, C, 1, 1] HardSigmoid
+// of a squeeze-excitation block before its Mul) is recomputed per output element, trading cheap
+// arithmetic for a kernel launch and a round trip through memory. Types float32/float16/bfloat16
+// (bool between a comparison and a Where). One-element float constants become immediates of the
+// program. Caps: 32 instructions and 8 external inputs per group.
 #include <algorithm>
 #include <limits>
 #include <map>
@@ -123,6 +125,16 @@ std::optional<Candidate> classify(const Node& n) {
   return c;
 }
 
+// Whether `d` broadcasts to `out` (numpy rules, right-aligned).
+bool broadcasts_to(const Dims& d, const Dims& out) {
+  if (d.size() > out.size()) return false;
+  for (size_t i = 0; i < d.size(); ++i) {
+    const int64_t a = d[d.size() - 1 - i], b = out[out.size() - 1 - i];
+    if (a != b && a != 1) return false;
+  }
+  return true;
+}
+
 struct Group {
   std::vector<Node*> nodes;  // in graph (topological) order once sorted
   std::set<const Node*> members;
@@ -191,7 +203,7 @@ class ElementwiseFusion : public Pass {
           Node* p = v->producer;
           if (!p || grp.members.count(p) || taken.count(p) || !cand.count(p) || passes::is_graph_output(g, v))
             continue;
-          if (*v->type.shape.to_dims() != dims) continue;
+          if (!broadcasts_to(*v->type.shape.to_dims(), dims)) continue;
           auto readers = g.consumers(v);
           if (!std::all_of(readers.begin(), readers.end(), [&](const Node* r) { return grp.members.count(r) > 0; }))
             continue;

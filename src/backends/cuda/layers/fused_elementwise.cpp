@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 
 #include "backends/cuda/layers/ew_layer_util.hpp"
 #include "backends/cuda/layers/fused_ew_codegen.hpp"
@@ -31,14 +32,48 @@ std::map<std::string, std::string>& cubin_cache() {
 }
 int64_t g_compiles = 0;
 
+// The driver API functions used here, from the runtime's driver entry points (so libkiln_cuda
+// does not link libcuda itself: the runtime finds the driver, as for every other CUDA call).
+struct Driver {
+  CUresult (*module_load_data)(CUmodule*, const void*) = nullptr;
+  CUresult (*module_get_function)(CUfunction*, CUmodule, const char*) = nullptr;
+  CUresult (*module_unload)(CUmodule) = nullptr;
+  CUresult (*launch_kernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                            CUstream, void**, void**) = nullptr;
+  CUresult (*get_error_name)(CUresult, const char**) = nullptr;
+  Status status;
+};
+
+template <typename F>
+Status entry_point(const char* name, F& fn) {
+  void* p = nullptr;
+  cudaDriverEntryPointQueryResult q{};
+  cudaError_t e = cudaGetDriverEntryPointByVersion(name, &p, 12000, cudaEnableDefault, &q);
+  if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !p)
+    return make_error(StatusCode::kRuntimeError, "the CUDA driver has no {} ({})", name, cudaGetErrorString(e));
+  fn = reinterpret_cast<F>(p);
+  return Status::Ok();
+}
+
+const Driver& driver() {
+  static const Driver d = [] {
+    Driver r;
+    for (Status st : {entry_point("cuModuleLoadData", r.module_load_data),
+                      entry_point("cuModuleGetFunction", r.module_get_function),
+                      entry_point("cuModuleUnload", r.module_unload), entry_point("cuLaunchKernel", r.launch_kernel),
+                      entry_point("cuGetErrorName", r.get_error_name)})
+      if (!st.ok() && r.status.ok()) r.status = st;
+    return r;
+  }();
+  return d;
+}
+
 Status check_cu(CUresult r, const char* what) {
   if (r == CUDA_SUCCESS) return Status::Ok();
   const char* name = nullptr;
-  const char* text = nullptr;
-  cuGetErrorName(r, &name);
-  cuGetErrorString(r, &text);
-  return make_error(StatusCode::kRuntimeError, "{}: CUDA driver error {} ({})", what, name ? name : "?",
-                    text ? text : "?");
+  if (driver().get_error_name) driver().get_error_name(r, &name);
+  return make_error(StatusCode::kRuntimeError, "{}: CUDA driver error {} ({})", what, static_cast<int>(r),
+                    name ? name : "?");
 }
 #define KILN_CU_CHECK(expr) KILN_RETURN_IF_ERROR(check_cu((expr), #expr))
 
@@ -103,14 +138,6 @@ struct Generated {
   FusedEwSource src;
 };
 
-Expected<Generated> generate(const Node& n) {
-  KILN_ASSIGN_OR_RETURN(fused_ew::Program prog, fused_ew::parse_program(n.attrs.s("program", "")));
-  std::vector<DType> ins, outs;
-  for (const Value* v : n.inputs) ins.push_back(value_dtype(v));
-  for (const Value* v : n.outputs) outs.push_back(value_dtype(v));
-  FusedEwSource src = fused_ew_source(prog, ins, outs);
-  return Generated{std::move(prog), std::move(src)};
-}
 
 // Output dims merged where every input allows it, with each input's element strides (0 where it
 // broadcasts), as make_broadcast_geometry does for up to 3 inputs.
@@ -170,9 +197,20 @@ bool node_geometry(const Node& n, Geometry& g) {
   return make_geometry(*out, ins, g);
 }
 
+Expected<Generated> generate(const Node& n) {
+  KILN_ASSIGN_OR_RETURN(fused_ew::Program prog, fused_ew::parse_program(n.attrs.s("program", "")));
+  std::vector<DType> ins, outs;
+  for (const Value* v : n.inputs) ins.push_back(value_dtype(v));
+  for (const Value* v : n.outputs) outs.push_back(value_dtype(v));
+  Geometry g;
+  if (!node_geometry(n, g)) return unsupported("inputs do not broadcast to the output");
+  FusedEwSource src = fused_ew_source(prog, ins, outs, g.numel > INT32_MAX);
+  return Generated{std::move(prog), std::move(src)};
+}
+
 struct ModuleDeleter {
   void operator()(CUmod_st* m) const {
-    if (m) cuModuleUnload(m);
+    if (m && driver().module_unload) driver().module_unload(m);
   }
 };
 
@@ -189,15 +227,14 @@ class FusedElementwiseLayer : public CudaLayer {
     }
     vec_ = gen.src.vec;
     if (!node_geometry(n, geo_)) return unsupported("inputs do not broadcast to the output");
-    KILN_CU_CHECK(cuInit(0));
     KILN_CUDA_CHECK(cudaFree(nullptr));  // makes the runtime's primary context current for the driver API
+    const Driver& drv = driver();
+    KILN_RETURN_IF_ERROR(drv.status);
     CUmodule m = nullptr;
-    KILN_CU_CHECK(cuModuleLoadData(&m, cubin.data()));
+    KILN_CU_CHECK(drv.module_load_data(&m, cubin.data()));
     module_.reset(m);
-    KILN_CU_CHECK(cuModuleGetFunction(&s32_, m, "kfe_s32"));
-    KILN_CU_CHECK(cuModuleGetFunction(&s64_, m, "kfe_s64"));
-    KILN_CU_CHECK(cuModuleGetFunction(&v32_, m, "kfe_v32"));
-    KILN_CU_CHECK(cuModuleGetFunction(&v64_, m, "kfe_v64"));
+    KILN_CU_CHECK(drv.module_get_function(&scalar_fn_, m, "kfe_s"));
+    KILN_CU_CHECK(drv.module_get_function(&vector_fn_, m, "kfe_v"));
     for (const Value* v : n.inputs) in_sizes_.push_back(dtype_size(value_dtype(v)));
     for (const Value* v : n.outputs) out_sizes_.push_back(dtype_size(value_dtype(v)));
     // Scalar and vector parameter sets (pointers filled at enqueue).
@@ -218,7 +255,6 @@ class FusedElementwiseLayer : public CudaLayer {
         vector_.strides[k][rank - 1] *= vec_;
       }
     }
-    wide_ = geo_.numel > INT32_MAX;
     return Status::Ok();
   }
 
@@ -233,19 +269,19 @@ class FusedElementwiseLayer : public CudaLayer {
     for (size_t k = 0; k < a.inputs.size(); ++k) p.in[k] = a.inputs[k].data;
     for (size_t k = 0; k < a.outputs.size(); ++k) p.out[k] = a.outputs[k].data;
     const int64_t blocks = std::min<int64_t>((p.n + 255) / 256, int64_t{1} << 20);
-    CUfunction f = vec ? (wide_ ? v64_ : v32_) : (wide_ ? s64_ : s32_);
+    CUfunction f = vec ? vector_fn_ : scalar_fn_;
     void* args[] = {&p};
-    KILN_CU_CHECK(cuLaunchKernel(f, static_cast<unsigned>(std::max<int64_t>(blocks, 1)), 1, 1, 256, 1, 1, 0,
+    KILN_CU_CHECK(driver().launch_kernel(f, static_cast<unsigned>(std::max<int64_t>(blocks, 1)), 1, 1, 256, 1, 1, 0,
                                  reinterpret_cast<CUstream>(a.stream), args, nullptr));
     return Status::Ok();
   }
 
  private:
   std::unique_ptr<CUmod_st, ModuleDeleter> module_;
-  CUfunction s32_ = nullptr, s64_ = nullptr, v32_ = nullptr, v64_ = nullptr;
+  CUfunction scalar_fn_ = nullptr, vector_fn_ = nullptr;
   Geometry geo_;
   int vec_ = 1;
-  bool can_vec_ = false, wide_ = false;
+  bool can_vec_ = false;
   FusedEwParams scalar_{}, vector_{};
   std::vector<size_t> in_sizes_, out_sizes_;
 };
@@ -275,6 +311,10 @@ int64_t fused_ew_nvrtc_compiles() {
 void fused_ew_clear_cache() {
   std::lock_guard<std::mutex> lock(g_cache_mutex);
   cubin_cache().clear();
+}
+
+Expected<std::string> compile_fused_ew(const std::string& source, const std::string& arch) {
+  return compile(source, arch, BuildOptions{});
 }
 
 Status prepare_fused_elementwise(Node& n, const BuildOptions& options) {

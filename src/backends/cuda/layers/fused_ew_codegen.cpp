@@ -135,7 +135,7 @@ __device__ __forceinline__ float kf_clip(float x, float lo, float hi) {
 }  // namespace
 
 FusedEwSource fused_ew_source(const fused_ew::Program& p, const std::vector<DType>& inputs,
-                              const std::vector<DType>& outputs) {
+                              const std::vector<DType>& outputs, bool wide) {
   const size_t nin = inputs.size(), nout = outputs.size();
   size_t widest = 1;
   for (DType t : inputs) widest = std::max(widest, size_of(t));
@@ -229,10 +229,10 @@ __device__ __forceinline__ void kfe_offsets(const P& p, I e, I (&off)[KFE_NIN]) 
     c += fmt::format("    *(Vec<{0}, KFE_VEC>*)(({0}*)p.out[{1}] + g * KFE_VEC) = r{1};\n", storage(outputs[k]), k);
   c += "  }\n}\n";
 
-  c += "extern \"C\" __global__ void __launch_bounds__(256) kfe_s32(const P p) { kfe_scalar<int>(p); }\n"
-       "extern \"C\" __global__ void __launch_bounds__(256) kfe_s64(const P p) { kfe_scalar<long long>(p); }\n"
-       "extern \"C\" __global__ void __launch_bounds__(256) kfe_v32(const P p) { kfe_vector<int>(p); }\n"
-       "extern \"C\" __global__ void __launch_bounds__(256) kfe_v64(const P p) { kfe_vector<long long>(p); }\n";
+  const char* index = wide ? "long long" : "int";
+  c += fmt::format("extern \"C\" __global__ void __launch_bounds__(256) kfe_s(const P p) {{ kfe_scalar<{0}>(p); }}\n"
+                   "extern \"C\" __global__ void __launch_bounds__(256) kfe_v(const P p) {{ kfe_vector<{0}>(p); }}\n",
+                   index);
   src.code = std::move(c);
   return src;
 }

@@ -3,12 +3,12 @@
 // on shapes: dims and per-input broadcast strides are kernel parameters, so identical groups (one
 // per transformer layer, say) share one compiled kernel.
 //
-// The module has four kernels (extern "C"), each grid-stride, one thread per output element or per
-// vector of kVec elements:
-//   kfe_s32 / kfe_s64   scalar, 32- or 64-bit index math
-//   kfe_v32 / kfe_v64   vectorized: the innermost dim divides into kVec-element groups; an input
-//                       whose innermost stride is 1 is read with one vector load, a broadcast one
-//                       (stride 0) once per group; outputs are written as vectors
+// The module has two kernels (extern "C"), each grid-stride, one thread per output element or per
+// vector of `vec` elements, with 32-bit index math (64-bit when `wide`: more than 2^31 elements):
+//   kfe_s   scalar
+//   kfe_v   vectorized: the innermost dim divides into vec-element groups; an input whose innermost
+//           stride is 1 is read with one vector load, a broadcast one (stride 0) once per group;
+//           outputs are written as vectors
 // Their one parameter is FusedEwParams<num_inputs, num_outputs> (below), passed by value.
 #pragma once
 
@@ -45,6 +45,8 @@ struct FusedEwSource {
 
 // NVRTC compilations so far in this process (cache hits and plan loads do not count), for tests.
 int64_t fused_ew_nvrtc_compiles();
+// NVRTC compilation of generated source for `arch` ("sm_90a"), through the cache; needs no GPU.
+Expected<std::string> compile_fused_ew(const std::string& source, const std::string& arch);
 // Empties the build-time kernel cache (tests).
 void fused_ew_clear_cache();
 // The node attributes that carry a fused layer's compiled kernel and its source in the plan.
@@ -56,6 +58,6 @@ inline constexpr const char* kSourceAttr = "kiln_source";
 Status prepare_fused_elementwise(Node& n, const BuildOptions& options);
 
 FusedEwSource fused_ew_source(const fused_ew::Program& p, const std::vector<DType>& inputs,
-                              const std::vector<DType>& outputs);
+                              const std::vector<DType>& outputs, bool wide = false);
 
 }  // namespace kiln::cuda
