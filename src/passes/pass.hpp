@@ -117,6 +117,10 @@ std::unique_ptr<Pass> make_hardswish_fusion_pass();
 // DQ(Q(x)) and DQ(float8 W) per tensor around MatMul/Gemm [+ bias] [+ residual] [+ Relu/Gelu] ->
 // kiln.Fp8MatMul (ops/fp8_matmul.cpp).
 std::unique_ptr<Pass> make_fp8_gemm_fusion_pass();
+// After it: kiln.Fp8Quantize folded into its producer (Fp8MatMul writing float8, kiln.Fp8LayerNorm).
+std::unique_ptr<Pass> make_fp8_quantize_fusion_pass();
+// Then: FP8 GEMMs of one float8 input feeding only kiln.Attention (Q/K/V) -> one wider Fp8MatMul.
+std::unique_ptr<Pass> make_fp8_qkv_merge_pass();
 
 // CUDA backend, explicit quantization (before the float fusions): DequantizeLinear'd int8 inputs
 // and weights of Conv/MatMul/Gemm [+ bias] [+ residual] [+ Relu] [+ QuantizeLinear] -> kiln.QConv /

@@ -48,6 +48,8 @@ void add_cleanup_passes(PassManager& pm, bool fold_random) {
 void add_cuda_passes(PassManager& pm) {
   pm.add(make_qdq_fusion_pass());  // before the float fusions take the Conv/MatMul nodes
   pm.add(make_fp8_gemm_fusion_pass());  // float8 Q/DQ; int8 ones are qdq-fusion's
+  pm.add(make_fp8_quantize_fusion_pass());  // the activations' quantization into their producers
+  pm.add(make_fp8_qkv_merge_pass());  // Q/K/V FP8 GEMMs into one (once attention-fusion made kiln.Attention)
   pm.add(make_matmul_bias_fusion_pass());
   pm.add(make_attention_fusion_pass());
   pm.add(make_dead_code_pass());  // the head-split views kiln.Attention reads through
