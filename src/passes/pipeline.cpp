@@ -26,6 +26,8 @@ KILN_REGISTER_PASS_INFO("conv-fusion", "CUDA: Conv + bias [+ residual Add] [+ Re
 KILN_REGISTER_PASS_INFO("nhwc-layout", "CUDA: float16/bfloat16 convolutions and pools in NHWC, Transposes around them")
 KILN_REGISTER_PASS_INFO("transpose-sinking", "CUDA: moves layout Transposes below layout-agnostic ops")
 KILN_REGISTER_PASS_INFO("transpose-cancellation", "CUDA: removes Transpose pairs that cancel, merges duplicates")
+KILN_REGISTER_PASS_INFO("elementwise-fusion",
+                        "CUDA: connected elementwise/broadcast nodes -> kiln.FusedElementwise (one NVRTC kernel)")
 KILN_REGISTER_PASS_INFO("unit-transpose-to-reshape",
                         "CUDA: a Transpose that only moves size-1 dims (NCHW->NHWC of one channel) -> Reshape (a view)")
 
@@ -59,6 +61,11 @@ void add_cuda_passes(PassManager& pm) {
   pm.add(make_unit_transpose_to_reshape_pass());
   // The transposed weights, and float weights of what qdq-fusion left (DequantizeLinear folded).
   pm.add(make_constant_folding_pass(false, 64u << 20, false));
+}
+
+void add_cuda_final_passes(PassManager& pm) {
+  pm.add(make_elementwise_fusion_pass());
+  pm.add(make_dead_code_pass());
 }
 
 }  // namespace kiln
