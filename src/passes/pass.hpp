@@ -130,6 +130,13 @@ std::unique_ptr<Pass> make_attention_softmax_fusion_pass();
 // unless `float32` (the CUDA pipeline leaves float32 attention to cuBLAS; see the pass's file).
 std::unique_ptr<Pass> make_attention_fusion_pass(bool float32 = false);
 
+// Batch-first <-> sequence-first Transposes around attention projections (nn.MultiheadAttention's)
+// moved into kiln.Attention's views: the projections read and write the untransposed rows.
+std::unique_ptr<Pass> make_mha_transpose_pass();
+// Conv with kernel == stride, no padding, one group (ViT's patch embedding) -> space-to-depth
+// Transpose + kiln.FusedMatMul, absorbing a following flatten(2).transpose(1, 2).
+std::unique_ptr<Pass> make_patchify_conv_pass();
+
 // CUDA backend passes (ops/fused_conv.cpp documents kiln.FusedConv):
 // Conv [+ Add of a same-shaped residual] [+ Relu] -> kiln.FusedConv (every float Conv).
 std::unique_ptr<Pass> make_conv_fusion_pass();

@@ -37,6 +37,8 @@ inline bool is_op(const Node* n, const char* op) { return n && n->domain.empty()
 Node* producer_of(const Value* v, const char* op);
 // The other input of a two-input node, given one of them (nullptr when `v` is not an input).
 Value* other_input(const Node* n, const Value* v);
+// A 2-D tensor transposed ([R, C] -> [C, R]), any dtype: constant weights moved for a GEMM.
+Tensor transpose_2d(const Tensor& t);
 // Joins node names for the `kiln_fused` attribute (see pass.hpp).
 std::string fused_names(const std::vector<const Node*>& nodes);
 
