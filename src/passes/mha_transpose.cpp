@@ -50,17 +50,23 @@ std::optional<std::vector<int64_t>> row_perm(const Node* t) {
   return perm;
 }
 
+}  // namespace
+
+namespace passes {
+
 // Re-expresses a strided view of a tensor laid out as `old_dims` (row-major) for the same data laid
-// out with old dim i at position perm_to_new[i] of `new_dims`. Each logical dim (size, stride) must
-// step along one old dim without carrying into the next; false otherwise.
-bool remap_view(AttentionView& v, const std::array<int64_t, 4>& sizes, const Dims& old_dims, const Dims& new_dims,
-                const std::vector<int64_t>& perm_to_new) {
+// out with old dim i at position perm_to_new[i] of `new_dims` (which may be larger: the old tensor
+// then sits at element `new_base` of the new one). Each logical dim (size, stride) must step along
+// one old dim without carrying into the next; false otherwise.
+bool remap_attention_view(AttentionView& v, const std::array<int64_t, 4>& sizes, const Dims& old_dims,
+                          const Dims& new_dims, const std::vector<int64_t>& perm_to_new, int64_t new_base) {
   const Dims os = contiguous_strides(old_dims), ns = contiguous_strides(new_dims);
   const int64_t numel = dims_numel(old_dims);
   if (v.offset < 0 || v.offset >= numel) return false;
   std::vector<int64_t> reach(old_dims.size());  // the highest index each old dim reaches
   for (size_t i = 0; i < old_dims.size(); ++i) reach[i] = (v.offset / os[i]) % old_dims[i];
   AttentionView out;
+  out.offset = new_base;
   for (size_t i = 0; i < old_dims.size(); ++i) out.offset += reach[i] * ns[static_cast<size_t>(perm_to_new[i])];
   for (size_t a = 0; a < 4; ++a) {
     if (sizes[a] == 1) continue;  // stride 0: never stepped
@@ -80,6 +86,12 @@ bool remap_view(AttentionView& v, const std::array<int64_t, 4>& sizes, const Dim
   v = out;
   return true;
 }
+
+}  // namespace passes
+
+namespace {
+
+using passes::remap_attention_view;
 
 class MhaTranspose : public Pass {
  public:
@@ -125,7 +137,7 @@ class MhaTranspose : public Pass {
                                                {geo->batch, geo->heads, geo->sk, geo->d},
                                                {geo->batch, geo->heads, geo->sk, geo->dv}};
       for (size_t i = 0; i < 3; ++i)
-        if (r->has_input(i) && r->inputs[i] == v && !remap_view(*views[i], sizes[i], *vd, new_dims, *perm))
+        if (r->has_input(i) && r->inputs[i] == v && !remap_attention_view(*views[i], sizes[i], *vd, new_dims, *perm, 0))
           return false;
       readers.emplace_back(r, std::move(*geo));
     }
@@ -194,7 +206,7 @@ class MhaTranspose : public Pass {
     std::vector<int64_t> to_new(row_perm_.size());  // old row dim -> position after the Transpose
     for (size_t i = 0; i < row_perm_.size(); ++i) to_new[static_cast<size_t>(row_perm_[i])] = static_cast<int64_t>(i);
     const Dims new_rows(yd->begin(), yd->end() - 1);
-    if (!remap_view(row_view, row_sizes, row_dims, new_rows, to_new)) return false;
+    if (!remap_attention_view(row_view, row_sizes, row_dims, new_rows, to_new, 0)) return false;
     for (size_t a = 0; a < 4; ++a)
       if (row_sizes[a] > 1) geo->out.stride[a] = row_view.stride[a] * e;
     Dims out_shape = new_rows;

@@ -133,6 +133,9 @@ std::unique_ptr<Pass> make_attention_fusion_pass(bool float32 = false);
 // Batch-first <-> sequence-first Transposes around attention projections (nn.MultiheadAttention's)
 // moved into kiln.Attention's views: the projections read and write the untransposed rows.
 std::unique_ptr<Pass> make_mha_transpose_pass();
+// Float kiln.FusedMatMul projections of one input read only as attention Q/K/V (BERT's query, key,
+// value) -> one FusedMatMul over the concatenated weights; the attentions read column slices.
+std::unique_ptr<Pass> make_qkv_merge_pass();
 // Conv with kernel == stride, no padding, one group (ViT's patch embedding) -> space-to-depth
 // Transpose + kiln.FusedMatMul, absorbing a following flatten(2).transpose(1, 2).
 std::unique_ptr<Pass> make_patchify_conv_pass();

@@ -22,6 +22,8 @@ KILN_REGISTER_PASS_INFO("patchify-conv",
                         "CUDA: Conv with kernel == stride (ViT patch embedding) -> space-to-depth + kiln.FusedMatMul")
 KILN_REGISTER_PASS_INFO("mha-transpose",
                         "CUDA: batch/sequence Transposes around attention projections -> kiln.Attention strides")
+KILN_REGISTER_PASS_INFO("qkv-merge",
+                        "CUDA: Q, K, V projections of one input -> one FusedMatMul the attention reads as slices")
 KILN_REGISTER_PASS_INFO("attention-fusion",
                         "CUDA: Q.K^T [scale] [+ mask] -> Softmax -> .V with head split/merge views -> kiln.Attention")
 KILN_REGISTER_PASS_INFO("attention-softmax-fusion",
@@ -50,11 +52,12 @@ void add_cleanup_passes(PassManager& pm, bool fold_random) {
 void add_cuda_passes(PassManager& pm) {
   pm.add(make_qdq_fusion_pass());  // before the float fusions take the Conv/MatMul nodes
   pm.add(make_fp8_gemm_fusion_pass());  // float8 Q/DQ; int8 ones are qdq-fusion's
-  pm.add(make_patchify_conv_pass());  // before conv-fusion takes the Conv; its GEMM then fuses like the others
+  pm.add(make_patchify_conv_pass());  // before conv-fusion takes the Conv
   pm.add(make_matmul_bias_fusion_pass());
   pm.add(make_attention_fusion_pass());
   pm.add(make_dead_code_pass());  // the head-split views kiln.Attention reads through
   pm.add(make_mha_transpose_pass());
+  pm.add(make_qkv_merge_pass());
   pm.add(make_attention_softmax_fusion_pass());
   pm.add(make_conv_fusion_pass());
   pm.add(make_nhwc_layout_pass());

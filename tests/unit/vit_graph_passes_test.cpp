@@ -216,5 +216,78 @@ TEST(MhaTranspose, LeavesATransposedProjectionOthersRead) {
   EXPECT_EQ(count(*g, "Transpose"), 1);  // only the output side went
 }
 
+// BERT's self-attention: separate query/key/value projections of one input, head split
+// Reshape [B,S,H,d] + Transpose, scaled scores, Softmax, context, head merge.
+// `k_is_output`: the key projection is also a graph output (it cannot be merged).
+G bert_attention(DType t, bool k_is_output) {
+  const int64_t b = 2, s = 5, h = 2, d = 4, e = h * d;
+  G m;
+  Value* x = m.input("x", {b, s, e}, t);
+  auto w = [&](const std::string& name, Dims dims) { return m.constant(name, test::random_tensor(t, dims, m.seed++, -0.5, 0.5)); };
+  auto perm = [](std::vector<int64_t> p) { return attrs({{"perm", std::move(p)}}); };
+  Value* proj[3];
+  const char* names[3] = {"q", "k", "v"};
+  for (int i = 0; i < 3; ++i) {
+    const std::string n = names[i];
+    Value* y = m.op("MatMul", {x, w(n + "_w", {e, e})}, n + "_mm");
+    proj[i] = m.op("Add", {y, w(n + "_b", {e})}, n);
+    Value* r = m.op("Reshape", {proj[i], m.ints(n + "_shape", {b, s, h, d})}, n + "_heads");
+    proj[i] = m.op("Transpose", {r}, n + "_bhsd", perm(i == 1 ? std::vector<int64_t>{0, 2, 3, 1} : std::vector<int64_t>{0, 2, 1, 3}));
+  }
+  Value* scores = m.op("MatMul", {proj[0], proj[1]}, "scores");
+  scores = m.op("Div", {scores, m.constant("scale", Tensor::scalar<float>(2.f).cast(t))}, "scale_scores");
+  Value* p = m.op("Softmax", {scores}, "softmax", attrs({{"axis", int64_t{-1}}}));
+  Value* o = m.op("MatMul", {p, proj[2]}, "context");
+  o = m.op("Transpose", {o}, "context_bshd", perm({0, 2, 1, 3}));
+  m.g->outputs = {m.op("Reshape", {o, m.ints("merge_shape", {b, s, e})}, "merged")};
+  if (k_is_output)
+    for (const auto& n : m.g->nodes())
+      if (n->name == "k") m.g->outputs.push_back(n->outputs[0]);
+  return m;
+}
+
+void qkv_passes(PassManager& pm) {
+  pm.add(make_matmul_bias_fusion_pass());
+  pm.add(make_attention_fusion_pass());
+  pm.add(make_dead_code_pass());
+  pm.add(make_qkv_merge_pass());
+  pm.add(make_dead_code_pass());
+}
+
+TEST(QkvMerge, ThreeProjectionsBecomeOneGemmTheAttentionSlices) {
+  for (DType t : {DType::kFloat16, DType::kBFloat16}) {
+    SCOPED_TRACE(dtype_name(t));
+    auto g = check_before_after([&] { return bert_attention(t, false); }, qkv_passes,
+                                t == DType::kFloat16 ? 2e-3 : 2e-2);
+    ASSERT_EQ(count(*g, "FusedMatMul"), 1);
+    EXPECT_EQ(count(*g, "Attention"), 1);
+    for (const auto& n : g->nodes())
+      if (n->op_type == "FusedMatMul") EXPECT_EQ(*n->outputs[0]->type.shape.to_dims(), (Dims{2, 5, 24}));
+  }
+}
+
+TEST(QkvMerge, AProjectionReadElsewhereStaysSeparate) {
+  auto g = check_before_after([] { return bert_attention(DType::kFloat16, true); }, qkv_passes, 2e-3);
+  EXPECT_EQ(count(*g, "FusedMatMul"), 2);  // q and v merged, k alone
+  EXPECT_EQ(count(*g, "Attention"), 1);
+}
+
+TEST(QkvMerge, WithoutAttentionNothingMerges) {
+  // Two projections of one input read by plain ops: their layouts are not views to re-stride.
+  auto g = check_before_after(
+      [] {
+        G m;
+        Value* x = m.input("x", {3, 8}, DType::kFloat16);
+        Value* a = m.op("MatMul", {x, m.constant("wa", test::random_tensor(DType::kFloat16, {8, 4}, 5))}, "a_mm");
+        a = m.op("Add", {a, m.constant("ba", test::random_tensor(DType::kFloat16, {4}, 6))}, "a");
+        Value* b = m.op("MatMul", {x, m.constant("wb", test::random_tensor(DType::kFloat16, {8, 4}, 7))}, "b_mm");
+        b = m.op("Add", {b, m.constant("bb", test::random_tensor(DType::kFloat16, {4}, 8))}, "b");
+        m.g->outputs = {m.op("Mul", {a, b}, "y")};
+        return m;
+      },
+      qkv_passes, 2e-3);
+  EXPECT_EQ(count(*g, "FusedMatMul"), 2);
+}
+
 }  // namespace
 }  // namespace kiln
