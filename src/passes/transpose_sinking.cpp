@@ -1,5 +1,5 @@
 // Moves the NHWC layout pass's Transposes back to NCHW (perm {0, 3, 1, 2}) below ops that do not
-// care about the layout: unary elementwise ops, binary elementwise ops (the other operand is
+// care about the layout: unary elementwise ops (per-tensor Quantize/DequantizeLinear too), binary elementwise ops (the other operand is
 // transposed the opposite way: free when it is itself such a Transpose or a constant, cheap when
 // small) and Concat (axis remapped). A Transpose sunk to the next convolution's input cancels
 // with it, so NHWC regions grow across activations, SE-block scales and skip concatenations.
@@ -20,7 +20,10 @@ using passes::is_graph_output;
 const std::set<std::string>& unary_ops() {
   static const std::set<std::string> ops = {
       "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Celu", "Gelu", "Softplus",
-      "Softsign", "Mish", "Clip", "Cast", "Identity", "Abs", "Neg", "Exp", "Log", "Sqrt", "Erf", "Reciprocal"};
+      "Softsign", "Mish", "Clip", "Cast", "Identity", "Abs", "Neg", "Exp", "Log", "Sqrt", "Erf", "Reciprocal",
+      // Per tensor only (sink() requires scalar constant scale and zero point): INT8 chains
+      // between kiln.QConv layers quantize float residual outputs in NHWC, with no Transposes.
+      "QuantizeLinear", "DequantizeLinear"};
   return ops;
 }
 

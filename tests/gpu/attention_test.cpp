@@ -1,7 +1,8 @@
-// kiln.Attention on CUDA against the CPU reference: the tensor-core kernel (float16/bfloat16, head
+// kiln.Attention on CUDA against the CPU reference: the tensor-core kernels (float16/bfloat16, head
 // dim 64/32/128, BERT's [B,S,H,d] and ViT's packed [S,B,3,H,d] views, masked and unaligned
-// sequence lengths), the simple kernel (float32, odd head dims, misaligned views), the fusion on the
-// PyTorch 2 BERT/ViT test models end to end, and a timing of the ViT-B/16 batch-64 shape.
+// sequence lengths), every tactic of each (flash64/128[s4], wmma: all_tactics_match_cpu), the
+// simple kernel (float32, odd head dims, misaligned views), the fusion on the PyTorch 2 BERT/ViT
+// test models end to end, and timings of the ViT-B/16 and BERT-base batch-64 shapes (printed).
 #include <cuda_runtime_api.h>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 
 #include "backends/cuda/layers/attention_kernels.hpp"
 #include "gpu_test_util.hpp"
+#include "tactic_test_util.hpp"
 #include "io/npy.hpp"
 #include "onnx/importer.hpp"
 #include "ops/attention.hpp"
@@ -77,10 +79,10 @@ OpCall vit_call(DType t, int64_t b, int64_t h, int64_t s, int64_t d) {
 
 TEST(CudaAttention, TensorCoreBertLayoutWithMask) {
   KILN_REQUIRE_GPU();
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 2, 3, 128, 64, true), 2e-3));
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kBFloat16, 2, 3, 128, 64, true), 2e-2));
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 2, 2, 77, 32, true), 2e-3));   // unaligned S, d 32
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 1, 2, 130, 128, false), 2e-3));  // d 128, S past a tile
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kFloat16, 2, 3, 128, 64, true), 2e-3, {}, 3));
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kBFloat16, 2, 3, 128, 64, true), 2e-2, {}, 3));
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kFloat16, 2, 2, 77, 32, true), 2e-3, {}, 3));   // unaligned S, d 32
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kFloat16, 1, 2, 130, 128, false), 2e-3, {}, 3));  // d 128, S past a tile
 }
 
 TEST(CudaAttention, FlashKernelIsPreferred) {
@@ -99,29 +101,46 @@ TEST(CudaAttention, FlashKernelIsPreferred) {
   a.q_off = 0;
   a.ys[2] = 12 * 64 + 4;  // output rows not 16-byte aligned: the WMMA kernel stores by element
   EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, a), "tensor-core");
+  a.ys[2] = 12 * 64;
+  // The tactics' row counts, else a heuristic (128 rows once that still gives 4 CTAs per SM).
+  a.flash_rows = 64;
+  EXPECT_EQ(cuda::attention_flash_rows(a), 64);
+  a.flash_rows = 128;
+  EXPECT_EQ(cuda::attention_flash_rows(a), 128);
+  a.flash_rows = 0;
+  EXPECT_EQ(cuda::attention_flash_rows(a), 128);                    // 64 x 12 heads
+  EXPECT_EQ(cuda::attention_flash_rows(bert_args(2, 2, 77, 32)), 64);  // few CTAs
+  a.flash_rows = 96;  // not a variant
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, a), "tensor-core");
+  a.flash_rows = 0;
+  a.flash_stages = 4;
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, a), "flash");
+  cuda::AttentionArgs wide = bert_args(1, 2, 130, 128);
+  wide.flash_stages = 4;  // 4 stages: d <= 64 only
+  EXPECT_STREQ(cuda::attention_kernel_name(DType::kFloat16, wide), "tensor-core");
 }
 
 TEST(CudaAttention, FlashCrossLengthsAndFullMask) {
   KILN_REQUIRE_GPU();
   // Sq != Sk, several key tiles with a tail, per-query mask [B, 1, Sq, Sk].
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 2, 3, 100, 64, true, 3, 197, true), 2e-3));
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kBFloat16, 2, 3, 70, 128, true, 4, 130, true), 2e-2));
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 1, 2, 1, 32, true, 5, 9, true), 2e-3));  // tiny
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 1, 2, 300, 64, false, 6, 65), 2e-3));
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kFloat16, 2, 3, 100, 64, true, 3, 197, true), 2e-3, {}, 3));
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kBFloat16, 2, 3, 70, 128, true, 4, 130, true), 2e-2, {}, 3));
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kFloat16, 1, 2, 1, 32, true, 5, 9, true), 2e-3, {}, 3));  // tiny
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kFloat16, 1, 2, 300, 64, false, 6, 65), 2e-3, {}, 3));
 }
 
 TEST(CudaAttention, TensorCoreVitLayoutUnaligned) {
   KILN_REQUIRE_GPU();
-  EXPECT_TRUE(matches_cpu(vit_call(DType::kFloat16, 2, 3, 197, 64), 2e-3));
-  EXPECT_TRUE(matches_cpu(vit_call(DType::kBFloat16, 2, 3, 197, 64), 2e-2));
+  EXPECT_TRUE(all_tactics_match_cpu(vit_call(DType::kFloat16, 2, 3, 197, 64), 2e-3, {}, 3));
+  EXPECT_TRUE(all_tactics_match_cpu(vit_call(DType::kBFloat16, 2, 3, 197, 64), 2e-2, {}, 3));
 }
 
 TEST(CudaAttention, SimpleKernelPaths) {
   KILN_REQUIRE_GPU();
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat32, 2, 3, 50, 64, true), 1e-5));
-  EXPECT_TRUE(matches_cpu(vit_call(DType::kFloat32, 2, 2, 197, 64), 1e-5));
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat16, 2, 2, 40, 48, true), 2e-3));     // d 48: no tensor cores
-  EXPECT_TRUE(matches_cpu(bert_call(DType::kFloat32, 1, 2, 33, 100, false), 1e-5));   // d 100: the 128 variant
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kFloat32, 2, 3, 50, 64, true), 1e-5, {}, 0));
+  EXPECT_TRUE(all_tactics_match_cpu(vit_call(DType::kFloat32, 2, 2, 197, 64), 1e-5, {}, 0));
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kFloat16, 2, 2, 40, 48, true), 2e-3, {}, 0));     // d 48: no tensor cores
+  EXPECT_TRUE(all_tactics_match_cpu(bert_call(DType::kFloat32, 1, 2, 33, 100, false), 1e-5, {}, 0));   // d 100: the 128 variant
   // A view at an odd offset cannot be read 16 bytes at a time.
   OpCall odd = bert_call(DType::kFloat16, 1, 2, 64, 64, false);
   Tensor big = random_tensor(DType::kFloat16, {1 * 64 * 2 * 64 + 1}, 9);
@@ -129,7 +148,7 @@ TEST(CudaAttention, SimpleKernelPaths) {
   auto q = odd.attrs.ints("q_view");
   q[0] = 1;
   odd.attrs.set("q_view", q);
-  EXPECT_TRUE(matches_cpu(odd, 2e-3));
+  EXPECT_TRUE(all_tactics_match_cpu(odd, 2e-3, {}, 0));
 }
 
 TEST(CudaAttention, FullyMaskedRowsGiveZeroWithTheGuard) {
@@ -141,7 +160,7 @@ TEST(CudaAttention, FullyMaskedRowsGiveZeroWithTheGuard) {
     for (int64_t j = 70; j < 140; ++j) m.data<float>()[j] = -INFINITY;
     call.inputs[3] = m.cast(t);
     call.attrs.set("nan_to_zero", int64_t{1});
-    EXPECT_TRUE(matches_cpu(call, t == DType::kFloat32 ? 1e-5 : 2e-3));
+    EXPECT_TRUE(all_tactics_match_cpu(call, t == DType::kFloat32 ? 1e-5 : 2e-3, {}, t == DType::kFloat16 ? 3u : 0u));
   }
 }
 
@@ -155,9 +174,70 @@ TEST(CudaAttention, BoolMaskFill) {
       for (int64_t j = 0; j < m.numel(); ++j) mb.data<bool>()[j] = m.data<float>()[j] > 0.3f;
       call.inputs.push_back(mb);
       call.attrs.set("mask_fill", -10000.f);
-      EXPECT_TRUE(matches_cpu(call, t == DType::kFloat32 ? 1e-5 : 2e-3)) << d;
+      EXPECT_TRUE(all_tactics_match_cpu(call, t == DType::kFloat32 ? 1e-5 : 2e-3, {}, t == DType::kFloat16 && d == 64 ? 3u : 0u)) << d;
     }
   }
+}
+
+// The flash kernel's shapes and mask paths, every tactic (flash64/128[s4], wmma) against the CPU:
+// sequence lengths around the 16-row/16-key chunks and 64-key tiles, each mask kind (additive or
+// bool; shared by all query rows, which the kernel stages per tile, or per query row, read per
+// score), rows whose every key is masked (nan_to_zero), fp16 and bf16, head dims 32/64/128.
+enum class SweepMask { kNone, kAddRow, kAddHeadRow, kAddFull, kFillRow, kFillFull, kAddRowDead, kFillRowDead };
+
+OpCall sweep_call(DType t, int64_t s, int64_t d, SweepMask kind, uint32_t seed) {
+  const int64_t b = 2, h = 2;
+  OpCall call = bert_call(t, b, h, s, d, false, seed);
+  const bool fill = kind == SweepMask::kFillRow || kind == SweepMask::kFillFull || kind == SweepMask::kFillRowDead;
+  Dims md;
+  switch (kind) {
+    case SweepMask::kNone: return call;
+    case SweepMask::kAddHeadRow: md = {1, h, 1, s}; break;
+    case SweepMask::kAddFull:
+    case SweepMask::kFillFull: md = {b, 1, s, s}; break;
+    default: md = {b, 1, 1, s}; break;
+  }
+  Tensor m = random_tensor(DType::kFloat32, md, seed + 7, -3, 3);
+  float* mv = m.data<float>();
+  const int64_t n = m.numel();
+  // Dead rows: batch 1 every key masked (row masks); in full masks query rows 0 and s - 1 of batch 0.
+  auto dead = [&](int64_t e) {
+    if (kind == SweepMask::kAddRowDead || kind == SweepMask::kFillRowDead) return e >= n / 2;
+    if (kind == SweepMask::kAddFull || kind == SweepMask::kFillFull) return e < s || (e >= s * (s - 1) && e < s * s);
+    return false;
+  };
+  if (fill) {
+    Tensor mb(DType::kBool, md);
+    for (int64_t e = 0; e < n; ++e) mb.data<bool>()[e] = dead(e) || mv[e] > 1.f;
+    call.inputs.push_back(mb);
+    call.attrs.set("mask_fill", kind == SweepMask::kFillRow ? -10000.f : -INFINITY);
+  } else {
+    for (int64_t e = 0; e < n; ++e)
+      if (dead(e)) mv[e] = -INFINITY;
+    call.inputs.push_back(m.cast(t));
+  }
+  call.attrs.set("nan_to_zero", int64_t{1});
+  return call;
+}
+
+TEST(CudaAttention, FlashTacticsSweep) {
+  KILN_REQUIRE_GPU();
+  const SweepMask kinds[] = {SweepMask::kNone,     SweepMask::kAddRow,   SweepMask::kAddHeadRow,  SweepMask::kAddFull,
+                             SweepMask::kFillRow, SweepMask::kFillFull, SweepMask::kAddRowDead, SweepMask::kFillRowDead};
+  uint32_t seed = 100;
+  for (int64_t s : {1, 7, 64, 65, 128, 197, 256})
+    for (SweepMask k : kinds) {
+      EXPECT_TRUE(all_tactics_match_cpu(sweep_call(DType::kFloat16, s, 64, k, seed++), 2e-3, {}, 3))
+          << "fp16 S " << s << " mask " << static_cast<int>(k);
+    }
+  for (int64_t s : {7, 65, 197})
+    for (SweepMask k : {SweepMask::kNone, SweepMask::kAddRow, SweepMask::kFillFull}) {
+      EXPECT_TRUE(all_tactics_match_cpu(sweep_call(DType::kBFloat16, s, 64, k, seed++), 2e-2, {}, 3))
+          << "bf16 S " << s << " mask " << static_cast<int>(k);
+      for (int64_t d : {32, 128})
+        EXPECT_TRUE(all_tactics_match_cpu(sweep_call(DType::kFloat16, s, d, k, seed++), 2e-3, {}, 3))
+            << "fp16 d " << d << " S " << s << " mask " << static_cast<int>(k);
+    }
 }
 
 // The PyTorch 2 exports through `kiln build`'s pipeline (attention fused for float16) vs expected_0.npy.
@@ -208,6 +288,18 @@ TEST(CudaAttention, Torch2ModelsFused) {
   check_model("vit_torch2_tiny", true, 1e-2);
 }
 
+// The kernel variants the layer's tactics pick, applied to `a`.
+struct Variant {
+  const char* name;
+  int flash_rows, flash_stages;
+  bool no_flash;
+};
+constexpr Variant kVariants[] = {{"flash64", 64, 2, false},
+                                 {"flash128", 128, 2, false},
+                                 {"flash64s4", 64, 4, false},
+                                 {"flash128s4", 128, 4, false},
+                                 {"wmma", 0, 0, true}};
+
 // Microseconds per launch of `a` (averaged over 20 after a warm-up), or -1 on an error.
 double time_attention(DType t, const cuda::AttentionArgs& a) {
   if (cuda::launch_attention(t, a, nullptr) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) return -1;
@@ -243,16 +335,16 @@ TEST(CudaAttention, TimingVitB16Batch64) {
   a.y = y;
   std::printf("kernel: %s\n", cuda::attention_kernel_name(DType::kFloat16, a));
   const double flops = 4.0 * b * h * s * s * d;
-  for (bool no_flash : {false, true}) {
-    a.no_flash = no_flash;
+  for (const Variant& v : kVariants) {
+    a.no_flash = v.no_flash, a.flash_rows = v.flash_rows, a.flash_stages = v.flash_stages;
     for (DType t : {DType::kFloat16, DType::kBFloat16}) {
       const double us = time_attention(t, a);
       ASSERT_GT(us, 0);
       std::printf("[ attention B64 H12 S197 d64 %s %s ] %.1f us/launch, %.1f TFLOP/s\n",
-                  std::string(dtype_name(t)).c_str(), cuda::attention_kernel_name(t, a), us, flops / (us * 1e-6) / 1e12);
+                  std::string(dtype_name(t)).c_str(), v.name, us, flops / (us * 1e-6) / 1e12);
     }
   }
-  a.no_flash = false;
+  a.no_flash = false, a.flash_rows = 0, a.flash_stages = 0;
   // float32 (simple kernel): same element counts, twice the bytes.
   cudaFree(qkv);
   cudaFree(y);
@@ -287,13 +379,12 @@ TEST(CudaAttention, TimingBertBaseBatch64) {
   for (bool with_mask : {false, true}) {
     a.mask = with_mask ? mask : nullptr;
     a.ms[0] = s, a.ms[1] = 0, a.ms[2] = 0, a.ms[3] = 1;
-    for (bool no_flash : {false, true}) {
-      a.no_flash = no_flash;
+    for (const Variant& v : kVariants) {
+      a.no_flash = v.no_flash, a.flash_rows = v.flash_rows, a.flash_stages = v.flash_stages;
       const double us = time_attention(DType::kFloat16, a);
       ASSERT_GT(us, 0);
-      std::printf("[ attention B64 H12 S128 d64 float16 %s%s ] %.1f us/launch, %.1f TFLOP/s\n",
-                  cuda::attention_kernel_name(DType::kFloat16, a), with_mask ? " mask" : "", us,
-                  flops / (us * 1e-6) / 1e12);
+      std::printf("[ attention B64 H12 S128 d64 float16 %s%s ] %.1f us/launch, %.1f TFLOP/s\n", v.name,
+                  with_mask ? " mask [B,1,1,S]" : "", us, flops / (us * 1e-6) / 1e12);
     }
   }
   for (void* p : {q, k, v, y, mask}) cudaFree(p);

@@ -71,6 +71,14 @@ TEST(CudaTranspose, TiledCases) {
   EXPECT_TRUE(matches_cpu(transpose_call(DType::kInt8, {70, 1, 45}, {2, 1, 0}), 0.0));       // unit dim dropped
 }
 
+// One side of the 2-D transpose shorter than 8: the strided gather runs instead of 32x32 tiles.
+TEST(CudaTranspose, NarrowSides) {
+  KILN_REQUIRE_GPU();
+  EXPECT_TRUE(matches_cpu(transpose_call(DType::kFloat32, {1, 300, 301, 2}, {0, 3, 1, 2}), 0.0));  // NHWC -> NCHW, C=2
+  EXPECT_TRUE(matches_cpu(transpose_call(DType::kFloat16, {4, 3, 64, 65}, {0, 2, 3, 1}), 0.0));   // NCHW -> NHWC, C=3
+  EXPECT_TRUE(matches_cpu(transpose_call(DType::kInt8, {7, 1000}, {1, 0}), 0.0));
+}
+
 TEST(CudaTranspose, GeneralPermutationsAndDefault) {
   KILN_REQUIRE_GPU();
   EXPECT_TRUE(matches_cpu(transpose_call(DType::kFloat32, {3, 4, 5}, {}), 0.0));  // default: reversed

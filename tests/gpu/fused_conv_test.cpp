@@ -99,6 +99,67 @@ TEST(CudaFusedConv, NhwcAllTactics) {
     EXPECT_TRUE(all_tactics_match_cpu(fused_call(c, "NHWC"), tol_for(c.dtype), layer_only())) << describe(c, "NHWC");
 }
 
+// Stems with 1-4 input channels in NHWC also offer the direct small-channel kernel; every tactic
+// (that one included) matches the CPU.
+TEST(CudaFusedConv, SmallChannelStemsOfferTheDirectKernel) {
+  KILN_REQUIRE_GPU();
+  const std::vector<Case> stems = {
+      {DType::kFloat16, {1, 1, 37, 35}, {64, 1, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, false, true},
+      {DType::kFloat16, {2, 3, 30, 31}, {32, 3, 7, 7}, 1, {2, 2}, {3, 3, 3, 3}, {1, 1}, true, false, true},
+      {DType::kFloat32, {2, 4, 11, 9}, {8, 4, 3, 3}, 1, {1, 2}, {1, 0, 2, 1}, {1, 1}, true, true, false},
+      {DType::kBFloat16, {1, 2, 16, 16}, {16, 2, 3, 3}, 1, {1, 1}, {2, 2, 2, 2}, {2, 2}, false, true, true},
+      // reductions of <= 12 (weights in registers)
+      {DType::kFloat32, {2, 1, 9, 10}, {16, 1, 3, 3}, 1, {2, 1}, {1, 0, 1, 2}, {1, 1}, true, true, false},
+      {DType::kBFloat16, {1, 3, 12, 13}, {16, 3, 2, 2}, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}, true, true, true},
+      {DType::kFloat16, {1, 1, 20, 19}, {24, 1, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, false, true},
+  };
+  for (const Case& c : stems) {
+    auto call = fused_call(c, "NHWC");
+    auto graph = make_op_graph(call);
+    ASSERT_TRUE(infer_shapes(*graph).ok());
+    const Node& node = *graph->nodes().back();
+    auto tactics = cuda::find_cuda_layer(node)->tactics(node, layer_only());
+    EXPECT_TRUE(std::find(tactics.begin(), tactics.end(), "direct_smallc") != tactics.end()) << describe(c, "NHWC");
+    EXPECT_TRUE(all_tactics_match_cpu(call, tol_for(c.dtype), layer_only(), 2)) << describe(c, "NHWC");
+  }
+  // 16 input channels: not offered (cuDNN's tensor-core kernels are the right tool there).
+  auto call = fused_call(cases()[4], "NHWC");
+  auto graph = make_op_graph(call);
+  ASSERT_TRUE(infer_shapes(*graph).ok());
+  const Node& node = *graph->nodes().back();
+  auto tactics = cuda::find_cuda_layer(node)->tactics(node, layer_only());
+  EXPECT_TRUE(std::find(tactics.begin(), tactics.end(), "direct_smallc") == tactics.end());
+}
+
+// 1x1 NHWC convolutions with <= 8 outputs also offer the direct narrow kernel.
+TEST(CudaFusedConv, NarrowOneByOneOffersTheDirectKernel) {
+  KILN_REQUIRE_GPU();
+  const std::vector<Case> heads = {
+      {DType::kFloat16, {1, 64, 37, 35}, {2, 64, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}, true, false, false},
+      {DType::kFloat32, {2, 12, 9, 10}, {5, 12, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}, true, true, true},
+      {DType::kBFloat16, {1, 32, 6, 7}, {8, 32, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}, false, true, false},
+      {DType::kFloat16, {2, 16, 5, 5}, {1, 16, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}, true, false, true},
+  };
+  for (const Case& c : heads) {
+    auto call = fused_call(c, "NHWC");
+    auto graph = make_op_graph(call);
+    ASSERT_TRUE(infer_shapes(*graph).ok());
+    const Node& node = *graph->nodes().back();
+    auto tactics = cuda::find_cuda_layer(node)->tactics(node, layer_only());
+    EXPECT_TRUE(std::find(tactics.begin(), tactics.end(), "direct_narrow") != tactics.end()) << describe(c, "NHWC");
+    EXPECT_TRUE(all_tactics_match_cpu(call, tol_for(c.dtype), layer_only(), 2)) << describe(c, "NHWC");
+  }
+  // 3x3, or 16 outputs: not offered.
+  for (const Case& c : {cases()[4], Case{DType::kFloat16, {1, 64, 8, 8}, {16, 64, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1},
+                                          true, false, false}}) {
+    auto graph = make_op_graph(fused_call(c, "NHWC"));
+    ASSERT_TRUE(infer_shapes(*graph).ok());
+    const Node& node = *graph->nodes().back();
+    auto tactics = cuda::find_cuda_layer(node)->tactics(node, layer_only());
+    EXPECT_TRUE(std::find(tactics.begin(), tactics.end(), "direct_narrow") == tactics.end()) << describe(c, "NHWC");
+  }
+}
+
 TEST(CudaFusedConv, ReluOffersFusedTactics) {
   KILN_REQUIRE_GPU();
   Case c = cases()[4];  // float16 3x3 + Z + ReLU

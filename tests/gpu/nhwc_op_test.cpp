@@ -26,19 +26,35 @@ OpCall nhwc_pool(DType t, const char* op, Dims nchw, std::initializer_list<std::
 
 TEST(CudaNhwcPool, MaxAverageGlobal) {
   KILN_REQUIRE_GPU();
+  // Windowed pools: both tactics (cuDNN and our direct kernel); C = 16 and 64 take the direct
+  // kernel's 16-byte path, 13 and 5 its one-element path.
   for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
     const double tol = t == DType::kFloat32 ? 1e-6 : t == DType::kFloat16 ? 2e-3 : 1e-2;
-    EXPECT_TRUE(matches_cpu(nhwc_pool(t, "MaxPool", {2, 13, 11, 12}, {{"kernel_shape", {3, 3}}, {"strides", {2, 2}},
-                                                                       {"pads", {1, 1, 1, 1}}}),
-                            tol))
+    EXPECT_TRUE(all_tactics_match_cpu(nhwc_pool(t, "MaxPool", {2, 13, 11, 12}, {{"kernel_shape", {3, 3}}, {"strides", {2, 2}},
+                                                                                 {"pads", {1, 1, 1, 1}}}),
+                                      tol, {}, 2))
         << dtype_name(t);
-    EXPECT_TRUE(matches_cpu(nhwc_pool(t, "MaxPool", {1, 8, 16, 16}, {{"kernel_shape", {2, 2}}, {"strides", {2, 2}}}), tol))
+    EXPECT_TRUE(all_tactics_match_cpu(nhwc_pool(t, "MaxPool", {1, 8, 16, 16}, {{"kernel_shape", {2, 2}}, {"strides", {2, 2}}}),
+                                      tol, {}, 2))
         << dtype_name(t);
-    for (int64_t include : {0, 1})
-      EXPECT_TRUE(matches_cpu(nhwc_pool(t, "AveragePool", {2, 5, 9, 7},
-                                        {{"kernel_shape", {3, 2}}, {"strides", {1, 2}}, {"pads", {1, 0, 1, 0}}}, include),
-                              tol))
+    EXPECT_TRUE(all_tactics_match_cpu(nhwc_pool(t, "MaxPool", {2, 64, 33, 30}, {{"kernel_shape", {2, 2}}, {"strides", {2, 2}}}),
+                                      tol, {}, 2))
+        << dtype_name(t);
+    // 2x2 stride 2 (the direct kernel's unrolled path), odd sizes and a 1-element channel run.
+    for (const char* op : {"MaxPool", "AveragePool"})
+      for (Dims x : {Dims{2, 16, 10, 12}, Dims{1, 3, 7, 9}})
+        EXPECT_TRUE(all_tactics_match_cpu(nhwc_pool(t, op, x, {{"kernel_shape", {2, 2}}, {"strides", {2, 2}}}), tol, {}, 2))
+            << dtype_name(t) << " " << op;
+    for (int64_t include : {0, 1}) {
+      EXPECT_TRUE(all_tactics_match_cpu(nhwc_pool(t, "AveragePool", {2, 5, 9, 7},
+                                                  {{"kernel_shape", {3, 2}}, {"strides", {1, 2}}, {"pads", {1, 0, 1, 0}}}, include),
+                                        tol, {}, 2))
           << dtype_name(t) << " count_include_pad " << include;
+      EXPECT_TRUE(all_tactics_match_cpu(nhwc_pool(t, "AveragePool", {1, 16, 10, 9},
+                                                  {{"kernel_shape", {3, 3}}, {"strides", {2, 2}}, {"pads", {1, 1, 1, 1}}}, include),
+                                        tol, {}, 2))
+          << dtype_name(t) << " count_include_pad " << include;
+    }
     EXPECT_TRUE(matches_cpu(nhwc_pool(t, "GlobalAveragePool", {2, 33, 7, 7}, {}), tol)) << dtype_name(t);
     EXPECT_TRUE(matches_cpu(nhwc_pool(t, "GlobalMaxPool", {2, 6, 5, 4}, {}), tol)) << dtype_name(t);
   }
@@ -117,7 +133,12 @@ TEST(CudaNhwcConvTranspose, AllTactics) {
   for (const Case& c : {Case{DType::kFloat16, {2, 16, 9, 9}, {16, 8, 2, 2}, 1, {2, 2}, {0, 0, 0, 0}, true},
                         Case{DType::kFloat16, {1, 12, 7, 6}, {12, 3, 3, 3}, 2, {2, 2}, {1, 1, 1, 1}, false},
                         Case{DType::kBFloat16, {1, 8, 5, 5}, {8, 5, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, true},
-                        Case{DType::kFloat32, {2, 6, 5, 4}, {6, 2, 3, 2}, 2, {2, 2}, {1, 0, 1, 0}, true}}) {
+                        Case{DType::kFloat32, {2, 6, 5, 4}, {6, 2, 3, 2}, 2, {2, 2}, {1, 0, 1, 0}, true},
+                        // kernel == stride, group 1, no padding: cuBLASLt GEMM tactics as well
+                        Case{DType::kFloat32, {2, 32, 5, 7}, {32, 24, 2, 2}, 1, {2, 2}, {0, 0, 0, 0}, true},
+                        Case{DType::kBFloat16, {1, 64, 8, 6}, {64, 32, 3, 3}, 1, {3, 3}, {0, 0, 0, 0}, true},
+                        Case{DType::kFloat16, {3, 16, 4, 5}, {16, 16, 2, 2}, 1, {2, 2}, {0, 0, 0, 0}, false},
+                        Case{DType::kFloat16, {2, 128, 16, 16}, {128, 64, 2, 2}, 1, {2, 2}, {0, 0, 0, 0}, true}}) {
     OpCall call{.op_type = "NHWC",
                 .inputs = {permute(random_tensor(c.t, c.x, 1), nchw_to_nhwc_perm(4)),
                            permute(random_tensor(c.t, c.w, 2, -1.0, 1.0), nchw_to_nhwc_perm(4)),
@@ -130,6 +151,16 @@ TEST(CudaNhwcConvTranspose, AllTactics) {
     call.attrs.set("group", c.group);
     BuildOptions o;
     o.tf32 = false;
+    const bool gemm_form = c.group == 1 && c.strides == Dims{c.w[2], c.w[3]} && c.pads == Dims{0, 0, 0, 0};
+    {  // the GEMM form is offered exactly where it applies
+      auto model = make_op_graph(call);
+      ASSERT_TRUE(infer_shapes(*model).ok());
+      const Node& node = *model->nodes().back();
+      std::vector<std::string> tactics = cuda::find_cuda_layer(node)->tactics(node, o);
+      size_t gemm = 0;
+      for (const auto& t : tactics) gemm += t.rfind("gemm:", 0) == 0;
+      EXPECT_EQ(gemm > 0, gemm_form) << dtype_name(c.t) << " x[" << fmt::format("{}", fmt::join(c.x, ",")) << "]";
+    }
     const double tol = c.t == DType::kFloat32 ? 2e-5 : c.t == DType::kFloat16 ? 5e-3 : 2e-2;
     EXPECT_TRUE(all_tactics_match_cpu(call, tol, o)) << dtype_name(c.t) << " x[" << fmt::format("{}", fmt::join(c.x, ","))
                                                      << "]";

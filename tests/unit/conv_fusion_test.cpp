@@ -315,6 +315,62 @@ TEST(TransposeSinkingPass, ElementwiseAndConcatJoinTheNhwcRegion) {
   EXPECT_LT(rel_l2(after[0], before[0]), 2e-3);
 }
 
+// conv -> Relu -> QuantizeLinear -> DequantizeLinear (per tensor) -> conv, and a per-channel
+// DequantizeLinear (its axis is the layout's) -> conv: the per-tensor pair joins the NHWC region,
+// the per-channel one keeps its Transposes.
+GraphPtr qdq_sinking_graph(bool per_channel) {
+  auto g = std::make_shared<Graph>();
+  const DType t = DType::kFloat16;
+  Value* x = g->add_value("x", {t, Shape::from_dims({2, 8, 6, 6})});
+  g->inputs = {x};
+  uint32_t seed = 60;
+  int id = 0;
+  auto node = [&](const char* type, std::vector<Value*> ins) {
+    const std::string name = type + std::to_string(id++);
+    Value* y = g->add_value(name);
+    return std::make_pair(g->add_node(type, ins, {y}, name, "", 21), y);
+  };
+  auto conv = [&](Value* in) {
+    Value* w = g->add_constant("w" + std::to_string(id), random_tensor(t, {8, 8, 3, 3}, seed++, -0.4, 0.4));
+    auto [n, y] = node("Conv", {in, w});
+    n->attrs.set("pads", Dims{1, 1, 1, 1});
+    return y;
+  };
+  Value* scale = g->add_constant("scale", random_tensor(t, {}, seed++, 0.02, 0.03));
+  Tensor zp_t(DType::kInt8, {});
+  *zp_t.data<int8_t>() = 3;
+  Value* zp = g->add_constant("zp", zp_t);
+  Value* q = node("QuantizeLinear", {node("Relu", {conv(x)}).second, scale, zp}).second;
+  Value* dq;
+  if (per_channel) {
+    Value* scales = g->add_constant("scales", random_tensor(t, {8}, seed++, 0.02, 0.03));
+    auto [n, y] = node("DequantizeLinear", {q, scales});
+    n->attrs.set("axis", int64_t{1});
+    dq = y;
+  } else {
+    dq = node("DequantizeLinear", {q, scale, zp}).second;
+  }
+  g->outputs = {conv(dq)};
+  return g;
+}
+
+TEST(TransposeSinkingPass, PerTensorQdqJoinsTheNhwcRegion) {
+  Tensor x = random_tensor(DType::kFloat16, {2, 8, 6, 6}, 9);
+  for (bool per_channel : {false, true}) {
+    auto before = run_cpu(qdq_sinking_graph(per_channel), x);
+    GraphPtr g = qdq_sinking_graph(per_channel);
+    ASSERT_TRUE(run_passes(*g, true).ok());
+    auto counts = op_counts(*g);
+    EXPECT_EQ(counts["FusedConv"], 2);
+    // In and out of the region; a per-channel DequantizeLinear also needs NCHW around it.
+    EXPECT_EQ(counts["Transpose"], per_channel ? 4 : 2) << per_channel;
+    auto after = run_cpu(g, x);
+    ASSERT_EQ(after.size(), 1u);
+    EXPECT_EQ(after[0].dims(), before[0].dims());
+    EXPECT_LT(rel_l2(after[0], before[0]), 2e-3) << per_channel;
+  }
+}
+
 TEST(NhwcOp, PoolsMatchTheirNchwForm) {
   Tensor x = random_tensor(DType::kFloat16, {2, 5, 7, 6}, 12);  // NCHW
   struct PoolCase {

@@ -337,6 +337,42 @@ TEST(QdqFusionPass, NhwcLayoutKeepsTheInt8ChainNhwc) {
   EXPECT_TRUE(tensors_close(after[0], before[0], 1e-5, 1e-5));
 }
 
+// Two ResNet-style blocks whose float outputs feed both the next block's input QuantizeLinear
+// and its residual Add (so the QConv writes float and a QuantizeLinear stays): with
+// transpose-sinking the QuantizeLinear runs NHWC too, and Transposes are left only at the borders.
+TEST(QdqFusionPass, ResidualQuantizeLinearStaysNhwc) {
+  auto make = [] {
+    Builder b;
+    Graph& g = *b.g;
+    Value* x = g.add_value("x", {DType::kFloat32, Shape::from_dims({2, 8, 6, 6})});
+    g.inputs = {x};
+    Value* a = b.op("Relu", {b.op("Add", {b.conv(b.qdq(x, 0.03f), 8, 8, 3, true), x})});
+    Value* y = b.op("Relu", {b.op("Add", {b.conv(b.qdq(a, 0.05f), 8, 8, 3, true), a})});
+    g.outputs = {y};
+    return b.g;
+  };
+  Tensor x = random_tensor(DType::kFloat32, {2, 8, 6, 6}, 98);
+  auto before = run_cpu(make(), x);
+  GraphPtr g = make();
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  PassManager pm;
+  add_cleanup_passes(pm, false);
+  pm.add(make_qdq_fusion_pass());
+  pm.add(make_nhwc_layout_pass());
+  pm.add(make_transpose_sinking_pass());
+  pm.add(make_transpose_cancellation_pass());
+  pm.add(make_dead_code_pass());
+  ASSERT_TRUE(pm.run(*g).ok());
+  auto counts = op_counts(*g);
+  EXPECT_EQ(counts["QConv"], 2) << graph_to_text(*g);
+  EXPECT_EQ(counts["QuantizeLinear"], 2) << graph_to_text(*g);
+  // x to NHWC for the first QConv's X (after its QuantizeLinear) and Z, the output back to NCHW.
+  EXPECT_EQ(counts["Transpose"], 3) << graph_to_text(*g);
+  auto after = run_cpu(g, x);
+  ASSERT_EQ(before.size(), after.size());
+  EXPECT_TRUE(tensors_close(after[0], before[0], 1e-5, 1e-5));
+}
+
 TEST(QdqFusionPass, LeavesAsymmetricAndUint8Alone) {
   Builder b;
   Graph& g = *b.g;

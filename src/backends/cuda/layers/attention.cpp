@@ -65,16 +65,43 @@ class AttentionLayer : public CudaLayer {
   AttentionArgs a_;
 };
 
+// The flash kernel's variants (64 or 128 query rows per CTA; 2 or, for d <= 64, 4 K/V tiles in
+// flight) and the WMMA kernel, timed by the builder, where the flash kernel applies (its pointer alignment is checked at enqueue: the arena's buffers are aligned, and a
+// launch falls back to the other kernels otherwise).
+std::vector<std::string> attention_tactics(const Node& n, const BuildOptions&) {
+  auto a = plan_for(n);
+  if (!a) return {};
+  alignas(16) static unsigned char aligned[16];
+  a->q = a->k = a->v = aligned;
+  a->y = aligned;
+  if (!attention_flash_eligible(value_dtype(n.inputs[0]), *a)) return {};
+  if (a->d > 64) return {"flash64", "flash128", "wmma"};
+  return {"flash64", "flash128", "flash64s4", "flash128s4", "wmma"};
+}
+
+Expected<std::unique_ptr<CudaLayer>> create_attention(const Node& n, const LayerChoice& choice) {
+  auto a = plan_for(n);
+  if (!a) return unsupported("{}: not supported on CUDA", n.describe());
+  const std::string& t = choice.tactic;
+  if (t == "flash64" || t == "flash128" || t == "flash64s4" || t == "flash128s4") {
+    a->flash_rows = t.starts_with("flash64") ? 64 : 128;
+    a->flash_stages = t.ends_with("s4") ? 4 : 2;
+    if (a->flash_stages == 4 && a->d > 64)
+      return unsupported("{}: attention tactic '{}' needs head dim <= 64", n.describe(), t);
+  } else if (t == "wmma") {
+    a->no_flash = true;
+  } else if (!t.empty()) {
+    return unsupported("{}: unknown attention tactic '{}'", n.describe(), t);
+  }
+  return std::unique_ptr<CudaLayer>(std::make_unique<AttentionLayer>(value_dtype(n.inputs[0]), *a));
+}
+
 }  // namespace
 }  // namespace kiln::cuda
 
-KILN_REGISTER_CUDA_LAYER(
-    "kiln.Attention",
-    kiln::cuda::simple_factory(
-        [](const kiln::Node& n) { return kiln::cuda::plan_for(n).has_value(); },
-        [](const kiln::Node& n, const kiln::LayerChoice&) -> kiln::Expected<std::unique_ptr<kiln::cuda::CudaLayer>> {
-          auto a = kiln::cuda::plan_for(n);
-          if (!a) return kiln::unsupported("{}: not supported on CUDA", n.describe());
-          return std::unique_ptr<kiln::cuda::CudaLayer>(
-              std::make_unique<kiln::cuda::AttentionLayer>(kiln::cuda::value_dtype(n.inputs[0]), *a));
-        }));
+KILN_REGISTER_CUDA_LAYER("kiln.Attention",
+                         kiln::cuda::CudaLayerFactory{
+                             .supports = [](const kiln::Node& n) { return kiln::cuda::plan_for(n).has_value(); },
+                             .tactics = kiln::cuda::attention_tactics,
+                             .create = kiln::cuda::create_attention,
+                         });

@@ -24,7 +24,9 @@ struct AttentionArgs {
   bool nan_to_zero = false;
   bool mask_is_fill = false;  // mask is bool: true entries make the score mask_fill
   float mask_fill = 0.f;
-  bool no_flash = false;  // tests/timing: skip the FlashAttention-2 kernel (use the WMMA one)
+  bool no_flash = false;  // skip the FlashAttention-2 kernel (use the WMMA one): the "wmma" tactic
+  int flash_rows = 0;     // query rows per flash CTA, 64 or 128 (the "flash64"/"flash128" tactics); 0: a heuristic
+  int flash_stages = 0;   // K/V tiles in flight in the flash kernel: 2 (0 too) or 4 (d <= 64; "...s4" tactics)
 };
 
 constexpr int kAttentionMaxHeadDim = 128;
@@ -41,6 +43,8 @@ cudaError_t launch_attention(DType t, const AttentionArgs& a, cudaStream_t strea
 // bfloat16, d == dv in {32, 64, 128}, Sk >= 1, unit head-dim strides, every row (Q, K, V and the
 // output) and pointer 16-byte aligned.
 bool attention_flash_eligible(DType t, const AttentionArgs& a);
+// The query rows per CTA the flash kernel runs for `a` (flash_rows, or the untimed heuristic).
+int attention_flash_rows(const AttentionArgs& a);
 cudaError_t launch_attention_flash(DType t, const AttentionArgs& a, cudaStream_t stream);
 
 }  // namespace kiln::cuda

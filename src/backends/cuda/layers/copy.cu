@@ -7,14 +7,26 @@ namespace kiln::cuda::kernels {
 namespace {
 
 // Rows of `width` units of type U (the widest unit that divides widths, pitches and addresses).
-template <typename U>
+// I: the index type, 32-bit when the unit count fits (a 64-bit division per 16-byte unit is what
+// limited Concat's bandwidth).
+template <typename U, typename I>
 __global__ void copy_2d_kernel(char* __restrict__ dst, int64_t dst_pitch, const char* __restrict__ src,
-                               int64_t src_pitch, int64_t width, int64_t total) {
-  for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
-       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = g / width, c = g - r * width;
-    reinterpret_cast<U*>(dst + r * dst_pitch)[c] = reinterpret_cast<const U*>(src + r * src_pitch)[c];
+                               int64_t src_pitch, I width, I total) {
+  for (I g = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; g < total; g += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I r = g / width, c = g - r * width;
+    reinterpret_cast<U*>(dst + static_cast<int64_t>(r) * dst_pitch)[c] =
+        reinterpret_cast<const U*>(src + static_cast<int64_t>(r) * src_pitch)[c];
   }
+}
+
+template <typename U>
+void launch_copy_2d(char* d, int64_t dst_pitch, const char* s, int64_t src_pitch, int64_t w, int64_t total,
+                    cudaStream_t stream) {
+  if (total <= UINT32_MAX - 65535LL * 8 * 256)  // room for the grid-stride step past the end
+    copy_2d_kernel<U, uint32_t><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, static_cast<uint32_t>(w),
+                                                                      static_cast<uint32_t>(total));
+  else
+    copy_2d_kernel<U, int64_t><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total);
 }
 
 template <typename U, typename I>
@@ -101,11 +113,11 @@ cudaError_t copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t src_p
   char* d = static_cast<char*>(dst);
   const char* s = static_cast<const char*>(src);
   switch (unit) {
-    case 16: copy_2d_kernel<uint4><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total); break;
-    case 8: copy_2d_kernel<uint2><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total); break;
-    case 4: copy_2d_kernel<uint32_t><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total); break;
-    case 2: copy_2d_kernel<uint16_t><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total); break;
-    default: copy_2d_kernel<uint8_t><<<grid_for(total), 256, 0, stream>>>(d, dst_pitch, s, src_pitch, w, total); break;
+    case 16: launch_copy_2d<uint4>(d, dst_pitch, s, src_pitch, w, total, stream); break;
+    case 8: launch_copy_2d<uint2>(d, dst_pitch, s, src_pitch, w, total, stream); break;
+    case 4: launch_copy_2d<uint32_t>(d, dst_pitch, s, src_pitch, w, total, stream); break;
+    case 2: launch_copy_2d<uint16_t>(d, dst_pitch, s, src_pitch, w, total, stream); break;
+    default: launch_copy_2d<uint8_t>(d, dst_pitch, s, src_pitch, w, total, stream); break;
   }
   return cudaGetLastError();
 }

@@ -6,12 +6,16 @@
 //   "graph_e<E>[_k<T>.<V>]...": one cuDNN graph-API engine config running the whole node
 //     (conv_graph.hpp; the heuristics' first configs), or "graphp_..." running the convolution
 //     alone, then the epilogue kernel. A config this GPU/cuDNN cannot re-create at load falls
-//     back to the heuristics' first, with a note on stderr.
+//     back to the heuristics' first, with a note on stderr;
+//   "direct_smallc": NHWC with C <= 4 and C*kh*kw <= 160 (a 1- or 3-channel stem), small_channel_conv.hpp;
+//   "direct_narrow": NHWC 1x1 with M <= 8 outputs (a segmentation head), narrow_conv.hpp.
 // X is pre-padded into the workspace when its pads are unequal (as for Conv).
 #include <algorithm>
 #include <cstdio>
 
 #include "backends/cuda/layers/conv_graph.hpp"
+#include "backends/cuda/layers/narrow_conv.hpp"
+#include "backends/cuda/layers/small_channel_conv.hpp"
 
 namespace kiln::cuda {
 namespace {
@@ -36,6 +40,8 @@ bool fusable_algo(const Node& n, int algo) {
 class FusedConvLayer : public CudaLayer {
  public:
   static Expected<std::unique_ptr<CudaLayer>> create(const Node& n, const LayerChoice& choice) {
+    if (choice.tactic == kSmallChannelTactic) return small_channel_conv_create(n);
+    if (choice.tactic == kNarrowConvTactic) return narrow_conv_create(n);
     auto layer = std::unique_ptr<FusedConvLayer>(new FusedConvLayer());
     FusedConvLayer& l = *layer;
     KILN_RETURN_IF_ERROR(l.d_.init(n));
@@ -219,6 +225,8 @@ std::vector<std::string> fused_conv_tactics(const Node& n, const BuildOptions& o
   std::vector<std::string> out = graph_tactics(graph_spec(n, d.geo, d.dtype, precision), options.workspace_bytes);
   out.insert(out.end(), fused.begin(), fused.end());
   out.insert(out.end(), plain.begin(), plain.end());
+  if (small_channel_conv_fits(n)) out.push_back(kSmallChannelTactic);
+  if (narrow_conv_fits(n)) out.push_back(kNarrowConvTactic);
   return out;
 }
 

@@ -1,7 +1,10 @@
 // kiln.NHWC (ops/nhwc_op.cpp): pools through cuDNN's pooling on NHWC descriptors (MaxPool,
-// AveragePool and the global pools, for the windows nhwc_pool_window accepts); ConvTranspose
+// AveragePool and the global pools, for the windows nhwc_pool_window accepts) or, for the windowed
+// pools, our own kernel (nhwc_pool.cu; tactics "cudnn" and "direct", timed); ConvTranspose
 // through conv.cpp's layer.
 #include "backends/cuda/layers/conv_descs.hpp"
+#include "backends/cuda/layers/conv_transpose_gemm.hpp"
+#include "backends/cuda/layers/nn_kernels.hpp"
 #include "ops/fused_conv.hpp"
 
 namespace kiln::cuda {
@@ -19,6 +22,53 @@ std::optional<std::pair<Dims, Dims>> nchw_dims(const Node& n) {
   }
   return std::make_pair(xn, yn);
 }
+
+bool is_windowed_pool(const Node& n) {
+  const std::string op = n.attrs.s("op", "");
+  return op == "MaxPool" || op == "AveragePool";
+}
+
+// Our own kernel (tactic "direct"): one thread per output pixel and 16 bytes of channels.
+class NhwcDirectPoolLayer : public CudaLayer {
+ public:
+  static Expected<std::unique_ptr<CudaLayer>> create(const Node& n) {
+    auto dims = nchw_dims(n);
+    if (!dims) return unsupported("{}: shapes are not static 4-D", n.describe());
+    KILN_ASSIGN_OR_RETURN(Window w, nhwc_pool_window(n, dims->first));
+    const Dims &x = dims->first, &y = dims->second;  // NCHW order
+    for (int64_t d : {x[2], x[3], w.kernel[0], w.kernel[1], w.strides[0], w.strides[1]})
+      if (d > INT32_MAX) return unsupported("{}: sizes too large for the direct NHWC pool", n.describe());
+    auto layer = std::unique_ptr<NhwcDirectPoolLayer>(new NhwcDirectPoolLayer());
+    layer->max_ = n.attrs.s("op", "") == "MaxPool";
+    layer->dtype_ = n.inputs[0]->type.dtype;
+    kernels::NhwcPoolParams& p = layer->p_;
+    p.n = x[0];
+    p.c = x[1];
+    p.h = static_cast<int>(x[2]);
+    p.w = static_cast<int>(x[3]);
+    p.oh = y[2];
+    p.ow = y[3];
+    p.kh = static_cast<int>(w.kernel[0]);
+    p.kw = static_cast<int>(w.kernel[1]);
+    p.sh = static_cast<int>(w.strides[0]);
+    p.sw = static_cast<int>(w.strides[1]);
+    p.ph = static_cast<int>(w.pads_begin[0]);
+    p.pw = static_cast<int>(w.pads_begin[1]);
+    p.count_include_pad = n.attrs.i("count_include_pad", 0) != 0;
+    return std::unique_ptr<CudaLayer>(std::move(layer));
+  }
+
+  Status enqueue(const LaunchArgs& a) const override {
+    if (a.outputs[0].numel() == 0) return Status::Ok();
+    KILN_CUDA_CHECK(kernels::nhwc_pool(dtype_, max_, a.inputs[0].data, a.outputs[0].data, p_, a.stream));
+    return Status::Ok();
+  }
+
+ private:
+  kernels::NhwcPoolParams p_;
+  DType dtype_ = DType::kFloat32;
+  bool max_ = true;
+};
 
 class NhwcPoolLayer : public CudaLayer {
  public:
@@ -69,16 +119,34 @@ bool nhwc_pool_supports(const Node& n) {
   return dims && nhwc_pool_window(n, dims->first).ok();
 }
 
-// kiln.NHWC: ConvTranspose runs on conv.cpp's layer (NHWC descriptors), the pools here.
+// kiln.NHWC: ConvTranspose runs on conv.cpp's layer (NHWC descriptors) or, when its kernel equals
+// its stride, as GEMMs (conv_transpose_gemm.cpp), timed against each other; the pools here.
 CudaLayerFactory nhwc_factory() {
   static const CudaLayerFactory conv = conv_layer_factory();
   return CudaLayerFactory{
-      .supports = [](const Node& n) { return is_nhwc_conv_transpose(n) ? conv.supports(n) : nhwc_pool_supports(n); },
-      .tactics = [](const Node& n, const BuildOptions& o) {
-        return is_nhwc_conv_transpose(n) ? conv.tactics(n, o) : std::vector<std::string>{};
+      .supports = [](const Node& n) {
+        if (is_nhwc_conv_transpose(n)) return conv.supports(n) || conv_transpose_gemm_fits(n);
+        return nhwc_pool_supports(n);
       },
-      .create = [](const Node& n, const LayerChoice& c) {
-        return is_nhwc_conv_transpose(n) ? conv.create(n, c) : NhwcPoolLayer::create(n, c);
+      .tactics = [](const Node& n, const BuildOptions& o) {
+        if (is_nhwc_conv_transpose(n)) {
+          std::vector<std::string> t = conv.supports(n) ? conv.tactics(n, o) : std::vector<std::string>{};
+          if (conv.supports(n) && t.empty()) t.push_back("");  // cuDNN's default kernel stays a candidate
+          for (std::string& g : conv_transpose_gemm_tactics(n, o)) t.push_back(std::move(g));
+          return t;
+        }
+        return is_windowed_pool(n) ? std::vector<std::string>{"direct", "cudnn"} : std::vector<std::string>{};
+      },
+      .create = [](const Node& n, const LayerChoice& c) -> Expected<std::unique_ptr<CudaLayer>> {
+        if (is_nhwc_conv_transpose(n))
+          return is_conv_transpose_gemm_tactic(c.tactic) ? conv_transpose_gemm_create(n, c) : conv.create(n, c);
+        if (c.tactic == "direct") {
+          if (!is_windowed_pool(n)) return invalid_model("{}: tactic 'direct' is for MaxPool/AveragePool", n.describe());
+          return NhwcDirectPoolLayer::create(n);
+        }
+        if (!c.tactic.empty() && c.tactic != "cudnn")
+          return invalid_model("{}: unknown NHWC pooling tactic '{}'", n.describe(), c.tactic);
+        return NhwcPoolLayer::create(n, c);
       }};
 }
 

@@ -48,6 +48,14 @@ struct PoolParams {
 // t: float32/float16/bfloat16, and int8/uint8 for max pooling.
 cudaError_t pool_direct(DType t, const void* x, void* y, int64_t* indices, int64_t planes, const PoolParams& p,
                         cudaStream_t stream);
+// Windowed max/average pooling of NHWC data (nhwc_pool.cu): symmetric pads, no dilation, floor
+// mode (the windows nhwc_pool_window accepts). t: float32/float16/bfloat16.
+struct NhwcPoolParams {
+  int64_t n = 1, oh = 1, ow = 1, c = 1;
+  int h = 1, w = 1, kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
+  bool count_include_pad = false;
+};
+cudaError_t nhwc_pool(DType t, bool max, const void* x, void* y, const NhwcPoolParams& p, cudaStream_t stream);
 // GlobalMaxPool / GlobalAveragePool: one value per plane of `size` values.
 cudaError_t global_pool(DType t, bool max, const void* x, void* y, int64_t planes, int64_t size, cudaStream_t stream);
 

@@ -6,6 +6,10 @@
 //   "lt_int8:<algo>": im2col rows (none for 1x1 stride-1 convolutions: X itself) times the weights
 //     through cuBLASLt's int8 GEMM (qgemm_lt.hpp: IMMA tensor cores);
 //   "direct": a dp4a kernel of kiln's own (qdq_kernels.cu);
+//   "igemm_s8:<tile>": kiln's implicit-GEMM tensor-core kernel (qconv_igemm.hpp; NHWC X with C a
+//     multiple of 16, or NCHW X, copied with its channels padded to a multiple of 16), with the
+//     epilogue fused when it writes NHWC int8 or float16 (M a multiple of 16, the residual int8 or
+//     float16), else writing int32 sums for the epilogue kernel;
 //   "cudnn_f32:graph_e...": cuDNN's graph API (conv_graph.hpp), an int8 ConvolutionFwd computing
 //     in INT32 on the padded NHWC X and weights, writing the sums as float32 (implicit GEMM: no
 //     im2col rows). Offered only with KILN_QCONV_CUDNN_GRAPH=1 until verified on a GPU: on an
@@ -18,6 +22,7 @@
 #include <cstdlib>
 
 #include "backends/cuda/layers/conv_graph.hpp"
+#include "backends/cuda/layers/qconv_igemm.hpp"
 #include "backends/cuda/layers/qgemm_lt.hpp"
 #include "backends/cuda/layers/qlayer_util.hpp"
 #include "ops/qdq_layers.hpp"
@@ -79,6 +84,27 @@ bool needs_im2col(const kernels::QConvShape& s) {
 
 // The graph-API tactics' prefixes: the sums' dtype.
 constexpr const char* kGraphF32 = "cudnn_f32:";
+constexpr const char* kIgemm = "igemm_s8:";
+
+// The geometry the implicit GEMM runs: NCHW X is copied to NHWC anyway, so its channels are
+// padded to a multiple of 16 there (a 3-channel stem computes on 16, 13 of them zero: still far
+// faster than the dp4a kernel, and needs no im2col rows).
+kernels::QConvShape igemm_shape(kernels::QConvShape s, bool nhwc) {
+  if (!nhwc) s.cp = round_up(s.cp, 16);
+  return s;
+}
+
+bool igemm_supports(const kernels::QConvShape& s, int config) {
+  return kernels::igemm_s8_supports(s.n, s.h, s.w, s.cp, s.mp, s.kh, s.kw, s.oh, s.ow, config);
+}
+
+// The implicit-GEMM configuration a tactic names, or -1.
+int igemm_config(const std::string& t) {
+  if (t.rfind(kIgemm, 0) != 0) return -1;
+  for (int i = 0; i < kernels::kIgemmConfigs; ++i)
+    if (t.substr(std::string(kIgemm).size()) == kernels::igemm_s8_config_name(i)) return i;
+  return -1;
+}
 
 bool graph_tactics_enabled() {
   const char* e = std::getenv("KILN_QCONV_CUDNN_GRAPH");
@@ -116,13 +142,24 @@ class QConvLayer : public CudaLayer {
     l.c_ = is_nhwc(n) ? n.inputs[0]->type.shape[3].value : n.inputs[0]->type.shape[1].value;
     l.m_ = n.inputs[2]->constant->dim(0);
     KILN_RETURN_IF_ERROR(l.epi_.init(n, l.m_));
-    KILN_RETURN_IF_ERROR(l.upload_weights(*n.inputs[2]->constant));
     const std::string& t = choice.tactic;
+    if (t.rfind(kIgemm, 0) == 0) l.s_ = igemm_shape(l.s_, l.nhwc_);  // before the weights' padding
+    KILN_RETURN_IF_ERROR(l.upload_weights(*n.inputs[2]->constant));
     if (t.rfind(kGraphF32, 0) == 0) {
       const std::string config = t.substr(std::string(kGraphF32).size());
       KILN_ASSIGN_OR_RETURN(l.graph_, graph_for_tactic(qgraph_spec(l.s_, DType::kFloat32), config, n.describe()));
       // No graph config runs here (a plan from elsewhere): graph_for_tactic noted it; "direct".
       l.acc_f32_ = l.graph_ != nullptr;
+    } else if (t.rfind(kIgemm, 0) == 0) {
+      l.igemm_ = igemm_config(t);
+      if (l.igemm_ < 0 || !igemm_supports(l.s_, l.igemm_))
+        return unsupported("{}: tactic '{}' does not run this convolution", n.describe(), t);
+      KILN_CUDA_CHECK(kernels::igemm_s8_prepare(l.igemm_));
+      // Fused: NHWC Y int8 or float16, the residual (if any) int8 or float16, M a multiple of 16
+      // (16-byte stores); else int32 sums + q_epilogue.
+      auto kind_ok = [](DType t) { return t == DType::kInt8 || t == DType::kFloat16; };
+      const bool z_ok = !n.has_input(5) || kind_ok(n.inputs[5]->type.dtype);
+      l.fused_ = l.nhwc_ && kind_ok(n.outputs[0]->type.dtype) && z_ok && kernels::igemm_s8_fusable(l.m_);
     } else if (!t.empty() && t != "direct") {
       Status st = l.gemm_.init(gemm_shape(l.s_), choice.tactic);
       if (!st.ok()) return Status(st).add_context(n.describe());
@@ -135,7 +172,7 @@ class QConvLayer : public CudaLayer {
     l.col_offset_ = l.x_offset_ + (l.nhwc_ ? 0 : align256(static_cast<size_t>(s.n * s.h * s.w * s.cp)));
     const bool col = l.use_gemm_ && needs_im2col(s);
     l.acc_offset_ = l.col_offset_ + (col ? align256(static_cast<size_t>(s.n * s.oh * s.ow * s.kh * s.kw * s.cp)) : 0);
-    l.total_ws_ = l.acc_offset_ + static_cast<size_t>(s.n * s.oh * s.ow * s.mp) * sizeof(int32_t);
+    l.total_ws_ = l.acc_offset_ + (l.fused_ ? 0 : static_cast<size_t>(s.n * s.oh * s.ow * s.mp) * sizeof(int32_t));
     return std::unique_ptr<CudaLayer>(std::move(layer));
   }
 
@@ -152,7 +189,42 @@ class QConvLayer : public CudaLayer {
       KILN_CUDA_CHECK(kernels::nchw_to_nhwc_int8(x, copy, s_.n, c_, s_.h * s_.w, s_.cp, a.stream));
       x = copy;
     }
-    if (graph_) {
+    if (igemm_ >= 0) {
+      kernels::IgemmS8Params ip;
+      ip.x = x;
+      ip.w = w_.as<int8_t>();
+      ip.n = static_cast<int>(s_.n);
+      ip.h = static_cast<int>(s_.h);
+      ip.w_in = static_cast<int>(s_.w);
+      ip.c = static_cast<int>(s_.cp);
+      ip.m = static_cast<int>(m_);
+      ip.kh = static_cast<int>(s_.kh);
+      ip.kw = static_cast<int>(s_.kw);
+      ip.oh = static_cast<int>(s_.oh);
+      ip.ow = static_cast<int>(s_.ow);
+      ip.stride_h = static_cast<int>(s_.stride_h);
+      ip.stride_w = static_cast<int>(s_.stride_w);
+      ip.pad_h = static_cast<int>(s_.pad_h);
+      ip.pad_w = static_cast<int>(s_.pad_w);
+      if (fused_) {
+        const kernels::QEpilogueParams e = epi_.params(a);
+        ip.alpha = e.alpha;
+        ip.bias = e.bias;
+        ip.z_scale = e.z_scale;
+        ip.relu = e.relu;
+        ip.y_scale = e.y_scale;
+        // int8 or float16 (fused_ admits no other dtype)
+        if (e.y_dtype == DType::kInt8) ip.y = static_cast<int8_t*>(e.y);
+        else ip.y_h = static_cast<__half*>(e.y);
+        if (e.z && e.z_dtype == DType::kInt8) ip.z = static_cast<const int8_t*>(e.z);
+        else if (e.z) ip.z_h = static_cast<const __half*>(e.z);
+        KILN_CUDA_CHECK(kernels::igemm_s8_conv(ip, igemm_, a.stream));
+        return Status::Ok();
+      }
+      ip.acc = acc;
+      ip.acc_stride = s_.mp;
+      KILN_CUDA_CHECK(kernels::igemm_s8_conv(ip, igemm_, a.stream));
+    } else if (graph_) {
       KILN_RETURN_IF_ERROR(graph_->execute(a.handles.cudnn, x, w_.get(), nullptr, nullptr, acc, ws));
     } else if (use_gemm_) {
       const int8_t* rows = x;
@@ -202,6 +274,8 @@ class QConvLayer : public CudaLayer {
   std::shared_ptr<const ConvGraph> graph_;
   bool acc_f32_ = false;
   bool nhwc_ = false;
+  int igemm_ = -1;      // the implicit-GEMM configuration, or -1
+  bool fused_ = false;  // igemm with its epilogue fused (int8 NHWC Y)
   size_t x_offset_ = 0, col_offset_ = 0, acc_offset_ = 0, total_ws_ = 0;
 };
 
@@ -225,6 +299,13 @@ std::vector<std::string> qconv_tactics(const Node& n, const BuildOptions& option
       graph.push_back(kGraphF32 + t);
     out.insert(out.begin(), graph.begin(), graph.end());
   }
+  // kiln's implicit GEMM (no im2col rows) first: ties go to it.
+  const kernels::QConvShape si = igemm_shape(*s, is_nhwc(n));
+  std::vector<std::string> igemm;
+  for (int i = 0; i < kernels::kIgemmConfigs; ++i)
+    if (igemm_supports(si, i)) igemm.push_back(std::string(kIgemm) + kernels::igemm_s8_config_name(i));
+  const uint64_t igemm_ws = static_cast<uint64_t>(si.n * si.h * si.w * si.cp + si.n * si.oh * si.ow * si.mp * 4);
+  if (igemm_ws <= options.workspace_bytes) out.insert(out.begin(), igemm.begin(), igemm.end());
   if (base + col + (32u << 20) > options.workspace_bytes) return out;
   for (std::string& t : Int8Gemm::tactics(gemm_shape(*s))) out.push_back(std::move(t));
   return out;

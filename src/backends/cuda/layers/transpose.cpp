@@ -72,13 +72,17 @@ std::optional<TransposePlan> plan_transpose(const Dims& in, const Dims& perm, si
   for (size_t i = 0; i < r; ++i) mdims[i] = groups[by_axis[i]].second;
   Dims mperm(r);
   for (size_t o = 0; o < r; ++o) mperm[o] = static_cast<int64_t>(rank_of[o]);
-  if (r == 2 && mperm == Dims{1, 0}) {
+  // 32x32 tiles waste most of their threads when one side is only a few elements long (an NHWC ->
+  // NCHW output with 2 channels, a 3-channel image to NHWC): the strided gather below reads those
+  // few interleaved streams with full-width coalesced writes instead.
+  const bool narrow = (r == 2 || r == 3) && std::min(mdims[r - 2], mdims[r - 1]) < 8;
+  if (r == 2 && mperm == Dims{1, 0} && !narrow) {
     plan.kind = TransposePlan::Kind::kTiled;
     plan.rows = mdims[0];
     plan.cols = mdims[1];
     return plan;
   }
-  if (r == 3 && mperm == Dims{0, 2, 1}) {
+  if (r == 3 && mperm == Dims{0, 2, 1} && !narrow) {
     plan.kind = TransposePlan::Kind::kTiled;
     plan.batch = mdims[0];
     plan.rows = mdims[1];

@@ -1,0 +1,288 @@
+// kiln.QConv's implicit-GEMM tactics ("igemm_s8:<tile>", layers/qconv_igemm.cu) forced, against
+// the CPU reference: 1x1/3x3/7x7, strides 1/2, pads 0/1/3, C 3/24/32/64/256, M 64/128/96, odd
+// spatial sizes, int8/float residuals, Relu, per-tensor and per-channel weight scales, NHWC int8
+// and float16 outputs (fused epilogue) and NCHW / float32 outputs (int32 sums + the epilogue
+// kernel); shapes it cannot take fall back; and (printed, not asserted) its time at ResNet-50
+// batch-256 shapes against the other tactics and FP16.
+#include <cmath>
+
+#include "backends/cuda/cuda_layer.hpp"
+#include "gpu_test_util.hpp"
+
+namespace kiln::test {
+namespace {
+
+Tensor scalar_of(DType t, double v) {
+  Tensor d(DType::kFloat64, {});
+  *d.data<double>() = v;
+  return d.cast(t);
+}
+
+Tensor int8_random(Dims d, uint32_t seed) { return random_tensor(DType::kInt8, std::move(d), seed, -128, 128); }
+
+struct Case {
+  int64_t n, c, h, w, m, k, stride, pad;
+  bool nhwc = true;
+  int z = 0;  // 0 none, 1 float, 2 int8
+  bool int8_out = true, relu = true, bias = true, per_channel = true;
+  DType ft = DType::kFloat32;
+};
+
+int64_t out_dim(int64_t in, const Case& c) { return (in + 2 * c.pad - c.k) / c.stride + 1; }
+
+// A QConv call whose int8 output is spread over the int8 range (y_scale from the sums' typical
+// size), so that a wrong sum shows instead of saturating.
+OpCall igemm_call(const Case& c) {
+  const int64_t oh = out_dim(c.h, c), ow = out_dim(c.w, c);
+  const Dims xd = c.nhwc ? Dims{c.n, c.h, c.w, c.c} : Dims{c.n, c.c, c.h, c.w};
+  const Dims yd = c.nhwc ? Dims{c.n, oh, ow, c.m} : Dims{c.n, c.m, oh, ow};
+  const double x_scale = 0.02, w_typ = 0.006;
+  // |int8| ~ 74 rms: a sum of K products has rms ~ sqrt(K) * 74^2.
+  const double v_rms = std::sqrt(static_cast<double>(c.c * c.k * c.k)) * 74.0 * 74.0 * x_scale * w_typ;
+  const double y_scale = v_rms / 40;
+  OpCall call{.op_type = "QConv", .domain = "kiln"};
+  call.inputs = {int8_random(xd, 1), scalar_of(c.ft, x_scale), int8_random({c.m, c.c, c.k, c.k}, 2),
+                 c.per_channel ? random_tensor(DType::kFloat32, {c.m}, 3, 0.002, 0.01).cast(c.ft)
+                               : scalar_of(c.ft, w_typ),
+                 c.bias ? random_tensor(c.ft, {c.m}, 4, -2, 2) : Tensor()};
+  call.inputs.push_back(c.z == 1 ? random_tensor(c.ft, yd, 5, -v_rms, v_rms) : c.z == 2 ? int8_random(yd, 5) : Tensor());
+  call.inputs.push_back(c.z == 2 ? scalar_of(c.ft, y_scale / 2) : Tensor());
+  call.inputs.push_back(c.int8_out ? scalar_of(c.ft, y_scale) : Tensor());
+  while (!call.inputs.back().defined()) call.inputs.pop_back();
+  call.constant_inputs = {false, true, true, true, true, false, true, true};
+  call.attrs.set("activation", std::string(c.relu ? "Relu" : ""));
+  call.attrs.set("strides", Dims{c.stride, c.stride});
+  call.attrs.set("pads", Dims{c.pad, c.pad, c.pad, c.pad});
+  if (c.nhwc) call.attrs.set("layout", std::string("NHWC"));
+  return call;
+}
+
+struct Built {
+  Plan plan;
+  size_t index = 0;
+  std::vector<std::string> tactics;
+};
+
+Expected<Built> build(const OpCall& call) {
+  BuildOptions options;
+  options.backend = "cuda";
+  Model model;
+  model.graph = make_op_graph(call);
+  Built b;
+  KILN_ASSIGN_OR_RETURN(b.plan, build_plan(std::move(model), options));
+  const auto& nodes = b.plan.graph->nodes();
+  b.index = nodes.size();
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i]->op_type == "QConv") b.index = i;
+  if (b.index == nodes.size()) return internal_error("no QConv in the plan");
+  const Node& node = *nodes[b.index];
+  b.tactics = cuda::find_cuda_layer(node)->tactics(node, options);
+  return b;
+}
+
+Expected<std::shared_ptr<Engine>> engine_with(const Built& b, const std::string& tactic) {
+  Plan p = b.plan;
+  p.layers[b.index].tactic = tactic;
+  return Engine::from_plan(std::move(p));
+}
+
+std::map<std::string, Tensor> feeds_of(const Built& b, const OpCall& call) {
+  std::map<std::string, Tensor> feeds;
+  for (const Value* v : b.plan.graph->inputs)
+    feeds[v->name] = call.inputs[static_cast<size_t>(std::stoi(v->name.substr(2)))];
+  return feeds;
+}
+
+// Every "igemm_s8:" tactic must be offered and match the CPU: float outputs within `float_tol`
+// rel L2 (the sums are exact), int8 outputs within 1e-2 rel L2 and at most one step off (float vs
+// the CPU's double epilogue can round a value near .5 the other way), with few saturated values.
+::testing::AssertionResult igemm_matches_cpu(const Case& c, double float_tol) {
+  const OpCall call = igemm_call(c);
+  auto cpu = run_op(call);
+  if (!cpu.ok()) return ::testing::AssertionFailure() << "CPU: " << cpu.status().message();
+  auto b = build(call);
+  if (!b.ok()) return ::testing::AssertionFailure() << "build: " << b.status().message();
+  size_t tried = 0;
+  for (const std::string& t : b->tactics) {
+    if (t.rfind("igemm_s8:", 0) != 0) continue;
+    ++tried;
+    auto engine = engine_with(*b, t);
+    if (!engine.ok()) return ::testing::AssertionFailure() << t << ": " << engine.status().message();
+    auto ctx = (*engine)->create_context();
+    if (!ctx.ok()) return ::testing::AssertionFailure() << t << ": " << ctx.status().message();
+    auto gpu = (*ctx)->run(feeds_of(*b, call));
+    if (!gpu.ok()) return ::testing::AssertionFailure() << t << ": " << gpu.status().message();
+    const Tensor &ref = (*cpu)[0], &got = (*gpu)[0];
+    if (ref.dtype() != got.dtype() || ref.dims() != got.dims())
+      return ::testing::AssertionFailure() << t << ": CUDA " << got.describe() << " vs CPU " << ref.describe();
+    const double err = rel_l2(got, ref);
+    if (ref.dtype() == DType::kInt8) {
+      const int8_t *g = got.data<int8_t>(), *r = ref.data<int8_t>();
+      int64_t off = 0, saturated = 0, max_diff = 0;
+      for (int64_t i = 0; i < ref.numel(); ++i) {
+        const int64_t d = std::abs(static_cast<int64_t>(g[i]) - r[i]);
+        off += d != 0;
+        max_diff = std::max(max_diff, d);
+        saturated += r[i] == 127 || r[i] == -128;
+      }
+      if (!(err <= 1e-2) || max_diff > 1)
+        return ::testing::AssertionFailure() << t << ": rel L2 " << err << ", " << off << "/" << ref.numel()
+                                             << " values differ, by up to " << max_diff;
+      if (saturated * 5 > ref.numel())
+        return ::testing::AssertionFailure() << "test data: " << saturated << "/" << ref.numel() << " saturated";
+      if (off > 0) std::cout << t << ": " << off << "/" << ref.numel() << " int8 values one step off\n";
+    } else if (!(err <= float_tol)) {
+      return ::testing::AssertionFailure() << t << ": rel L2 " << err << " > " << float_tol;
+    }
+  }
+  if (tried == 0) return ::testing::AssertionFailure() << "no igemm_s8 tactic offered";
+  return ::testing::AssertionSuccess();
+}
+
+std::string describe(const Case& c) {
+  return fmt::format("n{} c{} {}x{} m{} k{} s{} p{} {} z{} {} relu{} wscale{}", c.n, c.c, c.h, c.w, c.m, c.k, c.stride,
+                     c.pad, c.nhwc ? "NHWC" : "NCHW", c.z, c.int8_out ? "int8" : dtype_name(c.ft), c.relu,
+                     c.per_channel ? "[m]" : "[1]");
+}
+
+TEST(CudaQConvIgemm, NhwcInt8MatchesCpu) {
+  KILN_REQUIRE_GPU();
+  const std::vector<Case> cases = {
+      // n, c, h, w, m, k, stride, pad
+      {2, 64, 7, 7, 64, 3, 1, 1},
+      {2, 32, 13, 13, 96, 3, 2, 1, true, 2},
+      {1, 256, 7, 7, 128, 1, 1, 0, true, 2},
+      {2, 64, 13, 13, 128, 1, 2, 0, true, 0, true, false},
+      {3, 256, 13, 13, 64, 3, 1, 0, true, 2, true, true, false, false},
+      {2, 32, 7, 13, 64, 3, 2, 0, true, 0, true, true, true, false},
+      {1, 96, 15, 15, 96, 1, 1, 0, true, 2, true, false, true, true},
+      // many pixels (several row tiles per image and across images) and K not a multiple of 64
+      {4, 48, 28, 28, 64, 3, 1, 1, true, 2},
+  };
+  for (const Case& c : cases) EXPECT_TRUE(igemm_matches_cpu(c, 0)) << describe(c);
+}
+
+// Float outputs and residuals (float16 scales), NCHW layout: NHWC float16 outputs and float16
+// residuals have their epilogue fused too; the others (float32, NCHW, M 40) write int32 sums for
+// the layer's epilogue kernel. NCHW X with C 3 / 24: channels padded to 16 / 32 in the NHWC copy.
+TEST(CudaQConvIgemm, FloatOutputsAndNchwMatchCpu) {
+  KILN_REQUIRE_GPU();
+  std::vector<Case> cases = {
+      {2, 64, 7, 7, 64, 3, 1, 1, false, 2},
+      {2, 32, 13, 13, 96, 3, 2, 1, false, 0, false, false},
+      {2, 256, 7, 7, 128, 1, 1, 0, true, 1, true, true, true, true, DType::kFloat16},
+      {1, 64, 13, 13, 40, 3, 1, 1, true, 0, false, false, false, false},
+      {1, 64, 13, 13, 40, 3, 1, 1, true, 2},  // int8 NHWC, but M % 16 != 0: not fused
+      {2, 32, 9, 9, 64, 1, 2, 0, true, 1, false, true, true, false, DType::kFloat16},
+      {2, 64, 13, 13, 96, 3, 1, 1, true, 0, false, true, true, true, DType::kFloat16},
+      {2, 64, 7, 7, 64, 3, 1, 1, true, 2, false, true, true, false, DType::kFloat16},  // int8 Z, float16 Y
+      {3, 32, 7, 7, 128, 3, 2, 1, true, 1, false, false, false, true, DType::kFloat16},
+      // NCHW X whose channels are not a multiple of 16: copied with them padded to 16 (32).
+      // A ResNet-like stem (3 channels, 7x7 stride 2 pad 3), float16 out, and int8 out.
+      {2, 3, 23, 23, 64, 7, 2, 3, false, 0, false, true, true, true, DType::kFloat16},
+      {1, 3, 19, 19, 32, 7, 2, 3, false, 0},
+      {2, 24, 9, 9, 48, 3, 1, 1, false, 2},
+  };
+  for (const Case& c : cases) {
+    const double tol = c.int8_out ? 0 : c.ft == DType::kFloat16 ? 2e-3 : 1e-5;
+    EXPECT_TRUE(igemm_matches_cpu(c, tol)) << describe(c);
+  }
+}
+
+// NHWC X (used as it is) with channels not a multiple of 16 (8, 36): no igemm tactic, a forced
+// one is refused, and the builder's choice still matches the CPU.
+TEST(CudaQConvIgemm, OtherShapesFallBack) {
+  KILN_REQUIRE_GPU();
+  for (const Case& c : {Case{2, 8, 9, 9, 32, 3, 1, 1}, Case{2, 36, 7, 7, 16, 1, 1, 0, true, 0, false}}) {
+    const OpCall call = igemm_call(c);
+    auto b = build(call);
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    for (const std::string& t : b->tactics) EXPECT_NE(t.rfind("igemm_s8:", 0), 0u) << t << " offered for " << describe(c);
+    EXPECT_EQ(b->plan.layers[b->index].tactic.rfind("igemm_s8:", 0), std::string::npos);
+    EXPECT_FALSE(engine_with(*b, "igemm_s8:128x128").ok()) << describe(c);
+    EXPECT_TRUE(matches_cpu(call, 1e-2)) << describe(c);
+  }
+}
+
+// Median device time (ms) of layer b.index with `tactic` (layer timing, 5 runs after warm-up).
+double time_tactic(const Built& b, const std::string& tactic, const std::map<std::string, Tensor>& feeds) {
+  auto engine = engine_with(b, tactic);
+  if (!engine.ok()) return -1;
+  ContextOptions co;
+  co.layer_timing = true;
+  auto ctx = (*engine)->create_context(co);
+  if (!ctx.ok() || !(*ctx)->set_inputs(feeds).ok()) return -1;
+  std::vector<double> total;
+  for (int it = 0; it < 8; ++it) {
+    if (!(*ctx)->enqueue().ok() || !(*ctx)->synchronize().ok()) return -1;
+    if (it < 3) continue;
+    auto lt = (*ctx)->layer_times_ms();
+    if (!lt.ok() || lt->size() <= b.index) return -1;
+    total.push_back((*lt)[b.index]);
+  }
+  std::sort(total.begin(), total.end());
+  return total[total.size() / 2];
+}
+
+// ResNet-50 batch 256 shapes, int8 NHWC -> int8 NHWC + bias + Relu (the stem: int8 NCHW with 3
+// channels -> float16 NCHW, as in the INT8 ResNet-50 plan): each igemm tile and the best other
+// tactic vs the FP16 Conv (the float pipeline's cuDNN convolution). Printed only.
+TEST(CudaQConvIgemm, TimingResNet50Batch256) {
+  KILN_REQUIRE_GPU();
+  struct Shape { int64_t c, h, m, k, stride = 1; };
+  for (const Shape s : {Shape{64, 56, 64, 3}, Shape{256, 56, 64, 1}, Shape{256, 14, 256, 3}, Shape{1024, 14, 256, 1},
+                        Shape{3, 224, 64, 7, 2}}) {
+    const bool stem = s.c % 16 != 0;
+    const Case c = stem ? Case{256, s.c, s.h, s.h, s.m, s.k, s.stride, s.k / 2, false, 0, false, true, true, true,
+                               DType::kFloat16}
+                        : Case{256, s.c, s.h, s.h, s.m, s.k, s.stride, s.k / 2};
+    const OpCall call = igemm_call(c);
+    auto b = build(call);
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    const auto feeds = feeds_of(*b, call);
+    std::string line = fmt::format("QConv b256 {}x{}x{} -> {} k{} s{}: chosen '{}';", s.c, s.h, s.h, s.m, s.k,
+                                   s.stride, b->plan.layers[b->index].tactic.substr(0, 40));
+    double best_lt = -1;
+    std::string best_lt_name;
+    for (const std::string& t : b->tactics) {
+      if (t == "direct" && !stem) continue;  // dp4a: far slower, and slow to time at this size
+      const double ms = time_tactic(*b, t, feeds);
+      if (t.rfind("igemm_s8:", 0) == 0) {
+        line += fmt::format(" {} {:.3f} ms;", t, ms);
+      } else if (ms > 0 && (best_lt < 0 || ms < best_lt)) {
+        best_lt = ms;
+        best_lt_name = t;
+      }
+    }
+    line += fmt::format(" best other {} {:.3f} ms;", best_lt_name.substr(0, 24), best_lt);
+    OpCall f{.op_type = "Conv",
+             .inputs = {random_tensor(DType::kFloat16, {256, s.c, s.h, s.h}, 1),
+                        random_tensor(DType::kFloat16, {s.m, s.c, s.k, s.k}, 2, -0.1, 0.1),
+                        random_tensor(DType::kFloat16, {s.m}, 3)},
+             .constant_inputs = {false, true, true}};
+    f.attrs.set("pads", Dims{s.k / 2, s.k / 2, s.k / 2, s.k / 2});
+    f.attrs.set("strides", Dims{s.stride, s.stride});
+    BuildOptions o;
+    o.backend = "cuda";
+    Model mf;
+    mf.graph = make_op_graph(f);
+    auto pf = build_plan(std::move(mf), o);
+    ASSERT_TRUE(pf.ok()) << pf.status().message();
+    double fp16 = -1;
+    std::string fp16_layers;
+    {
+      Built bf;
+      bf.plan = std::move(*pf);
+      for (size_t i = 0; i < bf.plan.graph->nodes().size(); ++i) {
+        fp16_layers += " " + bf.plan.graph->nodes()[i]->op_type;
+        if (bf.plan.graph->nodes()[i]->op_type.find("Conv") != std::string::npos) bf.index = i;
+      }
+      fp16 = time_tactic(bf, bf.plan.layers[bf.index].tactic, {{"in0", f.inputs[0]}});
+    }
+    line += fmt::format(" FP16 plan ({}): its conv {:.3f} ms", fp16_layers.substr(1), fp16);
+    std::cout << line << "\n";
+  }
+}
+
+}  // namespace
+}  // namespace kiln::test
