@@ -110,6 +110,10 @@ std::unique_ptr<Pass> make_layernorm_fusion_pass();
 // x*HardSigmoid(x) (alpha 1/6, beta 0.5) and x*Clip(x+3,0,6)/6 -> HardSwish.
 std::unique_ptr<Pass> make_hardswish_fusion_pass();
 
+// Nodes of one op with equal attributes and the same inputs (small constants by contents) computed
+// once: later duplicates' readers read the first's outputs (HF BERT's per-layer mask Where).
+std::unique_ptr<Pass> make_common_subexpression_pass();
+
 // CUDA backend, explicit FP8 quantization (before the float fusions take the MatMul/Gemm nodes):
 // DQ(Q(x)) and DQ(float8 W) per tensor around MatMul/Gemm [+ bias] [+ residual] [+ Relu/Gelu] ->
 // kiln.Fp8MatMul (ops/fp8_matmul.cpp).

@@ -14,6 +14,8 @@ KILN_REGISTER_PASS_INFO("layernorm-fusion", "Recognizes a decomposed layer norma
 KILN_REGISTER_PASS_INFO("hardswish-fusion", "Recognizes x*HardSigmoid(x) and x*Clip(x+3,0,6)/6 as HardSwish")
 KILN_REGISTER_PASS_INFO("precision", "With --fp16/--bf16: float32 layers and weights to the lower precision")
 // CUDA backend only:
+KILN_REGISTER_PASS_INFO("common-subexpression",
+                        "CUDA: nodes with equal op, attributes and inputs computed once (per-layer attention masks)")
 KILN_REGISTER_PASS_INFO("qdq-fusion",
                         "CUDA: Q/DQ around Conv/MatMul/Gemm [+ bias, residual, Relu, requantize] -> kiln.QConv/QMatMul")
 KILN_REGISTER_PASS_INFO("matmul-bias-fusion",
@@ -52,6 +54,7 @@ void add_cleanup_passes(PassManager& pm, bool fold_random) {
 void add_cuda_passes(PassManager& pm) {
   pm.add(make_qdq_fusion_pass());  // before the float fusions take the Conv/MatMul nodes
   pm.add(make_fp8_gemm_fusion_pass());  // float8 Q/DQ; int8 ones are qdq-fusion's
+  pm.add(make_common_subexpression_pass());  // after the Q/DQ fusions, which want one reader per DQ
   pm.add(make_patchify_conv_pass());  // before conv-fusion takes the Conv
   pm.add(make_matmul_bias_fusion_pass());
   pm.add(make_attention_fusion_pass());

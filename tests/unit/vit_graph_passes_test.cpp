@@ -204,5 +204,67 @@ TEST(QkvMerge, WithoutAttentionNothingMerges) {
   EXPECT_EQ(count(*g, "FusedMatMul"), 2);
 }
 
+// HF BERT's per-layer mask: Where(mask, 0, -inf) repeated with equal (but separate) constants.
+TEST(CommonSubexpression, RepeatedMaskWheresBecomeOne) {
+  auto make = [](bool differ) {
+    G m;
+    Value* mask = m.input("mask", {2, 1, 4, 4}, DType::kBool);
+    Value* x = m.input("x", {2, 3, 4, 4});
+    Value* y = x;
+    for (int i = 0; i < 3; ++i) {
+      const std::string n = std::to_string(i);
+      const float fill = differ && i == 2 ? -5.f : -1e4f;
+      Value* w = m.op("Where", {mask, m.scalar("zero" + n, 0.f), m.scalar("fill" + n, fill)}, "where" + n);
+      y = m.op("Add", {y, w}, "add" + n);
+    }
+    m.g->outputs = {y};
+    return m;
+  };
+  auto g = check_before_after([&] { return make(false); }, with_dce(make_common_subexpression_pass));
+  EXPECT_EQ(count(*g, "Where"), 1);
+  EXPECT_EQ(count(*g, "Add"), 3);  // each reads a different x
+  g = check_before_after([&] { return make(true); }, with_dce(make_common_subexpression_pass));
+  EXPECT_EQ(count(*g, "Where"), 2);  // the third fills with another value
+}
+
+TEST(CommonSubexpression, AttributesInputsAndOutputsMustMatch) {
+  auto g = check_before_after(
+      [] {
+        G m;
+        Value* x = m.input("x", {2, 3, 4});
+        Value* z = m.input("z", {2, 3, 4});
+        auto softmax = [&](Value* in, int64_t axis, const std::string& name) {
+          return m.op("Softmax", {in}, name, attrs({{"axis", axis}}));
+        };
+        Value* a = softmax(x, -1, "a");
+        Value* b = softmax(x, -1, "b");  // a duplicate of a
+        Value* c = softmax(x, 1, "c");   // another axis
+        Value* d = softmax(z, -1, "d");  // another input
+        Value* e = softmax(x, -1, "e");  // a duplicate, but a graph output: kept
+        Value* s = m.op("Add", {m.op("Add", {a, b}, "ab"), m.op("Add", {c, d}, "cd")}, "sum");
+        m.g->outputs = {s, e};
+        return m;
+      },
+      with_dce(make_common_subexpression_pass));
+  EXPECT_EQ(count(*g, "Softmax"), 4);  // a (b merged into it), c, d, e
+}
+
+TEST(CommonSubexpression, LeavesRandomAndQuantizeNodes) {
+  auto g = check_before_after(
+      [] {
+        G m;
+        Value* x = m.input("x", {8});
+        Value* q1 = m.op("QuantizeLinear", {x, m.scalar("s1", 0.1f)}, "q1");
+        Value* q2 = m.op("QuantizeLinear", {x, m.scalar("s2", 0.1f)}, "q2");
+        Value* d1 = m.op("DequantizeLinear", {q1, m.scalar("s3", 0.1f)}, "d1");
+        Value* d2 = m.op("DequantizeLinear", {q2, m.scalar("s4", 0.1f)}, "d2");
+        m.g->outputs = {m.op("Add", {d1, d2}, "y")};
+        return m;
+      },
+      with_dce(make_common_subexpression_pass));
+  EXPECT_EQ(count(*g, "QuantizeLinear"), 2);
+  EXPECT_EQ(count(*g, "DequantizeLinear"), 2);
+}
+
 }  // namespace
 }  // namespace kiln
