@@ -5,8 +5,10 @@
 // kiln.Fp8Quantize(X, scale) -> float8e4m3fn of X's shape: QuantizeLinear per tensor with
 //   saturate=1, e4m3(x / scale), ties to even, +-448 at most. X float32/16/bfloat16; scale: one
 //   float value.
-// kiln.Fp8MatMul(Xq, x_scale, W, w_scale [, bias] [, residual]) -> Y:
+// kiln.Fp8MatMul(Xq, x_scale, W, w_scale [, bias] [, residual] [, y_scale]) -> Y:
 //   Y = act(Xq·x_scale · (W·w_scale)ᵀ + bias [+ residual]), i.e. the DQ -> MatMul it replaced.
+//   With y_scale (fp8-quantize-fusion: the GEMM whose only reader was a kiln.Fp8Quantize), Y is
+//   that quantization instead: e4m3(y / y_scale) of the x_scale-dtype y, float8e4m3fn.
 //   Xq [..., M, K] float8e4m3fn; W [N, K] float8e4m3fn constant, stored transposed (the row-major
 //   form of the column-major "TN" operand cuBLASLt's FP8 GEMM requires); scales: one float value
 //   each. Y [..., M, N] has x_scale's dtype (as DequantizeLinear's output), float32/16/bfloat16;
@@ -76,6 +78,11 @@ Status infer_fp8_matmul(InferContext& ctx) {
     if (rd && od && *rd != *od)
       return ctx.error("residual {} does not have the output's shape {}", r.shape.to_string(), y.to_string());
   }
+  if (ctx.has_input(6)) {
+    KILN_RETURN_IF_ERROR(check_scale(ctx, 6, "y_scale"));
+    ctx.set_output(0, DType::kFloat8E4M3FN, std::move(y));
+    return Status::Ok();
+  }
   ctx.set_output(0, x.dtype, std::move(y));
   return Status::Ok();
 }
@@ -85,5 +92,5 @@ Status infer_fp8_matmul(InferContext& ctx) {
 
 KILN_REGISTER_OP({.name = "Fp8Quantize", .domain = "kiln", .min_inputs = 2, .max_inputs = 2,
                   .infer = kiln::infer_fp8_quantize});
-KILN_REGISTER_OP({.name = "Fp8MatMul", .domain = "kiln", .min_inputs = 4, .max_inputs = 6,
+KILN_REGISTER_OP({.name = "Fp8MatMul", .domain = "kiln", .min_inputs = 4, .max_inputs = 7,
                   .infer = kiln::infer_fp8_matmul});

@@ -3,7 +3,7 @@
 // so the later one's readers read the earlier one's outputs. Exporters repeat per-layer work that
 // depends only on the graph inputs: HF BERT's attention mask Where(mask, 0, -inf) once per layer
 // (12 identical [B,1,S,S] tensors, 5 us each for bert-base batch 64 on an H200).
-// Skipped: random ops, Q/DQ nodes (the quantization fusions match one reader per DequantizeLinear),
+// Skipped: kiln-domain (fused) nodes, random ops, Q/DQ nodes (the quantization fusions match one reader per DequantizeLinear),
 // nodes with tensor or subgraph attributes, nodes without inputs (constant
 // folding's), and duplicates whose outputs are graph outputs (their bindings keep their names).
 #include <cstring>
@@ -62,7 +62,8 @@ std::string input_key(const Value* v) {
 }
 
 std::optional<std::string> node_key(const Node& n) {
-  if (n.inputs.empty() || is_skipped(n)) return std::nullopt;
+  // ONNX ops only: kiln's fused ops are matched by later passes per reader (FP8 quantization).
+  if (!n.domain.empty() || n.inputs.empty() || is_skipped(n)) return std::nullopt;
   bool any_runtime_input = false;
   for (const Value* v : n.inputs) any_runtime_input |= v && !v->is_constant();
   if (!any_runtime_input) return std::nullopt;  // constant folding's

@@ -77,6 +77,9 @@ Status select_outputs(Graph& graph, const std::vector<std::string>& names);
 void add_cleanup_passes(PassManager& pm, bool fold_random);
 // The CUDA backend's fusion and layout passes, in order (run after precision assignment).
 void add_cuda_passes(PassManager& pm);
+// The CUDA backend's last passes, run once add_cuda_passes reached a fixed point (so the other
+// fusions have taken their elementwise nodes): elementwise-fusion, then dead code.
+void add_cuda_final_passes(PassManager& pm);
 
 // Replaces nodes whose inputs are all constants by their outputs, computed with the CPU kernels
 // (random-number ops are kept unless `fold_random`). Outputs larger than `max_bytes` are kept
@@ -118,6 +121,10 @@ std::unique_ptr<Pass> make_common_subexpression_pass();
 // DQ(Q(x)) and DQ(float8 W) per tensor around MatMul/Gemm [+ bias] [+ residual] [+ Relu/Gelu] ->
 // kiln.Fp8MatMul (ops/fp8_matmul.cpp).
 std::unique_ptr<Pass> make_fp8_gemm_fusion_pass();
+// After it: kiln.Fp8Quantize folded into its producer (Fp8MatMul writing float8, kiln.Fp8LayerNorm).
+std::unique_ptr<Pass> make_fp8_quantize_fusion_pass();
+// Then: FP8 GEMMs of one float8 input feeding only kiln.Attention (Q/K/V) -> one wider Fp8MatMul.
+std::unique_ptr<Pass> make_fp8_qkv_merge_pass();
 
 // CUDA backend, explicit quantization (before the float fusions): DequantizeLinear'd int8 inputs
 // and weights of Conv/MatMul/Gemm [+ bias] [+ residual] [+ Relu] [+ QuantizeLinear] -> kiln.QConv /
@@ -155,6 +162,9 @@ std::unique_ptr<Pass> make_transpose_sinking_pass();
 std::unique_ptr<Pass> make_transpose_cancellation_pass();
 // A Transpose that only moves size-1 dims (NCHW -> NHWC of one channel) -> Reshape (a view).
 std::unique_ptr<Pass> make_unit_transpose_to_reshape_pass();
+// Groups of >= 2 connected elementwise nodes (one output each group) -> kiln.FusedElementwise
+// (ops/fused_elementwise.hpp), run by the CUDA backend as one NVRTC-generated kernel.
+std::unique_ptr<Pass> make_elementwise_fusion_pass();
 
 }  // namespace kiln
 

@@ -34,6 +34,8 @@ KILN_REGISTER_PASS_INFO("conv-fusion", "CUDA: Conv + bias [+ residual Add] [+ Re
 KILN_REGISTER_PASS_INFO("nhwc-layout", "CUDA: float16/bfloat16 convolutions and pools in NHWC, Transposes around them")
 KILN_REGISTER_PASS_INFO("transpose-sinking", "CUDA: moves layout Transposes below layout-agnostic ops")
 KILN_REGISTER_PASS_INFO("transpose-cancellation", "CUDA: removes Transpose pairs that cancel, merges duplicates")
+KILN_REGISTER_PASS_INFO("elementwise-fusion",
+                        "CUDA: connected elementwise/broadcast nodes -> kiln.FusedElementwise (one NVRTC kernel)")
 KILN_REGISTER_PASS_INFO("unit-transpose-to-reshape",
                         "CUDA: a Transpose that only moves size-1 dims (NCHW->NHWC of one channel) -> Reshape (a view)")
 
@@ -54,6 +56,8 @@ void add_cleanup_passes(PassManager& pm, bool fold_random) {
 void add_cuda_passes(PassManager& pm) {
   pm.add(make_qdq_fusion_pass());  // before the float fusions take the Conv/MatMul nodes
   pm.add(make_fp8_gemm_fusion_pass());  // float8 Q/DQ; int8 ones are qdq-fusion's
+  pm.add(make_fp8_quantize_fusion_pass());  // the activations' quantization into their producers
+  pm.add(make_fp8_qkv_merge_pass());  // Q/K/V FP8 GEMMs into one (once attention-fusion made kiln.Attention)
   pm.add(make_common_subexpression_pass());  // after the Q/DQ fusions, which want one reader per DQ
   pm.add(make_patchify_conv_pass());  // before conv-fusion takes the Conv
   pm.add(make_matmul_bias_fusion_pass());
@@ -69,6 +73,11 @@ void add_cuda_passes(PassManager& pm) {
   pm.add(make_unit_transpose_to_reshape_pass());
   // The transposed weights, and float weights of what qdq-fusion left (DequantizeLinear folded).
   pm.add(make_constant_folding_pass(false, 64u << 20, false));
+}
+
+void add_cuda_final_passes(PassManager& pm) {
+  pm.add(make_elementwise_fusion_pass());
+  pm.add(make_dead_code_pass());
 }
 
 }  // namespace kiln

@@ -1,7 +1,8 @@
 // kiln.Fp8Quantize and kiln.Fp8MatMul on the CPU: the reference the CUDA layers are tested
 // against. They compute what the Q/DQ graph they replaced computes: X quantized to e4m3 as
 // QuantizeLinear does; then both operands dequantized, a float matmul, bias, residual and
-// activation, rounded once to Y's dtype.
+// activation, rounded once to Y's dtype (x_scale's); with y_scale (fp8-quantize-fusion) that Y is
+// then quantized to e4m3 as the kiln.Fp8Quantize it absorbed did.
 #include <cmath>
 #include <cstring>
 
@@ -58,6 +59,13 @@ Status fp8_matmul_kernel(KernelContext& ctx) {
       y[i * n + j] = v;
     }
   Tensor& out = ctx.output(0);
+  if (ctx.has_input(6)) {  // e4m3(round_to_x_scale_dtype(y) / y_scale)
+    const Tensor yt = yf.cast(ctx.input(1).dtype()).cast(DType::kFloat32);
+    const float sy = static_cast<float>(ctx.input(6).scalar_as_double());
+    auto* q = out.data<Float8E4M3FN>();
+    for (int64_t i = 0; i < out.numel(); ++i) q[i] = Float8E4M3FN(yt.data<float>()[i] / sy);
+    return Status::Ok();
+  }
   const Tensor cast = out.dtype() == DType::kFloat32 ? yf : yf.cast(out.dtype());
   std::memcpy(out.raw_data(), cast.raw_data(), out.nbytes());
   return Status::Ok();

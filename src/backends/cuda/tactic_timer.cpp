@@ -1,5 +1,8 @@
 #include "backends/cuda/tactic_timer.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include <algorithm>
 #include <filesystem>
 #include <optional>
@@ -121,6 +124,15 @@ Status TacticTimer::make_buffers(const Node& node, NodeBuffers& io) {
   return Status::Ok();
 }
 
+// KILN_TACTIC_LOG=1: every tactic timed (or failing) at build goes to stderr, trtexec --verbose style.
+static bool log_tactics() {
+  static const bool on = [] {
+    const char* v = std::getenv("KILN_TACTIC_LOG");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+
 Expected<std::string> TacticTimer::fastest(const Node& node, const CudaLayerFactory& factory,
                                            const std::string& precision, const std::vector<std::string>& tactics) {
   KILN_ASSIGN_OR_RETURN(PlanTarget target, current_target());
@@ -143,10 +155,13 @@ Expected<std::string> TacticTimer::fastest(const Node& node, const CudaLayerFact
       }
       auto timed = time_one(node, factory, LayerChoice{t, precision}, *io, best.empty() ? 0 : best_ms);
       if (!timed.ok()) {
+        if (log_tactics()) std::fprintf(stderr, "[tactic] %s  %s: failed: %s\n", node.name.c_str(), t.c_str(),
+                                        timed.status().message().c_str());
         if (first_error.ok()) first_error = timed.status();
         continue;
       }
       ms = *timed;
+      if (log_tactics()) std::fprintf(stderr, "[tactic] %s  %s: %.4f ms\n", node.name.c_str(), t.c_str(), ms);
       known[t] = ms;
       dirty_ = true;
     }

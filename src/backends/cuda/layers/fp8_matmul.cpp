@@ -1,7 +1,10 @@
 // kiln.Fp8Quantize and kiln.Fp8MatMul on CUDA. Fp8Quantize writes x / scale as float8 E4M3
 // (fp8_quantize.cu); Fp8MatMul runs one cuBLASLt FP8 GEMM of it with the E4M3 weight, per-tensor
 // scales as device scalars (A/B_SCALE_POINTER), writing float16/bfloat16/float32 with the bias
-// [+ ReLU/GELU] epilogue and the residual as C. Row-major Y[M,N] = X[M,K]·Wᵀ is computed
+// [+ ReLU/GELU] epilogue and the residual as C. With y_scale (fp8-quantize-fusion) it writes
+// float8 E4M3: cuBLASLt's D type with D_SCALE_POINTER = 1/y_scale (C and bias stay 16-bit), or,
+// with the own-kernel epilogue, a 16-bit GEMM result in the workspace that the epilogue kernel
+// turns into float8. Row-major Y[M,N] = X[M,K]·Wᵀ is computed
 // column-major as Yᵀ = W·Xᵀ: cuBLASLt's FP8 kernels need the "TN" form, A = W stored [N, K]
 // (transposed) and B = X as stored.
 //
@@ -33,10 +36,11 @@ constexpr int kCandidates = 4;
 
 struct Fp8Shape {
   int64_t m = 0, n = 0, k = 0;  // row-major: X [m, k], W [n, k], Y [m, n]
-  DType out = DType::kUndefined;
+  DType out = DType::kUndefined;  // the GEMM's float type: C, bias and (unless fp8_out) D
   bool bias = false, residual = false;
+  bool fp8_out = false;  // D is float8 E4M3, e4m3(y / sy)
   Fp8Act act = Fp8Act::kNone;
-  float sx = 1.f, sw = 1.f;
+  float sx = 1.f, sw = 1.f, sy = 1.f;
 };
 
 struct Fp8Config {
@@ -45,8 +49,10 @@ struct Fp8Config {
   bool scale_pointers = true;  // scales as A/B_SCALE_POINTER device scalars (else folded into alpha)
 };
 
-// Scale buffer layout: w_scale at 0, x_scale at 256 bytes (each scale pointer 256-byte aligned).
+// Scale buffer layout: w_scale at 0, x_scale at 256 bytes, 1/y_scale at 512 (each scale pointer
+// 256-byte aligned).
 constexpr size_t kScaleStride = 256;
+constexpr size_t kScaleBytes = 3 * kScaleStride;
 
 bool float_type(DType t) { return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16; }
 
@@ -58,10 +64,22 @@ std::optional<float> scalar_of(const Value* v) {
 }
 
 std::optional<Fp8Shape> shape_of(const Node& n) {
-  if (n.num_inputs() < 4 || !n.has_input(0) || !n.has_input(2) || !n.has_output(0)) return std::nullopt;
+  if (n.num_inputs() < 4 || !n.has_input(0) || !n.has_input(1) || !n.has_input(2) || !n.has_output(0))
+    return std::nullopt;
   const Value *x = n.inputs[0], *w = n.inputs[2];
   Fp8Shape s;
-  s.out = n.outputs[0]->type.dtype;
+  s.out = n.inputs[1]->type.dtype;
+  if (n.has_input(6)) {
+    auto sy = scalar_of(n.inputs[6]);
+    // cuBLASLt's float8 D needs a 16-bit C/bias type.
+    if (!sy || (s.out != DType::kFloat16 && s.out != DType::kBFloat16) ||
+        n.outputs[0]->type.dtype != DType::kFloat8E4M3FN)
+      return std::nullopt;
+    s.fp8_out = true;
+    s.sy = *sy;
+  } else if (n.outputs[0]->type.dtype != s.out) {
+    return std::nullopt;
+  }
   if (x->type.dtype != DType::kFloat8E4M3FN || !float_type(s.out)) return std::nullopt;
   if (!w->constant || w->constant->dtype() != DType::kFloat8E4M3FN || w->constant->rank() != 2) return std::nullopt;
   auto sx = scalar_of(n.inputs[1]), sw = scalar_of(n.inputs[3]);
@@ -94,6 +112,10 @@ std::optional<Fp8Shape> shape_of(const Node& n) {
 }
 
 bool has_epilogue(const Fp8Shape& s) { return s.bias || s.act != Fp8Act::kNone; }
+// Whether the own kernel runs after the GEMM: the epilogue, or the float8 conversion, not in cuBLASLt.
+bool own_kernel(const Fp8Shape& s, const Fp8Config& cfg) { return !cfg.lt_epilogue && (has_epilogue(s) || s.fp8_out); }
+// cuBLASLt writes float8 D itself (else the own kernel converts a 16-bit GEMM result).
+bool lt_fp8_d(const Fp8Shape& s, const Fp8Config& cfg) { return s.fp8_out && cfg.lt_epilogue; }
 
 cudaDataType_t cuda_type(DType t) {
   return t == DType::kFloat16 ? CUDA_R_16F : t == DType::kBFloat16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -119,6 +141,12 @@ Status make_descriptors(const Fp8Shape& s, const Fp8Config& cfg, const void* sca
     KILN_CUDA_CHECK(
         cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)));
   }
+  if (lt_fp8_d(s, cfg)) {
+    if (!scales) return internal_error("FP8 output without a D scale");
+    const void* d_scale = static_cast<const char*>(scales) + 2 * kScaleStride;  // 1/y_scale
+    KILN_CUDA_CHECK(
+        cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, &d_scale, sizeof(d_scale)));
+  }
   cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
   if (cfg.lt_epilogue && has_epilogue(s)) {
     const bool gelu = s.act == Fp8Act::kGeluErf || s.act == Fp8Act::kGeluTanh;
@@ -140,6 +168,9 @@ Status make_descriptors(const Fp8Shape& s, const Fp8Config& cfg, const void* sca
                                              static_cast<uint64_t>(s.m), s.k));
   KILN_CUDA_CHECK(cublasLtMatrixLayoutCreate(&d.c, cuda_type(s.out), static_cast<uint64_t>(s.n),
                                              static_cast<uint64_t>(s.m), s.n));
+  if (lt_fp8_d(s, cfg))
+    KILN_CUDA_CHECK(cublasLtMatrixLayoutCreate(&d.d, CUDA_R_8F_E4M3, static_cast<uint64_t>(s.n),
+                                               static_cast<uint64_t>(s.m), s.n));
   return Status::Ok();
 }
 
@@ -157,7 +188,7 @@ Expected<std::vector<cublasLtMatmulHeuristicResult_t>> heuristics(const Descript
   std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
   int found = 0;
   if (st == CUBLAS_STATUS_SUCCESS)
-    st = cublasLtMatmulAlgoGetHeuristic(h, d.op, d.a, d.b, d.c, d.c, pref, count, results.data(), &found);
+    st = cublasLtMatmulAlgoGetHeuristic(h, d.op, d.a, d.b, d.c, d.d ? d.d : d.c, pref, count, results.data(), &found);
   cublasLtMatmulPreferenceDestroy(pref);
   KILN_RETURN_IF_ERROR(check(st, "cublasLtMatmulAlgoGetHeuristic (FP8)"));
   if (found == 0) return unsupported("cuBLASLt has no FP8 algorithm for this product");
@@ -196,7 +227,7 @@ std::vector<Fp8Config> configs(const Fp8Shape& s) {
   std::vector<Fp8Config> out;
   for (bool pointers : {true, false})
     for (bool lt_epi : {true, false}) {
-      if (!lt_epi && !has_epilogue(s)) continue;
+      if (!lt_epi && !has_epilogue(s) && !s.fp8_out) continue;
       for (bool fast : {false, true})
         out.push_back(Fp8Config{.lt_epilogue = lt_epi, .fast_accum = fast, .scale_pointers = pointers});
     }
@@ -214,10 +245,11 @@ class Probe {
     KILN_ASSIGN_OR_RETURN(p->a_, DeviceBuffer::allocate(static_cast<size_t>(s.n * s.k)));
     KILN_ASSIGN_OR_RETURN(p->b_, DeviceBuffer::allocate(static_cast<size_t>(s.m * s.k)));
     KILN_ASSIGN_OR_RETURN(p->d_, DeviceBuffer::allocate(static_cast<size_t>(s.m * s.n) * esize));
+    KILN_ASSIGN_OR_RETURN(p->c_, DeviceBuffer::allocate(static_cast<size_t>(s.m * s.n) * esize));
     KILN_ASSIGN_OR_RETURN(p->bias_, DeviceBuffer::allocate(static_cast<size_t>(s.n) * esize));
-    KILN_ASSIGN_OR_RETURN(p->scales_, DeviceBuffer::allocate(2 * kScaleStride));
+    KILN_ASSIGN_OR_RETURN(p->scales_, DeviceBuffer::allocate(kScaleBytes));
     KILN_ASSIGN_OR_RETURN(p->ws_, DeviceBuffer::allocate(kMaxLtWorkspace));
-    for (const DeviceBuffer* b : {&p->a_, &p->b_, &p->d_, &p->bias_, &p->scales_})
+    for (const DeviceBuffer* b : {&p->a_, &p->b_, &p->d_, &p->c_, &p->bias_, &p->scales_})
       KILN_CUDA_CHECK(cudaMemset(b->get(), 0, b->size()));
     KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&p->stream_, cudaStreamNonBlocking));
     return p;
@@ -233,15 +265,17 @@ class Probe {
     auto h = lt_query_handle();
     if (!h.ok() || r.workspaceSize > kMaxLtWorkspace) return false;
     const float alpha = alpha_of(s, cfg), beta = s.residual ? 1.f : 0.f;
-    cublasStatus_t st = cublasLtMatmul(*h, d.op, &alpha, a_.get(), d.a, b_.get(), d.b, &beta, d_.get(), d.c, d_.get(),
-                                       d.c, &r.algo, ws_.get(), r.workspaceSize, stream_);
+    // As the layer runs it: C = D, except a residual or a float8 D (C separate: another type).
+    const void* c = s.residual || d.d ? c_.get() : d_.get();
+    cublasStatus_t st = cublasLtMatmul(*h, d.op, &alpha, a_.get(), d.a, b_.get(), d.b, &beta, c, d.c, d_.get(),
+                                       d.d ? d.d : d.c, &r.algo, ws_.get(), r.workspaceSize, stream_);
     const cudaError_t e = cudaStreamSynchronize(stream_);
     cudaGetLastError();  // a failed launch must not stick to the next check
     return st == CUBLAS_STATUS_SUCCESS && e == cudaSuccess;
   }
 
  private:
-  DeviceBuffer a_, b_, d_, bias_, scales_, ws_;
+  DeviceBuffer a_, b_, d_, c_, bias_, scales_, ws_;
   cudaStream_t stream_ = nullptr;
 };
 
@@ -277,9 +311,11 @@ class Fp8MatMulLayer : public CudaLayer {
   explicit Fp8MatMulLayer(Fp8Shape s) : s_(s) {}
 
   Status init(const Node& n, const std::string& tactic) {
-    std::vector<char> host_scales(2 * kScaleStride, 0);
+    std::vector<char> host_scales(kScaleBytes, 0);
+    const float inv_sy = 1.f / s_.sy;
     std::memcpy(host_scales.data(), &s_.sw, sizeof(float));
     std::memcpy(host_scales.data() + kScaleStride, &s_.sx, sizeof(float));
+    std::memcpy(host_scales.data() + 2 * kScaleStride, &inv_sy, sizeof(float));
     KILN_ASSIGN_OR_RETURN(scales_, DeviceBuffer::allocate(host_scales.size()));
     KILN_CUDA_CHECK(cudaMemcpy(scales_.get(), host_scales.data(), host_scales.size(), cudaMemcpyHostToDevice));
     const Tensor& w = *n.inputs[2]->constant;
@@ -293,7 +329,8 @@ class Fp8MatMulLayer : public CudaLayer {
     std::string chosen = tactic;
     cublasLtMatmulAlgo_t algo;
     Fp8Config cfg;
-    if (!from_tactic(chosen, cfg, algo) || !(cfg.lt_epilogue || has_epilogue(s_)) || !use(cfg, algo).ok()) {
+    if (!from_tactic(chosen, cfg, algo) || !(cfg.lt_epilogue || has_epilogue(s_) || s_.fp8_out) ||
+        !use(cfg, algo).ok()) {
       // No (or a stale) stored choice: the first configuration and algorithm that runs.
       auto working = working_tactics(s_, 2, 1);
       if (working.empty() || !from_tactic(working[0], cfg, algo))
@@ -304,20 +341,30 @@ class Fp8MatMulLayer : public CudaLayer {
     return Status::Ok();
   }
 
-  size_t workspace_bytes() const override { return lt_workspace_; }
+  // cuBLASLt's workspace, then (float8 output) a 16-bit staging area: the own kernel's input, or
+  // cuBLASLt's C when D is float8 and there is no residual (C must not alias a D of another type;
+  // with beta 0 it is not read).
+  size_t workspace_bytes() const override { return lt_ws_aligned() + staging_bytes(); }
 
   Status enqueue(const LaunchArgs& a) const override {
-    if (a.workspace_bytes < lt_workspace_) return internal_error("Fp8MatMul workspace too small");
+    if (a.workspace_bytes < workspace_bytes()) return internal_error("Fp8MatMul workspace too small");
     const void* xq = a.inputs[0].data;
-    void* D = a.outputs[0].data;
-    const void* C = s_.residual ? a.inputs[5].data : D;
+    void* out = a.outputs[0].data;
+    void* staging = staging_bytes() ? static_cast<char*>(a.workspace) + lt_ws_aligned() : nullptr;
+    // D: the output, or (float8 through the own kernel) the staging area the kernel converts.
+    void* D = s_.fp8_out && !lt_fp8_d(s_, cfg_) ? staging : out;
+    const void* C = s_.residual ? a.inputs[5].data : lt_fp8_d(s_, cfg_) ? staging : D;
     const float alpha = alpha_of(s_, cfg_), beta = s_.residual ? 1.f : 0.f;
     KILN_CUDA_CHECK(cublasLtMatmul(a.handles.cublaslt, d_->op, &alpha, weight_.get(), d_->a, xq, d_->b, &beta, C,
-                                   d_->c, D, d_->c, &algo_, lt_workspace_ ? a.workspace : nullptr, lt_workspace_,
-                                   a.stream));
-    if (!cfg_.lt_epilogue && has_epilogue(s_))
-      KILN_CUDA_CHECK(kernels::bias_activation(s_.out, D, s_.bias ? bias_.get() : nullptr, s_.m, s_.n, s_.act,
-                                               a.stream));
+                                   d_->c, D, d_->d ? d_->d : d_->c, &algo_, lt_workspace_ ? a.workspace : nullptr,
+                                   lt_workspace_, a.stream));
+    if (own_kernel(s_, cfg_)) {
+      const void* bias = s_.bias ? bias_.get() : nullptr;
+      if (s_.fp8_out)
+        KILN_CUDA_CHECK(kernels::bias_activation_e4m3(s_.out, D, bias, out, s_.m, s_.n, s_.act, 1.f / s_.sy, a.stream));
+      else
+        KILN_CUDA_CHECK(kernels::bias_activation(s_.out, D, bias, s_.m, s_.n, s_.act, a.stream));
+    }
     return Status::Ok();
   }
 
@@ -328,13 +375,19 @@ class Fp8MatMulLayer : public CudaLayer {
     auto d = std::make_unique<Descriptors>();
     KILN_RETURN_IF_ERROR(describe(s_, cfg, scales_.get(), bias_.get(), *d));
     cublasLtMatmulHeuristicResult_t r{};
-    KILN_CUDA_CHECK(cublasLtMatmulAlgoCheck(h, d->op, d->a, d->b, d->c, d->c, &algo, &r));
+    KILN_CUDA_CHECK(cublasLtMatmulAlgoCheck(h, d->op, d->a, d->b, d->c, d->d ? d->d : d->c, &algo, &r));
     if (r.workspaceSize > kMaxLtWorkspace) return unsupported("FP8 algorithm needs too much workspace");
     cfg_ = cfg;
     d_ = std::move(d);
     algo_ = algo;
     lt_workspace_ = r.workspaceSize;
     return Status::Ok();
+  }
+
+  size_t lt_ws_aligned() const { return (lt_workspace_ + 255) / 256 * 256; }
+  size_t staging_bytes() const {
+    const bool needed = s_.fp8_out && (!cfg_.lt_epilogue || !s_.residual);
+    return needed ? static_cast<size_t>(s_.m * s_.n) * dtype_size(s_.out) : 0;
   }
 
   Fp8Shape s_;

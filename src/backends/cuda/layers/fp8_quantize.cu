@@ -39,6 +39,13 @@ __global__ void quantize_vec8(const Pack8<T>* __restrict__ x, uint2* __restrict_
   }
 }
 
+__device__ __forceinline__ float activate(float v, int act) {
+  if (act == 1) v = fmaxf(v, 0.f);
+  else if (act == 2) v = 0.5f * v * (1.f + erff(v * 0.7071067811865476f));
+  else if (act == 3) v = 0.5f * v * (1.f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+  return v;
+}
+
 template <typename T>
 __global__ void bias_act(T* __restrict__ y, const T* __restrict__ bias, int64_t rows, int64_t cols, int act) {
   const int64_t n = rows * cols;
@@ -46,10 +53,21 @@ __global__ void bias_act(T* __restrict__ y, const T* __restrict__ bias, int64_t 
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float v = to_f(y[i]);
     if (bias) v += to_f(bias[i % cols]);
-    if (act == 1) v = fmaxf(v, 0.f);
-    else if (act == 2) v = 0.5f * v * (1.f + erff(v * 0.7071067811865476f));
-    else if (act == 3) v = 0.5f * v * (1.f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-    y[i] = from_f<T>(v);
+    y[i] = from_f<T>(activate(v, act));
+  }
+}
+
+// As bias_act, then the 16-bit rounding the unfused graph had, then e4m3.
+template <typename T>
+__global__ void bias_act_e4m3(const T* __restrict__ y, const T* __restrict__ bias, __nv_fp8_storage_t* __restrict__ q,
+                              int64_t rows, int64_t cols, int act, float inv_scale) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v = to_f(y[i]);
+    if (bias) v += to_f(bias[i % cols]);
+    v = to_f(from_f<T>(activate(v, act)));
+    q[i] = __nv_cvt_float_to_fp8(v * inv_scale, __NV_SATFINITE, __NV_E4M3);
   }
 }
 
@@ -79,6 +97,19 @@ cudaError_t bias_activation(DType t, void* y, const void* bias, int64_t rows, in
     using T = decltype(tag);
     bias_act<T><<<grid_for(rows * cols), 256, 0, stream>>>(static_cast<T*>(y), static_cast<const T*>(bias), rows,
                                                            cols, static_cast<int>(act));
+  });
+  if (!ok) return cudaErrorInvalidValue;
+  return cudaGetLastError();
+}
+
+cudaError_t bias_activation_e4m3(DType t, const void* y, const void* bias, void* q, int64_t rows, int64_t cols,
+                                 Fp8Act act, float inv_scale, cudaStream_t stream) {
+  if (rows * cols <= 0) return cudaSuccess;
+  const bool ok = dispatch_gpu_float(t, [&](auto tag) {
+    using T = decltype(tag);
+    bias_act_e4m3<T><<<grid_for(rows * cols), 256, 0, stream>>>(static_cast<const T*>(y), static_cast<const T*>(bias),
+                                                                static_cast<__nv_fp8_storage_t*>(q), rows, cols,
+                                                                static_cast<int>(act), inv_scale);
   });
   if (!ok) return cudaErrorInvalidValue;
   return cudaGetLastError();

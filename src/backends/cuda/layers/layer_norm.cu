@@ -1,6 +1,9 @@
 // LayerNormalization over rows of `cols` contiguous values: a warp per row (cols <= 1024) or a
 // block per row. Two passes in float (mean, then the mean squared deviation: no cancellation
-// for large means), then one pass writing y; the row is re-read from L1/L2, not DRAM.
+// for large means), then one pass writing y; the row is re-read from L1/L2, not DRAM. The
+// register-resident kernel can also write y's float8 E4M3 copy (kiln.Fp8LayerNorm).
+#include <cuda_fp8.h>
+
 #include "backends/cuda/layers/norm_kernels.hpp"
 #include "backends/cuda/layers/row_reduce.cuh"
 
@@ -53,11 +56,13 @@ __device__ __forceinline__ void load_floats(const T* p, float (&out)[V]) {
 
 // Rows of cols <= 1024 (transformer hidden sizes): a warp per row holding the row in registers,
 // so x is read from memory once; 16-byte accesses when cols divides into V-element vectors and
-// every pointer is aligned. The same two-pass float math as layer_norm_rows.
+// every pointer is aligned. The same two-pass float math as layer_norm_rows. yq (nullable): also
+// e4m3(y * q_inv) of the rounded y, V bytes per access.
 template <int V, int NV, typename T>
 __global__ void __launch_bounds__(256)
     layer_norm_warp_regs(const T* __restrict__ x, const T* __restrict__ scale, const T* __restrict__ bias,
-                         T* __restrict__ y, float* mean_out, float* inv_out, int64_t rows, int cols, float eps) {
+                         T* __restrict__ y, uint8_t* __restrict__ yq, float q_inv, float* mean_out, float* inv_out,
+                         int64_t rows, int cols, float eps) {
   const int lane = threadIdx.x % 32;
   const int64_t warps = blockDim.x / 32;
   const float n = static_cast<float>(cols);
@@ -106,6 +111,12 @@ __global__ void __launch_bounds__(256)
       for (int k = 0; k < V; ++k) r.v[k] = store_c<T>((v[j][k] - mean) * inv * g[k] + (bias ? b[k] : 0.f));
       if constexpr (V > 1) *reinterpret_cast<Vec<T, V>*>(yr + at) = r;
       else yr[at] = r.v[0];
+      if (yq) {
+        Vec<uint8_t, V> q;
+#pragma unroll
+        for (int k = 0; k < V; ++k) q.v[k] = __nv_cvt_float_to_fp8(load_c(r.v[k]) * q_inv, __NV_SATFINITE, __NV_E4M3);
+        *reinterpret_cast<Vec<uint8_t, V>*>(yq + row * cols + at) = q;
+      }
     }
     if (lane == 0) {
       if (mean_out) mean_out[row] = mean;
@@ -116,17 +127,20 @@ __global__ void __launch_bounds__(256)
 
 // The smallest NV that covers cols; instantiated up to 1024 values per row.
 template <int V, int NV, typename T>
-cudaError_t launch_warp_regs(const T* x, const T* scale, const T* bias, T* y, float* mean, float* inv, int64_t rows,
-                             int cols, float eps, cudaStream_t s) {
+cudaError_t launch_warp_regs(const T* x, const T* scale, const T* bias, T* y, uint8_t* yq, float q_inv, float* mean,
+                             float* inv, int64_t rows, int cols, float eps, cudaStream_t s) {
   if constexpr (32 * V * NV < 1024)
-    if (cols > 32 * V * NV) return launch_warp_regs<V, NV * 2, T>(x, scale, bias, y, mean, inv, rows, cols, eps, s);
-  layer_norm_warp_regs<V, NV><<<row_grid(rows, 32, 256), 256, 0, s>>>(x, scale, bias, y, mean, inv, rows, cols, eps);
+    if (cols > 32 * V * NV)
+      return launch_warp_regs<V, NV * 2, T>(x, scale, bias, y, yq, q_inv, mean, inv, rows, cols, eps, s);
+  layer_norm_warp_regs<V, NV>
+      <<<row_grid(rows, 32, 256), 256, 0, s>>>(x, scale, bias, y, yq, q_inv, mean, inv, rows, cols, eps);
   return cudaGetLastError();
 }
 
+// yq (nullable, cols <= 1024 only): the float8 copy, e4m3(y * q_inv).
 template <typename T>
-cudaError_t launch(const void* x, const void* scale, const void* bias, void* y, float* mean, float* inv,
-                   int64_t rows, int64_t cols, float eps, cudaStream_t s) {
+cudaError_t launch(const void* x, const void* scale, const void* bias, void* y, uint8_t* yq, float q_inv, float* mean,
+                   float* inv, int64_t rows, int64_t cols, float eps, cudaStream_t s) {
   const auto* px = static_cast<const T*>(x);
   const auto* ps = static_cast<const T*>(scale);
   const auto* pb = static_cast<const T*>(bias);
@@ -134,10 +148,12 @@ cudaError_t launch(const void* x, const void* scale, const void* bias, void* y, 
   if (cols <= 1024) {
     constexpr int V = static_cast<int>(16 / sizeof(T));
     const int c = static_cast<int>(cols);
-    if (cols % V == 0 && aligned(x, 16) && aligned(y, 16) && aligned(scale, 16) && (!bias || aligned(bias, 16)))
-      return launch_warp_regs<V, 1, T>(px, ps, pb, py, mean, inv, rows, c, eps, s);
-    return launch_warp_regs<1, 1, T>(px, ps, pb, py, mean, inv, rows, c, eps, s);
+    if (cols % V == 0 && aligned(x, 16) && aligned(y, 16) && aligned(scale, 16) && (!bias || aligned(bias, 16)) &&
+        (!yq || aligned(yq, V)))
+      return launch_warp_regs<V, 1, T>(px, ps, pb, py, yq, q_inv, mean, inv, rows, c, eps, s);
+    return launch_warp_regs<1, 1, T>(px, ps, pb, py, yq, q_inv, mean, inv, rows, c, eps, s);
   }
+  if (yq) return cudaErrorNotSupported;
   if (cols <= 1024)
     layer_norm_rows<32><<<row_grid(rows, 32, 256), 256, 0, s>>>(px, ps, pb, py, mean, inv, rows, cols, eps);
   else if (cols <= 8192)
@@ -160,7 +176,22 @@ cudaError_t launch_layer_norm(DType t, const void* x, const void* scale, const v
   if (rows <= 0 || cols <= 0) return cudaSuccess;
   cudaError_t err = cudaSuccess;
   ew::dispatch<ew::kFloats>(t, [&](auto tag) {
-    err = ew::launch<typename decltype(tag)::type>(x, scale, bias, y, mean, inv_std, rows, cols, eps, stream);
+    err = ew::launch<typename decltype(tag)::type>(x, scale, bias, y, nullptr, 1.f, mean, inv_std, rows, cols, eps,
+                                                   stream);
+  });
+  return err;
+}
+
+bool layer_norm_e4m3_supported(DType t, int64_t cols) { return layer_norm_supported(t) && cols <= 1024; }
+
+cudaError_t launch_layer_norm_e4m3(DType t, const void* x, const void* scale, const void* bias, void* y, void* yq,
+                                   float q_inv_scale, int64_t rows, int64_t cols, float eps, cudaStream_t stream) {
+  if (!layer_norm_e4m3_supported(t, cols) || !yq) return cudaErrorNotSupported;
+  if (rows <= 0 || cols <= 0) return cudaSuccess;
+  cudaError_t err = cudaSuccess;
+  ew::dispatch<ew::kFloats>(t, [&](auto tag) {
+    err = ew::launch<typename decltype(tag)::type>(x, scale, bias, y, static_cast<uint8_t*>(yq), q_inv_scale, nullptr,
+                                                   nullptr, rows, cols, eps, stream);
   });
   return err;
 }

@@ -35,6 +35,11 @@ cudaError_t launch_masked_softmax(DType t, const void* x, const void* mask, cons
 bool layer_norm_supported(DType t);
 cudaError_t launch_layer_norm(DType t, const void* x, const void* scale, const void* bias, void* y, float* mean,
                               float* inv_std, int64_t rows, int64_t cols, float eps, cudaStream_t stream);
+// The same, also writing yq = e4m3(y * q_inv_scale) of the rounded y (rows * cols bytes,
+// saturating) in the same pass: kiln.Fp8LayerNorm. Rows of at most 1024 values.
+bool layer_norm_e4m3_supported(DType t, int64_t cols);
+cudaError_t launch_layer_norm_e4m3(DType t, const void* x, const void* scale, const void* bias, void* y, void* yq,
+                                   float q_inv_scale, int64_t rows, int64_t cols, float eps, cudaStream_t stream);
 
 enum class ReduceKind : int { kSum, kMean, kMax, kMin };
 

@@ -1,11 +1,17 @@
 // The direct small-input-channel convolution (small_channel_conv.hpp): one thread per output pixel
 // and 16 bytes of output channels; the weights sit in shared memory as [tap][M] so that the
 // threads of a pixel read consecutive channels.
+#include <algorithm>
+
 #include "backends/cuda/layers/device_types.cuh"
 #include "backends/cuda/layers/small_channel_conv_kernels.hpp"
 
 namespace kiln::cuda::kernels {
 namespace {
+
+// Capped grids: each thread (register variant) or block (shared-memory variant) stages the weights
+// once and then walks many pixels; one pixel per thread would reload them 2M times for a 512x512 stem.
+constexpr unsigned kMaxBlocks = 1024;
 
 template <typename T, int V>
 struct alignas(sizeof(T) * V) Pack {
@@ -101,11 +107,12 @@ __global__ void small_channel_conv_reg_kernel(const T* __restrict__ x, const T* 
     float acc[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) acc[v] = bias[v];
+    // Fully unrolled with predication (no early exit), so that wr stays in registers.
 #pragma unroll
     for (int k = 0; k < kRegTaps; ++k) {
-      if (k >= K) break;
       const int h = h0 + taps.i[k] * p.dh, wc = w0 + taps.j[k] * p.dw;
-      const float xv = (h >= 0 && h < p.h && wc >= 0 && wc < p.w) ? to_f(xn[(static_cast<int64_t>(h) * p.w + wc) * p.c + taps.c[k]]) : 0.f;
+      const bool in = k < K && h >= 0 && h < p.h && wc >= 0 && wc < p.w;
+      const float xv = in ? to_f(xn[(static_cast<int64_t>(h) * p.w + wc) * p.c + taps.c[k]]) : 0.f;
 #pragma unroll
       for (int v = 0; v < V; ++v) acc[v] = fmaf(xv, wr[k][v], acc[v]);
     }
@@ -144,15 +151,15 @@ cudaError_t launch(const void* x, const void* w, const void* b, const void* z, v
       taps.j[k] = static_cast<int8_t>((k / p.c) % p.kw);
       taps.i[k] = static_cast<int8_t>(k / (p.c * p.kw));
     }
-    small_channel_conv_reg_kernel<T, V, uint32_t><<<grid_for(total), 256, 0, stream>>>(
+    small_channel_conv_reg_kernel<T, V, uint32_t><<<std::min(grid_for(total), kMaxBlocks), 256, 0, stream>>>(
         xs, wt, bs, zs, ys, static_cast<uint32_t>(pixels), p, taps, groups);
     return cudaGetLastError();
   }
   if (total <= INT32_MAX)
     small_channel_conv_kernel<T, V, uint32_t>
-        <<<grid_for(total), 256, smem, stream>>>(xs, wt, bs, zs, ys, static_cast<uint32_t>(total), p);
+        <<<std::min(grid_for(total), kMaxBlocks), 256, smem, stream>>>(xs, wt, bs, zs, ys, static_cast<uint32_t>(total), p);
   else
-    small_channel_conv_kernel<T, V, int64_t><<<grid_for(total), 256, smem, stream>>>(xs, wt, bs, zs, ys, total, p);
+    small_channel_conv_kernel<T, V, int64_t><<<std::min(grid_for(total), kMaxBlocks), 256, smem, stream>>>(xs, wt, bs, zs, ys, total, p);
   return cudaGetLastError();
 }
 
