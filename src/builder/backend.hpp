@@ -26,8 +26,9 @@ class Backend {
   // Whether a plan's top-level values need static shapes (GPU memory is planned ahead).
   virtual bool needs_static_shapes() const = 0;
   // Picks each top-level node's tactic and precision (timing alternatives where there are any).
-  virtual Status choose_layers(const Graph& graph, const BuildOptions& options,
-                               std::vector<LayerChoice>& layers) const = 0;
+  // It may annotate nodes with what it compiled for them (the CUDA backend's generated kernels go
+  // into the node's attributes, hence into the plan).
+  virtual Status choose_layers(Graph& graph, const BuildOptions& options, std::vector<LayerChoice>& layers) const = 0;
   virtual Expected<std::unique_ptr<EngineImpl>> create_engine(const Plan& plan) const = 0;
   // Static-shape backends that run data-dependent ops (NonZero, ...) by synchronizing after them
   // (docs/dynamic-shapes.md): the node's largest output dims; otherwise an error saying why not.

@@ -189,7 +189,7 @@ class StaticTestBackend : public Backend {
     return find_backend("cpu")->supports(n);
   }
   bool needs_static_shapes() const override { return true; }
-  Status choose_layers(const Graph& g, const BuildOptions&, std::vector<LayerChoice>& layers) const override {
+  Status choose_layers(Graph& g, const BuildOptions&, std::vector<LayerChoice>& layers) const override {
     layers.clear();
     for (const auto& n : g.nodes()) layers.push_back({"at:" + n->outputs[0]->type.shape.to_string(), "fp32"});
     return Status::Ok();

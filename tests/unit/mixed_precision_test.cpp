@@ -130,7 +130,7 @@ class NoFp16Relu : public Backend {
     return !(n.op_type == "Relu" && n.outputs[0]->type.dtype == DType::kFloat16);
   }
   bool needs_static_shapes() const override { return false; }
-  Status choose_layers(const Graph&, const BuildOptions&, std::vector<LayerChoice>&) const override {
+  Status choose_layers(Graph&, const BuildOptions&, std::vector<LayerChoice>&) const override {
     return Status::Ok();
   }
   Expected<std::unique_ptr<EngineImpl>> create_engine(const Plan&) const override {

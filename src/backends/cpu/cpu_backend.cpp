@@ -69,7 +69,7 @@ class CpuBackend : public Backend {
     return reg.schema(n.domain, n.op_type) && reg.cpu_kernel(n.domain, n.op_type);
   }
   bool needs_static_shapes() const override { return false; }
-  Status choose_layers(const Graph& g, const BuildOptions&, std::vector<LayerChoice>& layers) const override {
+  Status choose_layers(Graph& g, const BuildOptions&, std::vector<LayerChoice>& layers) const override {
     layers.clear();
     for (const auto& n : g.nodes()) layers.push_back(LayerChoice{"", layer_precision(*n, /*tf32=*/false)});
     return Status::Ok();

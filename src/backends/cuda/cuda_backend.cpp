@@ -44,14 +44,14 @@ class CudaBackend : public Backend {
   }
   bool needs_static_shapes() const override { return true; }
 
-  Status choose_layers(const Graph& g, const BuildOptions& options, std::vector<LayerChoice>& layers) const override {
+  Status choose_layers(Graph& g, const BuildOptions& options, std::vector<LayerChoice>& layers) const override {
     TacticTimer timer(options.timing_cache);
     KILN_RETURN_IF_ERROR(timer.load());
     layers.clear();
     size_t timed = 0;
     for (const auto& n : g.nodes()) {
       // Generated kernels are compiled now, into the node (so into the plan).
-      if (Status st = prepare_fused_elementwise(const_cast<Node&>(*n), options); !st.ok())
+      if (Status st = prepare_fused_elementwise(*n, options); !st.ok())
         return st.add_context(n->describe());
       LayerChoice choice;
       choice.precision = layer_precision(*n, options.tf32);

@@ -63,17 +63,8 @@ std::optional<Geometry> geometry(const Node& n) {
   return g;
 }
 
-Expected<cudaDataType_t> lt_type(DType t) {
-  switch (t) {
-    case DType::kFloat32: return CUDA_R_32F;
-    case DType::kFloat16: return CUDA_R_16F;
-    case DType::kBFloat16: return CUDA_R_16BF;
-    default: return unsupported("cuBLASLt does not take {}", dtype_name(t));
-  }
-}
-
 Status make_descriptors(const Geometry& g, bool tf32, bool bias, bool flat, LtDescriptors& d) {
-  KILN_ASSIGN_OR_RETURN(cudaDataType_t t, lt_type(g.dtype));
+  KILN_ASSIGN_OR_RETURN(cudaDataType_t t, lt_float_type(g.dtype));
   const cublasComputeType_t compute = g.dtype == DType::kFloat32 && tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   KILN_CUDA_CHECK(cublasLtMatmulDescCreate(&d.op, compute, CUDA_R_32F));
   if (bias) {

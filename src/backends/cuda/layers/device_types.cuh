@@ -27,6 +27,12 @@ template <> __device__ __forceinline__ uint8_t from_f<uint8_t>(float v) {
   return static_cast<uint8_t>(fminf(fmaxf(v, 0.f), 255.f));
 }
 
+// V elements of T as one aligned unit: 16-byte vector loads and stores of channel runs (NHWC kernels).
+template <typename T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
 // Blocks for a grid-stride loop over n items (capped: the loop covers the rest).
 inline unsigned grid_for(int64_t n, int threads = 256) {
   int64_t b = (n + threads - 1) / threads;

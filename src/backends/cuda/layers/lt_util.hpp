@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_check.hpp"
+#include "ir/dtype.hpp"
 
 namespace kiln::cuda {
 
@@ -39,6 +40,16 @@ inline Expected<cublasLtHandle_t> lt_query_handle() {
   std::call_once(once, [] { status = cublasLtCreate(&handle); });
   KILN_RETURN_IF_ERROR(check(status, "cublasLtCreate"));
   return handle;
+}
+
+// cuBLASLt's type for a float32/float16/bfloat16 tensor.
+inline Expected<cudaDataType_t> lt_float_type(DType t) {
+  switch (t) {
+    case DType::kFloat32: return CUDA_R_32F;
+    case DType::kFloat16: return CUDA_R_16F;
+    case DType::kBFloat16: return CUDA_R_16BF;
+    default: return unsupported("cuBLASLt matmul does not take {}", dtype_name(t));
+  }
 }
 
 // A column-major matrix layout, strided-batched when batch > 1 (stride 0 repeats one matrix).

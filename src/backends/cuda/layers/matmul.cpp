@@ -1,8 +1,6 @@
 // MatMul and Gemm through cuBLASLt. Row-major products are computed as the column-major
 // transposed product (Cᵀ = Bᵀ·Aᵀ), which needs no data movement. Each algorithm cuBLASLt's
 // heuristic offers is a tactic; the chosen one is stored in the plan as the algorithm's bytes.
-#include <cstring>
-#include <mutex>
 
 #include "backends/cuda/layers/lt_util.hpp"
 #include "backends/cuda/cuda_layer.hpp"
@@ -27,15 +25,6 @@ struct GemmShape {
   bool gelu = false;     // GELU (tanh approximation) after the bias (epilogue)
   int a_input = 0, b_input = 1;  // which node inputs are the column-major A and B
 };
-
-Expected<cudaDataType_t> cuda_type(DType t) {
-  switch (t) {
-    case DType::kFloat32: return CUDA_R_32F;
-    case DType::kFloat16: return CUDA_R_16F;
-    case DType::kBFloat16: return CUDA_R_16BF;
-    default: return unsupported("cuBLASLt matmul does not take {}", dtype_name(t));
-  }
-}
 
 bool float_type(DType t) { return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16; }
 
@@ -152,20 +141,8 @@ std::optional<GemmShape> shape_for(const Node& n) {
 
 using Descriptors = LtDescriptors;  // shared by tactic enumeration and the layer
 
-Status make_layout(cublasLtMatrixLayout_t* l, cudaDataType_t t, int64_t rows, int64_t cols, int64_t ld,
-                   int64_t batch, int64_t stride) {
-  KILN_CUDA_CHECK(cublasLtMatrixLayoutCreate(l, t, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
-  if (batch > 1) {
-    int32_t count = static_cast<int32_t>(batch);
-    KILN_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
-    KILN_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
-                                                     sizeof(stride)));
-  }
-  return Status::Ok();
-}
-
 Status make_descriptors(const GemmShape& s, DType dtype, bool tf32, Descriptors& d) {
-  KILN_ASSIGN_OR_RETURN(cudaDataType_t t, cuda_type(dtype));
+  KILN_ASSIGN_OR_RETURN(cudaDataType_t t, lt_float_type(dtype));
   cublasComputeType_t compute =
       dtype == DType::kFloat32 && tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   KILN_CUDA_CHECK(cublasLtMatmulDescCreate(&d.op, compute, CUDA_R_32F));
@@ -180,44 +157,20 @@ Status make_descriptors(const GemmShape& s, DType dtype, bool tf32, Descriptors&
   }
   int64_t a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
   int64_t b_rows = s.trans_b ? s.n : s.k, b_cols = s.trans_b ? s.k : s.n;
-  KILN_RETURN_IF_ERROR(make_layout(&d.a, t, a_rows, a_cols, s.lda, s.batch, s.stride_a));
-  KILN_RETURN_IF_ERROR(make_layout(&d.b, t, b_rows, b_cols, s.ldb, s.batch, s.stride_b));
-  KILN_RETURN_IF_ERROR(make_layout(&d.c, t, s.m, s.n, s.ldd, s.batch, s.stride_d));
+  KILN_RETURN_IF_ERROR(lt_layout(&d.a, t, a_rows, a_cols, s.lda, s.batch, s.stride_a));
+  KILN_RETURN_IF_ERROR(lt_layout(&d.b, t, b_rows, b_cols, s.ldb, s.batch, s.stride_b));
+  KILN_RETURN_IF_ERROR(lt_layout(&d.c, t, s.m, s.n, s.ldd, s.batch, s.stride_d));
   return Status::Ok();
 }
 
 
 Expected<std::vector<cublasLtMatmulHeuristicResult_t>> heuristics(const Descriptors& d) {
-  KILN_ASSIGN_OR_RETURN(cublasLtHandle_t h, lt_query_handle());
-  cublasLtMatmulPreference_t pref = nullptr;
-  KILN_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  size_t ws = kMaxWorkspace;
-  cublasStatus_t st =
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-  std::vector<cublasLtMatmulHeuristicResult_t> results(kCandidates);
-  int found = 0;
-  if (st == CUBLAS_STATUS_SUCCESS)
-    st = cublasLtMatmulAlgoGetHeuristic(h, d.op, d.a, d.b, d.c, d.c, pref, kCandidates, results.data(), &found);
-  cublasLtMatmulPreferenceDestroy(pref);
-  KILN_RETURN_IF_ERROR(check(st, "cublasLtMatmulAlgoGetHeuristic"));
-  if (found == 0) return unsupported("cuBLASLt has no algorithm for this product");
-  results.resize(static_cast<size_t>(found));
-  return results;
+  return lt_heuristics(d, kMaxWorkspace, kCandidates);
 }
 
-std::string algo_to_tactic(const cublasLtMatmulAlgo_t& algo) {
-  std::string hex;
-  const auto* p = reinterpret_cast<const unsigned char*>(&algo);
-  for (size_t i = 0; i < sizeof(algo); ++i) hex += fmt::format("{:02x}", p[i]);
-  return "lt:" + hex;
-}
+std::string algo_to_tactic(const cublasLtMatmulAlgo_t& algo) { return lt_algo_tactic("lt:", algo); }
 
-bool tactic_to_algo(const std::string& tactic, cublasLtMatmulAlgo_t& algo) {
-  if (tactic.size() != 3 + 2 * sizeof(algo) || tactic.rfind("lt:", 0) != 0) return false;
-  auto* p = reinterpret_cast<unsigned char*>(&algo);
-  for (size_t i = 0; i < sizeof(algo); ++i) p[i] = static_cast<unsigned char>(std::stoul(tactic.substr(3 + 2 * i, 2), nullptr, 16));
-  return true;
-}
+bool tactic_to_algo(const std::string& tactic, cublasLtMatmulAlgo_t& algo) { return lt_tactic_algo(tactic, "lt:", algo); }
 
 class MatMulLayer : public CudaLayer {
  public:

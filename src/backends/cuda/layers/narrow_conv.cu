@@ -10,11 +10,6 @@ namespace {
 
 constexpr unsigned kMaxBlocks = 1024;
 
-template <typename T, int V>
-struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
-
 // A group of G = C / V lanes (a power of two <= 32) per pixel: lane l reads the pixel's l-th 16-byte
 // pack (a warp's loads cover 32/G whole pixels, contiguous), forms M partial dot products, and the
 // group sums them with shuffles; the group's first lane writes the pixel's M outputs.

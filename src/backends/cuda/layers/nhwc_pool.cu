@@ -9,11 +9,6 @@
 namespace kiln::cuda::kernels {
 namespace {
 
-template <typename T, int V>
-struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
-
 // total = N * OH * OW * (C / V); I is the index type (32-bit where it fits: cheaper division).
 template <typename T, int V, bool Max, typename I>
 __global__ void nhwc_pool_kernel(const T* __restrict__ x, T* __restrict__ y, I total, NhwcPoolParams p) {

@@ -13,11 +13,6 @@ namespace {
 // once and then walks many pixels; one pixel per thread would reload them 2M times for a 512x512 stem.
 constexpr unsigned kMaxBlocks = 1024;
 
-template <typename T, int V>
-struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
-
 // total = N * OH * OW * (M / V). W is (M, kh, kw, C) as the NHWC node has it.
 template <typename T, int V, typename I>
 __global__ void small_channel_conv_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
