@@ -1,8 +1,12 @@
 #include "quant/calibrate.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <system_error>
+#include <thread>
 
 #include "backends/cpu/cpu_executor.hpp"
 #include "builder/backend.hpp"
@@ -115,6 +119,39 @@ class PlanRunner {
   std::map<std::map<std::string, Dims>, Built> plans_;
 };
 
+// One batch into the histograms, spread over threads by value: each histogram is still filled
+// by one thread in batch order, so the counts are those of a serial pass.
+void add_to_histograms(std::vector<std::pair<Histogram*, const Tensor*>>& work) {
+  int64_t total = 0;
+  for (const auto& [h, t] : work) total += t->numel();
+  const size_t threads = std::min<size_t>(
+      {work.size(), std::max(1u, std::thread::hardware_concurrency()), static_cast<size_t>(total >> 20) + 1, 32});
+  auto add = [](const std::pair<Histogram*, const Tensor*>& w) {
+    w.first->add(w.second->data<float>(), w.second->numel());
+  };
+  if (threads <= 1) {
+    for (const auto& w : work) add(w);
+    return;
+  }
+  // Largest first, handed out one at a time: a few big tensors do not end up on one thread.
+  std::sort(work.begin(), work.end(),
+            [](const auto& a, const auto& b) { return a.second->numel() > b.second->numel(); });
+  std::atomic<size_t> next{0};
+  auto loop = [&] {
+    for (size_t i = next++; i < work.size(); i = next++) add(work[i]);
+  };
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < threads; ++i) {
+    try {
+      pool.emplace_back(loop);
+    } catch (const std::system_error&) {
+      break;  // no more threads: this one does the rest
+    }
+  }
+  loop();
+  for (std::thread& t : pool) t.join();
+}
+
 }  // namespace
 
 Expected<std::string> check_calibration_backend(const std::string& backend) {
@@ -164,20 +201,27 @@ Expected<RangeTable> collect_ranges(const Graph& g, const std::vector<std::map<s
     runner = [&plan](const std::map<std::string, Tensor>& b) { return plan->run(b); };
   }
   std::map<std::string, Histogram> hist;
+  for (const std::string& name : input_names) hist[name];  // every entry made before threads fill them
+  for (const auto& [name, idx] : watch) hist[name];
+  double run_s = 0, hist_s = 0;
   for (size_t b = 0; b < batches.size(); ++b) {
     if (log) log(fmt::format("calibration: batch {}/{} ({})", b + 1, batches.size(), backend));
+    auto t0 = std::chrono::steady_clock::now();
     auto outs = runner(batches[b]);
     if (!outs.ok())
       return Status(outs.status()).add_context(fmt::format("calibration batch {} ({})", b + 1, backend));
-    for (const std::string& name : input_names) {
-      const Tensor& t = batches[b].at(name);
-      hist[name].add(t.data<float>(), t.numel());
-    }
-    for (const auto& [name, idx] : watch) {
-      const Tensor& t = (*outs)[idx];
-      if (t.dtype() == DType::kFloat32) hist[name].add(t.data<float>(), t.numel());
-    }
+    auto t1 = std::chrono::steady_clock::now();
+    std::vector<std::pair<Histogram*, const Tensor*>> work;
+    for (const std::string& name : input_names) work.emplace_back(&hist.at(name), &batches[b].at(name));
+    for (const auto& [name, idx] : watch)
+      if ((*outs)[idx].dtype() == DType::kFloat32) work.emplace_back(&hist.at(name), &(*outs)[idx]);
+    add_to_histograms(work);
+    run_s += std::chrono::duration<double>(t1 - t0).count();
+    hist_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   }
+  if (log && !batches.empty())
+    log(fmt::format("calibration: {:.2f} s running the float32 model ({}), {:.2f} s in histograms", run_s, backend,
+                    hist_s));
   RangeTable table;
   table.algorithm = algo.name();
   for (const auto& [name, h] : hist) {

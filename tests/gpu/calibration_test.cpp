@@ -128,6 +128,7 @@ TEST(CudaCalibration, Int8BuildMatchesCpuCalibration) {
     o.calibration.data.batch = 8;
     o.calibration.algorithm = "minmax";
     o.calibration.backend = calib_backend;
+    o.input_shapes["x"] = {8, 8, 16, 16};  // the batches' shape (else the CUDA build fixes n = 1)
     o.timing_cache = dir + "/timing.cache";  // the second build reuses the first's timings: same tactics
     o.log = [&log](std::string_view l) { log.emplace_back(l); };
     Model m;
@@ -146,10 +147,21 @@ TEST(CudaCalibration, Int8BuildMatchesCpuCalibration) {
   EXPECT_TRUE(has(log_default, "calibration: batch 3/3 (cuda)"));  // a CUDA build calibrates on CUDA
   EXPECT_TRUE(has(log_cuda, "layers quantized"));
 
+  // The same layers, precisions and tactics. cuBLASLt algorithms are compared by kind only: on the
+  // H200 the float Gemm's "lt:" algorithm differed between two builds despite the shared timing
+  // cache (its heuristic's algorithm bytes are not stable, so it is timed again), which says
+  // nothing about calibration.
   ASSERT_EQ(cuda->layers.size(), cpu->layers.size());
+  ASSERT_EQ(cuda->graph->nodes().size(), cpu->graph->nodes().size());
   for (size_t i = 0; i < cpu->layers.size(); ++i) {
-    EXPECT_EQ(cuda->layers[i].tactic, cpu->layers[i].tactic) << cpu->graph->nodes()[i]->describe();
-    EXPECT_EQ(cuda->layers[i].precision, cpu->layers[i].precision) << cpu->graph->nodes()[i]->describe();
+    const std::string what = cpu->graph->nodes()[i]->describe();
+    EXPECT_EQ(cuda->graph->nodes()[i]->op_type, cpu->graph->nodes()[i]->op_type) << what;
+    EXPECT_EQ(cuda->layers[i].precision, cpu->layers[i].precision) << what;
+    const std::string& t = cpu->layers[i].tactic;
+    if (t.rfind("lt:", 0) == 0)
+      EXPECT_EQ(cuda->layers[i].tactic.substr(0, 3), "lt:") << what;
+    else
+      EXPECT_EQ(cuda->layers[i].tactic, t) << what;
   }
   // The scales: every float scalar constant (Q/DQ scales, folded or not) by name.
   auto scalars = [](const Graph& g) {

@@ -327,8 +327,9 @@ TEST(QdqInsertion, CalibrationBackendChoice) {
   ASSERT_TRUE(a.ok()) << a.status().message();
   ASSERT_TRUE(b.ok()) << b.status().message();
   EXPECT_EQ(a->amax, b->amax);
-  ASSERT_EQ(log.size(), 3u);
+  ASSERT_EQ(log.size(), 4u);  // three batches, then where the time went
   EXPECT_EQ(log[2], "calibration: batch 3/3 (cpu)");
+  EXPECT_NE(log[3].find("s running the float32 model (cpu), "), std::string::npos) << log[3];
   float max_x = 0;
   for (const auto& batch : data)
     for (int64_t i = 0; i < batch.at("x").numel(); ++i) max_x = std::max(max_x, std::fabs(batch.at("x").data<float>()[i]));
@@ -339,6 +340,46 @@ TEST(QdqInsertion, CalibrationBackendChoice) {
     auto r = collect_ranges(*small_net(), data, algo, {}, on_cuda);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.status().message().find("no CUDA backend"), std::string::npos) << r.status().message();
+  }
+}
+
+// Large batches: the histograms are filled on several threads (one per value at a time); the
+// ranges equal those of histograms filled here one value after another.
+TEST(QdqInsertion, ThreadedHistogramsEqualSerialOnes) {
+  auto g = std::make_shared<Graph>();
+  Value* x = g->add_value("x", {DType::kFloat32, Shape({Dim::symbolic("n"), Dim(3), Dim(128), Dim(128)})});
+  g->inputs = {x};
+  Value* r = g->add_value("r");
+  Value* ng = g->add_value("ng");
+  Value* sq = g->add_value("sq");
+  g->add_node("Relu", {x}, {r}, "relu", "", 21);
+  g->add_node("Neg", {r}, {ng}, "neg", "", 21);
+  g->add_node("Mul", {x, x}, {sq}, "square", "", 21);
+  g->outputs = {ng, sq};
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  std::vector<std::map<std::string, Tensor>> data;
+  for (int b = 0; b < 3; ++b) data.push_back({{"x", random({16, 3, 128, 128}, 70 + b, 1.0f + b)}});
+  for (const char* name : {"entropy", "percentile=99.9", "minmax"}) {
+    const auto algo = *parse_calibration_algorithm(name);
+    auto got = collect_ranges(*g, data, algo);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    std::map<std::string, Histogram> want;
+    for (const auto& batch : data) {
+      const Tensor& t = batch.at("x");
+      std::vector<float> relu(t.numel()), neg(t.numel()), square(t.numel());
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        const float v = t.data<float>()[i];
+        relu[i] = std::max(v, 0.0f);
+        neg[i] = -relu[i];
+        square[i] = v * v;
+      }
+      want["x"].add(t.data<float>(), t.numel());
+      want["r"].add(relu.data(), t.numel());
+      want["ng"].add(neg.data(), t.numel());
+      want["sq"].add(square.data(), t.numel());
+    }
+    ASSERT_EQ(got->amax.size(), 4u) << name;
+    for (const auto& [v, h] : want) EXPECT_EQ(got->amax.at(v), static_cast<float>(choose_amax(h, algo))) << name << v;
   }
 }
 
