@@ -339,7 +339,10 @@ Status run_backend_passes(Graph& g, const Backend& backend, const BuildOptions& 
   PassManager pm(pass_options(options));
   add_cuda_passes(pm);
   pm.add(make_dead_code_pass());
-  return pm.run(g);
+  KILN_RETURN_IF_ERROR(pm.run(g));
+  PassManager last(pass_options(options));
+  add_cuda_final_passes(last);
+  return last.run(g);
 }
 
 }  // namespace

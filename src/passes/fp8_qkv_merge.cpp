@@ -4,10 +4,11 @@
 // Q/K/V as column ranges of the merged output through its strided views (ops/attention.hpp), so
 // no split or copy is needed.
 //
-// cuBLASLt takes one scale per operand: the merged weight uses the largest of the weight scales,
-// and the others' float8 values are re-rounded to it (one more e4m3 rounding of those weights,
-// within the FP8 weight quantization error). Equal scales merge exactly. FP8-specific: float GEMMs
-// are left to any generic merge pass.
+// cuBLASLt takes one scale per operand, so only GEMMs with equal weight scales merge: the merge is
+// then exact (the model's own quantized values and scales, nothing re-rounded). kiln's FP8
+// calibration (insert_qdq) gives the GEMMs that read one activation one shared weight scale for
+// this reason; a QAT model with distinct Q/K/V weight scales keeps three GEMMs. FP8-specific:
+// float GEMMs are left to any generic merge pass.
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -70,10 +71,11 @@ bool mergeable(const Graph& g, const Node* mm) {
   return true;
 }
 
-// Whether two GEMMs can share one product: the same x scale, output type and leading dims, and
-// both or neither with a bias.
+// Whether two GEMMs can share one product: the same x and weight scales, output type and leading
+// dims, and both or neither with a bias.
 bool compatible(const Node* a, const Node* b) {
   return *passes::scalar_constant(a->inputs[1]) == *passes::scalar_constant(b->inputs[1]) &&
+         *passes::scalar_constant(a->inputs[3]) == *passes::scalar_constant(b->inputs[3]) &&
          a->inputs[1]->type.dtype == b->inputs[1]->type.dtype &&
          a->outputs[0]->type.dtype == b->outputs[0]->type.dtype && a->has_input(4) == b->has_input(4) &&
          a->inputs[3]->type.dtype == b->inputs[3]->type.dtype &&
@@ -112,7 +114,7 @@ class Fp8QkvMerge : public Pass {
     const Node* first = group[0];
     const int64_t k = first->inputs[2]->constant->dim(1);
     int64_t n_total = 0;
-    double s_max = 0;
+    double s_max = 0;  // the common weight scale (`compatible` made them equal)
     for (const Node* mm : group) {
       n_total += mm->inputs[2]->constant->dim(0);
       s_max = std::max(s_max, *passes::scalar_constant(mm->inputs[3]));
@@ -148,7 +150,7 @@ class Fp8QkvMerge : public Pass {
       }
       col += n;
     }
-    // The merged weight [n_total, k] at the largest scale; the bias concatenated.
+    // The merged weight [n_total, k] (one scale, equal for all: `compatible`); the bias concatenated.
     Tensor w(DType::kFloat8E4M3FN, {n_total, k});
     auto* dst = static_cast<uint8_t*>(w.raw_data());
     const bool bias = first->has_input(4);
@@ -156,14 +158,7 @@ class Fp8QkvMerge : public Pass {
     std::vector<double> b;
     for (const Node* mm : group) {
       const Tensor& wj = *mm->inputs[2]->constant;
-      const double ratio = *passes::scalar_constant(mm->inputs[3]) / s_max;
-      if (ratio == 1.0) {
-        std::memcpy(dst, wj.raw_data(), wj.nbytes());
-      } else {
-        const auto* src = wj.data<Float8E4M3FN>();
-        for (int64_t i = 0; i < wj.numel(); ++i)
-          dst[i] = Float8E4M3FN(static_cast<float>(static_cast<double>(static_cast<float>(src[i])) * ratio)).bits;
-      }
+      std::memcpy(dst, wj.raw_data(), wj.nbytes());
       dst += wj.nbytes();
       if (bias) {
         auto bj = mm->inputs[4]->constant->to_double_vector();

@@ -1,5 +1,6 @@
 // MatMul(A, constant 2-D B) -> Add(constant bias over the last dim) [-> Add(residual of the same
-// shape)] [-> Relu]  =>  kiln.FusedMatMul (ops/fused_matmul.cpp): the CUDA backend runs it as one
+// shape)] [-> Relu]  =>  kiln.FusedMatMul; Gemm(A, constant B, constant bias row) (transA 0, alpha
+// and beta 1) the same, with B transposed here when transB (ops/fused_matmul.cpp): the CUDA backend runs it as one
 // cuBLASLt GEMM with a bias (+ReLU) epilogue and the residual as C, instead of a GEMM and up to
 // three full passes over its output. MatMul -> Add(bias) -> Gelu becomes a GELU epilogue (activation
 // "GeluTanh"): exact for Gelu(approximate="tanh"); for the erf form only in float16/bfloat16, where
@@ -34,39 +35,96 @@ class MatMulBiasFusion : public Pass {
     bool changed = false;
     std::vector<Node*> matmuls;
     for (const auto& n : g.nodes())
-      if (is_op(n.get(), "MatMul")) matmuls.push_back(n.get());
-    for (Node* mm : matmuls) changed |= fuse(g, mm);
+      if (is_op(n.get(), "MatMul") || is_op(n.get(), "Gemm") || is_fused_matmul(n.get())) matmuls.push_back(n.get());
+    for (Node* mm : matmuls) changed |= is_fused_matmul(mm) ? absorb_residual(g, mm) : fuse(g, mm);
     if (changed) KILN_RETURN_IF_ERROR(g.topological_sort());
     return changed;
   }
 
  private:
-  static bool fuse(Graph& g, Node* mm) {
-    if (!mm->has_input(0) || !mm->has_input(1) || !mm->has_output(0)) return false;
-    Value *a = mm->inputs[0], *b = mm->inputs[1], *mid = mm->outputs[0];
-    const DType t = a->type.dtype;
-    if (!(t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16) || b->type.dtype != t) return false;
-    if (!b->is_constant() || b->constant->rank() != 2) return false;
-    if (!a->type.shape.has_rank() || a->type.shape.rank() < 2) return false;
-    const int64_t n = b->constant->dim(1);
-    const size_t out_rank = a->type.shape.rank();
-    Node* add = sole_reader_once(g, mid);
-    if (!is_op(add, "Add") || !add->has_output(0) || add->num_inputs() != 2) return false;
-    Value* bias = add->inputs[0] == mid ? add->inputs[1] : add->inputs[0];
-    if (!is_bias_for(bias, t, n, out_rank)) return false;
-    std::vector<Node*> fused = {mm, add};
-    Value* out = add->outputs[0];
+  static bool is_fused_matmul(const Node* n) { return n->domain == "kiln" && n->op_type == "FusedMatMul"; }
+
+  // The residual of a same-shaped Add reading `out` alone (the other operand), or nullptr.
+  static Node* residual_add(const Graph& g, Value* out, DType t, Value*& residual) {
+    Node* radd = sole_reader_once(g, out);
+    if (!is_op(radd, "Add") || !radd->has_output(0) || radd->num_inputs() != 2) return nullptr;
+    Value* other = radd->inputs[0] == out ? radd->inputs[1] : radd->inputs[0];
+    auto od = out->type.shape.to_dims(), rd = other->type.shape.to_dims();
+    // Only a residual of exactly the output's shape (no broadcasting). It cannot depend on the
+    // chain: the chain's values each have this one reader.
+    if (other->type.dtype != t || !od || !rd || *od != *rd) return nullptr;
+    residual = other;
+    return radd;
+  }
+
+  // A FusedMatMul made elsewhere (no residual, no activation) takes a following residual Add: the
+  // attention output projection once its layout Transposes are gone (mha-transpose).
+  static bool absorb_residual(Graph& g, Node* fm) {
+    if (fm->num_inputs() != 3 || !fm->has_output(0) || !fm->attrs.s("activation", "").empty()) return false;
     Value* residual = nullptr;
-    if (Node* radd = sole_reader_once(g, out); is_op(radd, "Add") && radd->has_output(0) && radd->num_inputs() == 2) {
-      Value* other = radd->inputs[0] == out ? radd->inputs[1] : radd->inputs[0];
-      auto od = out->type.shape.to_dims(), rd = other->type.shape.to_dims();
-      // Only a residual of exactly the output's shape (no broadcasting). It cannot depend on the
-      // chain: the chain's values each have this one reader.
-      if (other->type.dtype == t && od && rd && *od == *rd) {
-        residual = other;
-        fused.push_back(radd);
-        out = radd->outputs[0];
-      }
+    Node* radd = residual_add(g, fm->outputs[0], fm->outputs[0]->type.dtype, residual);
+    if (!radd) return false;
+    Value* out = radd->outputs[0];
+    const std::string names = fm->attrs.s(kFusedAttr, fm->name) + "," + radd->name;
+    g.remove_node(radd);
+    fm->inputs.push_back(residual);
+    fm->outputs[0] = out;
+    out->producer = fm;
+    fm->attrs.set(kFusedAttr, names);
+    return true;
+  }
+
+  // Gemm(A, B, C) with transA = 0, alpha = beta = 1, a constant B and a constant bias row C: the
+  // MatMul(A, B or B^T) + Add(C) this pass fuses (out_proj of nn.MultiheadAttention, classifier heads).
+  static bool gemm_operands(const Node* gm, Value*& a, Tensor& b, Value*& bias) {
+    if (gm->num_inputs() < 2 || !gm->has_input(0) || !gm->has_input(1) || !gm->has_output(0)) return false;
+    if (gm->attrs.i("transA", 0) != 0 || gm->attrs.f("alpha", 1.f) != 1.f) return false;
+    a = gm->inputs[0];
+    Value* bv = gm->inputs[1];
+    if (!bv->is_constant() || bv->constant->rank() != 2 || !a->type.shape.has_rank() || a->type.shape.rank() != 2)
+      return false;
+    b = gm->attrs.i("transB", 0) != 0 ? passes::transpose_2d(*bv->constant) : *bv->constant;
+    bias = gm->has_input(2) ? gm->inputs[2] : nullptr;
+    if (bias && gm->attrs.f("beta", 1.f) != 1.f) return false;
+    return true;
+  }
+
+  static bool fuse(Graph& g, Node* mm) {
+    const bool gemm = is_op(mm, "Gemm");
+    Value *a = nullptr, *b = nullptr, *mid = nullptr, *bias = nullptr;
+    Tensor gemm_b;
+    if (gemm) {
+      if (!gemm_operands(mm, a, gemm_b, bias)) return false;
+    } else {
+      if (!mm->has_input(0) || !mm->has_input(1) || !mm->has_output(0)) return false;
+      a = mm->inputs[0], b = mm->inputs[1];
+      if (!b->is_constant() || b->constant->rank() != 2) return false;
+    }
+    mid = mm->outputs[0];
+    const DType t = a->type.dtype;
+    const Tensor& bt = gemm ? gemm_b : *b->constant;
+    if (!(t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16) || bt.dtype() != t) return false;
+    if (!a->type.shape.has_rank() || a->type.shape.rank() < 2) return false;
+    const int64_t n = bt.dim(1);
+    const size_t out_rank = a->type.shape.rank();
+    std::vector<Node*> fused = {mm};
+    Value* out = mid;
+    if (gemm) {
+      if (bias && !is_bias_for(bias, t, n, out_rank)) return false;
+      if (!bias) bias = g.add_constant(g.unique_name(mm->name + "_zero_bias"), Tensor::zeros(t, {n}));
+      b = g.add_constant(g.unique_name(mm->inputs[1]->name + "_kn"), gemm_b);
+    } else {
+      Node* add = sole_reader_once(g, mid);
+      if (!is_op(add, "Add") || !add->has_output(0) || add->num_inputs() != 2) return false;
+      bias = add->inputs[0] == mid ? add->inputs[1] : add->inputs[0];
+      if (!is_bias_for(bias, t, n, out_rank)) return false;
+      fused.push_back(add);
+      out = add->outputs[0];
+    }
+    Value* residual = nullptr;
+    if (Node* radd = residual_add(g, out, t, residual)) {
+      fused.push_back(radd);
+      out = radd->outputs[0];
     }
     std::string act;
     if (Node* relu = sole_reader_once(g, out); is_op(relu, "Relu") && relu->has_output(0)) {

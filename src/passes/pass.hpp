@@ -77,6 +77,9 @@ Status select_outputs(Graph& graph, const std::vector<std::string>& names);
 void add_cleanup_passes(PassManager& pm, bool fold_random);
 // The CUDA backend's fusion and layout passes, in order (run after precision assignment).
 void add_cuda_passes(PassManager& pm);
+// The CUDA backend's last passes, run once add_cuda_passes reached a fixed point (so the other
+// fusions have taken their elementwise nodes): elementwise-fusion, then dead code.
+void add_cuda_final_passes(PassManager& pm);
 
 // Replaces nodes whose inputs are all constants by their outputs, computed with the CPU kernels
 // (random-number ops are kept unless `fold_random`). Outputs larger than `max_bytes` are kept
@@ -110,6 +113,10 @@ std::unique_ptr<Pass> make_layernorm_fusion_pass();
 // x*HardSigmoid(x) (alpha 1/6, beta 0.5) and x*Clip(x+3,0,6)/6 -> HardSwish.
 std::unique_ptr<Pass> make_hardswish_fusion_pass();
 
+// Nodes of one op with equal attributes and the same inputs (small constants by contents) computed
+// once: later duplicates' readers read the first's outputs (HF BERT's per-layer mask Where).
+std::unique_ptr<Pass> make_common_subexpression_pass();
+
 // CUDA backend, explicit FP8 quantization (before the float fusions take the MatMul/Gemm nodes):
 // DQ(Q(x)) and DQ(float8 W) per tensor around MatMul/Gemm [+ bias] [+ residual] [+ Relu/Gelu] ->
 // kiln.Fp8MatMul (ops/fp8_matmul.cpp).
@@ -134,6 +141,16 @@ std::unique_ptr<Pass> make_attention_softmax_fusion_pass();
 // unless `float32` (the CUDA pipeline leaves float32 attention to cuBLAS; see the pass's file).
 std::unique_ptr<Pass> make_attention_fusion_pass(bool float32 = false);
 
+// Batch-first <-> sequence-first Transposes around attention projections (nn.MultiheadAttention's)
+// moved into kiln.Attention's views: the projections read and write the untransposed rows.
+std::unique_ptr<Pass> make_mha_transpose_pass();
+// Float kiln.FusedMatMul projections of one input read only as attention Q/K/V (BERT's query, key,
+// value) -> one FusedMatMul over the concatenated weights; the attentions read column slices.
+std::unique_ptr<Pass> make_qkv_merge_pass();
+// Conv with kernel == stride, no padding, one group (ViT's patch embedding) -> space-to-depth
+// Transpose + kiln.FusedMatMul, absorbing a following flatten(2).transpose(1, 2).
+std::unique_ptr<Pass> make_patchify_conv_pass();
+
 // CUDA backend passes (ops/fused_conv.cpp documents kiln.FusedConv):
 // Conv [+ Add of a same-shaped residual] [+ Relu] -> kiln.FusedConv (every float Conv).
 std::unique_ptr<Pass> make_conv_fusion_pass();
@@ -145,6 +162,9 @@ std::unique_ptr<Pass> make_transpose_sinking_pass();
 std::unique_ptr<Pass> make_transpose_cancellation_pass();
 // A Transpose that only moves size-1 dims (NCHW -> NHWC of one channel) -> Reshape (a view).
 std::unique_ptr<Pass> make_unit_transpose_to_reshape_pass();
+// Groups of >= 2 connected elementwise nodes (one output each group) -> kiln.FusedElementwise
+// (ops/fused_elementwise.hpp), run by the CUDA backend as one NVRTC-generated kernel.
+std::unique_ptr<Pass> make_elementwise_fusion_pass();
 
 }  // namespace kiln
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace kiln::passes {
 
@@ -94,6 +95,18 @@ Value* other_input(const Node* n, const Value* v) {
   if (n->inputs[0] == v) return n->inputs[1];
   if (n->inputs[1] == v) return n->inputs[0];
   return nullptr;
+}
+
+Tensor transpose_2d(const Tensor& t) {
+  const int64_t r = t.dim(0), c = t.dim(1);
+  const size_t es = dtype_size(t.dtype());
+  Tensor out(t.dtype(), {c, r});
+  const auto* src = static_cast<const unsigned char*>(t.raw_data());
+  auto* dst = static_cast<unsigned char*>(out.raw_data());
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j)
+      std::memcpy(dst + static_cast<size_t>(j * r + i) * es, src + static_cast<size_t>(i * c + j) * es, es);
+  return out;
 }
 
 std::string fused_names(const std::vector<const Node*>& nodes) {

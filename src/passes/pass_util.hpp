@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ir/graph.hpp"
+#include "ops/attention.hpp"
 
 namespace kiln::passes {
 
@@ -37,6 +38,14 @@ inline bool is_op(const Node* n, const char* op) { return n && n->domain.empty()
 Node* producer_of(const Value* v, const char* op);
 // The other input of a two-input node, given one of them (nullptr when `v` is not an input).
 Value* other_input(const Node* n, const Value* v);
+// A 2-D tensor transposed ([R, C] -> [C, R]), any dtype: constant weights moved for a GEMM.
+Tensor transpose_2d(const Tensor& t);
+// Re-expresses a kiln.Attention view (logical `sizes` over [B,H,S,D]) of a tensor laid out as
+// `old_dims` for the same data laid out with old dim i at position perm_to_new[i] of `new_dims`,
+// the old tensor's element 0 at `new_base`; false when a logical dim would not step along one old
+// dim (mha_transpose.cpp).
+bool remap_attention_view(AttentionView& v, const std::array<int64_t, 4>& sizes, const Dims& old_dims,
+                          const Dims& new_dims, const std::vector<int64_t>& perm_to_new, int64_t new_base);
 // Joins node names for the `kiln_fused` attribute (see pass.hpp).
 std::string fused_names(const std::vector<const Node*>& nodes);
 

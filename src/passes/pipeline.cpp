@@ -14,10 +14,18 @@ KILN_REGISTER_PASS_INFO("layernorm-fusion", "Recognizes a decomposed layer norma
 KILN_REGISTER_PASS_INFO("hardswish-fusion", "Recognizes x*HardSigmoid(x) and x*Clip(x+3,0,6)/6 as HardSwish")
 KILN_REGISTER_PASS_INFO("precision", "With --fp16/--bf16: float32 layers and weights to the lower precision")
 // CUDA backend only:
+KILN_REGISTER_PASS_INFO("common-subexpression",
+                        "CUDA: nodes with equal op, attributes and inputs computed once (per-layer attention masks)")
 KILN_REGISTER_PASS_INFO("qdq-fusion",
                         "CUDA: Q/DQ around Conv/MatMul/Gemm [+ bias, residual, Relu, requantize] -> kiln.QConv/QMatMul")
 KILN_REGISTER_PASS_INFO("matmul-bias-fusion",
-                        "CUDA: MatMul with constant weights + bias [+ residual Add] [+ Relu] -> kiln.FusedMatMul")
+                        "CUDA: MatMul/Gemm with constant weights + bias [+ residual Add] [+ Relu] -> kiln.FusedMatMul")
+KILN_REGISTER_PASS_INFO("patchify-conv",
+                        "CUDA: Conv with kernel == stride (ViT patch embedding) -> space-to-depth + kiln.FusedMatMul")
+KILN_REGISTER_PASS_INFO("mha-transpose",
+                        "CUDA: batch/sequence Transposes around attention projections -> kiln.Attention strides")
+KILN_REGISTER_PASS_INFO("qkv-merge",
+                        "CUDA: Q, K, V projections of one input -> one FusedMatMul the attention reads as slices")
 KILN_REGISTER_PASS_INFO("attention-fusion",
                         "CUDA: Q.K^T [scale] [+ mask] -> Softmax -> .V with head split/merge views -> kiln.Attention")
 KILN_REGISTER_PASS_INFO("attention-softmax-fusion",
@@ -26,6 +34,8 @@ KILN_REGISTER_PASS_INFO("conv-fusion", "CUDA: Conv + bias [+ residual Add] [+ Re
 KILN_REGISTER_PASS_INFO("nhwc-layout", "CUDA: float16/bfloat16 convolutions and pools in NHWC, Transposes around them")
 KILN_REGISTER_PASS_INFO("transpose-sinking", "CUDA: moves layout Transposes below layout-agnostic ops")
 KILN_REGISTER_PASS_INFO("transpose-cancellation", "CUDA: removes Transpose pairs that cancel, merges duplicates")
+KILN_REGISTER_PASS_INFO("elementwise-fusion",
+                        "CUDA: connected elementwise/broadcast nodes -> kiln.FusedElementwise (one NVRTC kernel)")
 KILN_REGISTER_PASS_INFO("unit-transpose-to-reshape",
                         "CUDA: a Transpose that only moves size-1 dims (NCHW->NHWC of one channel) -> Reshape (a view)")
 
@@ -48,9 +58,13 @@ void add_cuda_passes(PassManager& pm) {
   pm.add(make_fp8_gemm_fusion_pass());  // float8 Q/DQ; int8 ones are qdq-fusion's
   pm.add(make_fp8_quantize_fusion_pass());  // the activations' quantization into their producers
   pm.add(make_fp8_qkv_merge_pass());  // Q/K/V FP8 GEMMs into one (once attention-fusion made kiln.Attention)
+  pm.add(make_common_subexpression_pass());  // after the Q/DQ fusions, which want one reader per DQ
+  pm.add(make_patchify_conv_pass());  // before conv-fusion takes the Conv
   pm.add(make_matmul_bias_fusion_pass());
   pm.add(make_attention_fusion_pass());
   pm.add(make_dead_code_pass());  // the head-split views kiln.Attention reads through
+  pm.add(make_mha_transpose_pass());
+  pm.add(make_qkv_merge_pass());
   pm.add(make_attention_softmax_fusion_pass());
   pm.add(make_conv_fusion_pass());
   pm.add(make_nhwc_layout_pass());
@@ -59,6 +73,11 @@ void add_cuda_passes(PassManager& pm) {
   pm.add(make_unit_transpose_to_reshape_pass());
   // The transposed weights, and float weights of what qdq-fusion left (DequantizeLinear folded).
   pm.add(make_constant_folding_pass(false, 64u << 20, false));
+}
+
+void add_cuda_final_passes(PassManager& pm) {
+  pm.add(make_elementwise_fusion_pass());
+  pm.add(make_dead_code_pass());
 }
 
 }  // namespace kiln

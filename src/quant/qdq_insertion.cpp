@@ -59,7 +59,8 @@ class Inserter {
 
   // A constant weight quantized here (symmetric, per channel along `axis`, or per tensor), read
   // through a DequantizeLinear: the plan stores the quantized values.
-  Value* weight(Value* v, int64_t axis) {
+  // `shared_amax` (per tensor only): the scale's amax when several weights must share one scale.
+  Value* weight(Value* v, int64_t axis, float shared_amax = 0) {
     auto key = std::make_pair(v, axis);
     auto it = weights_.find(key);
     if (it != weights_.end()) return it->second;
@@ -76,6 +77,7 @@ class Inserter {
       float a = std::fabs(src[i]);
       if (std::isfinite(a)) scale[channel_of(i)] = std::max(scale[channel_of(i)], a);
     }
+    if (axis < 0 && shared_amax > 0) scale[0] = std::max(scale[0], shared_amax);
     for (float& s : scale) s = s > 0 ? s / qmax_ : 1.0f;  // an all-zero channel: any scale gives 0
     Tensor q(spec_.qtype, d);
     if (spec_.qtype == DType::kFloat8E4M3FN) {  // round to nearest even, saturating, as QuantizeLinear
@@ -137,20 +139,37 @@ Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const Quantization
   std::vector<Node*> nodes;
   for (const auto& n : g.nodes())
     if (n->domain.empty() && spec.op_types.count(n->op_type)) nodes.push_back(n.get());
+  std::map<const Node*, std::string> why_float;
+  for (Node* n : nodes)
+    why_float[n] = spec.keep_float.count(precision_key(*n)) ? "kept float by request" : blocker(*n, ranges, spec.qtype);
+  // FP8: the weights of GEMMs that read one activation (a transformer's Q, K and V projections)
+  // share one per-tensor scale, so that the CUDA backend can run them as one GEMM exactly
+  // (cuBLASLt takes one weight scale; passes/fp8_qkv_merge.cpp).
+  std::map<const Value*, float> shared_amax;
+  if (spec.qtype == DType::kFloat8E4M3FN)
+    for (Node* n : nodes)
+      if (why_float[n].empty() && n->inputs.size() > 1 && n->inputs[0] && n->inputs[1] && n->inputs[1]->constant) {
+        const Tensor& w = *n->inputs[1]->constant;
+        float amax = 0;
+        for (int64_t i = 0; i < w.numel(); ++i)
+          if (std::isfinite(w.data<float>()[i])) amax = std::max(amax, std::fabs(w.data<float>()[i]));
+        float& shared = shared_amax[n->inputs[0]];
+        shared = std::max(shared, amax);
+      }
   for (Node* n : nodes) {
-    std::string why;
-    if (spec.keep_float.count(precision_key(*n))) why = "kept float by request";
-    else why = blocker(*n, ranges, spec.qtype);
+    const std::string& why = why_float[n];
     if (!why.empty()) {
       if (spec.report) spec.report->kept_float.emplace_back(n->describe(), why);
       continue;
     }
+    const Value* activation = n->inputs.empty() ? nullptr : n->inputs[0];  // before it is replaced below
     for (size_t i : quantized_inputs(*n)) {
       Value* v = i < n->inputs.size() ? n->inputs[i] : nullptr;
       if (!v) continue;
       // FP8: per-tensor weight scales (cuBLASLt's FP8 GEMM takes scalar scales).
       const bool per_tensor = spec.qtype == DType::kFloat8E4M3FN;
-      n->inputs[i] = v->constant ? ins.weight(v, per_tensor ? -1 : weight_axis(*n, i, *v->constant))
+      const float shared = per_tensor && i == 1 && activation ? shared_amax[activation] : 0.0f;
+      n->inputs[i] = v->constant ? ins.weight(v, per_tensor ? -1 : weight_axis(*n, i, *v->constant), shared)
                                  : ins.activation(v, ranges.amax.at(v->name));
     }
     if (spec.report) spec.report->quantized.push_back(n->describe());

@@ -2,6 +2,7 @@
 // one constant index (copied or aliased by the memory planner), the register Softmax (in
 // softmax_test.cpp) and kiln.FusedMatMul, alone and as made by the fusion pass in the builder.
 #include "gpu_test_util.hpp"
+#include "xformer_graphs.hpp"
 
 namespace kiln::test {
 namespace {
@@ -232,6 +233,72 @@ TEST(CudaMaskedSoftmax, MadeByTheBuilderPass) {
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   ASSERT_EQ(plan->graph->nodes().size(), 1u);
   EXPECT_EQ(plan->graph->nodes()[0]->op_type, "MaskedSoftmax");
+}
+
+// The op types of a CUDA plan's graph built from `g` with `options`.
+std::vector<std::string> plan_ops(GraphPtr g, BuildOptions options) {
+  Model model;
+  model.graph = std::move(g);
+  options.backend = "cuda";
+  auto plan = build_plan(std::move(model), options);
+  EXPECT_TRUE(plan.ok()) << plan.status().message();
+  if (!plan.ok()) return {};
+  return passtest::ops(*plan->graph);
+}
+
+int count_of(const std::vector<std::string>& ops, const std::string& op) {
+  return static_cast<int>(std::count(ops.begin(), ops.end(), op));
+}
+
+// patchify-conv: the 16x16 stride-16 patch embedding as space-to-depth + one GEMM.
+TEST(CudaPatchify, PatchEmbeddingAsAGemm) {
+  KILN_REQUIRE_GPU();
+  for (bool tokens : {true, false}) {
+    SCOPED_TRACE(tokens ? "ViT tokens" : "conv alone (NCHW output)");
+    auto make = [&] { return xformer_graphs::patch_embedding(true, tokens, DType::kFloat32, 4, 64); };
+    const auto feeds = make().feeds;
+    BuildOptions exact;
+    exact.tf32 = false;
+    EXPECT_TRUE(graph_matches_cpu([&] { return make().g; }, feeds, 1e-5, exact));
+    BuildOptions fp16;
+    fp16.fp16 = true;
+    EXPECT_TRUE(graph_matches_cpu([&] { return make().g; }, feeds, 5e-3, fp16));
+    auto ops = plan_ops(make().g, fp16);
+    EXPECT_EQ(count_of(ops, "FusedConv") + count_of(ops, "Conv"), 0);
+    EXPECT_EQ(count_of(ops, "FusedMatMul"), 1);
+  }
+}
+
+// mha-transpose: batch-first nn.MultiheadAttention with no Transpose left in the float16 plan.
+TEST(CudaMhaTranspose, BatchFirstAttentionReadsAndWritesThroughStrides) {
+  KILN_REQUIRE_GPU();
+  auto make = [] { return xformer_graphs::batch_first_mha(DType::kFloat32); };
+  const auto feeds = make().feeds;
+  BuildOptions fp16;
+  fp16.fp16 = true;
+  EXPECT_TRUE(graph_matches_cpu([&] { return make().g; }, feeds, 5e-3, fp16));
+  auto ops = plan_ops(make().g, fp16);
+  EXPECT_EQ(count_of(ops, "Attention"), 1);
+  EXPECT_EQ(count_of(ops, "Transpose"), 0);
+  EXPECT_EQ(count_of(ops, "FusedMatMul"), 2);
+  BuildOptions exact;  // float32: no kiln.Attention, the Gemm still becomes a FusedMatMul
+  exact.tf32 = false;
+  EXPECT_TRUE(graph_matches_cpu([&] { return make().g; }, feeds, 1e-5, exact));
+}
+
+// qkv-merge: BERT's three projections as one GEMM the attention reads as slices.
+TEST(CudaQkvMerge, OneGemmForQueryKeyValue) {
+  KILN_REQUIRE_GPU();
+  auto make = [] { return xformer_graphs::bert_attention(DType::kFloat32, false); };
+  const auto feeds = make().feeds;
+  for (bool bf16 : {false, true}) {
+    BuildOptions o;
+    (bf16 ? o.bf16 : o.fp16) = true;
+    EXPECT_TRUE(graph_matches_cpu([&] { return make().g; }, feeds, bf16 ? 3e-2 : 5e-3, o)) << (bf16 ? "bf16" : "fp16");
+    auto ops = plan_ops(make().g, o);
+    EXPECT_EQ(count_of(ops, "Attention"), 1);
+    EXPECT_EQ(count_of(ops, "FusedMatMul"), 1);
+  }
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The fp8-qkv-merge pass: Q/K/V kiln.Fp8MatMul nodes of one float8 input feeding kiln.Attention
 // become one wider Fp8MatMul that Attention reads through remapped views; CPU outputs before and
-// after (exact with equal weight scales, within the re-rounding of the weights otherwise).
+// after (exact: only GEMMs with equal weight scales merge).
 #include "ops/attention.hpp"
 #include "passes_test_util.hpp"
 
@@ -85,16 +85,10 @@ TEST(Fp8QkvMerge, EqualScalesMergeExactly) {
   EXPECT_EQ(a->attrs.ints("v_view"), (std::vector<int64_t>{64, 8 * 96, 16, 96, 1}));
 }
 
-TEST(Fp8QkvMerge, DifferentScalesUseTheLargest) {
-  GraphPtr g = check_before_after([] { return qkv_graph({.equal_scales = false}); }, merge_passes(), 3e-2);
-  ASSERT_EQ(count(*g, "Fp8MatMul"), 1);
-  // The largest of the three scales (the third: amax/448 * 1.74) is the merged weight's.
-  G ref = qkv_graph({.equal_scales = false});
-  double s_max = 0;
-  for (const auto& n : ref.g->nodes())
-    if (n->op_type == "Fp8MatMul") s_max = std::max(s_max, n->inputs[3]->constant->scalar_as_double());
-  EXPECT_EQ(g->nodes()[0]->inputs[3]->constant->scalar_as_double(), s_max);
-  // Not exact (two weights re-rounded), but not far.
+TEST(Fp8QkvMerge, DifferentWeightScalesStaySeparate) {
+  // cuBLASLt takes one weight scale: merging would re-round two weights away from the model's Q/DQ.
+  GraphPtr g = check_before_after([] { return qkv_graph({.equal_scales = false}); }, merge_passes(), 1e-6);
+  EXPECT_EQ(count(*g, "Fp8MatMul"), 3);
   EXPECT_EQ(count(*g, "Attention"), 1);
 }
 

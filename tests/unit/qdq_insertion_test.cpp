@@ -197,6 +197,40 @@ TEST(QdqInsertion, SharesOneQdqPairPerValue) {
   EXPECT_EQ(producer_of_input(*g, "m1", 0), producer_of_input(*g, "m2", 0));
 }
 
+// FP8: GEMMs reading one activation get one weight scale (the largest amax / 448), so that the CUDA
+// backend can merge them exactly (fp8-qkv-merge); INT8 keeps per-channel scales per weight.
+TEST(QdqInsertion, Fp8WeightsOfOneInputShareAScale) {
+  auto g = std::make_shared<Graph>();
+  Value* x = g->add_value("x", {DType::kFloat32, Shape({Dim(2), Dim(3)})});
+  Value* x2 = g->add_value("x2", {DType::kFloat32, Shape({Dim(2), Dim(3)})});
+  g->inputs = {x, x2};
+  Value* a = g->add_value("a");
+  Value* b = g->add_value("b");
+  Value* c = g->add_value("c");
+  Tensor w2 = random({3, 4}, 2);
+  for (int64_t i = 0; i < w2.numel(); ++i) w2.data<float>()[i] *= 5.0f;  // the largest amax
+  g->add_node("MatMul", {x, g->add_constant("w1", random({3, 4}, 1))}, {a}, "m1", "", 21);
+  g->add_node("MatMul", {x, g->add_constant("w2", w2)}, {b}, "m2", "", 21);
+  g->add_node("MatMul", {x2, g->add_constant("w3", random({3, 4}, 3))}, {c}, "m3", "", 21);
+  g->outputs = {a, b, c};
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  RangeTable r;
+  r.amax = {{"x", 1.0f}, {"x2", 1.0f}};
+  QuantizationSpec spec;
+  spec.qtype = DType::kFloat8E4M3FN;
+  ASSERT_TRUE(insert_qdq(*g, r, spec).ok());
+  auto weight_scale = [&](const char* node) {
+    for (const auto& n : g->nodes())
+      if (n->name == node) return n->inputs[1]->producer->inputs[1]->constant->scalar_as_double();
+    return -1.0;
+  };
+  float amax2 = 0;
+  for (int64_t i = 0; i < w2.numel(); ++i) amax2 = std::max(amax2, std::fabs(w2.data<float>()[i]));
+  EXPECT_FLOAT_EQ(weight_scale("m1"), amax2 / kFloat8E4M3Max);
+  EXPECT_FLOAT_EQ(weight_scale("m2"), amax2 / kFloat8E4M3Max);
+  EXPECT_LT(weight_scale("m3"), amax2 / kFloat8E4M3Max / 2);  // another input: its own scale
+}
+
 TEST(QdqInsertion, ConstantFoldingKeepsWeightDequantize) {
   GraphPtr g = small_net();
   RangeTable r;

@@ -6,6 +6,7 @@
 #include "backends/cuda/device_info.hpp"
 #include "builder/backend.hpp"
 #include "backends/cuda/tactic_timer.hpp"
+#include "backends/cuda/layers/fused_ew_codegen.hpp"
 
 namespace kiln::cuda {
 
@@ -49,6 +50,9 @@ class CudaBackend : public Backend {
     layers.clear();
     size_t timed = 0;
     for (const auto& n : g.nodes()) {
+      // Generated kernels are compiled now, into the node (so into the plan).
+      if (Status st = prepare_fused_elementwise(const_cast<Node&>(*n), options); !st.ok())
+        return st.add_context(n->describe());
       LayerChoice choice;
       choice.precision = layer_precision(*n, options.tf32);
       const CudaLayerFactory* f = find_cuda_layer(*n);
