@@ -25,10 +25,10 @@ struct BuildOptions {
   // FP8 E4M3 GEMMs (CUDA, Hopper) for MatMul/Gemm with FP8 Q/DQ; float16 (bfloat16 with bf16) for
   // the rest. Needs a model with FP8 Q/DQ (QAT or quantized offline); see docs/fp8.md.
   bool fp8 = false;
-  // INT8 post-training quantization: calibrate the float graph (on the CPU executor), then put
+  // INT8 post-training quantization: calibrate the float graph (calibration.backend), then put
   // Q/DQ on the inputs of Conv/MatMul/Gemm (quant/qdq_insertion.hpp).
   bool int8 = false;
-  CalibrationOptions calibration;  // --calib-data/-batch/-batches/-preprocess/-algo/-cache
+  CalibrationOptions calibration;  // --calib-data/-batch/-batches/-preprocess/-algo/-cache/-backend
   QuantizationReport* int8_report = nullptr;  // when set, filled with what was quantized and why not
   // Mixed precision (docs/precision.md). Per-node precisions: node name or glob ('*', '?') ->
   // "fp32", "fp16", "bf16", "int8" or "fp8", in the order given (a later match wins).

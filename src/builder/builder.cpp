@@ -138,6 +138,26 @@ Status check_fp8_model(const Graph& g) {
       "nodes; give --calib-data (or --calib-cache) to calibrate it, or quantize it first (see docs/fp8.md)");
 }
 
+// Where calibration runs: --calib-backend, else the build's backend (the CPU when that cannot run
+// here, or when a default CUDA run fails). The CUDA plan gets the build's workspace, timing cache
+// and disabled passes.
+Status choose_calibration_backend(const BuildOptions& o, CalibrationOptions& c) {
+  c.workspace_bytes = o.workspace_bytes;
+  c.timing_cache = o.timing_cache;
+  c.disabled_passes = o.disabled_passes;
+  if (!c.backend.empty()) return check_calibration_backend(c.backend).status();
+  c.backend = o.backend == "cuda" ? "cuda" : "cpu";
+  if (c.backend == "cuda") {
+    auto ok = check_calibration_backend("cuda");
+    if (!ok.ok()) {
+      log(o, fmt::format("calibration: on cpu ({})", ok.status().message()));
+      c.backend = "cpu";
+    }
+    c.backend_fallback = true;
+  }
+  return Status::Ok();
+}
+
 // --int8: ranges from calibration (or its cache), then Q/DQ insertion, with a report of what was
 // quantized and what stayed float (and why).
 Status quantize_int8(Graph& g, const BuildOptions& o, QuantizationSpec spec) {
@@ -150,6 +170,7 @@ Status quantize_int8(Graph& g, const BuildOptions& o, QuantizationSpec spec) {
   }
   CalibrationOptions c = o.calibration;
   if (!c.data.log) c.data.log = o.log;
+  KILN_RETURN_IF_ERROR(choose_calibration_backend(o, c));
   KILN_ASSIGN_OR_RETURN(RangeTable ranges, calibrate(g, c));
   QuantizationReport report;
   spec.report = &report;

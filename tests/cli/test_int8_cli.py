@@ -5,7 +5,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_helpers import KilnTestCase, TensorProto, helper, np, numpy_helper  # noqa: E402
+from cli_helpers import KilnTestCase, cuda_state, TensorProto, helper, np, numpy_helper  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESNET = os.path.join(HERE, "..", "models", "data", "resnet_small")
@@ -126,6 +126,21 @@ class Int8Cli(KilnTestCase):
             f.write(b"P6\n40 48\n255\nshort")
         self.fails("build", self.model, "-o", self.path("q.plan"), "--backend", "cpu", "--int8", "--calib-data", d,
                    "--calib-preprocess", "scale=1/255", naming=("img1.ppm",))
+
+    def test_calib_backend(self):
+        d = self.calib_dir()
+        args = ["--backend", "cpu", "--int8", "--calib-data", d, "--calib-batch", "4", "--calib-algo", "minmax"]
+        r1 = self.ok("build", self.model, "-o", self.path("a.plan"), *args)
+        self.assertIn("calibration: batch 2/2 (cpu)", r1.stdout)  # a CPU build calibrates on the CPU
+        r2 = self.ok("build", self.model, "-o", self.path("b.plan"), *args, "--calib-backend", "cpu")
+        self.assertIn("calibration: batch 2/2 (cpu)", r2.stdout)
+        a, b = self.run_plan(self.path("a.plan"), "a"), self.run_plan(self.path("b.plan"), "b")
+        self.assertTrue(np.array_equal(a, b))
+        build = ["build", self.model, "-o", self.path("c.plan")]
+        self.fails(*build, *args, "--calib-backend", "gpu", naming=("--calib-backend",))
+        self.fails(*build, "--backend", "cpu", "--calib-backend", "cpu", naming=("--calib-backend apply to --int8",))
+        if cuda_state() != "available":
+            self.fails(*build, *args, "--calib-backend", "cuda", naming=("--calib-backend cuda",))
 
     def test_errors(self):
         build = ["build", self.model, "-o", self.path("p.plan"), "--backend", "cpu"]

@@ -2,6 +2,7 @@
 // float), calibrated end to end on the CPU (output close to float), and the cache giving the same plan.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "backends/cpu/cpu_executor.hpp"
+#include "builder/backend.hpp"
 #include "builder/builder.hpp"
 #include "io/npy.hpp"
 #include "ops/shape_inference.hpp"
@@ -330,6 +332,125 @@ TEST(QdqInsertion, CalibrationCacheGivesTheSamePlan) {
   ASSERT_FALSE(fourth.ok());
   EXPECT_NE(fourth.status().message().find("no --calib-data"), std::string::npos) << fourth.status().message();
   std::filesystem::remove(cache);
+}
+
+// --calib-backend: "cpu" (or empty) is the CPU executor as before; an unknown name, or "cuda" where
+// no CUDA backend can run (this test binary links none), is an error naming the flag.
+TEST(QdqInsertion, CalibrationBackendChoice) {
+  EXPECT_EQ(check_calibration_backend("").value(), "cpu");
+  EXPECT_EQ(check_calibration_backend("cpu").value(), "cpu");
+  auto bad = check_calibration_backend("gpu");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("'gpu'"), std::string::npos) << bad.status().message();
+  const Backend* cuda = find_backend("cuda");
+  const bool have_cuda = cuda && cuda->available().ok();
+  auto c = check_calibration_backend("cuda");
+  EXPECT_EQ(c.ok(), have_cuda);
+  if (!have_cuda)
+    EXPECT_NE(c.status().message().find("--calib-backend cuda"), std::string::npos) << c.status().message();
+
+  // The CPU path: explicit "cpu" equals the default, progress lines name it, and the input's
+  // minmax range is its largest |x|.
+  const auto data = batches(3, 40);
+  const auto algo = *parse_calibration_algorithm("minmax");
+  std::vector<std::string> log;
+  CalibrationOptions cpu;
+  cpu.backend = "cpu";
+  auto a = collect_ranges(*small_net(), data, algo, {});
+  auto b = collect_ranges(*small_net(), data, algo, [&log](std::string_view l) { log.emplace_back(l); }, cpu);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(a->amax, b->amax);
+  ASSERT_EQ(log.size(), 4u);  // three batches, then where the time went
+  EXPECT_EQ(log[2], "calibration: batch 3/3 (cpu)");
+  EXPECT_NE(log[3].find("s running the float32 model (cpu), "), std::string::npos) << log[3];
+  float max_x = 0;
+  for (const auto& batch : data)
+    for (int64_t i = 0; i < batch.at("x").numel(); ++i) max_x = std::max(max_x, std::fabs(batch.at("x").data<float>()[i]));
+  EXPECT_FLOAT_EQ(a->amax.at("x"), max_x);
+  if (!have_cuda) {
+    CalibrationOptions on_cuda;
+    on_cuda.backend = "cuda";
+    auto r = collect_ranges(*small_net(), data, algo, {}, on_cuda);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("no CUDA backend"), std::string::npos) << r.status().message();
+  }
+}
+
+// Large batches: the histograms are filled on several threads (one per value at a time); the
+// ranges equal those of histograms filled here one value after another.
+TEST(QdqInsertion, ThreadedHistogramsEqualSerialOnes) {
+  auto g = std::make_shared<Graph>();
+  Value* x = g->add_value("x", {DType::kFloat32, Shape({Dim::symbolic("n"), Dim(3), Dim(128), Dim(128)})});
+  g->inputs = {x};
+  Value* r = g->add_value("r");
+  Value* ng = g->add_value("ng");
+  Value* sq = g->add_value("sq");
+  g->add_node("Relu", {x}, {r}, "relu", "", 21);
+  g->add_node("Neg", {r}, {ng}, "neg", "", 21);
+  g->add_node("Mul", {x, x}, {sq}, "square", "", 21);
+  g->outputs = {ng, sq};
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  std::vector<std::map<std::string, Tensor>> data;
+  for (int b = 0; b < 3; ++b) data.push_back({{"x", random({16, 3, 128, 128}, 70 + b, 1.0f + b)}});
+  for (const char* name : {"entropy", "percentile=99.9", "minmax"}) {
+    const auto algo = *parse_calibration_algorithm(name);
+    auto got = collect_ranges(*g, data, algo);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    std::map<std::string, Histogram> want;
+    for (const auto& batch : data) {
+      const Tensor& t = batch.at("x");
+      std::vector<float> relu(t.numel()), neg(t.numel()), square(t.numel());
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        const float v = t.data<float>()[i];
+        relu[i] = std::max(v, 0.0f);
+        neg[i] = -relu[i];
+        square[i] = v * v;
+      }
+      want["x"].add(t.data<float>(), t.numel());
+      want["r"].add(relu.data(), t.numel());
+      want["ng"].add(neg.data(), t.numel());
+      want["sq"].add(square.data(), t.numel());
+    }
+    ASSERT_EQ(got->amax.size(), 4u) << name;
+    for (const auto& [v, h] : want) EXPECT_EQ(got->amax.at(v), static_cast<float>(choose_amax(h, algo))) << name << v;
+  }
+}
+
+// In a build: the default is the build's backend (a CPU build calibrates on the CPU); an asked-for
+// backend that cannot run fails the build rather than quietly using another.
+TEST(QdqInsertion, BuildCalibrationBackend) {
+  const std::string dir = tmp("data_backend");
+  std::filesystem::create_directories(dir);
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(save_npy(dir + "/" + std::to_string(i) + ".npy", random({2, 3, 8, 8}, 50 + i)).ok());
+  std::vector<std::string> log;
+  BuildOptions o;
+  o.backend = "cpu";
+  o.int8 = true;
+  o.calibration.data.dir = dir;
+  o.calibration.data.batch = 2;
+  o.log = [&log](std::string_view l) { log.emplace_back(l); };
+  auto dflt = build_bytes(o);
+  ASSERT_TRUE(dflt.ok()) << dflt.status().message();
+  EXPECT_NE(std::find(log.begin(), log.end(), "calibration: batch 2/2 (cpu)"), log.end());
+  o.calibration.backend = "cpu";
+  auto cpu = build_bytes(o);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().message();
+  EXPECT_EQ(*cpu, *dflt);
+  o.calibration.backend = "tpu";
+  auto bad = build_bytes(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("unknown calibration backend 'tpu'"), std::string::npos)
+      << bad.status().message();
+  const Backend* cuda = find_backend("cuda");
+  if (!cuda || !cuda->available().ok()) {
+    o.calibration.backend = "cuda";
+    auto no_gpu = build_bytes(o);
+    ASSERT_FALSE(no_gpu.ok());
+    EXPECT_NE(no_gpu.status().message().find("--calib-backend cuda"), std::string::npos) << no_gpu.status().message();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(QdqInsertion, CacheOfAnotherModelIsReplaced) {

@@ -27,8 +27,8 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
                             "the rest unless --bf16 (see docs/fp8.md)"));
   m.push_back(cmd->add_flag("--int8", f.int8,
                             "Allow INT8 layers: post-training quantization calibrated on --calib-data (or read from "
-                            "--calib-cache; calibration runs the float32 model on the CPU executor, whatever the "
-                            "backend); Conv/MatMul/Gemm get Q/DQ (see docs/int8.md)"));
+                            "--calib-cache; calibration runs the float32 model on --calib-backend); Conv/MatMul/Gemm "
+                            "get Q/DQ (see docs/int8.md)"));
   m.push_back(cmd->add_option(
       "--calib-data", f.calib_data,
       "Calibration data folder for --int8, --best and --accuracy-budget. One-input model: every *.npy is one sample (the input's shape without "
@@ -39,6 +39,10 @@ void add_build_flags(CLI::App* cmd, BuildFlags& f, bool with_shapes) {
                               "Calibrator: minmax (largest |x|), entropy (TensorRT's KL-divergence threshold) or "
                               "percentile=P (P-th percentile of |x|, e.g. percentile=99.99)")
                   ->default_val("entropy"));
+  m.push_back(cmd->add_option("--calib-backend", f.calib_backend,
+                              "Where calibration runs the float32 model: cpu (the CPU executor) or cuda (a float32 "
+                              "CUDA plan, TF32 off: the same ranges, faster); default: the build's --backend")
+                  ->check(CLI::IsMember({"cpu", "cuda"})));
   m.push_back(cmd->add_option("--calib-batch", f.calib_batch,
                               "Samples per calibration batch (a model with a fixed batch dim uses that instead)")
                   ->default_val(1)
@@ -136,10 +140,11 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
   // What reads calibration data: INT8 (an FP8 build would join here: same data, ranges and cache),
   // and the precision controls (--best quantizes with it, the accuracy budget measures with it).
   const bool calibrated = f.int8 || f.fp8 || f.best || f.accuracy_budget >= 0 || !f.layer_precisions.empty();
-  const bool calib_given = !f.calib_data.empty() || !f.calib_cache.empty() || !f.calib_preprocess.empty();
+  const bool calib_given = !f.calib_data.empty() || !f.calib_cache.empty() || !f.calib_preprocess.empty() ||
+                           !f.calib_backend.empty();
   if (!calibrated && calib_given)
-    return invalid_argument("--calib-data, --calib-cache and --calib-preprocess apply to --int8, --fp8, --best, "
-                            "--layer-precision and --accuracy-budget builds");
+    return invalid_argument("--calib-data, --calib-cache, --calib-preprocess and --calib-backend apply to --int8, "
+                            "--fp8, --best, --layer-precision and --accuracy-budget builds");
   if (f.int8 && f.calib_data.empty() && f.calib_cache.empty())
     return invalid_argument("--int8 needs calibration: give --calib-data DIR (and --calib-cache FILE to keep the "
                             "ranges), or an existing --calib-cache FILE");
@@ -147,6 +152,9 @@ Expected<BuildOptions> to_build_options(const BuildFlags& f) {
     KILN_RETURN_IF_ERROR(parse_calibration_algorithm(f.calib_algo));
     o.calibration.algorithm = f.calib_algo;
     o.calibration.cache = f.calib_cache;
+    if (!f.calib_backend.empty()) {  // asked for: checked now (a CPU-only build or machine has no cuda)
+      KILN_ASSIGN_OR_RETURN(o.calibration.backend, check_calibration_backend(f.calib_backend));
+    }
     o.calibration.data.dir = f.calib_data;
     o.calibration.data.batch = f.calib_batch;
     o.calibration.data.max_batches = f.calib_batches;

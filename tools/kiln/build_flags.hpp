@@ -32,6 +32,7 @@ struct BuildFlags {
   // --int8 and calibration.
   bool int8 = false;
   std::string calib_data, calib_algo = "entropy", calib_cache, calib_preprocess;
+  std::string calib_backend;  // --calib-backend cpu|cuda (empty: the build's --backend)
   int calib_batch = 1, calib_batches = 0;
   // Options that only mean something when a model is compiled (an error with a plan).
   std::vector<CLI::Option*> model_only;
