@@ -190,7 +190,10 @@ std::vector<std::string> conv_transpose_gemm_tactics(const Node& n, const BuildO
   auto g = geometry(n);
   if (!g) return {};
   std::vector<std::string> out;
+  // The flat form's product lives in the workspace (the output's size): only within --workspace.
+  const size_t temp = static_cast<size_t>(g->n * g->h * g->w * g->kh * g->kw * g->m) * dtype_size(g->dtype);
   for (bool flat : {false, true}) {
+    if (flat && temp + kMaxWorkspace + 256 > o.workspace_bytes) continue;
     LtDescriptors d;
     if (!make_descriptors(*g, o.tf32, n.has_input(2), flat, d).ok()) continue;
     auto results = lt_heuristics(d, kMaxWorkspace, kCandidates);
