@@ -163,7 +163,7 @@ TEST(CudaConvGraph, AllConfigsMatchCpu) {
     auto g = graph_tactics(*b, layer_only());
     std::printf("[ graph ] %-28s %zu graph configs, timer chose '%s'\n", c.what, g.size(),
                 b->plan.layers[b->index].tactic.c_str());
-    if (&c == &cases()[0]) EXPECT_GE(g.size(), 1u) << c.what;
+    if (&c == &cases()[0]) { EXPECT_GE(g.size(), 1u) << c.what; }
     EXPECT_TRUE(all_tactics_match_cpu(call, tol_for(c.dtype), layer_only())) << c.what;
   }
 }

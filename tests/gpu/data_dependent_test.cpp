@@ -368,8 +368,8 @@ TEST(CudaDataDependent, LayerTimingCoversEveryStage) {
   ASSERT_EQ(ms->size(), g.nodes().size());
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const std::string& name = g.nodes()[i]->name;
-    if (name == "nonzero" || name == "gather") EXPECT_GT((*ms)[i], 0.0) << name;  // stage 0 and stage 1
-    if (name == "shape" || name == "concat") EXPECT_EQ((*ms)[i], 0.0) << name;    // folded in stage 1
+    if (name == "nonzero" || name == "gather") { EXPECT_GT((*ms)[i], 0.0) << name; }  // stage 0 and stage 1
+    if (name == "shape" || name == "concat") { EXPECT_EQ((*ms)[i], 0.0) << name; }    // folded in stage 1
   }
 }
 

@@ -534,7 +534,7 @@ TEST(NhwcLayoutPass, DepthwiseHeavyGraphStaysNchw) {
   EXPECT_EQ(counts["FusedConv"], 3);
   EXPECT_EQ(counts["Transpose"], 0);
   for (const auto& n : g->nodes())
-    if (n->op_type == "FusedConv") EXPECT_EQ(n->attrs.s("layout"), "NCHW") << n->name;
+    if (n->op_type == "FusedConv") { EXPECT_EQ(n->attrs.s("layout"), "NCHW") << n->name; }
   auto after = run_cpu(g, xt);
   ASSERT_EQ(after.size(), 1u);
   EXPECT_LT(rel_l2(after[0], before[0]), 2e-3);

@@ -150,7 +150,7 @@ TEST(Fp8QuantizeFusion, GemmOutputWithOtherReadersStays) {
   EXPECT_EQ(count(*g, "Fp8Quantize"), 1);
   EXPECT_EQ(count(*g, "Fp8LayerNorm"), 1);
   for (const auto& n : g->nodes())
-    if (n->op_type == "Fp8MatMul") EXPECT_NE(n->outputs[0]->type.dtype, DType::kFloat8E4M3FN);
+    if (n->op_type == "Fp8MatMul") { EXPECT_NE(n->outputs[0]->type.dtype, DType::kFloat8E4M3FN); }
 }
 
 TEST(Fp8QuantizeFusion, LayerNormWithUsedStatisticsStays) {

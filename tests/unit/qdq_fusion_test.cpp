@@ -27,12 +27,6 @@ Tensor scalar(float v) {
   return t;
 }
 
-Tensor floats(Dims d, std::vector<float> v) {
-  Tensor t(DType::kFloat32, std::move(d));
-  std::copy(v.begin(), v.end(), t.data<float>());
-  return t;
-}
-
 // Positive per-channel scales in [0.01, 0.05).
 Tensor scales(int64_t n, uint32_t seed) {
   Tensor t = random_tensor(DType::kFloat32, {n}, seed, 0.01, 0.05);
@@ -445,7 +439,7 @@ TEST(QdqFusionPass, FoldsRequantizeAndFusesMatMulAndGemm) {
   EXPECT_EQ(counts["QuantizeLinear"], 6);
   EXPECT_EQ(counts["MaxPool"], 1);
   for (const auto& n : g->nodes())
-    if (n->op_type == "Concat") EXPECT_EQ(n->outputs[0]->type.dtype, DType::kInt8);
+    if (n->op_type == "Concat") { EXPECT_EQ(n->outputs[0]->type.dtype, DType::kInt8); }
   auto after = run(g);
   ASSERT_EQ(after.size(), 4u);
   for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(tensors_close(after[i], before[i], 1e-5, 1e-5)) << i;
@@ -475,7 +469,7 @@ TEST(QdqFusionPass, FusesTheExportedQatCnn) {
   EXPECT_EQ(counts["DequantizeLinear"], 1);  // before the global pool
   EXPECT_EQ(counts["MaxPool"], 1);           // on int8: its Q/DQ pair had one scale
   for (const auto& n : g.nodes())
-    if (n->op_type == "MaxPool") EXPECT_EQ(n->outputs[0]->type.dtype, DType::kInt8);
+    if (n->op_type == "MaxPool") { EXPECT_EQ(n->outputs[0]->type.dtype, DType::kInt8); }
   auto exec = CpuExecutor::create(model->graph);
   ASSERT_TRUE(exec.ok()) << exec.status().message();
   auto out = (*exec)->run({{g.inputs[0]->name, *x}});

@@ -346,8 +346,9 @@ TEST(QdqInsertion, CalibrationBackendChoice) {
   const bool have_cuda = cuda && cuda->available().ok();
   auto c = check_calibration_backend("cuda");
   EXPECT_EQ(c.ok(), have_cuda);
-  if (!have_cuda)
+  if (!have_cuda) {
     EXPECT_NE(c.status().message().find("--calib-backend cuda"), std::string::npos) << c.status().message();
+  }
 
   // The CPU path: explicit "cpu" equals the default, progress lines name it, and the input's
   // minmax range is its largest |x|.

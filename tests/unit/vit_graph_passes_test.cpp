@@ -177,7 +177,7 @@ TEST(QkvMerge, ThreeProjectionsBecomeOneGemmTheAttentionSlices) {
     ASSERT_EQ(count(*g, "FusedMatMul"), 1);
     EXPECT_EQ(count(*g, "Attention"), 1);
     for (const auto& n : g->nodes())
-      if (n->op_type == "FusedMatMul") EXPECT_EQ(*n->outputs[0]->type.shape.to_dims(), (Dims{2, 5, 24}));
+      if (n->op_type == "FusedMatMul") { EXPECT_EQ(*n->outputs[0]->type.shape.to_dims(), (Dims{2, 5, 24})); }
   }
 }
 
