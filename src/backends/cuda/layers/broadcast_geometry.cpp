@@ -4,9 +4,9 @@
 
 namespace kiln::cuda {
 
-bool make_broadcast_geometry(const Dims& out, const std::vector<Dims>& inputs, BroadcastGeometry& g) {
+bool merge_broadcast_dims(const Dims& out, const std::vector<Dims>& inputs, std::vector<int64_t>& dims,
+                          std::vector<std::vector<int64_t>>& merged) {
   const size_t n = inputs.size();
-  if (n == 0 || n > static_cast<size_t>(kMaxBroadcastInputs)) return false;
   const size_t rank = out.size();
   std::vector<std::vector<int64_t>> strides(n, std::vector<int64_t>(rank, 0));
   for (size_t k = 0; k < n; ++k) {
@@ -23,8 +23,8 @@ bool make_broadcast_geometry(const Dims& out, const std::vector<Dims>& inputs, B
   }
   // Walk outer to inner; dim i joins the previous one when, for every input, stepping the
   // previous dim once equals stepping dim i out[i] times.
-  std::vector<int64_t> dims;
-  std::vector<std::vector<int64_t>> merged(n);
+  dims.clear();
+  merged.assign(n, {});
   for (size_t i = 0; i < rank; ++i) {
     if (out[i] == 1) continue;
     bool join = !dims.empty();
@@ -41,6 +41,15 @@ bool make_broadcast_geometry(const Dims& out, const std::vector<Dims>& inputs, B
     dims.push_back(1);
     for (size_t k = 0; k < n; ++k) merged[k].push_back(0);
   }
+  return true;
+}
+
+bool make_broadcast_geometry(const Dims& out, const std::vector<Dims>& inputs, BroadcastGeometry& g) {
+  const size_t n = inputs.size();
+  if (n == 0 || n > static_cast<size_t>(kMaxBroadcastInputs)) return false;
+  std::vector<int64_t> dims;
+  std::vector<std::vector<int64_t>> merged;
+  if (!merge_broadcast_dims(out, inputs, dims, merged)) return false;
   if (dims.size() > static_cast<size_t>(kMaxBroadcastRank)) return false;
   g = BroadcastGeometry{};
   g.rank = static_cast<int>(dims.size());

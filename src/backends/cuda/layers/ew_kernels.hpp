@@ -28,8 +28,12 @@ struct BroadcastGeometry {
   int64_t strides[kMaxBroadcastInputs][kMaxBroadcastRank] = {};
 };
 
-// False when an input does not broadcast to `out`, there are too many inputs, or the merged
-// rank exceeds kMaxBroadcastRank.
+// The output's dims with mergeable neighbours merged, and each input's element strides over them
+// (0 where it broadcasts); any number of inputs and dims. False when an input does not broadcast.
+bool merge_broadcast_dims(const Dims& out, const std::vector<Dims>& inputs, std::vector<int64_t>& dims,
+                          std::vector<std::vector<int64_t>>& strides);
+// The same in the fixed-size form of the elementwise kernels: false also when there are too many
+// inputs or the merged rank exceeds kMaxBroadcastRank.
 bool make_broadcast_geometry(const Dims& out, const std::vector<Dims>& inputs, BroadcastGeometry& g);
 
 // ---- Unary (one input, output of the same shape) ----

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <utility>
 
+#include "backends/cuda/layers/ew_kernels.hpp"
 #include "backends/cuda/layers/ew_layer_util.hpp"
 #include "backends/cuda/layers/fused_ew_codegen.hpp"
 
@@ -140,7 +141,7 @@ struct Generated {
 
 
 // Output dims merged where every input allows it, with each input's element strides (0 where it
-// broadcasts), as make_broadcast_geometry does for up to 3 inputs.
+// broadcasts): merge_broadcast_dims, for up to kFusedEwMaxRank merged dims.
 struct Geometry {
   std::vector<int64_t> dims;
   std::vector<std::vector<int64_t>> strides;  // [input][dim]
@@ -148,37 +149,8 @@ struct Geometry {
 };
 
 bool make_geometry(const Dims& out, const std::vector<Dims>& inputs, Geometry& g) {
-  const size_t n = inputs.size(), rank = out.size();
-  std::vector<std::vector<int64_t>> full(n, std::vector<int64_t>(rank, 0));
-  for (size_t k = 0; k < n; ++k) {
-    const Dims& d = inputs[k];
-    if (d.size() > rank) return false;
-    const size_t lead = rank - d.size();
-    int64_t s = 1;
-    for (size_t i = d.size(); i-- > 0;) {
-      if (d[i] == out[lead + i]) full[k][lead + i] = d[i] == 1 ? 0 : s;
-      else if (d[i] != 1) return false;
-      s *= d[i];
-    }
-  }
   g = Geometry{};
-  g.strides.assign(n, {});
-  for (size_t i = 0; i < rank; ++i) {
-    if (out[i] == 1) continue;
-    bool join = !g.dims.empty();
-    for (size_t k = 0; join && k < n; ++k) join = g.strides[k].back() == full[k][i] * out[i];
-    if (join) {
-      g.dims.back() *= out[i];
-      for (size_t k = 0; k < n; ++k) g.strides[k].back() = full[k][i];
-    } else {
-      g.dims.push_back(out[i]);
-      for (size_t k = 0; k < n; ++k) g.strides[k].push_back(full[k][i]);
-    }
-  }
-  if (g.dims.empty()) {
-    g.dims.push_back(1);
-    for (size_t k = 0; k < n; ++k) g.strides[k].push_back(0);
-  }
+  if (!merge_broadcast_dims(out, inputs, g.dims, g.strides)) return false;
   g.numel = dims_numel(out);
   return g.dims.size() <= static_cast<size_t>(kFusedEwMaxRank);
 }

@@ -19,26 +19,20 @@ struct Shape {
 };
 
 std::optional<Shape> shape_of(const Node& n) {
-  if (n.attrs.s("layout", "NCHW") != "NHWC" || n.attrs.i("group", 1) != 1) return std::nullopt;
-  if (!n.has_input(0) || !n.has_input(1) || !n.has_output(0) || n.outputs.size() != 1) return std::nullopt;
-  auto x = static_dims(n.inputs[0]), w = static_dims(n.inputs[1]), y = static_dims(n.outputs[0]);
-  if (!x || !w || !y || x->size() != 4 || w->size() != 4) return std::nullopt;
+  auto dims = direct_nhwc_conv_dims(n);
+  if (!dims) return std::nullopt;
+  const Dims &x = dims->x, &w = dims->w, &y = dims->y;
   const DType t = n.outputs[0]->type.dtype;
-  if (!is_gpu_float(t) || n.inputs[0]->type.dtype != t || n.inputs[1]->type.dtype != t) return std::nullopt;
-  if (n.has_input(2) && n.inputs[2]->type.dtype != t) return std::nullopt;
-  if (n.has_input(3) && (n.inputs[3]->type.dtype != t || static_dims(n.inputs[3]) != y)) return std::nullopt;
-  const std::string act = n.attrs.s("activation", "");
-  if (!act.empty() && act != "Relu") return std::nullopt;
-  const int64_t c = (*x)[3], m = (*w)[0];
+  const int64_t c = x[3], m = w[0];
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(t));
-  if ((*w)[1] != 1 || (*w)[2] != 1 || (*w)[3] != c || *y != Dims{(*x)[0], (*x)[1], (*x)[2], m}) return std::nullopt;
+  if (w[1] != 1 || w[2] != 1 || w[3] != c || y != Dims{x[0], x[1], x[2], m}) return std::nullopt;
   if (m < 1 || m > kernels::kNarrowMaxOutputs || c % vec != 0 || c > kernels::kNarrowMaxInputs) return std::nullopt;
   if (!all_equal(n.attrs.ints("strides"), 1) || !all_equal(n.attrs.ints("pads"), 0) ||
       !all_equal(n.attrs.ints("dilations"), 1))
     return std::nullopt;
   const std::string pad = n.attrs.s("auto_pad", "NOTSET");
   if (pad != "NOTSET" && pad != "VALID") return std::nullopt;
-  return Shape{(*x)[0] * (*x)[1] * (*x)[2], static_cast<int>(c), static_cast<int>(m)};
+  return Shape{x[0] * x[1] * x[2], static_cast<int>(c), static_cast<int>(m)};
 }
 
 class NarrowConvLayer : public CudaLayer {

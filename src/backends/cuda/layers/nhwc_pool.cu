@@ -9,18 +9,28 @@
 namespace kiln::cuda::kernels {
 namespace {
 
+// Output item g (a run of V channels of one pixel) as (n, oh, ow, channel run).
+template <typename I>
+struct NhwcItem {
+  I n, oh, ow, cv;
+};
+template <typename I>
+__device__ __forceinline__ NhwcItem<I> decode(I g, I cv_count, const NhwcPoolParams& p) {
+  const I cv = g % cv_count;
+  I t = g / cv_count;
+  const I ow = t % static_cast<I>(p.ow);
+  t /= static_cast<I>(p.ow);
+  const I oh = t % static_cast<I>(p.oh);
+  return {t / static_cast<I>(p.oh), oh, ow, cv};
+}
+
 // total = N * OH * OW * (C / V); I is the index type (32-bit where it fits: cheaper division).
 template <typename T, int V, bool Max, typename I>
 __global__ void nhwc_pool_kernel(const T* __restrict__ x, T* __restrict__ y, I total, NhwcPoolParams p) {
   const I cv_count = static_cast<I>(p.c / V);
   for (I g = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
        g += static_cast<I>(gridDim.x) * blockDim.x) {
-    const I cv = g % cv_count;
-    I t = g / cv_count;
-    const I ow = t % static_cast<I>(p.ow);
-    t /= static_cast<I>(p.ow);
-    const I oh = t % static_cast<I>(p.oh);
-    const I n = t / static_cast<I>(p.oh);
+    const auto [n, oh, ow, cv] = decode(g, cv_count, p);
     const int h0 = static_cast<int>(oh) * p.sh - p.ph, w0 = static_cast<int>(ow) * p.sw - p.pw;
     float acc[V];
     int count = 0;
@@ -59,12 +69,7 @@ __global__ void nhwc_pool2x2_kernel(const T* __restrict__ x, T* __restrict__ y, 
   const I cv_count = static_cast<I>(p.c / V);
   for (I g = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
        g += static_cast<I>(gridDim.x) * blockDim.x) {
-    const I cv = g % cv_count;
-    I t = g / cv_count;
-    const I ow = t % static_cast<I>(p.ow);
-    t /= static_cast<I>(p.ow);
-    const I oh = t % static_cast<I>(p.oh);
-    const I n = t / static_cast<I>(p.oh);
+    const auto [n, oh, ow, cv] = decode(g, cv_count, p);
     const int64_t row = static_cast<int64_t>(p.w) * p.c;
     const int64_t base = ((static_cast<int64_t>(n) * p.h + 2 * static_cast<int64_t>(oh)) * p.w + 2 * static_cast<int64_t>(ow)) * p.c +
                          static_cast<int64_t>(cv) * V;

@@ -66,4 +66,18 @@ cudnnPoolingMode_t cudnn_pool_mode(bool max, const Node& n) {
                                                 : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
 }
 
+std::optional<NhwcConvDims> direct_nhwc_conv_dims(const Node& n) {
+  if (n.attrs.s("layout", "NCHW") != "NHWC" || n.attrs.i("group", 1) != 1) return std::nullopt;
+  if (!n.has_input(0) || !n.has_input(1) || !n.has_output(0) || n.outputs.size() != 1) return std::nullopt;
+  auto x = static_dims(n.inputs[0]), w = static_dims(n.inputs[1]), y = static_dims(n.outputs[0]);
+  if (!x || !w || !y || x->size() != 4 || w->size() != 4 || y->size() != 4) return std::nullopt;
+  const DType t = n.outputs[0]->type.dtype;
+  if (!is_gpu_float(t) || n.inputs[0]->type.dtype != t || n.inputs[1]->type.dtype != t) return std::nullopt;
+  if (n.has_input(2) && n.inputs[2]->type.dtype != t) return std::nullopt;
+  if (n.has_input(3) && (n.inputs[3]->type.dtype != t || static_dims(n.inputs[3]) != y)) return std::nullopt;
+  const std::string act = n.attrs.s("activation", "");
+  if (!act.empty() && act != "Relu") return std::nullopt;
+  return NhwcConvDims{std::move(*x), std::move(*w), std::move(*y)};
+}
+
 }  // namespace kiln::cuda

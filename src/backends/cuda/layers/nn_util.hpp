@@ -19,6 +19,13 @@ bool is_gpu_float(DType t);
 std::optional<cudnnDataType_t> cudnn_type(DType t);
 // The precision the backend assigns to a node with this output dtype and these options.
 std::string precision_for(DType out, const BuildOptions& options);
+// The form every direct NHWC kiln.FusedConv kernel needs (small_channel_conv, narrow_conv): NHWC
+// layout, group 1, one output, static 4-D X, W, Y of one float dtype (B and Z too, Z of Y's dims),
+// activation none or Relu. X, W, Y dims, or nullopt.
+struct NhwcConvDims {
+  Dims x, w, y;
+};
+std::optional<NhwcConvDims> direct_nhwc_conv_dims(const Node& n);
 // Runs fn with a cuDNN handle for queries that launch nothing (workspace sizes, algorithm lists).
 // The handle is shared by the process and used under a lock (a handle is not thread-safe); it is
 // leaked at exit on purpose, since a static destructor would run after the CUDA runtime is gone.

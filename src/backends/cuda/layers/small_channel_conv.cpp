@@ -19,32 +19,27 @@ bool fits_int(std::initializer_list<int64_t> values) {
 }
 
 std::optional<kernels::SmallConvParams> params(const Node& n) {
-  if (n.attrs.s("layout", "NCHW") != "NHWC" || n.attrs.i("group", 1) != 1) return std::nullopt;
-  if (!n.has_input(0) || !n.has_input(1) || !n.has_output(0) || n.outputs.size() != 1) return std::nullopt;
-  auto x = static_dims(n.inputs[0]), w = static_dims(n.inputs[1]), y = static_dims(n.outputs[0]);
-  if (!x || !w || !y || x->size() != 4 || w->size() != 4 || y->size() != 4) return std::nullopt;
+  auto dims = direct_nhwc_conv_dims(n);
+  if (!dims) return std::nullopt;
+  const Dims &x = dims->x, &w = dims->w, &y = dims->y;
   const DType t = n.outputs[0]->type.dtype;
-  if (!is_gpu_float(t) || n.inputs[0]->type.dtype != t || n.inputs[1]->type.dtype != t) return std::nullopt;
-  if (n.has_input(2) && n.inputs[2]->type.dtype != t) return std::nullopt;
-  if (n.has_input(3) && (n.inputs[3]->type.dtype != t || static_dims(n.inputs[3]) != y)) return std::nullopt;
   const std::string act = n.attrs.s("activation", "");
-  if (!act.empty() && act != "Relu") return std::nullopt;
-  const int64_t c = (*x)[3], m = (*w)[0], kh = (*w)[1], kw = (*w)[2];
+  const int64_t c = x[3], m = w[0], kh = w[1], kw = w[2];
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(t));
-  if (c < 1 || c > kMaxChannels || (*w)[3] != c || (*y)[3] != m || m % vec != 0 || c * kh * kw > kMaxReduction) return std::nullopt;
+  if (c < 1 || c > kMaxChannels || w[3] != c || y[3] != m || m % vec != 0 || c * kh * kw > kMaxReduction) return std::nullopt;
   if (static_cast<size_t>((kh * kw * c + 1) * m) * sizeof(float) > kMaxSharedBytes) return std::nullopt;
   const Dims kernel{kh, kw};
-  auto win = resolve_window(n, Dims{(*x)[1], (*x)[2]}, &kernel, false);
-  if (!win.ok() || win->out != Dims{(*y)[1], (*y)[2]} || (*y)[0] != (*x)[0]) return std::nullopt;
-  if (!fits_int({(*x)[1], (*x)[2], c, m, kh, kw, win->strides[0], win->strides[1], win->pads_begin[0],
+  auto win = resolve_window(n, Dims{x[1], x[2]}, &kernel, false);
+  if (!win.ok() || win->out != Dims{y[1], y[2]} || y[0] != x[0]) return std::nullopt;
+  if (!fits_int({x[1], x[2], c, m, kh, kw, win->strides[0], win->strides[1], win->pads_begin[0],
                  win->pads_begin[1], win->dilations[0], win->dilations[1]}))
     return std::nullopt;
   kernels::SmallConvParams p;
-  p.n = (*x)[0];
-  p.oh = (*y)[1];
-  p.ow = (*y)[2];
-  p.h = static_cast<int>((*x)[1]);
-  p.w = static_cast<int>((*x)[2]);
+  p.n = x[0];
+  p.oh = y[1];
+  p.ow = y[2];
+  p.h = static_cast<int>(x[1]);
+  p.w = static_cast<int>(x[2]);
   p.c = static_cast<int>(c);
   p.m = static_cast<int>(m);
   p.kh = static_cast<int>(kh);

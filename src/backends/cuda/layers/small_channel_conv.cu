@@ -13,6 +13,21 @@ namespace {
 // once and then walks many pixels; one pixel per thread would reload them 2M times for a 512x512 stem.
 constexpr unsigned kMaxBlocks = 1024;
 
+// The epilogue of both variants: + Z (residual), ReLU, one 16-byte store at element `off`.
+template <typename T, int V>
+__device__ __forceinline__ void store_epilogue(float (&acc)[V], const T* __restrict__ z, T* __restrict__ y,
+                                               int64_t off, bool relu) {
+  if (z) {
+    const Pack<T, V> zv = *reinterpret_cast<const Pack<T, V>*>(z + off);
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[v] += to_f(zv.v[v]);
+  }
+  Pack<T, V> out;
+#pragma unroll
+  for (int v = 0; v < V; ++v) out.v[v] = from_f<T>(relu ? fmaxf(acc[v], 0.f) : acc[v]);
+  *reinterpret_cast<Pack<T, V>*>(y + off) = out;
+}
+
 // total = N * OH * OW * (M / V). W is (M, kh, kw, C) as the NHWC node has it.
 template <typename T, int V, typename I>
 __global__ void small_channel_conv_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
@@ -54,16 +69,7 @@ __global__ void small_channel_conv_kernel(const T* __restrict__ x, const T* __re
         }
       }
     }
-    const int64_t off = static_cast<int64_t>(pix) * p.m + m0;
-    if (z) {
-      const Pack<T, V> zv = *reinterpret_cast<const Pack<T, V>*>(z + off);
-#pragma unroll
-      for (int v = 0; v < V; ++v) acc[v] += to_f(zv.v[v]);
-    }
-    Pack<T, V> out;
-#pragma unroll
-    for (int v = 0; v < V; ++v) out.v[v] = from_f<T>(p.relu ? fmaxf(acc[v], 0.f) : acc[v]);
-    *reinterpret_cast<Pack<T, V>*>(y + off) = out;
+    store_epilogue<T, V>(acc, z, y, static_cast<int64_t>(pix) * p.m + m0, p.relu);
   }
 }
 
@@ -111,16 +117,7 @@ __global__ void small_channel_conv_reg_kernel(const T* __restrict__ x, const T* 
 #pragma unroll
       for (int v = 0; v < V; ++v) acc[v] = fmaf(xv, wr[k][v], acc[v]);
     }
-    const int64_t off = static_cast<int64_t>(pix) * p.m + m0;
-    if (z) {
-      const Pack<T, V> zv = *reinterpret_cast<const Pack<T, V>*>(z + off);
-#pragma unroll
-      for (int v = 0; v < V; ++v) acc[v] += to_f(zv.v[v]);
-    }
-    Pack<T, V> out;
-#pragma unroll
-    for (int v = 0; v < V; ++v) out.v[v] = from_f<T>(p.relu ? fmaxf(acc[v], 0.f) : acc[v]);
-    *reinterpret_cast<Pack<T, V>*>(y + off) = out;
+    store_epilogue<T, V>(acc, z, y, static_cast<int64_t>(pix) * p.m + m0, p.relu);
   }
 }
 
