@@ -258,6 +258,7 @@ std::set<std::string> best_int8_layers(const Graph& g, std::set<std::string>* sm
 void apply_to_quantization(const PrecisionPlan& plan, QuantizationSpec& spec) {
   spec.keep_float.insert(plan.keep_float.begin(), plan.keep_float.end());
   for (const std::string& key : plan.quantize) spec.keep_float.erase(key);
+  spec.quantize.insert(plan.quantize.begin(), plan.quantize.end());  // past the speed rules too
 }
 
 Expected<PrecisionPlan> plan_precisions(const Graph& g, const BuildOptions& o, const Backend& backend,

@@ -47,7 +47,7 @@ Expected<PrecisionPlan> plan_precisions(const Graph& g, const BuildOptions& opti
                                         bool can_quantize = false);
 
 // For INT8/FP8 builds: the plan's float nodes (--layer-precision fp32/fp16/bf16, --best's small
-// layers) join spec.keep_float and its int8/fp8 nodes leave it. Order in the builder: plan_precisions,
+// layers) join spec.keep_float and its int8/fp8 nodes leave it and join spec.quantize. Order in the builder: plan_precisions,
 // this, insert_qdq, then the precision pass with plan.assignment (Q/DQ nodes take the fallback).
 void apply_to_quantization(const PrecisionPlan& plan, QuantizationSpec& spec);
 

@@ -25,6 +25,11 @@ namespace kiln {
 // Conv: 2-D, group 1, dilation 1, symmetric pads, static shapes. MatMul/Gemm: static shapes,
 // K and N multiples of 4 (cuBLASLt's IMMA layouts).
 bool qconv_int8_runnable(const Node& conv);
+
+// The fewest input channels (per group) worth an INT8 convolution: below it (an image stem's 3
+// channels) the int8 kernels pad the channels to 16 and float16 cuDNN is several times faster, so
+// post-training quantization leaves such a Conv float and qdq-fusion does not fuse one.
+inline constexpr int64_t kQConvMinChannels = 16;
 bool qmatmul_int8_runnable(int64_t k, int64_t n);
 
 }  // namespace kiln

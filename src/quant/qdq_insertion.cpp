@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "ops/qdq_layers.hpp"
 #include "passes/precision.hpp"
 
 namespace kiln {
@@ -57,6 +58,12 @@ class Inserter {
     return dq;
   }
 
+  // v's activation Q/DQ output when some quantized node reads v through one, else null.
+  Value* existing_activation(const Value* v) const {
+    auto it = act_.find(v);
+    return it == act_.end() ? nullptr : it->second;
+  }
+
   // A constant weight quantized here (symmetric, per channel along `axis`, or per tensor), read
   // through a DequantizeLinear: the plan stores the quantized values.
   // `shared_amax` (per tensor only): the scale's amax when several weights must share one scale.
@@ -105,7 +112,7 @@ class Inserter {
   Graph& g_;
   const QuantizationSpec& spec_;
   float qmax_;
-  std::map<Value*, Value*> act_;
+  std::map<const Value*, Value*> act_;
   std::map<std::pair<Value*, int64_t>, Value*> weights_;
 };
 
@@ -128,6 +135,39 @@ std::string blocker(const Node& n, const RangeTable& ranges, DType qtype) {
   return "";
 }
 
+// INT8 only: why a Conv whose input channels per group are too few for the INT8 kernels stays float.
+std::string small_conv_reason(const Node& n, DType qtype) {
+  if (qtype != DType::kInt8 || n.op_type != "Conv" || !n.has_input(1)) return "";
+  const Shape& w = n.inputs[1]->type.shape;  // (M, C/group, k...)
+  if (!w.has_rank() || w.rank() < 2 || !w[1].known() || w[1].value >= kQConvMinChannels) return "";
+  return fmt::format("{} input channels: the INT8 kernels need >= {}, float16 is faster", w[1].value,
+                     kQConvMinChannels);
+}
+
+// A residual Add of a quantized Conv's output and a value that has an activation Q/DQ pair (it
+// feeds another quantized node) reads the pair's output instead: the value's producer can then
+// fuse the quantization and write int8, and the Conv reads the residual as int8.
+bool quantize_residual_adds(Graph& g, const std::set<const Node*>& quantized, const Inserter& ins) {
+  bool changed = false;
+  for (const auto& n : g.nodes()) {
+    if (!n->domain.empty() || n->op_type != "Add" || n->inputs.size() != 2 || !n->inputs[0] || !n->inputs[1])
+      continue;
+    for (size_t i = 0; i < 2; ++i) {
+      const Value* conv_out = n->inputs[1 - i];
+      Value* v = n->inputs[i];
+      Value* dq = ins.existing_activation(v);
+      const Node* p = conv_out->producer;
+      if (!dq || v == conv_out || !p || p->op_type != "Conv" || !quantized.count(p) ||
+          !conv_out->type.shape.has_rank() || !(v->type.shape == conv_out->type.shape))
+        continue;
+      n->inputs[i] = dq;
+      changed = true;
+      break;
+    }
+  }
+  return changed;
+}
+
 }  // namespace
 
 Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const QuantizationSpec& spec) {
@@ -140,8 +180,13 @@ Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const Quantization
   for (const auto& n : g.nodes())
     if (n->domain.empty() && spec.op_types.count(n->op_type)) nodes.push_back(n.get());
   std::map<const Node*, std::string> why_float;
-  for (Node* n : nodes)
-    why_float[n] = spec.keep_float.count(precision_key(*n)) ? "kept float by request" : blocker(*n, ranges, spec.qtype);
+  std::set<const Node*> quantized;
+  for (Node* n : nodes) {
+    const std::string key = precision_key(*n);
+    std::string& why = why_float[n];
+    why = spec.keep_float.count(key) ? "kept float by request" : blocker(*n, ranges, spec.qtype);
+    if (why.empty() && !spec.quantize.count(key)) why = small_conv_reason(*n, spec.qtype);
+  }
   // FP8: the weights of GEMMs that read one activation (a transformer's Q, K and V projections)
   // share one per-tensor scale, so that the CUDA backend can run them as one GEMM exactly
   // (cuBLASLt takes one weight scale; passes/fp8_qkv_merge.cpp).
@@ -173,8 +218,10 @@ Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const Quantization
                                  : ins.activation(v, ranges.amax.at(v->name));
     }
     if (spec.report) spec.report->quantized.push_back(n->describe());
+    quantized.insert(n);
     changed = true;
   }
+  if (spec.qtype == DType::kInt8 && spec.quantize_residuals) changed |= quantize_residual_adds(g, quantized, ins);
   if (changed) {
     KILN_RETURN_IF_ERROR(g.topological_sort());
     g.remove_unused_values();  // the float weights replaced by quantized ones

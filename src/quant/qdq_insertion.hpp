@@ -27,6 +27,13 @@ struct QuantizationSpec {
   DType qtype = DType::kInt8;                               // kInt8 (later also FP8 E4M3)
   std::set<std::string> op_types{"Conv", "MatMul", "Gemm"};  // ops whose inputs get Q/DQ
   std::set<std::string> keep_float;                         // precision_key()s (node names) left float
+  // precision_key()s quantized even where a speed rule would leave them float (the < 16 input
+  // channel Conv rule): --layer-precision NAME:int8. keep_float still wins.
+  std::set<std::string> quantize;
+  // INT8: an Add of a quantized Conv's output and a value v that is quantized for another reader
+  // (a residual block's input, also read by the next block's Conv) reads v through v's Q/DQ pair.
+  // Then v's producer can write int8 and the residual is read as int8 (TensorRT does the same).
+  bool quantize_residuals = true;
   QuantizationReport* report = nullptr;                     // filled when set
 };
 
@@ -37,7 +44,9 @@ float quantized_max(DType qtype);
 // float32 weights are quantized here: per output channel (Conv: axis 0; Gemm B: axis 0 with transB=1,
 // else 1; MatMul B: its last axis), other constant inputs per tensor. A node whose inputs cannot all
 // be quantized (no range, not float32, already behind a DequantizeLinear) stays float, with the
-// reason in the report. One Q/DQ pair per value, shared by its readers. Returns whether the graph changed.
+// reason in the report. INT8 leaves a Conv with < kQConvMinChannels input channels per group float
+// (unless spec.quantize names it). One Q/DQ pair per value, shared by its readers (and, with
+// spec.quantize_residuals, by residual Adds). Returns whether the graph changed.
 Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const QuantizationSpec& spec);
 
 }  // namespace kiln

@@ -259,7 +259,7 @@ TEST(CudaQdqModel, QatCnnBuildsInt8Layers) {
     tactics += " " + n.op_type + ":" + plan->layers[i].tactic.substr(0, 24);
   }
   std::cout << "qdq_cnn plan:" << tactics << "\n";
-  EXPECT_EQ(qconv, 4);
+  EXPECT_EQ(qconv, 3);  // every Conv but the 3-channel stem (float16 is faster there)
   EXPECT_EQ(qmatmul, 2);
   auto engine = Engine::from_plan(std::move(*plan));
   ASSERT_TRUE(engine.ok()) << engine.status().message();

@@ -30,12 +30,12 @@ Tensor random(Dims dims, uint32_t seed, float scale = 1.0f) {
   return t;
 }
 
-// x[N,3,8,8] -> Conv(4 filters 3x3) -> Relu -> Flatten -> MatMul([144,6]) -> Gemm(transB=1, [5,6]) -> y
+// x[N,16,8,8] -> Conv(4 filters 3x3) -> Relu -> Flatten -> MatMul([144,6]) -> Gemm(transB=1, [5,6]) -> y
 GraphPtr small_net() {
   auto g = std::make_shared<Graph>();
-  Value* x = g->add_value("x", {DType::kFloat32, Shape({Dim::symbolic("n"), Dim(3), Dim(8), Dim(8)})});
+  Value* x = g->add_value("x", {DType::kFloat32, Shape({Dim::symbolic("n"), Dim(16), Dim(8), Dim(8)})});
   g->inputs = {x};
-  Value* w = g->add_constant("w", random({4, 3, 3, 3}, 1, 0.3f));
+  Value* w = g->add_constant("w", random({4, 16, 3, 3}, 1, 0.3f));
   Value* b = g->add_constant("b", random({4}, 2));
   Value* conv = g->add_value("conv");
   Value* relu = g->add_value("relu");
@@ -58,7 +58,7 @@ GraphPtr small_net() {
 
 std::vector<std::map<std::string, Tensor>> batches(int n, uint32_t seed) {
   std::vector<std::map<std::string, Tensor>> out;
-  for (int i = 0; i < n; ++i) out.push_back({{"x", random({4, 3, 8, 8}, seed + i)}});
+  for (int i = 0; i < n; ++i) out.push_back({{"x", random({4, 16, 8, 8}, seed + i)}});
   return out;
 }
 
@@ -125,7 +125,7 @@ TEST(QdqInsertion, SimulatedInt8OutputIsCloseToFloat) {
     auto e_ref = CpuExecutor::create(ref);
     auto e_q = CpuExecutor::create(q);
     ASSERT_TRUE(e_ref.ok() && e_q.ok());
-    auto in = random({4, 3, 8, 8}, 99);
+    auto in = random({4, 16, 8, 8}, 99);
     auto a = (*e_ref)->run({{"x", in}});
     auto b = (*e_q)->run({{"x", in}});
     ASSERT_TRUE(a.ok() && b.ok());
@@ -248,13 +248,13 @@ TEST(QdqInsertion, CudaQdqFusionTakesTheInsertedPatterns) {
   // What insert_qdq writes is what the CUDA pipeline's qdq-fusion expects (here run on the CPU,
   // whose kiln.QConv kernel is the reference): the Conv fuses and the result matches the Q/DQ graph.
   GraphPtr g = small_net();
-  g->inputs[0]->type.shape = Shape({Dim(4), Dim(3), Dim(8), Dim(8)});  // CUDA plans have static shapes
+  g->inputs[0]->type.shape = Shape({Dim(4), Dim(16), Dim(8), Dim(8)});  // CUDA plans have static shapes
   ASSERT_TRUE(infer_shapes(*g).ok());
   auto ranges = collect_ranges(*g, batches(2, 30), *parse_calibration_algorithm("minmax"));
   ASSERT_TRUE(ranges.ok());
   ASSERT_TRUE(insert_qdq(*g, *ranges, QuantizationSpec{}).ok());
   ASSERT_TRUE(infer_shapes(*g).ok());
-  auto in = random({4, 3, 8, 8}, 7);
+  auto in = random({4, 16, 8, 8}, 7);
   auto simulated = (*CpuExecutor::create(g))->run({{"x", in}});
   ASSERT_TRUE(simulated.ok());
   auto fused = make_qdq_fusion_pass()->run(*g);
@@ -290,7 +290,7 @@ TEST(QdqInsertion, CalibrationCacheGivesTheSamePlan) {
   const std::string dir = tmp("data"), cache = tmp("model.cache");
   std::filesystem::create_directories(dir);
   for (int i = 0; i < 3; ++i)
-    ASSERT_TRUE(save_npy(dir + "/" + std::to_string(i) + ".npy", random({2, 3, 8, 8}, i)).ok());
+    ASSERT_TRUE(save_npy(dir + "/" + std::to_string(i) + ".npy", random({2, 16, 8, 8}, i)).ok());
   std::filesystem::remove(cache);
   std::vector<std::string> log;
   BuildOptions o;
@@ -424,7 +424,7 @@ TEST(QdqInsertion, BuildCalibrationBackend) {
   const std::string dir = tmp("data_backend");
   std::filesystem::create_directories(dir);
   for (int i = 0; i < 2; ++i)
-    ASSERT_TRUE(save_npy(dir + "/" + std::to_string(i) + ".npy", random({2, 3, 8, 8}, 50 + i)).ok());
+    ASSERT_TRUE(save_npy(dir + "/" + std::to_string(i) + ".npy", random({2, 16, 8, 8}, 50 + i)).ok());
   std::vector<std::string> log;
   BuildOptions o;
   o.backend = "cpu";
@@ -457,7 +457,7 @@ TEST(QdqInsertion, BuildCalibrationBackend) {
 TEST(QdqInsertion, CacheOfAnotherModelIsReplaced) {
   const std::string dir = tmp("data2"), cache = tmp("other.cache");
   std::filesystem::create_directories(dir);
-  ASSERT_TRUE(save_npy(dir + "/0.npy", random({2, 3, 8, 8}, 1)).ok());
+  ASSERT_TRUE(save_npy(dir + "/0.npy", random({2, 16, 8, 8}, 1)).ok());
   RangeTable other;
   other.algorithm = "entropy";
   other.amax = {{"not_in_this_model", 1.0f}};
