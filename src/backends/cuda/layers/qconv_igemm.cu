@@ -105,6 +105,27 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
       a_ix[i] = 0;
     }
   }
+  // The epilogue's chunks: 16 channels of one pixel per thread and step. kThreads is a multiple of
+  // kChunks, so a thread's channel chunk is the same in every step.
+  constexpr int kChunks = C::BN / 16;
+  constexpr int kEpiSteps = C::BM * kChunks / C::kThreads;
+  static_assert(C::BM * kChunks % C::kThreads == 0 && C::kThreads % kChunks == 0);
+  // Residual: its tile is fetched into L2 now, while the main loop runs; the epilogue then reads it
+  // from L2 instead of waiting on DRAM once per step (the residual convs are 1x1 ones with a short
+  // main loop, where that wait dominated).
+  if constexpr (kOut != kAcc) {
+    if (p.z || p.z_h) {
+#pragma unroll
+      for (int step = 0; step < kEpiSteps; ++step) {
+        const int idx = tid + step * C::kThreads;
+        const int pix = m0 + idx / kChunks, ch0 = n0 + (idx % kChunks) * 16;
+        if (pix >= rows || ch0 >= p.m) continue;
+        const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
+        const void* addr = p.z ? static_cast<const void*>(p.z + off) : static_cast<const void*>(p.z_h + off);
+        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(addr));
+      }
+    }
+  }
   const int8_t* b_row[C::kBRows];
   bool b_ok[C::kBRows];
 #pragma unroll
@@ -218,8 +239,27 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
   __syncthreads();
 
   // 16 channels of one pixel per thread and step: coalesced 16-byte loads (Z) and stores (Y).
-  constexpr int kChunks = C::BN / 16;
-  for (int idx = tid; idx < C::BM * kChunks; idx += C::kThreads) {
+  // The residual of every step is loaded first: kEpiSteps loads in flight per thread, not one.
+  int4 zraw[kOut != kAcc ? kEpiSteps : 1][2];
+  if constexpr (kOut != kAcc) {
+#pragma unroll
+    for (int step = 0; step < kEpiSteps; ++step) {
+      const int idx = tid + step * C::kThreads;
+      const int pix = m0 + idx / kChunks, ch0 = n0 + (idx % kChunks) * 16;
+      zraw[step][0] = zraw[step][1] = make_int4(0, 0, 0, 0);
+      if (pix >= rows || ch0 >= p.m) continue;
+      const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
+      if (p.z) {
+        zraw[step][0] = __ldg(reinterpret_cast<const int4*>(p.z + off));
+      } else if (p.z_h) {
+        zraw[step][0] = __ldg(reinterpret_cast<const int4*>(p.z_h + off));
+        zraw[step][1] = __ldg(reinterpret_cast<const int4*>(p.z_h + off) + 1);
+      }
+    }
+  }
+#pragma unroll
+  for (int step = 0; step < kEpiSteps; ++step) {
+    const int idx = tid + step * C::kThreads;
     const int r = idx / kChunks, cc = idx % kChunks;
     const int pix = m0 + r, ch0 = n0 + cc * 16;
     if (pix >= rows || ch0 >= p.m) continue;
@@ -239,13 +279,13 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
       float zf[16];
       if (p.z) {
         alignas(16) int8_t zb[16];
-        *reinterpret_cast<int4*>(zb) = __ldg(reinterpret_cast<const int4*>(p.z + off));
+        *reinterpret_cast<int4*>(zb) = zraw[step][0];
 #pragma unroll
         for (int e = 0; e < 16; ++e) zf[e] = static_cast<float>(zb[e]);
       } else if (p.z_h) {
         alignas(16) __half zb[16];
-        reinterpret_cast<int4*>(zb)[0] = __ldg(reinterpret_cast<const int4*>(p.z_h + off));
-        reinterpret_cast<int4*>(zb)[1] = __ldg(reinterpret_cast<const int4*>(p.z_h + off) + 1);
+        reinterpret_cast<int4*>(zb)[0] = zraw[step][0];
+        reinterpret_cast<int4*>(zb)[1] = zraw[step][1];
 #pragma unroll
         for (int e = 0; e < 16; ++e) zf[e] = __half2float(zb[e]);
       }
