@@ -140,8 +140,8 @@ std::string small_conv_reason(const Node& n, DType qtype) {
   if (qtype != DType::kInt8 || n.op_type != "Conv" || !n.has_input(1)) return "";
   const Shape& w = n.inputs[1]->type.shape;  // (M, C/group, k...)
   if (!w.has_rank() || w.rank() < 2 || !w[1].known() || w[1].value >= kQConvMinChannels) return "";
-  return fmt::format("{} input channels: the INT8 kernels need >= {}, float16 is faster", w[1].value,
-                     kQConvMinChannels);
+  return fmt::format("{} input channels{}: the INT8 kernels need >= {}, float16 is faster", w[1].value,
+                     n.attrs.i("group", 1) > 1 ? " per group" : "", kQConvMinChannels);
 }
 
 // A residual Add of a quantized Conv's output and a value that has an activation Q/DQ pair (it

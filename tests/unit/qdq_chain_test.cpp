@@ -245,5 +245,30 @@ TEST(QdqChain, SmallChannelConvQuantizedWhenNamed) {
   EXPECT_EQ(s.quantize, std::set<std::string>{"stem"});
 }
 
+// A depthwise Conv (1 input channel per group) stays float too; a grouped one with 16 per group does not.
+TEST(QdqChain, DepthwiseConvStaysFloat) {
+  auto g = std::make_shared<Graph>();
+  Value* x = g->add_value("x", {DType::kFloat32, Shape::from_dims({1, 32, 6, 6})});
+  g->inputs = {x};
+  Value *a = g->add_value("a"), *b = g->add_value("b");
+  Node* dw = g->add_node("Conv", {x, g->add_constant("w1", normal({32, 1, 3, 3}, 1, 0.3f))}, {a}, "dw", "", 21);
+  dw->attrs.set("group", int64_t{32});
+  Node* grouped = g->add_node("Conv", {a, g->add_constant("w2", normal({32, 16, 1, 1}, 2, 0.3f))}, {b}, "grouped", "", 21);
+  grouped->attrs.set("group", int64_t{2});
+  g->outputs = {b};
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  RangeTable ranges;
+  ranges.amax = {{"x", 2.0f}, {"a", 2.0f}};
+  QuantizationReport report;
+  QuantizationSpec spec;
+  spec.report = &report;
+  ASSERT_TRUE(insert_qdq(*g, ranges, spec).ok());
+  ASSERT_EQ(report.kept_float.size(), 1u);
+  EXPECT_NE(report.kept_float[0].first.find("'dw'"), std::string::npos);
+  EXPECT_EQ(report.kept_float[0].second, "1 input channels per group: the INT8 kernels need >= 16, float16 is faster");
+  ASSERT_EQ(report.quantized.size(), 1u);
+  EXPECT_NE(report.quantized[0].find("'grouped'"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace kiln::test
