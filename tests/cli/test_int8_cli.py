@@ -48,11 +48,11 @@ class Int8Cli(KilnTestCase):
             self.assertIn("calibration: batch 4/4", r.stdout)
             self.assertIn(f"algorithm {algo}", r.stdout)
             # The stem (3 channels) and the 8-channel convs stay float: the INT8 kernels need 16.
-            self.assertIn("int8: 7 layers quantized, 7 kept float", r.stdout)
+            self.assertIn("int8: 8 layers quantized, 7 kept float", r.stdout)
             self.assertIn("kept float: node '/conv1/Conv' (Conv", r.stdout)
             self.assertIn("3 input channels: the INT8 kernels need >= 16, float16 is faster", r.stdout)
             self.assertRegex(r.stdout, r"layers +\d+ \(.*int8 \d+")
-            self.assertRegex(r.stdout, r"\n  int8 +7 layers quantized, 7 kept float")
+            self.assertRegex(r.stdout, r"\n  int8 +8 layers quantized, 7 kept float")
             got = self.run_plan(plan, algo)
             self.assertEqual(got.shape, self.expected.shape)
             self.assertGreater(cosine(got, self.expected), 0.99, algo)
