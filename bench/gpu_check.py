@@ -274,9 +274,9 @@ def main():
             log(f"[{name}] failed: {type(e).__name__}: {e}")
             results.append({"model": name, "error": f"{type(e).__name__}: {e}"})
         torch.cuda.empty_cache()
-    summary["results"] = results
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+        summary["results"] = results
+        with open(os.path.join(args.out, "results.json"), "w") as f:  # after each model: a cut-off run keeps its rows
+            json.dump(summary, f, indent=1)
     log("")
     log(f"{summary['gpu']}, torch {summary['torch']}")
     log(f"{'model':<12}{'b':>4} {'prec':<5}{'check':>6}{'relL2':>9}{'kiln ms':>9}{'eager':>8}{'compile':>8}"

@@ -41,6 +41,37 @@ TEST(CudaConcat, DtypesWidthsAndConstantInputs) {
   EXPECT_TRUE(matches_cpu(u8, 0.0));
 }
 
+TEST(CudaConcat, ChannelRowsInOneLaunchAndManyParts) {
+  KILN_REQUIRE_GPU();
+  // NHWC channel concat (UNet skip connections): 16-byte units, parts of unequal widths.
+  OpCall nhwc{.op_type = "Concat",
+              .inputs = {random_tensor(DType::kFloat16, {2, 33, 17, 64}, 1), random_tensor(DType::kFloat16, {2, 33, 17, 8}, 2),
+                         random_tensor(DType::kFloat16, {2, 33, 17, 128}, 3)}};
+  nhwc.attrs.set("axis", int64_t{-1});
+  EXPECT_TRUE(matches_cpu(nhwc, 0.0));
+  // 4-byte units (one float32 per row of a part) and 8-byte ones.
+  OpCall f32{.op_type = "Concat",
+             .inputs = {random_tensor(DType::kFloat32, {300, 1}, 1), random_tensor(DType::kFloat32, {300, 3}, 2)}};
+  f32.attrs.set("axis", int64_t{1});
+  EXPECT_TRUE(matches_cpu(f32, 0.0));
+  OpCall i64{.op_type = "Concat",
+             .inputs = {random_tensor(DType::kInt64, {50, 3}, 1, -9, 9), random_tensor(DType::kInt64, {50, 1}, 2, -9, 9)}};
+  i64.attrs.set("axis", int64_t{1});
+  EXPECT_TRUE(matches_cpu(i64, 0.0));
+  // More parts than one launch takes: the pitched copy per part.
+  OpCall many{.op_type = "Concat"};
+  for (uint32_t k = 0; k < 10; ++k) many.inputs.push_back(random_tensor(DType::kFloat16, {5, 7, 8}, k + 1));
+  many.attrs.set("axis", int64_t{2});
+  EXPECT_TRUE(matches_cpu(many, 0.0));
+  // Split of NHWC rows, 16-byte units.
+  OpCall split{.op_type = "Split",
+               .inputs = {random_tensor(DType::kFloat16, {3, 9, 11, 96}, 4), Tensor::from_vector<int64_t>({3}, {32, 8, 56})},
+               .constant_inputs = {false, true}};
+  split.attrs.set("axis", int64_t{3});
+  split.num_outputs = 3;
+  EXPECT_TRUE(matches_cpu(split, 0.0));
+}
+
 TEST(CudaSplit, SplitInputAndEqualParts) {
   KILN_REQUIRE_GPU();
   OpCall call{.op_type = "Split",

@@ -34,6 +34,24 @@ class ConcatSplitLayer : public CudaLayer {
     const DeviceTensor& whole = split_ ? a.inputs[0] : a.outputs[0];
     const AxisView v = view_of(whole.dims, axis_, dtype_size(whole.dtype));
     const int64_t whole_pitch = whole.dims[static_cast<size_t>(axis_)] * v.inner_bytes;
+    if (v.outer > 1 && parts.size() <= static_cast<size_t>(kernels::kMaxRowParts)) {  // one launch for all parts
+      void* ptrs[kernels::kMaxRowParts];
+      int64_t widths[kernels::kMaxRowParts];
+      bool present = true;
+      for (size_t k = 0; k < parts.size(); ++k) {
+        ptrs[k] = parts[k].data;
+        widths[k] = parts[k].dims[static_cast<size_t>(axis_)] * v.inner_bytes;
+        present = present && (ptrs[k] || widths[k] == 0);
+      }
+      if (present && whole.data) {
+        const cudaError_t e = kernels::concat_rows(whole.data, ptrs, widths, static_cast<int>(parts.size()), v.outer,
+                                                   split_, a.stream);
+        if (e != cudaErrorNotSupported) {
+          KILN_CUDA_CHECK(e);
+          return Status::Ok();
+        }
+      }
+    }
     int64_t offset = 0;
     for (const DeviceTensor& p : parts) {
       const int64_t width = p.dims[static_cast<size_t>(axis_)] * v.inner_bytes;

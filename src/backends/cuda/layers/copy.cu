@@ -99,7 +99,76 @@ cudaError_t transpose_as(const void* x, void* y, int64_t batch, int64_t rows, in
 
 bool aligned(const void* p, int64_t unit) { return reinterpret_cast<uintptr_t>(p) % static_cast<uintptr_t>(unit) == 0; }
 
+// Every part of a Concat (Split) in one launch: unit g of the whole, row r = g / row_units, is
+// column c of part k, the part whose columns [begin[k], begin[k] + width[k]) hold c. One launch
+// writes (reads) the whole rows contiguously, where one pitched copy per part leaves gaps.
+struct RowParts {
+  char* ptr[kMaxRowParts];
+  int64_t begin[kMaxRowParts + 1];  // in units; begin[n] = row_units
+  int n = 0;
+};
+
+template <typename U, typename I, bool kSplit>
+__global__ void row_parts_kernel(char* __restrict__ whole, I row_units, I total, RowParts p) {
+  for (I g = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; g < total; g += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I r = g / row_units, c = g - r * row_units;
+    int k = 0;
+    while (k + 1 < p.n && c >= static_cast<I>(p.begin[k + 1])) ++k;
+    const I b = static_cast<I>(p.begin[k]), w = static_cast<I>(p.begin[k + 1]) - b;
+    U* part = reinterpret_cast<U*>(p.ptr[k]) + static_cast<int64_t>(r) * w + (c - b);
+    U* all = reinterpret_cast<U*>(whole) + static_cast<int64_t>(g);
+    if constexpr (kSplit) *part = *all;
+    else *all = *part;
+  }
+}
+
+template <typename U, bool kSplit>
+void launch_row_parts(char* whole, int64_t row_units, int64_t total, const RowParts& p, cudaStream_t stream) {
+  if (total <= UINT32_MAX - 65535LL * 8 * 256)
+    row_parts_kernel<U, uint32_t, kSplit><<<grid_for(total), 256, 0, stream>>>(
+        whole, static_cast<uint32_t>(row_units), static_cast<uint32_t>(total), p);
+  else
+    row_parts_kernel<U, int64_t, kSplit><<<grid_for(total), 256, 0, stream>>>(whole, row_units, total, p);
+}
+
 }  // namespace
+
+cudaError_t concat_rows(void* whole, void* const* parts, const int64_t* widths, int n, int64_t rows, bool split,
+                        cudaStream_t stream) {
+  if (n < 1 || n > kMaxRowParts || rows <= 0) return cudaErrorNotSupported;
+  int64_t unit = 16, row_bytes = 0;
+  for (int k = 0; k < n; ++k) row_bytes += widths[k];
+  auto fits = [&](int64_t u) {
+    if (!aligned(whole, u)) return false;
+    for (int k = 0; k < n; ++k)
+      if (widths[k] % u || (widths[k] > 0 && !aligned(parts[k], u))) return false;
+    return true;
+  };
+  while (unit > 1 && !fits(unit)) unit /= 2;
+  if (unit < 4) return cudaErrorNotSupported;  // narrow rows: the pitched copies
+  RowParts p;
+  p.n = n;
+  int64_t at = 0;
+  for (int k = 0; k < n; ++k) {
+    p.ptr[k] = static_cast<char*>(parts[k]);
+    p.begin[k] = at / unit;
+    at += widths[k];
+  }
+  p.begin[n] = at / unit;
+  const int64_t row_units = row_bytes / unit, total = row_units * rows;
+  if (total == 0) return cudaSuccess;
+  char* w = static_cast<char*>(whole);
+  if (split) {
+    if (unit == 16) launch_row_parts<uint4, true>(w, row_units, total, p, stream);
+    else if (unit == 8) launch_row_parts<uint2, true>(w, row_units, total, p, stream);
+    else launch_row_parts<uint32_t, true>(w, row_units, total, p, stream);
+  } else {
+    if (unit == 16) launch_row_parts<uint4, false>(w, row_units, total, p, stream);
+    else if (unit == 8) launch_row_parts<uint2, false>(w, row_units, total, p, stream);
+    else launch_row_parts<uint32_t, false>(w, row_units, total, p, stream);
+  }
+  return cudaGetLastError();
+}
 
 cudaError_t copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t src_pitch, int64_t width, int64_t rows,
                     cudaStream_t stream) {

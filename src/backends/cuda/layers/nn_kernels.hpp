@@ -64,6 +64,14 @@ cudaError_t global_pool(DType t, bool max, const void* x, void* y, int64_t plane
 cudaError_t copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t src_pitch, int64_t width, int64_t rows,
                     cudaStream_t stream);
 
+// Concat (split = false) / Split (split = true) of `rows` rows in one launch: each row of `whole`
+// is part 0's row (widths[0] bytes), then part 1's, ... (n <= kMaxRowParts; a part of width 0 is
+// skipped). cudaErrorNotSupported, with nothing launched, when the parts are too many or their
+// widths and addresses are not multiples of 4 bytes: copy_2d per part then.
+constexpr int kMaxRowParts = 8;
+cudaError_t concat_rows(void* whole, void* const* parts, const int64_t* widths, int n, int64_t rows, bool split,
+                        cudaStream_t stream);
+
 constexpr int kMaxRank = 8;
 // y[o] = x[sum_i coord_i(o) * in_strides[i]] for o over out_dims (row-major), any rank <= 8.
 struct StridedParams {
