@@ -1,12 +1,15 @@
 // kiln.QConv's implicit-GEMM tactics ("igemm_s8:<tile>", layers/qconv_igemm.cu) forced, against
-// the CPU reference: 1x1/3x3/7x7, strides 1/2, pads 0/1/3, C 3/24/32/64/256, M 64/128/96, odd
+// the CPU reference: 1x1/3x3/7x7, strides 1/2, pads 0/1/3, C 3/16/24/32/48/64/.../512, M 32-256, odd
 // spatial sizes, int8/float residuals, Relu, per-tensor and per-channel weight scales, NHWC int8
 // and float16 outputs (fused epilogue) and NCHW / float32 outputs (int32 sums + the epilogue
 // kernel); shapes it cannot take fall back; and (printed, not asserted) its time at ResNet-50
 // batch-256 shapes against the other tactics and FP16.
 #include <cmath>
 
+#include <cuda_runtime.h>
+
 #include "backends/cuda/cuda_layer.hpp"
+#include "backends/cuda/layers/qconv_igemm.hpp"
 #include "gpu_test_util.hpp"
 
 namespace kiln::test {
@@ -162,6 +165,34 @@ TEST(CudaQConvIgemm, NhwcInt8MatchesCpu) {
   for (const Case& c : cases) EXPECT_TRUE(igemm_matches_cpu(c, 0)) << describe(c);
 }
 
+// Less common shapes: C 16/32/48/80/144 (one 64-byte stage spans several window positions), K from
+// 32 to 4608 bytes (fewer and more stages than the pipeline holds), M 32/80/144/64 (partial channel
+// tiles), odd pixel counts (partial row tiles), 1x1 with stride 2 and with padding, residuals.
+// Every offered igemm tile runs each case.
+TEST(CudaQConvIgemm, WideStageShapesMatchCpu) {
+  KILN_REQUIRE_GPU();
+  const std::vector<Case> cases = {
+      // n, c, h, w, m, k, stride, pad
+      {2, 16, 9, 9, 32, 3, 1, 1},
+      {2, 16, 21, 21, 64, 3, 1, 1, true, 2},
+      {3, 48, 11, 11, 80, 3, 2, 1},
+      {2, 32, 10, 10, 144, 1, 1, 0, true, 2},
+      {1, 80, 17, 17, 48, 1, 2, 0, true, 0, true, false},
+      {2, 144, 15, 15, 64, 1, 1, 0, true, 2, true, true, false, false},
+      {5, 64, 23, 23, 64, 1, 1, 0},
+      {2, 32, 8, 8, 32, 1, 1, 1},
+      {1, 512, 7, 7, 256, 3, 1, 1, true, 2},
+      {3, 128, 19, 19, 128, 3, 1, 1},
+      {2, 256, 9, 9, 112, 1, 1, 0, true, 1, false, true, true, true, DType::kFloat16},  // float16 Y, fused
+      {2, 48, 13, 11, 40, 3, 1, 1, false, 0, false, false},  // NCHW float32 Y: int32 sums
+      {2, 64, 13, 13, 72, 1, 1, 0, true, 0, false, true, true, false},  // 1x1, M % 16 != 0: int32 sums
+  };
+  for (const Case& c : cases) {
+    const double tol = c.int8_out ? 0 : c.ft == DType::kFloat16 ? 2e-3 : 1e-5;
+    EXPECT_TRUE(igemm_matches_cpu(c, tol)) << describe(c);
+  }
+}
+
 // Float outputs and residuals (float16 scales), NCHW layout: NHWC float16 outputs and float16
 // residuals have their epilogue fused too; the others (float32, NCHW, M 40) write int32 sums for
 // the layer's epilogue kernel. NCHW X with C 3 / 24: channels padded to 16 / 32 in the NHWC copy.
@@ -230,8 +261,8 @@ double time_tactic(const Built& b, const std::string& tactic, const std::map<std
 TEST(CudaQConvIgemm, TimingResNet50Batch256) {
   KILN_REQUIRE_GPU();
   struct Shape { int64_t c, h, m, k, stride = 1; };
-  for (const Shape s : {Shape{64, 56, 64, 3}, Shape{256, 56, 64, 1}, Shape{256, 14, 256, 3}, Shape{1024, 14, 256, 1},
-                        Shape{3, 224, 64, 7, 2}}) {
+  for (const Shape s : {Shape{64, 56, 64, 3}, Shape{128, 28, 128, 3}, Shape{256, 14, 256, 3}, Shape{1024, 14, 256, 1},
+                        Shape{512, 28, 128, 1}, Shape{64, 56, 64, 1}, Shape{256, 56, 64, 1}, Shape{3, 224, 64, 7, 2}}) {
     const bool stem = s.c % 16 != 0;
     const Case c = stem ? Case{256, s.c, s.h, s.h, s.m, s.k, s.stride, s.k / 2, false, 0, false, true, true, true,
                                DType::kFloat16}
@@ -282,6 +313,82 @@ TEST(CudaQConvIgemm, TimingResNet50Batch256) {
     line += fmt::format(" FP16 plan ({}): its conv {:.3f} ms", fp16_layers.substr(1), fp16);
     std::cout << line << "\n";
   }
+}
+
+
+// Where the kernel's time goes (printed, not asserted): each tile configuration called directly
+// (no plan) at ResNet-50 batch-256 shapes, once with the fused int8 epilogue (alpha, bias, Relu,
+// requantization) and once writing the int32 sums, plus the same output size with a 16-byte
+// reduction (1x1, 16 channels): what the output tiles cost apart from the main loop.
+TEST(CudaQConvIgemm, CostProbe) {
+  KILN_REQUIRE_GPU();
+  struct Shape { int c, h, m, k; };
+  const Shape shapes[] = {{64, 56, 64, 3}, {64, 56, 64, 1}, {16, 56, 64, 1}, {256, 14, 256, 3}, {1024, 14, 256, 1},
+                          {16, 14, 256, 1}};
+  const int n = 256;
+  size_t x_bytes = 0, w_bytes = 0, y_rows = 0;
+  int max_m = 0;
+  for (const Shape& s : shapes) {
+    x_bytes = std::max(x_bytes, static_cast<size_t>(n) * s.h * s.h * s.c);
+    w_bytes = std::max(w_bytes, static_cast<size_t>(s.m) * s.k * s.k * s.c);
+    y_rows = std::max(y_rows, static_cast<size_t>(n) * s.h * s.h * s.m);
+    max_m = std::max(max_m, s.m);
+  }
+  void *x = nullptr, *w = nullptr, *y = nullptr, *acc = nullptr, *alpha = nullptr, *bias = nullptr;
+  ASSERT_EQ(cudaMalloc(&x, x_bytes), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&w, w_bytes), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&y, y_rows), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&acc, y_rows * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&alpha, max_m * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&bias, max_m * sizeof(float)), cudaSuccess);
+  cudaMemset(x, 3, x_bytes);
+  cudaMemset(w, 5, w_bytes);
+  cudaMemset(alpha, 0, max_m * sizeof(float));
+  cudaMemset(bias, 0, max_m * sizeof(float));
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  auto time_ms = [&](const cuda::kernels::IgemmS8Params& p, int config) {
+    for (int i = 0; i < 2; ++i)
+      if (cuda::kernels::igemm_s8_conv(p, config, nullptr) != cudaSuccess) return -1.0;
+    cudaEventRecord(start);
+    for (int i = 0; i < 10; ++i) cuda::kernels::igemm_s8_conv(p, config, nullptr);
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    return ms / 10.0;
+  };
+  for (const Shape& s : shapes) {
+    cuda::kernels::IgemmS8Params p;
+    p.x = static_cast<const int8_t*>(x);
+    p.w = static_cast<const int8_t*>(w);
+    p.n = n;
+    p.h = p.w_in = p.oh = p.ow = s.h;
+    p.c = s.c;
+    p.m = s.m;
+    p.kh = p.kw = s.k;
+    p.pad_h = p.pad_w = s.k / 2;
+    std::string line = fmt::format("igemm b256 {}x{}x{} -> {} k{} (int8 / int32 out):", s.c, s.h, s.h, s.m, s.k);
+    for (int config = 0; config < cuda::kernels::kIgemmConfigs; ++config) {
+      ASSERT_EQ(cuda::kernels::igemm_s8_prepare(config), cudaSuccess);
+      cuda::kernels::IgemmS8Params fused = p;
+      fused.alpha = static_cast<const float*>(alpha);
+      fused.bias = static_cast<const float*>(bias);
+      fused.relu = true;
+      fused.y = static_cast<int8_t*>(y);
+      cuda::kernels::IgemmS8Params sums = p;
+      sums.acc = static_cast<int32_t*>(acc);
+      sums.acc_stride = s.m;
+      line += fmt::format(" {} {:.3f} / {:.3f};", cuda::kernels::igemm_s8_config_name(config), time_ms(fused, config),
+                          time_ms(sums, config));
+    }
+    std::cout << line << "\n";
+  }
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  for (void* b : {x, w, y, acc, alpha, bias}) cudaFree(b);
 }
 
 }  // namespace
