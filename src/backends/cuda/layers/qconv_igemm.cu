@@ -270,6 +270,27 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
     }
   }
   const float inv_y_scale = 1.0f / p.y_scale;  // one division per thread
+  // A thread's 16-channel chunk is the same in every step (kThreads is a multiple of kChunks), so
+  // its alpha and bias are loaded once: 16 floats each at ch0 (a multiple of 16 into a cudaMalloc'd
+  // buffer; p.m % 16 == 0 where the epilogue is fused).
+  float al[16], bi[16];
+  if constexpr (kOut != kAcc) {
+    const int ch0 = n0 + (tid % kChunks) * 16;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const float4 a4 = ch0 < p.m ? __ldg(reinterpret_cast<const float4*>(p.alpha + ch0) + q) : make_float4(0, 0, 0, 0);
+      const float4 b4 = p.bias && ch0 < p.m ? __ldg(reinterpret_cast<const float4*>(p.bias + ch0) + q)
+                                            : make_float4(0, 0, 0, 0);
+      al[4 * q] = a4.x;
+      al[4 * q + 1] = a4.y;
+      al[4 * q + 2] = a4.z;
+      al[4 * q + 3] = a4.w;
+      bi[4 * q] = b4.x;
+      bi[4 * q + 1] = b4.y;
+      bi[4 * q + 2] = b4.z;
+      bi[4 * q + 3] = b4.w;
+    }
+  }
 #pragma unroll
   for (int step = 0; step < kEpiSteps; ++step) {
     const int idx = tid + step * C::kThreads;
@@ -303,21 +324,6 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
         for (int e = 0; e < 16; ++e) zf[e] = __half2float(zb[e]);
       }
       const bool has_z = p.z != nullptr || p.z_h != nullptr;
-      // alpha and bias: 16 floats each at ch0 (a multiple of 16 into a cudaMalloc'd buffer).
-      float al[16], bi[16];
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const float4 a4 = __ldg(reinterpret_cast<const float4*>(p.alpha + ch0) + q);
-        al[4 * q] = a4.x;
-        al[4 * q + 1] = a4.y;
-        al[4 * q + 2] = a4.z;
-        al[4 * q + 3] = a4.w;
-        const float4 b4 = p.bias ? __ldg(reinterpret_cast<const float4*>(p.bias + ch0) + q) : make_float4(0, 0, 0, 0);
-        bi[4 * q] = b4.x;
-        bi[4 * q + 1] = b4.y;
-        bi[4 * q + 2] = b4.z;
-        bi[4 * q + 3] = b4.w;
-      }
       float r[16];
 #pragma unroll
       for (int e = 0; e < 16; ++e) {
