@@ -18,13 +18,6 @@
 namespace kiln::test {
 namespace {
 
-Tensor normal(Dims dims, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> n(0.0f, scale);
-  Tensor t(DType::kFloat32, std::move(dims));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = n(rng);
-  return t;
-}
 
 // x[N,8,16,16] -> Conv(16, 3x3, pad 1) -> Relu -> Conv(16, 1x1) + residual -> GlobalAveragePool
 // -> Flatten -> MatMul([16,32]) -> Add -> Gelu-like Tanh -> Gemm(transB, [10,32]) -> Softmax.
@@ -35,22 +28,22 @@ GraphPtr conv_matmul_net() {
   auto v = [&](const char* name) { return g->add_value(name); };
   Value *c1 = v("c1"), *r1 = v("r1"), *c2 = v("c2"), *res = v("res"), *gap = v("gap"), *flat = v("flat");
   Value *mm = v("mm"), *add = v("add"), *th = v("th"), *gemm = v("gemm"), *y = v("y");
-  Node* n1 = g->add_node("Conv", {x, g->add_constant("w1", normal({16, 8, 3, 3}, 1, 0.2f)),
-                                  g->add_constant("b1", normal({16}, 2, 0.1f))},
+  Node* n1 = g->add_node("Conv", {x, g->add_constant("w1", normal_tensor({16, 8, 3, 3}, 1, 0.2f)),
+                                  g->add_constant("b1", normal_tensor({16}, 2, 0.1f))},
                          {c1}, "conv1", "", 21);
   n1->attrs.set("kernel_shape", std::vector<int64_t>{3, 3});
   n1->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
   g->add_node("Relu", {c1}, {r1}, "relu1", "", 21);
-  Node* n2 = g->add_node("Conv", {r1, g->add_constant("w2", normal({16, 16, 1, 1}, 3, 0.3f))}, {c2}, "conv2", "", 21);
+  Node* n2 = g->add_node("Conv", {r1, g->add_constant("w2", normal_tensor({16, 16, 1, 1}, 3, 0.3f))}, {c2}, "conv2", "", 21);
   n2->attrs.set("kernel_shape", std::vector<int64_t>{1, 1});
   g->add_node("Add", {c2, c1}, {res}, "residual", "", 21);
   g->add_node("GlobalAveragePool", {res}, {gap}, "gap", "", 21);
   g->add_node("Flatten", {gap}, {flat}, "flatten", "", 21);
-  g->add_node("MatMul", {flat, g->add_constant("w3", normal({16, 32}, 4, 0.4f))}, {mm}, "matmul", "", 21);
-  g->add_node("Add", {mm, g->add_constant("b3", normal({32}, 5, 0.1f))}, {add}, "bias", "", 21);
+  g->add_node("MatMul", {flat, g->add_constant("w3", normal_tensor({16, 32}, 4, 0.4f))}, {mm}, "matmul", "", 21);
+  g->add_node("Add", {mm, g->add_constant("b3", normal_tensor({32}, 5, 0.1f))}, {add}, "bias", "", 21);
   g->add_node("Tanh", {add}, {th}, "tanh", "", 21);
-  Node* n3 = g->add_node("Gemm", {th, g->add_constant("w4", normal({10, 32}, 6, 0.5f)),
-                                  g->add_constant("b4", normal({10}, 7, 0.1f))},
+  Node* n3 = g->add_node("Gemm", {th, g->add_constant("w4", normal_tensor({10, 32}, 6, 0.5f)),
+                                  g->add_constant("b4", normal_tensor({10}, 7, 0.1f))},
                          {gemm}, "gemm", "", 21);
   n3->attrs.set("transB", int64_t{1});
   g->add_node("Softmax", {gemm}, {y}, "softmax", "", 21);
@@ -61,7 +54,7 @@ GraphPtr conv_matmul_net() {
 
 std::vector<std::map<std::string, Tensor>> batches(int n) {
   std::vector<std::map<std::string, Tensor>> out;
-  for (int i = 0; i < n; ++i) out.push_back({{"x", normal({8, 8, 16, 16}, 100 + i, 1.0f)}});
+  for (int i = 0; i < n; ++i) out.push_back({{"x", normal_tensor({8, 8, 16, 16}, 100 + i, 1.0f)}});
   return out;
 }
 
@@ -119,7 +112,7 @@ TEST(CudaCalibration, Int8BuildMatchesCpuCalibration) {
   const std::string dir = "/tmp/kiln_cuda_calib_" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   for (int i = 0; i < 3; ++i)
-    ASSERT_TRUE(save_npy(dir + "/" + std::to_string(i) + ".npy", normal({8, 8, 16, 16}, 200 + i, 1.0f)).ok());
+    ASSERT_TRUE(save_npy(dir + "/" + std::to_string(i) + ".npy", normal_tensor({8, 8, 16, 16}, 200 + i, 1.0f)).ok());
   auto build = [&](const std::string& calib_backend, std::vector<std::string>& log) {
     BuildOptions o;
     o.backend = "cuda";

@@ -227,16 +227,6 @@ std::string qdq_cnn_dir() {
   return std::string(KILN_SOURCE_DIR) + "/tests/models/data/qdq_cnn";
 }
 
-double cosine(const Tensor& a, const Tensor& b) {
-  auto x = a.to_double_vector(), y = b.to_double_vector();
-  double d = 0, nx = 0, ny = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    d += x[i] * y[i];
-    nx += x[i] * x[i];
-    ny += y[i] * y[i];
-  }
-  return nx > 0 && ny > 0 ? d / std::sqrt(nx * ny) : 0;
-}
 
 TEST(CudaQdqModel, QatCnnBuildsInt8Layers) {
   KILN_REQUIRE_GPU();

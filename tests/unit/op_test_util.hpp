@@ -93,6 +93,27 @@ inline double rel_l2(const Tensor& a, const Tensor& b) {
   return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
 }
 
+// Cosine similarity of two tensors' values (0 when either is all zero).
+inline double cosine(const Tensor& a, const Tensor& b) {
+  auto x = a.to_double_vector(), y = b.to_double_vector();
+  double d = 0, nx = 0, ny = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    d += x[i] * y[i];
+    nx += x[i] * x[i];
+    ny += y[i] * y[i];
+  }
+  return nx > 0 && ny > 0 ? d / std::sqrt(nx * ny) : 0;
+}
+
+// float32 values drawn from N(0, stddev^2) (weights of test models).
+inline Tensor normal_tensor(Dims dims, uint32_t seed, float stddev) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n(0.0f, stddev);
+  Tensor t(DType::kFloat32, std::move(dims));
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = n(rng);
+  return t;
+}
+
 // Elementwise |a - b| <= atol + rtol * |b|, same dtype and dims; NaN matches NaN.
 inline ::testing::AssertionResult tensors_close(const Tensor& a, const Tensor& b, double rtol = 1e-5,
                                                 double atol = 1e-6) {

@@ -18,13 +18,6 @@
 namespace kiln::test {
 namespace {
 
-Tensor normal(Dims dims, uint32_t seed, float stddev) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> n(0.0f, stddev);
-  Tensor t(DType::kFloat32, std::move(dims));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = n(rng);
-  return t;
-}
 
 // A float ResNet: stem Conv 3->32 3x3 + Relu, a bottleneck block with a projection shortcut
 // (32 -> 64), two identity blocks (the last with its Add's operands swapped). Block outputs are
@@ -33,8 +26,8 @@ struct Net {
   GraphPtr g = std::make_shared<Graph>();
   uint32_t seed = 1;
   Value* conv(const std::string& name, Value* x, int64_t cin, int64_t cout, int64_t k) {
-    Value* w = g->add_constant(name + "_w", normal({cout, cin, k, k}, seed++, std::sqrt(2.0f / float(cin * k * k))));
-    Value* b = g->add_constant(name + "_b", normal({cout}, seed++, 0.1f));
+    Value* w = g->add_constant(name + "_w", normal_tensor({cout, cin, k, k}, seed++, std::sqrt(2.0f / float(cin * k * k))));
+    Value* b = g->add_constant(name + "_b", normal_tensor({cout}, seed++, 0.1f));
     Value* y = g->add_value(name);
     Node* n = g->add_node("Conv", {x, w, b}, {y}, name, "", 21);
     n->attrs.set("pads", Dims{k / 2, k / 2, k / 2, k / 2});
@@ -71,7 +64,7 @@ GraphPtr resnet(Dim batch) {
 
 RangeTable calibrate(const Graph& g) {
   std::vector<std::map<std::string, Tensor>> batches;
-  for (uint32_t i = 0; i < 3; ++i) batches.push_back({{"x", normal({2, 3, 8, 8}, 50 + i, 1.0f)}});
+  for (uint32_t i = 0; i < 3; ++i) batches.push_back({{"x", normal_tensor({2, 3, 8, 8}, 50 + i, 1.0f)}});
   auto r = collect_ranges(g, batches, *parse_calibration_algorithm("minmax"));
   EXPECT_TRUE(r.ok()) << r.status().message();
   return r.ok() ? *r : RangeTable{};
@@ -110,16 +103,6 @@ Tensor run(const GraphPtr& g, const Tensor& x) {
   return out.ok() ? (*out)[0] : Tensor();
 }
 
-double cosine(const Tensor& a, const Tensor& b) {
-  auto x = a.to_double_vector(), y = b.to_double_vector();
-  double d = 0, nx = 0, ny = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    d += x[i] * y[i];
-    nx += x[i] * x[i];
-    ny += y[i] * y[i];
-  }
-  return nx > 0 && ny > 0 ? d / std::sqrt(nx * ny) : 0;
-}
 
 TEST(QdqChain, StemStaysFloatAndResidualAddsReadTheSharedPair) {
   QuantizationReport report;
@@ -165,7 +148,7 @@ TEST(QdqChain, StemStaysFloatAndResidualAddsReadTheSharedPair) {
 
 TEST(QdqChain, SimulatedInt8StaysCloseToFloat) {
   GraphPtr ref = resnet(Dim::symbolic("n"));
-  const Tensor x = normal({2, 3, 8, 8}, 51, 1.0f);  // one of the calibration batches' distribution
+  const Tensor x = normal_tensor({2, 3, 8, 8}, 51, 1.0f);  // one of the calibration batches' distribution
   const Tensor want = run(ref, x);
   const Tensor with = run(quantized_resnet(Dim::symbolic("n"), true), x);
   const Tensor without = run(quantized_resnet(Dim::symbolic("n"), false), x);
@@ -180,7 +163,7 @@ TEST(QdqChain, SimulatedInt8StaysCloseToFloat) {
 // Transpose in (after the float stem's QuantizeLinear) and one out.
 TEST(QdqChain, CudaPassesKeepTheBlocksInt8AndNhwc) {
   GraphPtr g = quantized_resnet(Dim(2), true);
-  const Tensor x = normal({2, 3, 8, 8}, 52, 1.0f);
+  const Tensor x = normal_tensor({2, 3, 8, 8}, 52, 1.0f);
   const Tensor simulated = run(g, x);
   const Tensor float_out = run(resnet(Dim(2)), x);
   PassManager pm;
@@ -251,9 +234,9 @@ TEST(QdqChain, DepthwiseConvStaysFloat) {
   Value* x = g->add_value("x", {DType::kFloat32, Shape::from_dims({1, 32, 6, 6})});
   g->inputs = {x};
   Value *a = g->add_value("a"), *b = g->add_value("b");
-  Node* dw = g->add_node("Conv", {x, g->add_constant("w1", normal({32, 1, 3, 3}, 1, 0.3f))}, {a}, "dw", "", 21);
+  Node* dw = g->add_node("Conv", {x, g->add_constant("w1", normal_tensor({32, 1, 3, 3}, 1, 0.3f))}, {a}, "dw", "", 21);
   dw->attrs.set("group", int64_t{32});
-  Node* grouped = g->add_node("Conv", {a, g->add_constant("w2", normal({32, 16, 1, 1}, 2, 0.3f))}, {b}, "grouped", "", 21);
+  Node* grouped = g->add_node("Conv", {a, g->add_constant("w2", normal_tensor({32, 16, 1, 1}, 2, 0.3f))}, {b}, "grouped", "", 21);
   grouped->attrs.set("group", int64_t{2});
   g->outputs = {b};
   ASSERT_TRUE(infer_shapes(*g).ok());

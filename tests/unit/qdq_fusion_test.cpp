@@ -266,6 +266,24 @@ std::vector<Tensor> run_cpu(const GraphPtr& g, const Tensor& x) {
   return out.ok() ? *out : std::vector<Tensor>{};
 }
 
+// Shape inference, the clean-up passes, qdq-fusion, then `more` in order, run to a fixed point as the
+// CUDA build does.
+Status run_qdq_fusion(Graph& g, std::vector<std::unique_ptr<Pass>> more = {}) {
+  KILN_RETURN_IF_ERROR(infer_shapes(g));
+  PassManager pm;
+  add_cleanup_passes(pm, false);
+  pm.add(make_qdq_fusion_pass());
+  for (auto& p : more) pm.add(std::move(p));
+  return pm.run(g);
+}
+
+template <typename... P>
+std::vector<std::unique_ptr<Pass>> passes(P... p) {
+  std::vector<std::unique_ptr<Pass>> v;
+  (v.push_back(std::move(p)), ...);
+  return v;
+}
+
 std::map<std::string, int> op_counts(const Graph& g) {
   std::map<std::string, int> c;
   for (const auto& n : g.nodes()) c[n->op_type]++;
@@ -276,12 +294,7 @@ TEST(QdqFusionPass, FusesConvChainsAndMatMulAndKeepsOutputs) {
   Tensor x = random_tensor(DType::kFloat32, {2, 16, 8, 8}, 99);
   auto before = run_cpu(qdq_net(), x);
   GraphPtr g = qdq_net();
-  ASSERT_TRUE(infer_shapes(*g).ok());
-  PassManager pm;
-  add_cleanup_passes(pm, false);
-  pm.add(make_qdq_fusion_pass());
-  pm.add(make_dead_code_pass());
-  ASSERT_TRUE(pm.run(*g).ok());
+  ASSERT_TRUE(run_qdq_fusion(*g, passes(make_dead_code_pass())).ok());
   auto counts = op_counts(*g);
   EXPECT_EQ(counts["QConv"], 3) << graph_to_text(*g);
   EXPECT_EQ(counts["QMatMul"], 1);
@@ -312,14 +325,9 @@ TEST(QdqFusionPass, NhwcLayoutKeepsTheInt8ChainNhwc) {
   Tensor x = random_tensor(DType::kFloat32, {2, 16, 8, 8}, 99);
   auto before = run_cpu(qdq_net(), x);
   GraphPtr g = qdq_net();
-  ASSERT_TRUE(infer_shapes(*g).ok());
-  PassManager pm;
-  add_cleanup_passes(pm, false);
-  pm.add(make_qdq_fusion_pass());
-  pm.add(make_nhwc_layout_pass());
-  pm.add(make_transpose_cancellation_pass());
-  pm.add(make_dead_code_pass());
-  ASSERT_TRUE(pm.run(*g).ok());
+  ASSERT_TRUE(
+      run_qdq_fusion(*g, passes(make_nhwc_layout_pass(), make_transpose_cancellation_pass(), make_dead_code_pass()))
+          .ok());
   int nhwc = 0;
   for (const auto& n : g->nodes())
     if (n->op_type == "QConv") nhwc += n->attrs.s("layout", "NCHW") == "NHWC";
@@ -348,15 +356,9 @@ TEST(QdqFusionPass, ResidualQuantizeLinearStaysNhwc) {
   Tensor x = random_tensor(DType::kFloat32, {2, 16, 6, 6}, 98);
   auto before = run_cpu(make(), x);
   GraphPtr g = make();
-  ASSERT_TRUE(infer_shapes(*g).ok());
-  PassManager pm;
-  add_cleanup_passes(pm, false);
-  pm.add(make_qdq_fusion_pass());
-  pm.add(make_nhwc_layout_pass());
-  pm.add(make_transpose_sinking_pass());
-  pm.add(make_transpose_cancellation_pass());
-  pm.add(make_dead_code_pass());
-  ASSERT_TRUE(pm.run(*g).ok());
+  ASSERT_TRUE(run_qdq_fusion(*g, passes(make_nhwc_layout_pass(), make_transpose_sinking_pass(),
+                                        make_transpose_cancellation_pass(), make_dead_code_pass()))
+                  .ok());
   auto counts = op_counts(*g);
   EXPECT_EQ(counts["QConv"], 2) << graph_to_text(*g);
   EXPECT_EQ(counts["QuantizeLinear"], 2) << graph_to_text(*g);
@@ -380,11 +382,7 @@ TEST(QdqFusionPass, LeavesAsymmetricAndUint8Alone) {
   Value* zu = b.c(zpu);
   Value* xq = b.op("DequantizeLinear", {b.op("QuantizeLinear", {x, s, zu}), s, zu});
   g.outputs = {b.conv(xq, 16, 16, 3, true)};
-  ASSERT_TRUE(infer_shapes(g).ok());
-  PassManager pm;
-  add_cleanup_passes(pm, false);
-  pm.add(make_qdq_fusion_pass());
-  ASSERT_TRUE(pm.run(g).ok());
+  ASSERT_TRUE(run_qdq_fusion(g).ok());
   EXPECT_EQ(op_counts(g)["QConv"], 0);
   EXPECT_EQ(op_counts(g)["Conv"], 1);
   EXPECT_EQ(op_counts(g)["DequantizeLinear"], 2);  // the weights' DQ is not constant-folded
@@ -405,11 +403,7 @@ TEST(QdqFusionPass, LeavesConvsWithFewInputChannelsUnfused) {
     Tensor x = random_tensor(DType::kFloat32, {1, cin, 6, 6}, 5);
     auto before = run_cpu(make(), x);
     GraphPtr g = make();
-    ASSERT_TRUE(infer_shapes(*g).ok());
-    PassManager pm;
-    add_cleanup_passes(pm, false);
-    pm.add(make_qdq_fusion_pass());
-    ASSERT_TRUE(pm.run(*g).ok());
+    ASSERT_TRUE(run_qdq_fusion(*g).ok());
     auto counts = op_counts(*g);
     const bool fused = cin >= 16;
     EXPECT_EQ(counts["QConv"], fused ? 1 : 0) << cin;
@@ -458,12 +452,7 @@ TEST(QdqFusionPass, FoldsRequantizeAndFusesMatMulAndGemm) {
   };
   auto before = run(make());
   GraphPtr g = make();
-  ASSERT_TRUE(infer_shapes(*g).ok());
-  PassManager pm;
-  add_cleanup_passes(pm, false);
-  pm.add(make_qdq_fusion_pass());
-  pm.add(make_dead_code_pass());
-  ASSERT_TRUE(pm.run(*g).ok());
+  ASSERT_TRUE(run_qdq_fusion(*g, passes(make_dead_code_pass())).ok());
   auto counts = op_counts(*g);
   EXPECT_EQ(counts["QMatMul"], 2) << graph_to_text(*g);
   EXPECT_EQ(counts["MatMul"] + counts["Gemm"], 0);
@@ -488,12 +477,7 @@ TEST(QdqFusionPass, FusesTheExportedQatCnn) {
   auto expected = load_npy(dir + "expected_0.npy");
   ASSERT_TRUE(x.ok() && expected.ok());
   Graph& g = *model->graph;
-  ASSERT_TRUE(infer_shapes(g).ok());
-  PassManager pm;
-  add_cleanup_passes(pm, false);
-  pm.add(make_qdq_fusion_pass());
-  pm.add(make_dead_code_pass());
-  ASSERT_TRUE(pm.run(g).ok());
+  ASSERT_TRUE(run_qdq_fusion(g, passes(make_dead_code_pass())).ok());
   auto counts = op_counts(g);
   EXPECT_EQ(counts["QConv"], 3) << graph_to_text(g);
   EXPECT_EQ(counts["QMatMul"], 2);
