@@ -240,9 +240,6 @@ def main():
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--compile", default="",
                     help="also time torch.compile(mode='max-autotune') FP16 for these: 'all' or model[:batch],... (slow)")
-    ap.add_argument("--compile-cache", default="",
-                    help="torch.compile's cache folder (TORCHINDUCTOR_CACHE_DIR, Triton's cache inside): a folder kept"
-                         " from an earlier call skips the autotuning there; compile times are then not cold")
     ap.add_argument("--rebuild-cached", default="",
                     help="model[:batch],...: build these fp16/fp32 plans a second time with the run's timing cache"
                          " and report that build time too")
@@ -252,12 +249,6 @@ def main():
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="the GPU's dense FP16 tensor peak (H100/H200 SXM: 989)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    if args.compile_cache:
-        os.makedirs(args.compile_cache, exist_ok=True)
-        warm = any(os.scandir(args.compile_cache))
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.abspath(args.compile_cache)
-        os.environ["TRITON_CACHE_DIR"] = os.path.join(os.path.abspath(args.compile_cache), "triton")
-        log(f"torch.compile cache: {args.compile_cache} ({'from an earlier call' if warm else 'empty: cold compiles'})")
     summary = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
     if args.gpu_tests:
         rc, out, secs = sh([args.gpu_tests, f"--gtest_output=json:{os.path.join(args.out, 'gpu_tests.json')}"], 900)

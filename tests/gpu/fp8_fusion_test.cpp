@@ -12,15 +12,6 @@
 namespace kiln::test {
 namespace {
 
-std::pair<Tensor, float> fp8_weight(int64_t n, int64_t k, uint32_t seed) {
-  Tensor w = random_tensor(DType::kFloat32, {n, k}, seed, -0.5, 0.5);
-  float amax = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) amax = std::max(amax, std::fabs(w.data<float>()[i]));
-  const float s = amax / kFloat8E4M3Max;
-  Tensor q(DType::kFloat8E4M3FN, w.dims());
-  for (int64_t i = 0; i < w.numel(); ++i) q.data<Float8E4M3FN>()[i] = Float8E4M3FN(w.data<float>()[i] / s);
-  return {q, s};
-}
 
 struct Fp8OutCall {
   Dims x;
@@ -34,7 +25,7 @@ struct Fp8OutCall {
 // kiln.Fp8MatMul(Xq, sx, W, sw, [bias], [residual], y_scale): a random float8 X, |y| ~ a few.
 OpCall fp8_out_call(const Fp8OutCall& c) {
   const int64_t k = c.x.back();
-  auto [w, ws] = fp8_weight(c.n, k, 7);
+  auto [w, ws] = fp8_weight({c.n, k}, 7);
   const float sx = 2.5f / 448;
   Tensor xq = random_tensor(DType::kFloat32, c.x, 8, -3, 3);
   for (int64_t i = 0; i < xq.numel(); ++i) xq.data<float>()[i] /= sx;
@@ -118,7 +109,7 @@ TEST(CudaFp8QuantizeFusion, FfnBlockBuiltWithFp8Flag) {
       return b.op("DequantizeLinear", {q, sv}, name + "_dq");
     };
     auto gemm = [&](Value* v, int64_t kk, int64_t n, const std::string& name, uint32_t seed) {
-      auto [wt, ws] = fp8_weight(n, kk, seed);
+      auto [wt, ws] = fp8_weight({n, kk}, seed);
       Tensor w(DType::kFloat8E4M3FN, {kk, n});  // [K, N] as a MatMul reads it
       for (int64_t i = 0; i < kk; ++i)
         for (int64_t j = 0; j < n; ++j) w.data<Float8E4M3FN>()[i * n + j] = wt.data<Float8E4M3FN>()[j * kk + i];
@@ -180,7 +171,7 @@ TEST(CudaFp8QuantizeFusion, EncoderLayerBuiltWithFp8Flag) {
       return b.op("DequantizeLinear", {q, sv}, name + "_dq");
     };
     auto gemm = [&](Value* v, int64_t kk, int64_t n, const std::string& name, uint32_t seed) {
-      auto [wt, ws] = fp8_weight(n, kk, seed);
+      auto [wt, ws] = fp8_weight({n, kk}, seed);
       Tensor w(DType::kFloat8E4M3FN, {kk, n});
       for (int64_t i = 0; i < kk; ++i)
         for (int64_t j = 0; j < n; ++j) w.data<Float8E4M3FN>()[i * n + j] = wt.data<Float8E4M3FN>()[j * kk + i];
@@ -242,32 +233,6 @@ TEST(CudaFp8QuantizeFusion, EncoderLayerBuiltWithFp8Flag) {
   EXPECT_LE(rel_l2((*got)[0], (*want)[0]), 6e-2);
 }
 
-Expected<double> time_plan(const OpCall& call, std::string* tactic = nullptr) {
-  BuildOptions o;
-  o.backend = "cuda";
-  Model model;
-  model.graph = make_op_graph(call);
-  KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(std::move(model), o));
-  if (tactic && !plan.layers.empty()) {
-    const std::string& t = plan.layers[0].tactic;
-    tactic->assign(t.substr(0, t.find(':', 4)));
-  }
-  KILN_ASSIGN_OR_RETURN(auto engine, Engine::from_plan(std::move(plan)));
-  KILN_ASSIGN_OR_RETURN(auto ctx, engine->create_context(ContextOptions{.cuda_graph = true}));
-  std::map<std::string, Tensor> feeds;
-  for (const BindingInfo& b : engine->inputs())
-    feeds[b.name] = call.inputs[static_cast<size_t>(std::stoi(b.name.substr(2)))];
-  KILN_RETURN_IF_ERROR(ctx->set_inputs(feeds));
-  KILN_RETURN_IF_ERROR(ctx->synchronize());
-  std::vector<double> ms;
-  for (int i = 0; i < 25; ++i) {
-    KILN_RETURN_IF_ERROR(ctx->enqueue());
-    KILN_RETURN_IF_ERROR(ctx->synchronize());
-    if (i >= 5) ms.push_back(ctx->last_timings().compute_ms);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
 
 // BERT-base b64: the FFN up-projection (8192x3072x768 + GELU) writing float8 vs float16 + the
 // separate quantization; LayerNorm (8192 rows of 768) with and without the float8 copy.
@@ -282,7 +247,7 @@ TEST(CudaFp8Timing, FusedQuantizationVsSeparate) {
                .constant_inputs = {false, true},
                .domain = "kiln"};
   std::string tf, tp;
-  auto t_fused = time_plan(fused, &tf), t_plain = time_plan(plain, &tp), t_quant = time_plan(quant);
+  auto t_fused = one_node_plan_ms(fused, &tf), t_plain = one_node_plan_ms(plain, &tp), t_quant = one_node_plan_ms(quant);
   ASSERT_TRUE(t_fused.ok()) << t_fused.status().message();
   ASSERT_TRUE(t_plain.ok() && t_quant.ok());
   std::printf("[fp8 fusion timing] FFN up 8192x3072x768+GELU: float8 out %.4f ms [%s]; float16 out %.4f ms [%s] + "
@@ -297,7 +262,7 @@ TEST(CudaFp8Timing, FusedQuantizationVsSeparate) {
   OpCall ln_plain{.op_type = "LayerNormalization",
                   .inputs = {ln.inputs[0], ln.inputs[1], ln.inputs[3]},
                   .constant_inputs = {false, true, true}};
-  auto t_ln = time_plan(ln), t_ln_plain = time_plan(ln_plain);
+  auto t_ln = one_node_plan_ms(ln), t_ln_plain = one_node_plan_ms(ln_plain);
   ASSERT_TRUE(t_ln.ok() && t_ln_plain.ok());
   std::printf("[fp8 fusion timing] LayerNorm 8192x768: with the float8 copy %.4f ms; without %.4f ms\n", *t_ln,
               *t_ln_plain);

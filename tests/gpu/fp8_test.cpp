@@ -10,16 +10,6 @@
 namespace kiln::test {
 namespace {
 
-// Float8 weights [n, k] (transposed, as the layer takes them) of a random matrix, scale amax/448.
-std::pair<Tensor, float> fp8_weight(int64_t n, int64_t k, uint32_t seed) {
-  Tensor w = random_tensor(DType::kFloat32, {n, k}, seed, -0.5, 0.5);
-  float amax = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) amax = std::max(amax, std::fabs(w.data<float>()[i]));
-  const float s = amax / kFloat8E4M3Max;
-  Tensor q(DType::kFloat8E4M3FN, w.dims());
-  for (int64_t i = 0; i < w.numel(); ++i) q.data<Float8E4M3FN>()[i] = Float8E4M3FN(w.data<float>()[i] / s);
-  return {q, s};
-}
 
 struct Fp8Call {
   Dims x;
@@ -31,7 +21,7 @@ struct Fp8Call {
 
 OpCall fp8_call(const Fp8Call& c) {
   const int64_t k = c.x.back();
-  auto [w, ws] = fp8_weight(c.n, k, 7);
+  auto [w, ws] = fp8_weight({c.n, k}, 7);
   OpCall call{.op_type = "Fp8MatMul", .domain = "kiln"};
   // X already quantized (kiln.Fp8Quantize's output), a few values saturated; x_scale in Y's dtype.
   const float sx = 2.5f / 448;
@@ -98,7 +88,7 @@ TEST(CudaFp8MatMul, BuilderFusesQdqGraphWithFp8Flag) {
     Value* sx = b.scalar("sx", 2.f / 448);
     Value* q = b.op("QuantizeLinear", {x, sx}, "q", passtest::attrs({{"output_dtype", int64_t{17}}}));
     Value* dq = b.op("DequantizeLinear", {q, sx}, "dq");
-    auto [wt, ws] = fp8_weight(32, 64, 4);
+    auto [wt, ws] = fp8_weight({32, 64}, 4);
     Tensor w(DType::kFloat8E4M3FN, {64, 32});  // [K, N] as a MatMul reads it
     for (int64_t i = 0; i < 64; ++i)
       for (int64_t j = 0; j < 32; ++j) w.data<Float8E4M3FN>()[i * 32 + j] = wt.data<Float8E4M3FN>()[j * 64 + i];
@@ -135,34 +125,6 @@ TEST(CudaFp8MatMul, BuilderFusesQdqGraphWithFp8Flag) {
   EXPECT_LE(rel_l2((*got)[0], (*want)[0]), 2e-2);
 }
 
-// Median device time of one enqueue (CUDA graph replay) of a one-node plan, in ms; `tactic`
-// receives the chosen tactic's configuration part ("fp8:esp", "lt", ...).
-Expected<double> time_plan(const OpCall& call, std::string* tactic = nullptr) {
-  BuildOptions o;
-  o.backend = "cuda";
-  Model model;
-  model.graph = make_op_graph(call);
-  KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(std::move(model), o));
-  if (tactic && !plan.layers.empty()) {
-    const std::string& t = plan.layers[0].tactic;
-    tactic->assign(t.substr(0, t.find(':', 4)));
-  }
-  KILN_ASSIGN_OR_RETURN(auto engine, Engine::from_plan(std::move(plan)));
-  KILN_ASSIGN_OR_RETURN(auto ctx, engine->create_context(ContextOptions{.cuda_graph = true}));
-  std::map<std::string, Tensor> feeds;
-  for (const BindingInfo& b : engine->inputs())
-    feeds[b.name] = call.inputs[static_cast<size_t>(std::stoi(b.name.substr(2)))];
-  KILN_RETURN_IF_ERROR(ctx->set_inputs(feeds));
-  KILN_RETURN_IF_ERROR(ctx->synchronize());
-  std::vector<double> ms;
-  for (int i = 0; i < 25; ++i) {
-    KILN_RETURN_IF_ERROR(ctx->enqueue());
-    KILN_RETURN_IF_ERROR(ctx->synchronize());
-    if (i >= 5) ms.push_back(ctx->last_timings().compute_ms);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
 
 // BERT-base at batch 64, sequence 128: QKV/out projection, FFN up, FFN down (M = 8192 rows).
 TEST(CudaFp8Timing, BertBaseGemmsFp8VsFp16) {
@@ -182,11 +144,11 @@ TEST(CudaFp8Timing, BertBaseGemmsFp8VsFp16) {
                 .constant_inputs = {false, true, true},
                 .domain = "kiln"};
     std::string tactic;
-    auto t8 = time_plan(fp8, &tactic);
+    auto t8 = one_node_plan_ms(fp8, &tactic);
     ASSERT_TRUE(t8.ok()) << t8.status().message();
-    auto t16 = time_plan(fp16);
+    auto t16 = one_node_plan_ms(fp16);
     ASSERT_TRUE(t16.ok()) << t16.status().message();
-    auto tq = time_plan(quant);
+    auto tq = one_node_plan_ms(quant);
     ASSERT_TRUE(tq.ok()) << tq.status().message();
     const double tflop = 2.0 * static_cast<double>(s.m * s.n * s.k) * 1e-12;
     std::printf("[fp8 timing] %ldx%ldx%ld %-20s FP8 GEMM+bias%s %.4f ms (%.0f TFLOP/s), quantize x %.4f ms; "

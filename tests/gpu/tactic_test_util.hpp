@@ -2,6 +2,8 @@
 // is built once, then run once per tactic (the node's layer choice replaced) against the CPU.
 #pragma once
 
+#include <algorithm>
+
 #include "backends/cuda/cuda_layer.hpp"
 #include "gpu_test_util.hpp"
 
@@ -60,6 +62,35 @@ inline bool cuda_builds(const OpCall& call, BuildOptions options = {}) {
   Model model;
   model.graph = make_op_graph(call);
   return build_plan(std::move(model), options).ok();
+}
+
+// Median device time of one enqueue (CUDA graph replay, 20 timed after 5 warm-ups) of a one-node
+// plan, in ms; `tactic` receives the chosen tactic's configuration part ("fp8:esp", "lt", ...).
+inline Expected<double> one_node_plan_ms(const OpCall& call, std::string* tactic = nullptr) {
+  BuildOptions o;
+  o.backend = "cuda";
+  Model model;
+  model.graph = make_op_graph(call);
+  KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(std::move(model), o));
+  if (tactic && !plan.layers.empty()) {
+    const std::string& t = plan.layers[0].tactic;
+    tactic->assign(t.substr(0, t.find(':', 4)));
+  }
+  KILN_ASSIGN_OR_RETURN(auto engine, Engine::from_plan(std::move(plan)));
+  KILN_ASSIGN_OR_RETURN(auto ctx, engine->create_context(ContextOptions{.cuda_graph = true}));
+  std::map<std::string, Tensor> feeds;
+  for (const BindingInfo& b : engine->inputs())
+    feeds[b.name] = call.inputs[static_cast<size_t>(std::stoi(b.name.substr(2)))];
+  KILN_RETURN_IF_ERROR(ctx->set_inputs(feeds));
+  KILN_RETURN_IF_ERROR(ctx->synchronize());
+  std::vector<double> ms;
+  for (int i = 0; i < 25; ++i) {
+    KILN_RETURN_IF_ERROR(ctx->enqueue());
+    KILN_RETURN_IF_ERROR(ctx->synchronize());
+    if (i >= 5) ms.push_back(ctx->last_timings().compute_ms);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
 }
 
 }  // namespace kiln::test

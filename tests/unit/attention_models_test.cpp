@@ -1,19 +1,12 @@
 // The attention fusion on the committed BERT/ViT test models (PyTorch 1.13 and 2.x exports): after
 // the clean-up and CUDA pass pipelines every attention is one kiln.Attention, the head-split
 // Transposes are gone, and the fused graph run on the CPU still gives expected_0.npy.
-#include <filesystem>
-#include <fstream>
 
-#include <nlohmann/json.hpp>
-
-#include "io/npy.hpp"
-#include "onnx/importer.hpp"
 #include "passes_test_util.hpp"
+#include "test_model_util.hpp"
 
 namespace kiln {
 namespace {
-
-namespace fs = std::filesystem;
 
 struct ModelCase {
   std::string dir;
@@ -23,27 +16,10 @@ struct ModelCase {
 
 class AttentionModels : public ::testing::TestWithParam<ModelCase> {};
 
-// The model imported with its inputs' shapes fixed, and the feeds.
+// The model imported with its inputs' shapes fixed, and the feeds; then, as the builder does, the
+// clean-up pipeline to a fixed point before the backend's passes.
 void load(const std::string& name, std::shared_ptr<Graph>& graph, std::map<std::string, Tensor>& feeds, Tensor& want) {
-  fs::path dir = fs::path(KILN_SOURCE_DIR) / "tests/models/data" / name;
-  std::ifstream io_file(dir / "io.json");
-  auto io = nlohmann::json::parse(io_file, nullptr, false);
-  ASSERT_FALSE(io.is_discarded());
-  auto model = import_onnx_file((dir / "model.onnx").string());
-  ASSERT_TRUE(model.ok()) << model.status().message();
-  graph = model->graph;
-  for (const auto& in : io["inputs"]) {
-    auto t = load_npy((dir / in["file"].get<std::string>()).string());
-    ASSERT_TRUE(t.ok()) << t.status().message();
-    for (Value* v : graph->inputs)
-      if (v->name == in["name"].get<std::string>()) v->type.shape = Shape::from_dims(t->dims());
-    feeds.emplace(in["name"].get<std::string>(), std::move(*t));
-  }
-  auto w = load_npy((dir / "expected_0.npy").string());
-  ASSERT_TRUE(w.ok());
-  want = std::move(*w);
-  ASSERT_TRUE(infer_shapes(*graph).ok());
-  // As the builder does: the clean-up pipeline to a fixed point before the backend's passes.
+  ASSERT_NO_FATAL_FAILURE(test::load_test_model(name, graph, feeds, want));
   PassManager cleanup;
   add_cleanup_passes(cleanup, false);
   Status st = cleanup.run(*graph);

@@ -2,19 +2,12 @@
 // (clean-up, precision, CUDA fusions, then elementwise-fusion), executed on the CPU: the fused
 // graph still gives expected_0.npy, and the groups found are printed.
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 
-#include <nlohmann/json.hpp>
-
-#include "io/npy.hpp"
-#include "onnx/importer.hpp"
 #include "passes_test_util.hpp"
+#include "test_model_util.hpp"
 
 namespace kiln {
 namespace {
-
-namespace fs = std::filesystem;
 
 struct ModelCase {
   std::string dir;
@@ -23,33 +16,12 @@ struct ModelCase {
 
 class ElementwiseFusionModels : public ::testing::TestWithParam<ModelCase> {};
 
-void load(const std::string& name, std::shared_ptr<Graph>& graph, std::map<std::string, Tensor>& feeds, Tensor& want) {
-  fs::path dir = fs::path(KILN_SOURCE_DIR) / "tests/models/data" / name;
-  std::ifstream io_file(dir / "io.json");
-  auto io = nlohmann::json::parse(io_file, nullptr, false);
-  ASSERT_FALSE(io.is_discarded());
-  auto model = import_onnx_file((dir / "model.onnx").string());
-  ASSERT_TRUE(model.ok()) << model.status().message();
-  graph = model->graph;
-  for (const auto& in : io["inputs"]) {
-    auto t = load_npy((dir / in["file"].get<std::string>()).string());
-    ASSERT_TRUE(t.ok()) << t.status().message();
-    for (Value* v : graph->inputs)
-      if (v->name == in["name"].get<std::string>()) v->type.shape = Shape::from_dims(t->dims());
-    feeds.emplace(in["name"].get<std::string>(), std::move(*t));
-  }
-  auto w = load_npy((dir / "expected_0.npy").string());
-  ASSERT_TRUE(w.ok());
-  want = std::move(*w);
-  ASSERT_TRUE(infer_shapes(*graph).ok());
-}
-
 TEST_P(ElementwiseFusionModels, Float16CudaPipelineKeepsExpectedOutputs) {
   const ModelCase& c = GetParam();
   std::shared_ptr<Graph> g;
   std::map<std::string, Tensor> feeds;
   Tensor want;
-  ASSERT_NO_FATAL_FAILURE(load(c.dir, g, feeds, want));
+  ASSERT_NO_FATAL_FAILURE(test::load_test_model(c.dir, g, feeds, want));
   PassManager cleanup;
   add_cleanup_passes(cleanup, false);
   ASSERT_TRUE(cleanup.run(*g).ok());

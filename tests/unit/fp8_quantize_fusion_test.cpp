@@ -6,19 +6,10 @@ namespace kiln::passtest {
 namespace {
 
 using test::OpCall;
+using test::fp8_weight;
 
 Attributes fp8_out() { return attrs({{"output_dtype", int64_t{17}}}); }
 
-// Float8 weights of a random [rows, cols] matrix with scale amax/448, and the scale.
-std::pair<Tensor, float> fp8_weight(Dims dims, uint32_t seed) {
-  Tensor w = test::random_tensor(DType::kFloat32, std::move(dims), seed, -0.5, 0.5);
-  float amax = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) amax = std::max(amax, std::fabs(w.data<float>()[i]));
-  const float s = amax / kFloat8E4M3Max;
-  Tensor q(DType::kFloat8E4M3FN, w.dims());
-  for (int64_t i = 0; i < w.numel(); ++i) q.data<Float8E4M3FN>()[i] = Float8E4M3FN(w.data<float>()[i] / s);
-  return {q, s};
-}
 
 struct Builder {
   G& b;

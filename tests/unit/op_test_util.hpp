@@ -114,6 +114,18 @@ inline Tensor normal_tensor(Dims dims, uint32_t seed, float stddev) {
   return t;
 }
 
+// Float8 E4M3 values of a random float32 matrix in [-0.5, 0.5) with its per-tensor scale amax/448,
+// and that scale (FP8 GEMM weights of the tests).
+inline std::pair<Tensor, float> fp8_weight(Dims dims, uint32_t seed) {
+  Tensor w = random_tensor(DType::kFloat32, std::move(dims), seed, -0.5, 0.5);
+  float amax = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) amax = std::max(amax, std::fabs(w.data<float>()[i]));
+  const float s = amax / kFloat8E4M3Max;
+  Tensor q(DType::kFloat8E4M3FN, w.dims());
+  for (int64_t i = 0; i < w.numel(); ++i) q.data<Float8E4M3FN>()[i] = Float8E4M3FN(w.data<float>()[i] / s);
+  return {q, s};
+}
+
 // Elementwise |a - b| <= atol + rtol * |b|, same dtype and dims; NaN matches NaN.
 inline ::testing::AssertionResult tensors_close(const Tensor& a, const Tensor& b, double rtol = 1e-5,
                                                 double atol = 1e-6) {
