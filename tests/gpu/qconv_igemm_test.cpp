@@ -255,6 +255,23 @@ double time_tactic(const Built& b, const std::string& tactic, const std::map<std
   return total[total.size() / 2];
 }
 
+// On an sm_90 GPU the wgmma tiles must be offered (every build has sm_90a code: CMake's default
+// architecture list is 90a), so that the tests above ran them and did not fall back silently.
+TEST(CudaQConvIgemm, WgmmaTilesOfferedOnHopper) {
+  KILN_REQUIRE_GPU();
+  int major = 0, minor = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0), cudaSuccess);
+  if (major != 9 || minor != 0) GTEST_SKIP() << "not an sm_90 GPU: the wgmma tiles are not offered";
+  EXPECT_TRUE(cuda::kernels::igemm_s8_wgmma_available()) << "sm_90 GPU but no sm_90a code in this build";
+  const Case c{2, 64, 9, 9, 128, 3, 1, 1};
+  auto b = build(igemm_call(c));
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  size_t wg = 0;
+  for (const std::string& t : b->tactics) wg += t.rfind("igemm_s8:wg", 0) == 0;
+  EXPECT_EQ(wg, 4u);
+}
+
 // ResNet-50 batch 256 shapes, int8 NHWC -> int8 NHWC + bias + Relu (the stem: int8 NCHW with 3
 // channels -> float16 NCHW, as in the INT8 ResNet-50 plan): each igemm tile and the best other
 // tactic vs the FP16 Conv (the float pipeline's cuDNN convolution). Printed only.
@@ -371,6 +388,7 @@ TEST(CudaQConvIgemm, CostProbe) {
     p.pad_h = p.pad_w = s.k / 2;
     std::string line = fmt::format("igemm b256 {}x{}x{} -> {} k{} (int8 / int32 out):", s.c, s.h, s.h, s.m, s.k);
     for (int config = 0; config < cuda::kernels::kIgemmConfigs; ++config) {
+      if (cuda::kernels::igemm_s8_wgmma_config(config) && !cuda::kernels::igemm_s8_wgmma_available()) continue;
       ASSERT_EQ(cuda::kernels::igemm_s8_prepare(config), cudaSuccess);
       cuda::kernels::IgemmS8Params fused = p;
       fused.alpha = static_cast<const float*>(alpha);

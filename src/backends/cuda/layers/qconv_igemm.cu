@@ -5,19 +5,40 @@
 // 64 bytes, their four 16-byte chunks XOR-swizzled by (row / 2) % 4 so that ldmatrix's eight row
 // reads of one chunk hit eight distinct bank groups. c % 16 == 0 keeps each chunk inside one
 // window position, so a thread tracks (ky, kx, c) incrementally with no division in the loop.
+// The "wg" tiles (sm_90a) keep that pipeline but multiply with Hopper's warpgroup MMA instead: each
+// warpgroup (4 warps) computes 64 output pixels x BN channels per wgmma, reading both operands
+// from the same swizzled stages (the 64-byte swizzle above is wgmma's 64-byte swizzle mode), so
+// the ldmatrix loads and their register traffic are gone.
+#include <atomic>
 #include <climits>
 
 #include "backends/cuda/layers/qconv_igemm.hpp"
+#include "backends/cuda/layers/wgmma_s8.cuh"
 
 namespace kiln::cuda::kernels {
+
+// Whether this device's code has the wgmma kernels (compiled for sm_90a): read by the host.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ int kWgmmaBuilt = 1;
+#else
+__device__ int kWgmmaBuilt = 0;
+#endif
+
 namespace {
 
 constexpr int kBK = 64;  // reduction bytes per stage
-constexpr int kStages = 4;
 
-template <int BM_, int BN_, int WM_, int WN_, int MinBlocks_>
+// Wg: the main loop runs wgmma, one warpgroup per 64 rows (then WM = 16, WN = BN: each warp holds
+// 16 rows x BN columns of the accumulators, in mma.sync's fragment layout).
+template <int BM_, int BN_, int WM_, int WN_, int MinBlocks_, bool Wg_ = false>
 struct Cfg {
   static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, kMinBlocks = MinBlocks_;
+  static constexpr bool kWg = Wg_;
+  // Stages in shared memory, and how many are loaded ahead of the one being multiplied: mma.sync
+  // waits for its multiplication, so all but the current stage; wgmma keeps one multiplication in
+  // flight while the next is issued, so the stage it reads is not reloaded until one step later.
+  static constexpr int kStages = Wg_ ? 5 : 4;
+  static constexpr int kPrefetch = Wg_ ? kStages - 2 : kStages - 1;
   static constexpr int kWarpsM = BM / WM, kWarpsN = BN / WN;
   static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
   static constexpr int kMT = WM / 16, kNT = WN / 8;
@@ -27,13 +48,20 @@ struct Cfg {
   static constexpr int kPipeBytes = kStages * kStageBytes;
   static constexpr int kEpiStride = BN + 4;  // int32s per row of the epilogue tile (padded)
   static constexpr int kEpiBytes = BM * kEpiStride * 4;
-  static constexpr int kSmem = kPipeBytes > kEpiBytes ? kPipeBytes : kEpiBytes;
+  // wgmma's swizzle works on absolute shared addresses: the stages start 512-byte aligned.
+  static constexpr int kAlign = Wg_ ? 512 : 0;
+  static constexpr int kSmem = (kPipeBytes > kEpiBytes ? kPipeBytes : kEpiBytes) + kAlign;
   static_assert(BM % kRowStep == 0 && BN % kRowStep == 0 && kNT % 2 == 0 && BN % 16 == 0);
+  static_assert(!Wg_ || (WM == 16 && WN == BN && BM % 64 == 0 && (BN == 64 || BN == 128)));
 };
 
 using Big = Cfg<128, 128, 64, 32, 2>;   // config 0
 using Small = Cfg<64, 64, 32, 32, 4>;   // config 1: few pixels
 using Narrow = Cfg<128, 64, 64, 32, 3>; // config 2: 64 output channels
+using WgBig = Cfg<128, 128, 16, 128, 2, true>;  // config 3: two warpgroups
+using WgNarrow = Cfg<128, 64, 16, 64, 2, true>; // config 4
+using WgSmall = Cfg<64, 128, 16, 128, 3, true>; // config 5: one warpgroup
+using WgTiny = Cfg<64, 64, 16, 64, 4, true>;    // config 6
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -42,9 +70,21 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 // Byte offset of 16-byte chunk `chunk` (0..3) of row `row` in a stage's 64-byte-row tile.
 __device__ __forceinline__ int swz(int row, int chunk) { return row * kBK + ((chunk ^ ((row >> 1) & 3)) << 4); }
 
+// Column of int32 `col` in a row of the epilogue tile: its 16-byte group g moves to g ^ ((g / 8) % 4),
+// so that the eight threads of a 16-byte read phase (one row, 16-channel chunks 0..7, the same
+// group of each) hit eight distinct bank groups; the accumulator stores only permute.
+__device__ __forceinline__ int epi_col(int col) {
+  const int g = col >> 2;
+  return ((g ^ ((g >> 3) & 3)) << 2) | (col & 3);
+}
+
+// kL1: through L1 (.ca), which keeps the input pixels that the other window positions of a 3x3
+// convolution read again a few stages later; otherwise L2 only (.cg).
+template <bool kL1>
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
   const int bytes = valid ? 16 : 0;  // 0: nothing read, 16 zero bytes written
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+  if constexpr (kL1) asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+  else asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -66,31 +106,14 @@ __device__ __forceinline__ void mma_s8(int (&c)[4], const uint32_t (&a)[4], uint
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// As q_epilogue's requantization (qdq_kernels.cu): round half to even, saturate, NaN -> 0.
-__device__ __forceinline__ int8_t requantize(float v) {
-  float r = isnan(v) ? 0.f : rintf(v);
-  r = fminf(fmaxf(r + 0.f, -128.f), 127.f);
-  return static_cast<int8_t>(r);
-}
-
-// v / s for the requantization without the IEEE division: nvcc's division calls a slow-path
-// subroutine for small and zero dividends (after a Relu, about half the values), which made every
-// int8-output igemm ~2.5x slower than its float16-output twin (ResNet-50 batch 256: the 1x1
-// 64->256 56x56 conv 0.98 ms writing int8 vs 0.36 ms writing float16). A reciprocal product with
-// one FMA correction step gives the correctly rounded quotient but in rare last-bit cases (so the
-// same int8 but for values a hair from a .5 boundary); inf and NaN as the division gives them.
-__device__ __forceinline__ float div_by_scale(float v, float s, float inv_s) {
-  const float q = v * inv_s;
-  const float c = fmaf(fmaf(-q, s, v), inv_s, q);
-  return isnan(c) ? q : c;  // v or q infinite: the residual is NaN, q is the answer
-}
-
 // What the epilogue writes.
 enum Out { kAcc = 0, kInt8 = 1, kHalf = 2 };
 
 template <class C, int kOut>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(const IgemmS8Params p) {
-  extern __shared__ __align__(128) uint8_t smem[];
+  extern __shared__ __align__(128) uint8_t smem_raw[];
+  uint8_t* smem = smem_raw;
+  if constexpr (C::kAlign > 0) smem += (C::kAlign - (smem_addr(smem_raw) & (C::kAlign - 1))) & (C::kAlign - 1);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / C::kWarpsN, warp_n = warp % C::kWarpsN;
   const int rows = p.n * p.oh * p.ow;
@@ -166,13 +189,13 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
       const bool ok = kin && static_cast<unsigned>(iy) < static_cast<unsigned>(p.h) &&
                       static_cast<unsigned>(ix) < static_cast<unsigned>(p.w_in);
       const int8_t* src = ok ? p.x + a_base[i] + (static_cast<int64_t>(iy) * p.w_in + ix) * p.c + kc : p.x;
-      cp_async16(smem_addr(sa + swz(r, j)), src, ok);
+      cp_async16<false>(smem_addr(sa + swz(r, j)), src, ok);
     }
 #pragma unroll
     for (int i = 0; i < C::kBRows; ++i) {
       const int r = tid / 4 + i * C::kRowStep;
       const bool ok = kin && b_ok[i];
-      cp_async16(smem_addr(sb + swz(r, j)), ok ? b_row[i] + kg : p.w, ok);
+      cp_async16<false>(smem_addr(sb + swz(r, j)), ok ? b_row[i] + kg : p.w, ok);
     }
     // Next stage: 64 bytes further along (ky, kx, c).
     kg += kBK;
@@ -196,42 +219,69 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
 
   const int KT = (K + kBK - 1) / kBK;
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
+  for (int s = 0; s < C::kPrefetch; ++s) {
     if (s < KT) load_stage(s);
     cp_async_commit();
   }
-  for (int kt = 0; kt < KT; ++kt) {
-    cp_async_wait<kStages - 2>();
-    __syncthreads();  // stage kt landed for every thread; stage kt-1 is no longer read
-    if (kt + kStages - 1 < KT) load_stage((kt + kStages - 1) % kStages);
-    cp_async_commit();
-    const uint8_t* sa = smem + (kt % kStages) * C::kStageBytes;
-    const uint8_t* sb = sa + C::BM * kBK;
+  if constexpr (C::kWg) {
+    int* d = &acc[0][0][0];
+    const int wg = warp / 4;
+    for (int kt = 0; kt < KT; ++kt) {
+      cp_async_wait<C::kPrefetch - 1>();
+      wgmma::fence_async_shared();  // this thread's cp.async writes, visible to wgmma
+      __syncthreads();              // stage kt landed for every thread; stage kt-2 is no longer read
+      const uint32_t sa = smem_addr(smem + (kt % C::kStages) * C::kStageBytes);
+      const uint32_t a = sa + wg * 64 * kBK, b = sa + C::BM * kBK;
+      wgmma::fence();
 #pragma unroll
-    for (int ks = 0; ks < 2; ++ks) {  // two k32 steps per 64-byte stage
-      uint32_t af[C::kMT][4];
-      uint32_t bf[C::kNT][2];
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt) {
-        // Matrices: rows 0-7 / 8-15 of the m16 tile x bytes 0-15 / 16-31 of the k32 step.
-        const int row = warp_m * C::WM + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-        ldmatrix_x4(af[mt], smem_addr(sa + swz(row, ks * 2 + (lane >> 4))));
+      for (int ks = 0; ks < 2; ++ks) {  // two k32 steps per 64-byte stage
+        if constexpr (C::BN == 128) wgmma::wgmma_m64n128k32_s8(d, wgmma::desc_k64(a + 32 * ks), wgmma::desc_k64(b + 32 * ks), 1);
+        else wgmma::wgmma_m64n64k32_s8(d, wgmma::desc_k64(a + 32 * ks), wgmma::desc_k64(b + 32 * ks), 1);
       }
+      wgmma::commit();
+      // The copies into stage kt-2's buffer overlap the multiplications: every thread waited for
+      // its warpgroup's wgmma of kt-2 (wait<1> below, one step ago) before the barrier above.
+      if (kt + C::kPrefetch < KT) load_stage((kt + C::kPrefetch) % C::kStages);
+      cp_async_commit();
+      wgmma::wait<1>();  // kt-1's multiplication done; kt's may still run
+    }
+    wgmma::wait<0>();
 #pragma unroll
-      for (int np = 0; np < C::kNT / 2; ++np) {
-        // Matrices: channels 0-7 k 0-15, 0-7 k 16-31, 8-15 k 0-15, 8-15 k 16-31.
-        const int row = warp_n * C::WN + np * 16 + (lane & 7) + (lane >> 4) * 8;
-        uint32_t r[4];
-        ldmatrix_x4(r, smem_addr(sb + swz(row, ks * 2 + ((lane >> 3) & 1))));
-        bf[2 * np][0] = r[0];
-        bf[2 * np][1] = r[1];
-        bf[2 * np + 1][0] = r[2];
-        bf[2 * np + 1][1] = r[3];
+    for (int i = 0; i < C::kMT * C::kNT * 4; ++i) wgmma::fence_operand(d[i]);
+  } else {
+    for (int kt = 0; kt < KT; ++kt) {
+      cp_async_wait<C::kPrefetch - 1>();
+      __syncthreads();  // stage kt landed for every thread; stage kt-1 is no longer read
+      if (kt + C::kPrefetch < KT) load_stage((kt + C::kPrefetch) % C::kStages);
+      cp_async_commit();
+      const uint8_t* sa = smem + (kt % C::kStages) * C::kStageBytes;
+      const uint8_t* sb = sa + C::BM * kBK;
+#pragma unroll
+      for (int ks = 0; ks < 2; ++ks) {  // two k32 steps per 64-byte stage
+        uint32_t af[C::kMT][4];
+        uint32_t bf[C::kNT][2];
+#pragma unroll
+        for (int mt = 0; mt < C::kMT; ++mt) {
+          // Matrices: rows 0-7 / 8-15 of the m16 tile x bytes 0-15 / 16-31 of the k32 step.
+          const int row = warp_m * C::WM + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+          ldmatrix_x4(af[mt], smem_addr(sa + swz(row, ks * 2 + (lane >> 4))));
+        }
+#pragma unroll
+        for (int np = 0; np < C::kNT / 2; ++np) {
+          // Matrices: channels 0-7 k 0-15, 0-7 k 16-31, 8-15 k 0-15, 8-15 k 16-31.
+          const int row = warp_n * C::WN + np * 16 + (lane & 7) + (lane >> 4) * 8;
+          uint32_t r[4];
+          ldmatrix_x4(r, smem_addr(sb + swz(row, ks * 2 + ((lane >> 3) & 1))));
+          bf[2 * np][0] = r[0];
+          bf[2 * np][1] = r[1];
+          bf[2 * np + 1][0] = r[2];
+          bf[2 * np + 1][1] = r[3];
+        }
+#pragma unroll
+        for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < C::kNT; ++nt) mma_s8(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
       }
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < C::kNT; ++nt) mma_s8(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
     }
   }
   cp_async_wait<0>();
@@ -245,8 +295,9 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
 #pragma unroll
     for (int nt = 0; nt < C::kNT; ++nt) {
       const int r = warp_m * C::WM + mt * 16 + g, col = warp_n * C::WN + nt * 8 + 2 * t;
-      *reinterpret_cast<int2*>(tile + r * C::kEpiStride + col) = make_int2(acc[mt][nt][0], acc[mt][nt][1]);
-      *reinterpret_cast<int2*>(tile + (r + 8) * C::kEpiStride + col) = make_int2(acc[mt][nt][2], acc[mt][nt][3]);
+      *reinterpret_cast<int2*>(tile + r * C::kEpiStride + epi_col(col)) = make_int2(acc[mt][nt][0], acc[mt][nt][1]);
+      *reinterpret_cast<int2*>(tile + (r + 8) * C::kEpiStride + epi_col(col)) =
+          make_int2(acc[mt][nt][2], acc[mt][nt][3]);
     }
   __syncthreads();
 
@@ -269,10 +320,10 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
       }
     }
   }
-  const float inv_y_scale = 1.0f / p.y_scale;  // one division per thread
   // A thread's 16-channel chunk is the same in every step (kThreads is a multiple of kChunks), so
   // its alpha and bias are loaded once: 16 floats each at ch0 (a multiple of 16 into a cudaMalloc'd
-  // buffer; p.m % 16 == 0 where the epilogue is fused).
+  // buffer; p.m % 16 == 0 where the epilogue is fused). For int8 outputs they and z_scale come
+  // pre-divided by y_scale (below).
   float al[16], bi[16];
   if constexpr (kOut != kAcc) {
     const int ch0 = n0 + (tid % kChunks) * 16;
@@ -291,6 +342,22 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
       bi[4 * q + 3] = b4.w;
     }
   }
+  // The int8 epilogue, per value: one FMA (two with a residual), the rounding conversion and a
+  // clamp: (v * alpha + bias + z * z_scale) / y_scale with 1 / y_scale folded into the factors.
+  // It rounds like q_epilogue (half to even, saturate, NaN -> 0) but for values within float
+  // rounding of a .5 boundary, where it may land one step away. Relu is the clamp's lower bound:
+  // rounding keeps the sign, so max(round(f), 0) == round(max(f, 0)).
+  float z_mul = p.z_scale;
+  if constexpr (kOut == kInt8) {
+    const float inv_y_scale = 1.0f / p.y_scale;  // one division per thread
+#pragma unroll
+    for (int e = 0; e < 16; ++e) {
+      al[e] *= inv_y_scale;
+      bi[e] *= inv_y_scale;
+    }
+    z_mul *= inv_y_scale;
+  }
+  const int q_lo = p.relu ? 0 : -128;
 #pragma unroll
   for (int step = 0; step < kEpiSteps; ++step) {
     const int idx = tid + step * C::kThreads;
@@ -298,10 +365,9 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
     const int pix = m0 + r, ch0 = n0 + cc * 16;
     if (pix >= rows || ch0 >= p.m) continue;
     int v[16];
-    const int4* src = reinterpret_cast<const int4*>(tile + r * C::kEpiStride + cc * 16);
 #pragma unroll
     for (int q = 0; q < 4; ++q) {
-      const int4 s = src[q];
+      const int4 s = *reinterpret_cast<const int4*>(tile + r * C::kEpiStride + epi_col(cc * 16 + 4 * q));
       v[4 * q] = s.x;
       v[4 * q + 1] = s.y;
       v[4 * q + 2] = s.z;
@@ -324,25 +390,27 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
         for (int e = 0; e < 16; ++e) zf[e] = __half2float(zb[e]);
       }
       const bool has_z = p.z != nullptr || p.z_h != nullptr;
-      float r[16];
-#pragma unroll
-      for (int e = 0; e < 16; ++e) {
-        // The same float operations, in the same order, as q_epilogue.
-        float f = static_cast<float>(v[e]) * al[e];
-        if (p.bias) f += bi[e];
-        if (has_z) f += zf[e] * p.z_scale;
-        if (p.relu) f = fmaxf(f, 0.f);
-        r[e] = f;
-      }
       if constexpr (kOut == kInt8) {
         alignas(16) int8_t out[16];
 #pragma unroll
-        for (int e = 0; e < 16; ++e) out[e] = requantize(div_by_scale(r[e], p.y_scale, inv_y_scale));
+        for (int e = 0; e < 16; ++e) {
+          float f = fmaf(static_cast<float>(v[e]), al[e], bi[e]);
+          if (has_z) f = fmaf(zf[e], z_mul, f);
+          const int q = __float2int_rn(f);  // cvt.rni.s32: half to even, saturating, NaN -> 0
+          out[e] = static_cast<int8_t>(min(max(q, q_lo), 127));
+        }
         *reinterpret_cast<int4*>(p.y + off) = *reinterpret_cast<const int4*>(out);
       } else {
         alignas(16) __half out[16];
 #pragma unroll
-        for (int e = 0; e < 16; ++e) out[e] = __float2half_rn(r[e]);  // as q_epilogue's from_f<__half>
+        for (int e = 0; e < 16; ++e) {
+          // The same float operations, in the same order, as q_epilogue.
+          float f = static_cast<float>(v[e]) * al[e];
+          if (p.bias) f += bi[e];
+          if (has_z) f += zf[e] * z_mul;
+          if (p.relu) f = fmaxf(f, 0.f);
+          out[e] = __float2half_rn(f);  // as q_epilogue's from_f<__half>
+        }
         reinterpret_cast<int4*>(p.y_h + off)[0] = reinterpret_cast<const int4*>(out)[0];
         reinterpret_cast<int4*>(p.y_h + off)[1] = reinterpret_cast<const int4*>(out)[1];
       }
@@ -391,10 +459,48 @@ bool fits(int64_t rows, int64_t m) {
   return (rows + C::BM - 1) / C::BM <= 65535 && (m + C::BN - 1) / C::BN <= 65535;
 }
 
+// f(C{}) for the configuration's Cfg (config already checked to be in range).
+template <class F>
+auto with_config(int config, F&& f) {
+  switch (config) {
+    case 0: return f(Big{});
+    case 1: return f(Small{});
+    case 2: return f(Narrow{});
+    case 3: return f(WgBig{});
+    case 4: return f(WgNarrow{});
+    case 5: return f(WgSmall{});
+    default: return f(WgTiny{});
+  }
+}
+
 }  // namespace
 
 const char* igemm_s8_config_name(int config) {
-  return config == 0 ? "128x128" : config == 1 ? "64x64" : "128x64";
+  static const char* const kNames[kIgemmConfigs] = {"128x128",   "64x64",    "128x64",  "wg128x128",
+                                                    "wg128x64", "wg64x128", "wg64x64"};
+  return config >= 0 && config < kIgemmConfigs ? kNames[config] : "";
+}
+
+bool igemm_s8_wgmma_config(int config) { return config >= 3 && config < kIgemmConfigs; }
+
+bool igemm_s8_wgmma_available() {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) {
+    cudaGetLastError();
+    return false;
+  }
+  static std::atomic<int> known[64];  // 0 unknown, 1 no, 2 yes (a race only repeats the question)
+  int k = known[device].load();
+  if (k == 0) {
+    int major = 0, minor = 0, built = 0;
+    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess &&
+                    major == 9 && minor == 0 && cudaMemcpyFromSymbol(&built, kWgmmaBuilt, sizeof built) == cudaSuccess;
+    cudaGetLastError();  // no device code for this GPU: not an error here
+    k = ok && built == 1 ? 2 : 1;
+    known[device].store(k);
+  }
+  return k == 2;
 }
 
 bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t kh, int64_t kw, int64_t oh,
@@ -405,12 +511,14 @@ bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, in
   if (c % 16 != 0) return false;
   const int64_t rows = n * oh * ow;
   if (rows > INT32_MAX || kh * kw * c > INT32_MAX - 2 * kBK || oh * ow > INT32_MAX) return false;
-  return config == 0 ? fits<Big>(rows, m) : config == 1 ? fits<Small>(rows, m) : fits<Narrow>(rows, m);
+  if (igemm_s8_wgmma_config(config) && !igemm_s8_wgmma_available()) return false;
+  return with_config(config, [&](auto c) { return fits<decltype(c)>(rows, m); });
 }
 
 cudaError_t igemm_s8_prepare(int config) {
   if (config < 0 || config >= kIgemmConfigs) return cudaErrorInvalidValue;
-  return config == 0 ? prepare<Big>() : config == 1 ? prepare<Small>() : prepare<Narrow>();
+  if (igemm_s8_wgmma_config(config) && !igemm_s8_wgmma_available()) return cudaErrorNoKernelImageForDevice;
+  return with_config(config, [](auto c) { return prepare<decltype(c)>(); });
 }
 
 cudaError_t igemm_s8_conv(const IgemmS8Params& p, int config, cudaStream_t stream) {
@@ -419,9 +527,7 @@ cudaError_t igemm_s8_conv(const IgemmS8Params& p, int config, cudaStream_t strea
   const int out = p.y ? kInt8 : p.y_h ? kHalf : kAcc;
   if (out != kAcc && (!igemm_s8_fusable(p.m) || !p.alpha)) return cudaErrorInvalidValue;
   if (out == kAcc && (!p.acc || p.acc_stride % 4 != 0 || p.acc_stride < p.m)) return cudaErrorInvalidValue;
-  if (config == 0) return launch<Big>(p, out, stream);
-  if (config == 1) return launch<Small>(p, out, stream);
-  return launch<Narrow>(p, out, stream);
+  return with_config(config, [&](auto c) { return launch<decltype(c)>(p, out, stream); });
 }
 
 }  // namespace kiln::cuda::kernels

@@ -1,11 +1,13 @@
-// kiln's INT8 implicit-GEMM convolution (qconv_igemm.cu): tensor cores (mma.sync m16n8k32 s8)
+// kiln's INT8 implicit-GEMM convolution (qconv_igemm.cu): tensor cores (mma.sync m16n8k32 s8, or
+// Hopper's wgmma m64nNk32 s8)
 // on int8 NHWC X and (M, kh, kw, C) weights, no im2col rows: each CTA gathers its window rows
-// straight from X with cp.async (zero fill for the padding), in a 4-stage shared-memory pipeline.
+// straight from X with cp.async (zero fill for the padding), in a 4- or 5-stage shared-memory pipeline.
 // GEMM view: rows = n*oh*ow output pixels, columns = M output channels, reduction kh*kw*C.
 // The epilogue either writes the int32 sums (the layer's own epilogue kernel then runs) or, fused,
 // applies alpha[m] (x_scale * w_scale[m]), bias, an int8 residual (times z_scale) or a float16 one,
 // Relu and either the requantization (round half to even, saturate) to int8 NHWC Y or the
-// rounding to float16 NHWC Y, exactly as q_epilogue does.
+// rounding to float16 NHWC Y, as q_epilogue does (the int8 rounding may differ by one step for
+// values within float rounding of a .5 boundary: 1 / y_scale is folded into the factors).
 #pragma once
 
 #include <cuda_fp16.h>
@@ -37,12 +39,18 @@ struct IgemmS8Params {
 };
 
 // The tile configurations (pixels x channels): 0 = 128x128 (8 warps, 64x32 each), 1 = 64x64
-// (4 warps, 32x32 each), 2 = 128x64 (4 warps, 64x32 each).
-constexpr int kIgemmConfigs = 3;
-const char* igemm_s8_config_name(int config);  // "128x128", "64x64", "128x64"
+// (4 warps, 32x32 each), 2 = 128x64 (4 warps, 64x32 each): mma.sync, any GPU from sm_80. On an
+// sm_90 GPU with code built for sm_90a, warpgroup MMA (wgmma) tiles, one warpgroup per 64 pixels:
+// 3 = wg128x128, 4 = wg128x64, 5 = wg64x128, 6 = wg64x64.
+constexpr int kIgemmConfigs = 7;
+const char* igemm_s8_config_name(int config);  // "128x128", ..., "wg64x64"
+bool igemm_s8_wgmma_config(int config);
+// Whether the current device runs the wgmma tiles (sm_90 with sm_90a code in this build).
+bool igemm_s8_wgmma_available();
 
 // Whether the kernel takes this geometry: c a multiple of 16 (a 16-byte copy never straddles a
-// window position), the grid within limits, every size within int32.
+// window position), the grid within limits, every size within int32; for a wgmma tile, whether
+// the current device runs it.
 bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t kh, int64_t kw, int64_t oh,
                        int64_t ow, int config);
 // Fused outputs need m a multiple of 16 (16-byte stores).
