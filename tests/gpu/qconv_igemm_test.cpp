@@ -340,7 +340,7 @@ TEST(CudaQConvIgemm, TimingResNet50Batch256) {
 TEST(CudaQConvIgemm, CostProbe) {
   KILN_REQUIRE_GPU();
   struct Shape { int c, h, m, k; };
-  const Shape shapes[] = {{64, 56, 64, 3}, {64, 56, 64, 1}, {16, 56, 64, 1}, {256, 14, 256, 3}, {1024, 14, 256, 1},
+  const Shape shapes[] = {{64, 56, 256, 1}, {64, 56, 64, 3}, {64, 56, 64, 1}, {16, 56, 64, 1}, {256, 14, 256, 3}, {1024, 14, 256, 1},
                           {16, 14, 256, 1}};
   const int n = 256;
   size_t x_bytes = 0, w_bytes = 0, y_rows = 0;

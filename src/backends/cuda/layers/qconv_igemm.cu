@@ -106,10 +106,20 @@ __device__ __forceinline__ void mma_s8(int (&c)[4], const uint32_t (&a)[4], uint
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// What the epilogue writes.
+// What the epilogue writes, and the residual it reads (compile-time: no per-value branches).
 enum Out { kAcc = 0, kInt8 = 1, kHalf = 2 };
+enum Res { kNoZ = 0, kZInt8 = 1, kZHalf = 2 };
 
-template <class C, int kOut>
+// Four int32 to four saturated int8 (a lowest): cvt.pack puts sat(first) above sat(second) and
+// the third operand's low 16 bits above both.
+__device__ __forceinline__ uint32_t pack_s8x4(int a, int b, int c, int d) {
+  uint32_t hi, out;
+  asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, 0;\n" : "=r"(hi) : "r"(d), "r"(c));
+  asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, %3;\n" : "=r"(out) : "r"(b), "r"(a), "r"(hi));
+  return out;
+}
+
+template <class C, int kOut, int kZ>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(const IgemmS8Params p) {
   extern __shared__ __align__(128) uint8_t smem_raw[];
   uint8_t* smem = smem_raw;
@@ -148,15 +158,15 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
   // Residual: its tile is fetched into L2 now, while the main loop runs; the epilogue then reads it
   // from L2 instead of waiting on DRAM once per step (the residual convs are 1x1 ones with a short
   // main loop, where that wait dominated).
-  if constexpr (kOut != kAcc) {
-    if (p.z || p.z_h) {
+  if constexpr (kZ != kNoZ) {
+    {
 #pragma unroll
       for (int step = 0; step < kEpiSteps; ++step) {
         const int idx = tid + step * C::kThreads;
         const int pix = m0 + idx / kChunks, ch0 = n0 + (idx % kChunks) * 16;
         if (pix >= rows || ch0 >= p.m) continue;
         const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
-        const void* addr = p.z ? static_cast<const void*>(p.z + off) : static_cast<const void*>(p.z_h + off);
+        const void* addr = kZ == kZInt8 ? static_cast<const void*>(p.z + off) : static_cast<const void*>(p.z_h + off);
         asm volatile("prefetch.global.L2 [%0];\n" ::"l"(addr));
       }
     }
@@ -303,8 +313,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
 
   // 16 channels of one pixel per thread and step: coalesced 16-byte loads (Z) and stores (Y).
   // The residual of every step is loaded first: kEpiSteps loads in flight per thread, not one.
-  int4 zraw[kOut != kAcc ? kEpiSteps : 1][2];
-  if constexpr (kOut != kAcc) {
+  int4 zraw[kZ != kNoZ ? kEpiSteps : 1][2];
+  if constexpr (kZ != kNoZ) {
 #pragma unroll
     for (int step = 0; step < kEpiSteps; ++step) {
       const int idx = tid + step * C::kThreads;
@@ -312,9 +322,9 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
       zraw[step][0] = zraw[step][1] = make_int4(0, 0, 0, 0);
       if (pix >= rows || ch0 >= p.m) continue;
       const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
-      if (p.z) {
+      if constexpr (kZ == kZInt8) {
         zraw[step][0] = __ldg(reinterpret_cast<const int4*>(p.z + off));
-      } else if (p.z_h) {
+      } else {
         zraw[step][0] = __ldg(reinterpret_cast<const int4*>(p.z_h + off));
         zraw[step][1] = __ldg(reinterpret_cast<const int4*>(p.z_h + off) + 1);
       }
@@ -357,7 +367,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
     }
     z_mul *= inv_y_scale;
   }
-  const int q_lo = p.relu ? 0 : -128;
+  const int q_lo = p.relu ? 0 : INT_MIN;
 #pragma unroll
   for (int step = 0; step < kEpiSteps; ++step) {
     const int idx = tid + step * C::kThreads;
@@ -377,29 +387,31 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
       // p.m % 16 == 0: all 16 channels exist; y, z rows 16-byte aligned.
       const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
       float zf[16];
-      if (p.z) {
+      if constexpr (kZ == kZInt8) {
         alignas(16) int8_t zb[16];
         *reinterpret_cast<int4*>(zb) = zraw[step][0];
 #pragma unroll
         for (int e = 0; e < 16; ++e) zf[e] = static_cast<float>(zb[e]);
-      } else if (p.z_h) {
+      } else if constexpr (kZ == kZHalf) {
         alignas(16) __half zb[16];
         reinterpret_cast<int4*>(zb)[0] = zraw[step][0];
         reinterpret_cast<int4*>(zb)[1] = zraw[step][1];
 #pragma unroll
         for (int e = 0; e < 16; ++e) zf[e] = __half2float(zb[e]);
       }
-      const bool has_z = p.z != nullptr || p.z_h != nullptr;
+      constexpr bool has_z = kZ != kNoZ;
       if constexpr (kOut == kInt8) {
-        alignas(16) int8_t out[16];
+        int q[16];
 #pragma unroll
         for (int e = 0; e < 16; ++e) {
           float f = fmaf(static_cast<float>(v[e]), al[e], bi[e]);
-          if (has_z) f = fmaf(zf[e], z_mul, f);
-          const int q = __float2int_rn(f);  // cvt.rni.s32: half to even, saturating, NaN -> 0
-          out[e] = static_cast<int8_t>(min(max(q, q_lo), 127));
+          if constexpr (has_z) f = fmaf(zf[e], z_mul, f);
+          q[e] = max(__float2int_rn(f), q_lo);  // cvt.rni.s32: half to even, saturating, NaN -> 0
         }
-        *reinterpret_cast<int4*>(p.y + off) = *reinterpret_cast<const int4*>(out);
+        // The upper clamp (and -128 without Relu) is cvt.pack's saturation.
+        *reinterpret_cast<uint4*>(p.y + off) =
+            make_uint4(pack_s8x4(q[0], q[1], q[2], q[3]), pack_s8x4(q[4], q[5], q[6], q[7]),
+                       pack_s8x4(q[8], q[9], q[10], q[11]), pack_s8x4(q[12], q[13], q[14], q[15]));
       } else {
         alignas(16) __half out[16];
 #pragma unroll
@@ -407,7 +419,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
           // The same float operations, in the same order, as q_epilogue.
           float f = static_cast<float>(v[e]) * al[e];
           if (p.bias) f += bi[e];
-          if (has_z) f += zf[e] * z_mul;
+          if constexpr (has_z) f += zf[e] * z_mul;
           if (p.relu) f = fmaxf(f, 0.f);
           out[e] = __float2half_rn(f);  // as q_epilogue's from_f<__half>
         }
@@ -437,20 +449,29 @@ dim3 grid_of(int64_t rows, int64_t m) {
 // Over 48 KiB of dynamic shared memory needs the opt-in, once per device (igemm_s8_prepare).
 template <class C>
 cudaError_t prepare() {
-  for (auto* k : {igemm_s8_kernel<C, kAcc>, igemm_s8_kernel<C, kInt8>, igemm_s8_kernel<C, kHalf>}) {
+  for (auto* k : {igemm_s8_kernel<C, kAcc, kNoZ>, igemm_s8_kernel<C, kInt8, kNoZ>, igemm_s8_kernel<C, kInt8, kZInt8>,
+                  igemm_s8_kernel<C, kInt8, kZHalf>, igemm_s8_kernel<C, kHalf, kNoZ>, igemm_s8_kernel<C, kHalf, kZInt8>,
+                  igemm_s8_kernel<C, kHalf, kZHalf>}) {
     cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem);
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;
 }
 
+template <class C, int kOut>
+void launch_out(const IgemmS8Params& p, dim3 grid, cudaStream_t stream) {
+  if (p.z) igemm_s8_kernel<C, kOut, kZInt8><<<grid, C::kThreads, C::kSmem, stream>>>(p);
+  else if (p.z_h) igemm_s8_kernel<C, kOut, kZHalf><<<grid, C::kThreads, C::kSmem, stream>>>(p);
+  else igemm_s8_kernel<C, kOut, kNoZ><<<grid, C::kThreads, C::kSmem, stream>>>(p);
+}
+
 template <class C>
 cudaError_t launch(const IgemmS8Params& p, int out, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.n) * p.oh * p.ow;
   const dim3 grid = grid_of<C>(rows, p.m);
-  if (out == kInt8) igemm_s8_kernel<C, kInt8><<<grid, C::kThreads, C::kSmem, stream>>>(p);
-  else if (out == kHalf) igemm_s8_kernel<C, kHalf><<<grid, C::kThreads, C::kSmem, stream>>>(p);
-  else igemm_s8_kernel<C, kAcc><<<grid, C::kThreads, C::kSmem, stream>>>(p);
+  if (out == kInt8) launch_out<C, kInt8>(p, grid, stream);
+  else if (out == kHalf) launch_out<C, kHalf>(p, grid, stream);
+  else igemm_s8_kernel<C, kAcc, kNoZ><<<grid, C::kThreads, C::kSmem, stream>>>(p);  // Z: the epilogue kernel
   return cudaGetLastError();
 }
 
