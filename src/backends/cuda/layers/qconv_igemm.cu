@@ -14,6 +14,7 @@
 
 #include "backends/cuda/layers/qconv_igemm.hpp"
 #include "backends/cuda/layers/wgmma_s8.cuh"
+#include "util/fast_div.hpp"
 
 namespace kiln::cuda::kernels {
 
@@ -46,7 +47,9 @@ struct Cfg {
   static constexpr int kARows = BM / kRowStep, kBRows = BN / kRowStep;
   static constexpr int kStageBytes = (BM + BN) * kBK;
   static constexpr int kPipeBytes = kStages * kStageBytes;
-  static constexpr int kEpiStride = BN + 4;  // int32s per row of the epilogue tile (padded)
+  // int32s per row of the epilogue tile, padded by 8: the accumulator stores (8 rows x 32 bytes
+  // per warp) land in 4 rows per 128-byte wavefront without bank conflicts.
+  static constexpr int kEpiStride = BN + 8;
   static constexpr int kEpiBytes = BM * kEpiStride * 4;
   // wgmma's swizzle works on absolute shared addresses: the stages start 512-byte aligned.
   static constexpr int kAlign = Wg_ ? 512 : 0;
@@ -120,7 +123,8 @@ __device__ __forceinline__ uint32_t pack_s8x4(int a, int b, int c, int d) {
 }
 
 template <class C, int kOut, int kZ>
-__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(const IgemmS8Params p) {
+__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
+    igemm_s8_kernel(const IgemmS8Params p, const FastDiv div_hw, const FastDiv div_ow) {
   extern __shared__ __align__(128) uint8_t smem_raw[];
   uint8_t* smem = smem_raw;
   if constexpr (C::kAlign > 0) smem += (C::kAlign - (smem_addr(smem_raw) & (C::kAlign - 1))) & (C::kAlign - 1);
@@ -138,9 +142,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
   for (int i = 0; i < C::kARows; ++i) {
     const int pix = m0 + tid / 4 + i * C::kRowStep;
     if (pix < rows) {
-      const int hw = p.oh * p.ow;
-      const int img = pix / hw, rem = pix - img * hw;
-      const int oy = rem / p.ow, ox = rem - oy * p.ow;
+      const int img = static_cast<int>(div_hw.div(pix)), rem = pix - img * static_cast<int>(div_hw.d);
+      const int oy = static_cast<int>(div_ow.div(rem)), ox = rem - oy * p.ow;
       a_base[i] = static_cast<int64_t>(img) * p.h * p.w_in * p.c;
       a_iy[i] = oy * p.stride_h - p.pad_h;
       a_ix[i] = ox * p.stride_w - p.pad_w;
@@ -179,13 +182,16 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) igemm_s8_kernel(co
     b_ok[i] = mm < p.m;
     b_row[i] = p.w + static_cast<int64_t>(b_ok[i] ? mm : 0) * K;
   }
-  // The reduction position of this thread's chunk in the next stage to load.
+  // The reduction position of this thread's chunk in the next stage to load (kg < 64 and c >= 16:
+  // at most three steps, no division).
   int kg = 16 * j;
-  int kc = kg % p.c, kx, ky;
-  {
-    const int kr = kg / p.c;
-    kx = kr % p.kw;
-    ky = kr / p.kw;
+  int kc = kg, kx = 0, ky = 0;
+  while (kc >= p.c) {
+    kc -= p.c;
+    if (++kx == p.kw) {
+      kx = 0;
+      ++ky;
+    }
   }
 
   auto load_stage = [&](int stage) {
@@ -459,19 +465,20 @@ cudaError_t prepare() {
 }
 
 template <class C, int kOut>
-void launch_out(const IgemmS8Params& p, dim3 grid, cudaStream_t stream) {
-  if (p.z) igemm_s8_kernel<C, kOut, kZInt8><<<grid, C::kThreads, C::kSmem, stream>>>(p);
-  else if (p.z_h) igemm_s8_kernel<C, kOut, kZHalf><<<grid, C::kThreads, C::kSmem, stream>>>(p);
-  else igemm_s8_kernel<C, kOut, kNoZ><<<grid, C::kThreads, C::kSmem, stream>>>(p);
+void launch_out(const IgemmS8Params& p, dim3 grid, FastDiv hw, FastDiv ow, cudaStream_t stream) {
+  if (p.z) igemm_s8_kernel<C, kOut, kZInt8><<<grid, C::kThreads, C::kSmem, stream>>>(p, hw, ow);
+  else if (p.z_h) igemm_s8_kernel<C, kOut, kZHalf><<<grid, C::kThreads, C::kSmem, stream>>>(p, hw, ow);
+  else igemm_s8_kernel<C, kOut, kNoZ><<<grid, C::kThreads, C::kSmem, stream>>>(p, hw, ow);
 }
 
 template <class C>
 cudaError_t launch(const IgemmS8Params& p, int out, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.n) * p.oh * p.ow;
   const dim3 grid = grid_of<C>(rows, p.m);
-  if (out == kInt8) launch_out<C, kInt8>(p, grid, stream);
-  else if (out == kHalf) launch_out<C, kHalf>(p, grid, stream);
-  else igemm_s8_kernel<C, kAcc, kNoZ><<<grid, C::kThreads, C::kSmem, stream>>>(p);  // Z: the epilogue kernel
+  const FastDiv hw = FastDiv::of(static_cast<uint32_t>(p.oh * p.ow)), ow = FastDiv::of(static_cast<uint32_t>(p.ow));
+  if (out == kInt8) launch_out<C, kInt8>(p, grid, hw, ow, stream);
+  else if (out == kHalf) launch_out<C, kHalf>(p, grid, hw, ow, stream);
+  else igemm_s8_kernel<C, kAcc, kNoZ><<<grid, C::kThreads, C::kSmem, stream>>>(p, hw, ow);  // Z: the epilogue kernel
   return cudaGetLastError();
 }
 
