@@ -205,6 +205,7 @@ TEST(CudaQConvIgemm, FloatOutputsAndNchwMatchCpu) {
       {1, 64, 13, 13, 40, 3, 1, 1, true, 0, false, false, false, false},
       {1, 64, 13, 13, 40, 3, 1, 1, true, 2},  // int8 NHWC, but M % 16 != 0: not fused
       {2, 32, 9, 9, 64, 1, 2, 0, true, 1, false, true, true, false, DType::kFloat16},
+      {2, 64, 9, 9, 384, 1, 1, 0, true, 1, false, true, true, true, DType::kFloat16},  // M 384: 256-channel tiles
       {2, 64, 13, 13, 96, 3, 1, 1, true, 0, false, true, true, true, DType::kFloat16},
       {2, 64, 7, 7, 64, 3, 1, 1, true, 2, false, true, true, false, DType::kFloat16},  // int8 Z, float16 Y
       {3, 32, 7, 7, 128, 3, 2, 1, true, 1, false, false, false, true, DType::kFloat16},

@@ -55,7 +55,7 @@ struct Cfg {
   static constexpr int kAlign = Wg_ ? 512 : 0;
   static constexpr int kSmem = (kPipeBytes > kEpiBytes ? kPipeBytes : kEpiBytes) + kAlign;
   static_assert(BM % kRowStep == 0 && BN % kRowStep == 0 && kNT % 2 == 0 && BN % 16 == 0);
-  static_assert(!Wg_ || (WM == 16 && WN == BN && BM % 64 == 0 && (BN == 64 || BN == 128)));
+  static_assert(!Wg_ || (WM == 16 && WN == BN && BM % 64 == 0 && (BN == 64 || BN == 128 || BN == 256)));
 };
 
 using Big = Cfg<128, 128, 64, 32, 2>;   // config 0
@@ -65,6 +65,7 @@ using WgBig = Cfg<128, 128, 16, 128, 2, true>;  // config 3: two warpgroups
 using WgNarrow = Cfg<128, 64, 16, 64, 2, true>; // config 4
 using WgSmall = Cfg<64, 128, 16, 128, 3, true>; // config 5: one warpgroup
 using WgTiny = Cfg<64, 64, 16, 64, 4, true>;    // config 6
+using WgWide = Cfg<64, 256, 16, 256, 2, true>;  // config 7: 128 accumulators a thread, for M > 128
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -251,8 +252,10 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       wgmma::fence();
 #pragma unroll
       for (int ks = 0; ks < 2; ++ks) {  // two k32 steps per 64-byte stage
-        if constexpr (C::BN == 128) wgmma::wgmma_m64n128k32_s8(d, wgmma::desc_k64(a + 32 * ks), wgmma::desc_k64(b + 32 * ks), 1);
-        else wgmma::wgmma_m64n64k32_s8(d, wgmma::desc_k64(a + 32 * ks), wgmma::desc_k64(b + 32 * ks), 1);
+        const uint64_t da = wgmma::desc_k64(a + 32 * ks), db = wgmma::desc_k64(b + 32 * ks);
+        if constexpr (C::BN == 256) wgmma::wgmma_m64n256k32_s8(d, da, db, 1);
+        else if constexpr (C::BN == 128) wgmma::wgmma_m64n128k32_s8(d, da, db, 1);
+        else wgmma::wgmma_m64n64k32_s8(d, da, db, 1);
       }
       wgmma::commit();
       // The copies into stage kt-2's buffer overlap the multiplications: every thread waited for
@@ -497,15 +500,16 @@ auto with_config(int config, F&& f) {
     case 3: return f(WgBig{});
     case 4: return f(WgNarrow{});
     case 5: return f(WgSmall{});
-    default: return f(WgTiny{});
+    case 6: return f(WgTiny{});
+    default: return f(WgWide{});
   }
 }
 
 }  // namespace
 
 const char* igemm_s8_config_name(int config) {
-  static const char* const kNames[kIgemmConfigs] = {"128x128",   "64x64",    "128x64",  "wg128x128",
-                                                    "wg128x64", "wg64x128", "wg64x64"};
+  static const char* const kNames[kIgemmConfigs] = {"128x128",  "64x64",   "128x64",  "wg128x128",
+                                                    "wg128x64", "wg64x128", "wg64x64", "wg64x256"};
   return config >= 0 && config < kIgemmConfigs ? kNames[config] : "";
 }
 
@@ -540,6 +544,7 @@ bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, in
   const int64_t rows = n * oh * ow;
   if (rows > INT32_MAX || kh * kw * c > INT32_MAX - 2 * kBK || oh * ow > INT32_MAX) return false;
   if (igemm_s8_wgmma_config(config) && !igemm_s8_wgmma_available()) return false;
+  if (config == 7 && m <= 128) return false;  // a 256-channel tile half empty or worse
   return with_config(config, [&](auto c) { return fits<decltype(c)>(rows, m); });
 }
 

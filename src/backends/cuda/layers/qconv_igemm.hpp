@@ -41,8 +41,8 @@ struct IgemmS8Params {
 // The tile configurations (pixels x channels): 0 = 128x128 (8 warps, 64x32 each), 1 = 64x64
 // (4 warps, 32x32 each), 2 = 128x64 (4 warps, 64x32 each): mma.sync, any GPU from sm_80. On an
 // sm_90 GPU with code built for sm_90a, warpgroup MMA (wgmma) tiles, one warpgroup per 64 pixels:
-// 3 = wg128x128, 4 = wg128x64, 5 = wg64x128, 6 = wg64x64.
-constexpr int kIgemmConfigs = 7;
+// 3 = wg128x128, 4 = wg128x64, 5 = wg64x128, 6 = wg64x64, 7 = wg64x256 (only for M > 128).
+constexpr int kIgemmConfigs = 8;
 const char* igemm_s8_config_name(int config);  // "128x128", ..., "wg64x64"
 bool igemm_s8_wgmma_config(int config);
 // Whether the current device runs the wgmma tiles (sm_90 with sm_90a code in this build).
