@@ -152,6 +152,9 @@ class QConvLayer : public CudaLayer {
       l.acc_f32_ = l.graph_ != nullptr;
     } else if (t.rfind(kIgemm, 0) == 0) {
       l.igemm_ = igemm_config(t);
+      if (l.igemm_ >= 0 && kernels::igemm_s8_wgmma_config(l.igemm_) && !kernels::igemm_s8_wgmma_available())
+        return unsupported("{}: tactic '{}' needs an sm_90 GPU and a kiln built for sm_90a (rebuild the plan here)",
+                           n.describe(), t);
       if (l.igemm_ < 0 || !igemm_supports(l.s_, l.igemm_))
         return unsupported("{}: tactic '{}' does not run this convolution", n.describe(), t);
       KILN_CUDA_CHECK(kernels::igemm_s8_prepare(l.igemm_));
