@@ -213,6 +213,10 @@ TEST(CudaQMatMul, AllTacticsMatchCpu) {
       {{2, 24, 64}, {48, 64}, 1, 0, DType::kFloat32, true, true, 2, true},
       {{16, 32}, {24, 32}, 1, 0, DType::kFloat16, true, false, 1, false},
       {{5, 8}, {12, 8}, 1, 0, DType::kFloat32, false, true, 0, false},
+      // igemm_s8 as a 1x1 convolution: float16 Y with a float16 residual (fused), many rows with an
+      // int8 residual and int8 Y over 384 channels (fused, the 256-channel wgmma tile too)
+      {{4, 50, 128}, {160, 128}, 1, 0, DType::kFloat16, true, true, 1, false},
+      {{8, 128, 256}, {384, 256}, 1, 0, DType::kFloat32, true, false, 2, true},
   };
   for (const QCase& c : cases) {
     Dims y = c.x;

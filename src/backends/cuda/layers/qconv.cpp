@@ -84,7 +84,6 @@ bool needs_im2col(const kernels::QConvShape& s) {
 
 // The graph-API tactics' prefixes: the sums' dtype.
 constexpr const char* kGraphF32 = "cudnn_f32:";
-constexpr const char* kIgemm = "igemm_s8:";
 
 // The geometry the implicit GEMM runs: NCHW X is copied to NHWC anyway, so its channels are
 // padded to a multiple of 16 there (a 3-channel stem computes on 16, 13 of them zero: still far
@@ -96,14 +95,6 @@ kernels::QConvShape igemm_shape(kernels::QConvShape s, bool nhwc) {
 
 bool igemm_supports(const kernels::QConvShape& s, int config) {
   return kernels::igemm_s8_supports(s.n, s.h, s.w, s.cp, s.mp, s.kh, s.kw, s.oh, s.ow, config);
-}
-
-// The implicit-GEMM configuration a tactic names, or -1.
-int igemm_config(const std::string& t) {
-  if (t.rfind(kIgemm, 0) != 0) return -1;
-  for (int i = 0; i < kernels::kIgemmConfigs; ++i)
-    if (t.substr(std::string(kIgemm).size()) == kernels::igemm_s8_config_name(i)) return i;
-  return -1;
 }
 
 bool graph_tactics_enabled() {
@@ -143,14 +134,14 @@ class QConvLayer : public CudaLayer {
     l.m_ = n.inputs[2]->constant->dim(0);
     KILN_RETURN_IF_ERROR(l.epi_.init(n, l.m_));
     const std::string& t = choice.tactic;
-    if (t.rfind(kIgemm, 0) == 0) l.s_ = igemm_shape(l.s_, l.nhwc_);  // before the weights' padding
+    if (t.rfind(kIgemmTactic, 0) == 0) l.s_ = igemm_shape(l.s_, l.nhwc_);  // before the weights' padding
     KILN_RETURN_IF_ERROR(l.upload_weights(*n.inputs[2]->constant));
     if (t.rfind(kGraphF32, 0) == 0) {
       const std::string config = t.substr(std::string(kGraphF32).size());
       KILN_ASSIGN_OR_RETURN(l.graph_, graph_for_tactic(qgraph_spec(l.s_, DType::kFloat32), config, n.describe()));
       // No graph config runs here (a plan from elsewhere): graph_for_tactic noted it; "direct".
       l.acc_f32_ = l.graph_ != nullptr;
-    } else if (t.rfind(kIgemm, 0) == 0) {
+    } else if (t.rfind(kIgemmTactic, 0) == 0) {
       l.igemm_ = igemm_config(t);
       if (l.igemm_ >= 0 && kernels::igemm_s8_wgmma_config(l.igemm_) && !kernels::igemm_s8_wgmma_available())
         return unsupported("{}: tactic '{}' needs an sm_90 GPU and a kiln built for sm_90a (rebuild the plan here)",
@@ -160,9 +151,7 @@ class QConvLayer : public CudaLayer {
       KILN_CUDA_CHECK(kernels::igemm_s8_prepare(l.igemm_));
       // Fused: NHWC Y int8 or float16, the residual (if any) int8 or float16, M a multiple of 16
       // (16-byte stores); else int32 sums + q_epilogue.
-      auto kind_ok = [](DType t) { return t == DType::kInt8 || t == DType::kFloat16; };
-      const bool z_ok = !n.has_input(5) || kind_ok(n.inputs[5]->type.dtype);
-      l.fused_ = l.nhwc_ && kind_ok(n.outputs[0]->type.dtype) && z_ok && kernels::igemm_s8_fusable(l.m_);
+      l.fused_ = l.nhwc_ && igemm_fusable(n, l.m_);
     } else if (!t.empty() && t != "direct") {
       Status st = l.gemm_.init(gemm_shape(l.s_), choice.tactic);
       if (!st.ok()) return Status(st).add_context(n.describe());
@@ -210,17 +199,7 @@ class QConvLayer : public CudaLayer {
       ip.pad_h = static_cast<int>(s_.pad_h);
       ip.pad_w = static_cast<int>(s_.pad_w);
       if (fused_) {
-        const kernels::QEpilogueParams e = epi_.params(a);
-        ip.alpha = e.alpha;
-        ip.bias = e.bias;
-        ip.z_scale = e.z_scale;
-        ip.relu = e.relu;
-        ip.y_scale = e.y_scale;
-        // int8 or float16 (fused_ admits no other dtype)
-        if (e.y_dtype == DType::kInt8) ip.y = static_cast<int8_t*>(e.y);
-        else ip.y_h = static_cast<__half*>(e.y);
-        if (e.z && e.z_dtype == DType::kInt8) ip.z = static_cast<const int8_t*>(e.z);
-        else if (e.z) ip.z_h = static_cast<const __half*>(e.z);
+        set_igemm_epilogue(ip, epi_.params(a));
         KILN_CUDA_CHECK(kernels::igemm_s8_conv(ip, igemm_, a.stream));
         return Status::Ok();
       }
@@ -306,7 +285,7 @@ std::vector<std::string> qconv_tactics(const Node& n, const BuildOptions& option
   const kernels::QConvShape si = igemm_shape(*s, is_nhwc(n));
   std::vector<std::string> igemm;
   for (int i = 0; i < kernels::kIgemmConfigs; ++i)
-    if (igemm_supports(si, i)) igemm.push_back(std::string(kIgemm) + kernels::igemm_s8_config_name(i));
+    if (igemm_supports(si, i)) igemm.push_back(std::string(kIgemmTactic) + kernels::igemm_s8_config_name(i));
   const uint64_t igemm_ws = static_cast<uint64_t>(si.n * si.h * si.w * si.cp + si.n * si.oh * si.ow * si.mp * 4);
   if (igemm_ws <= options.workspace_bytes) out.insert(out.begin(), igemm.begin(), igemm.end());
   if (base + col + (32u << 20) > options.workspace_bytes) return out;

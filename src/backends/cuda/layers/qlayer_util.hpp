@@ -1,12 +1,15 @@
 // Host-side parts shared by the INT8 layers kiln.QConv (qconv.cpp) and kiln.QMatMul (qmatmul.cpp):
-// the node's checks and its epilogue parameters, uploaded once per layer.
+// the node's checks, its epilogue parameters (uploaded once per layer), and how both drive the
+// implicit-GEMM kernel's tactics ("igemm_s8:<tile>", qconv_igemm.hpp).
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "backends/cuda/cuda_layer.hpp"
 #include "backends/cuda/device_buffer.hpp"
 #include "backends/cuda/layers/nn_util.hpp"
+#include "backends/cuda/layers/qconv_igemm.hpp"
 #include "backends/cuda/layers/qdq_kernels.hpp"
 
 namespace kiln::cuda {
@@ -86,5 +89,36 @@ struct QEpilogue {
     return Status::Ok();
   }
 };
+
+// The implicit-GEMM tactics' prefix, and the tile configuration a tactic names (or -1).
+inline constexpr const char* kIgemmTactic = "igemm_s8:";
+inline int igemm_config(const std::string& t) {
+  const std::string prefix = kIgemmTactic;
+  if (t.rfind(prefix, 0) != 0) return -1;
+  for (int i = 0; i < kernels::kIgemmConfigs; ++i)
+    if (t.substr(prefix.size()) == kernels::igemm_s8_config_name(i)) return i;
+  return -1;
+}
+
+// Whether igemm_s8 applies the node's epilogue itself: Y int8 or float16, the residual (if any)
+// too, and M a multiple of 16 (16-byte stores); otherwise it writes int32 sums for q_epilogue.
+inline bool igemm_fusable(const Node& n, int64_t m) {
+  auto kind_ok = [](DType t) { return t == DType::kInt8 || t == DType::kFloat16; };
+  const bool z_ok = !n.has_input(5) || kind_ok(n.inputs[5]->type.dtype);
+  return kind_ok(n.outputs[0]->type.dtype) && z_ok && kernels::igemm_s8_fusable(m);
+}
+
+// The fused epilogue's fields of `ip` from this launch's epilogue parameters (igemm_fusable held).
+inline void set_igemm_epilogue(kernels::IgemmS8Params& ip, const kernels::QEpilogueParams& e) {
+  ip.alpha = e.alpha;
+  ip.bias = e.bias;
+  ip.z_scale = e.z_scale;
+  ip.relu = e.relu;
+  ip.y_scale = e.y_scale;
+  if (e.y_dtype == DType::kInt8) ip.y = static_cast<int8_t*>(e.y);
+  else ip.y_h = static_cast<__half*>(e.y);
+  if (e.z && e.z_dtype == DType::kInt8) ip.z = static_cast<const int8_t*>(e.z);
+  else if (e.z) ip.z_h = static_cast<const __half*>(e.z);
+}
 
 }  // namespace kiln::cuda
