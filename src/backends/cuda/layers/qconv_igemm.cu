@@ -160,16 +160,14 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   // from L2 instead of waiting on DRAM once per step (the residual convs are 1x1 ones with a short
   // main loop, where that wait dominated).
   if constexpr (kZ != kNoZ) {
-    {
 #pragma unroll
-      for (int step = 0; step < kEpiSteps; ++step) {
-        const int idx = tid + step * C::kThreads;
-        const int pix = m0 + idx / kChunks, ch0 = n0 + (idx % kChunks) * 16;
-        if (pix >= rows || ch0 >= p.m) continue;
-        const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
-        const void* addr = kZ == kZInt8 ? static_cast<const void*>(p.z + off) : static_cast<const void*>(p.z_h + off);
-        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(addr));
-      }
+    for (int step = 0; step < kEpiSteps; ++step) {
+      const int idx = tid + step * C::kThreads;
+      const int pix = m0 + idx / kChunks, ch0 = n0 + (idx % kChunks) * 16;
+      if (pix >= rows || ch0 >= p.m) continue;
+      const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
+      const void* addr = kZ == kZInt8 ? static_cast<const void*>(p.z + off) : static_cast<const void*>(p.z_h + off);
+      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(addr));
     }
   }
   const int8_t* b_row[C::kBRows];
