@@ -142,13 +142,8 @@ class QConvLayer : public CudaLayer {
       // No graph config runs here (a plan from elsewhere): graph_for_tactic noted it; "direct".
       l.acc_f32_ = l.graph_ != nullptr;
     } else if (t.rfind(kIgemmTactic, 0) == 0) {
-      l.igemm_ = igemm_config(t);
-      if (l.igemm_ >= 0 && kernels::igemm_s8_wgmma_config(l.igemm_) && !kernels::igemm_s8_wgmma_available())
-        return unsupported("{}: tactic '{}' needs an sm_90 GPU and a kiln built for sm_90a (rebuild the plan here)",
-                           n.describe(), t);
-      if (l.igemm_ < 0 || !igemm_supports(l.s_, l.igemm_))
-        return unsupported("{}: tactic '{}' does not run this convolution", n.describe(), t);
-      KILN_CUDA_CHECK(kernels::igemm_s8_prepare(l.igemm_));
+      KILN_ASSIGN_OR_RETURN(l.igemm_, prepare_igemm_tactic(n, t, "convolution",
+                                                           [&](int config) { return igemm_supports(l.s_, config); }));
       // Fused: NHWC Y int8 or float16, the residual (if any) int8 or float16, M a multiple of 16
       // (16-byte stores); else int32 sums + q_epilogue.
       l.fused_ = l.nhwc_ && igemm_fusable(n, l.m_);
@@ -198,14 +193,8 @@ class QConvLayer : public CudaLayer {
       ip.stride_w = static_cast<int>(s_.stride_w);
       ip.pad_h = static_cast<int>(s_.pad_h);
       ip.pad_w = static_cast<int>(s_.pad_w);
-      if (fused_) {
-        set_igemm_epilogue(ip, epi_.params(a));
-        KILN_CUDA_CHECK(kernels::igemm_s8_conv(ip, igemm_, a.stream));
-        return Status::Ok();
-      }
-      ip.acc = acc;
-      ip.acc_stride = s_.mp;
-      KILN_CUDA_CHECK(kernels::igemm_s8_conv(ip, igemm_, a.stream));
+      KILN_RETURN_IF_ERROR(launch_igemm(ip, igemm_, fused_, epi_.params(a), acc, s_.mp, a.stream));
+      if (fused_) return Status::Ok();
     } else if (graph_) {
       KILN_RETURN_IF_ERROR(graph_->execute(a.handles.cudnn, x, w_.get(), nullptr, nullptr, acc, ws));
     } else if (use_gemm_) {

@@ -108,17 +108,40 @@ inline bool igemm_fusable(const Node& n, int64_t m) {
   return kind_ok(n.outputs[0]->type.dtype) && z_ok && kernels::igemm_s8_fusable(m);
 }
 
-// The fused epilogue's fields of `ip` from this launch's epilogue parameters (igemm_fusable held).
-inline void set_igemm_epilogue(kernels::IgemmS8Params& ip, const kernels::QEpilogueParams& e) {
-  ip.alpha = e.alpha;
-  ip.bias = e.bias;
-  ip.z_scale = e.z_scale;
-  ip.relu = e.relu;
-  ip.y_scale = e.y_scale;
-  if (e.y_dtype == DType::kInt8) ip.y = static_cast<int8_t*>(e.y);
-  else ip.y_h = static_cast<__half*>(e.y);
-  if (e.z && e.z_dtype == DType::kInt8) ip.z = static_cast<const int8_t*>(e.z);
-  else if (e.z) ip.z_h = static_cast<const __half*>(e.z);
+// The tile configuration of a node's "igemm_s8:" tactic, made ready on this device (once, when
+// the layer is made); an error naming the node and the tactic where the tile is unknown, its wgmma
+// code cannot run here, or `runs(config)` (the layer's geometry test) fails. `what`: "convolution"...
+template <class Runs>
+Expected<int> prepare_igemm_tactic(const Node& n, const std::string& t, const char* what, Runs runs) {
+  const int config = igemm_config(t);
+  if (config >= 0 && kernels::igemm_s8_wgmma_config(config) && !kernels::igemm_s8_wgmma_available())
+    return unsupported("{}: tactic '{}' needs an sm_90 GPU and a kiln built for sm_90a (rebuild the plan here)",
+                       n.describe(), t);
+  if (config < 0 || !runs(config)) return unsupported("{}: tactic '{}' does not run this {}", n.describe(), t, what);
+  KILN_CUDA_CHECK(kernels::igemm_s8_prepare(config));
+  return config;
+}
+
+// Runs the implicit GEMM whose geometry `ip` holds: with the epilogue fused (igemm_fusable held;
+// `e` is this launch's epilogue), or writing int32 sums to acc (acc_stride per pixel) for q_epilogue.
+inline Status launch_igemm(kernels::IgemmS8Params ip, int config, bool fused, const kernels::QEpilogueParams& e,
+                           int32_t* acc, int64_t acc_stride, cudaStream_t stream) {
+  if (fused) {
+    ip.alpha = e.alpha;
+    ip.bias = e.bias;
+    ip.z_scale = e.z_scale;
+    ip.relu = e.relu;
+    ip.y_scale = e.y_scale;
+    if (e.y_dtype == DType::kInt8) ip.y = static_cast<int8_t*>(e.y);
+    else ip.y_h = static_cast<__half*>(e.y);
+    if (e.z && e.z_dtype == DType::kInt8) ip.z = static_cast<const int8_t*>(e.z);
+    else if (e.z) ip.z_h = static_cast<const __half*>(e.z);
+  } else {
+    ip.acc = acc;
+    ip.acc_stride = acc_stride;
+  }
+  KILN_CUDA_CHECK(kernels::igemm_s8_conv(ip, config, stream));
+  return Status::Ok();
 }
 
 }  // namespace kiln::cuda

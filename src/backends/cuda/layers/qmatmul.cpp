@@ -43,13 +43,8 @@ class QMatMulLayer : public CudaLayer {
     KILN_CUDA_CHECK(cudaMemcpy(l.w_.get(), w.raw_data(), w.nbytes(), cudaMemcpyHostToDevice));
     const std::string& t = choice.tactic;
     if (t.rfind(kIgemmTactic, 0) == 0) {
-      l.igemm_ = igemm_config(t);
-      if (l.igemm_ >= 0 && kernels::igemm_s8_wgmma_config(l.igemm_) && !kernels::igemm_s8_wgmma_available())
-        return unsupported("{}: tactic '{}' needs an sm_90 GPU and a kiln built for sm_90a (rebuild the plan here)",
-                           n.describe(), t);
-      if (l.igemm_ < 0 || !igemm_runs(*g, l.igemm_))
-        return unsupported("{}: tactic '{}' does not run this product", n.describe(), t);
-      KILN_CUDA_CHECK(kernels::igemm_s8_prepare(l.igemm_));
+      KILN_ASSIGN_OR_RETURN(l.igemm_,
+                            prepare_igemm_tactic(n, t, "product", [&](int config) { return igemm_runs(*g, config); }));
       l.fused_ = igemm_fusable(n, g->n);
     } else if (!t.empty() && t != "direct") {
       Status st = l.gemm_.init(*g, choice.tactic);
@@ -78,14 +73,8 @@ class QMatMulLayer : public CudaLayer {
       ip.c = static_cast<int>(g_.k);
       ip.m = static_cast<int>(g_.n);
       ip.kh = ip.kw = 1;
-      if (fused_) {
-        set_igemm_epilogue(ip, epi_.params(a));
-        KILN_CUDA_CHECK(kernels::igemm_s8_conv(ip, igemm_, a.stream));
-        return Status::Ok();
-      }
-      ip.acc = acc;
-      ip.acc_stride = g_.n;
-      KILN_CUDA_CHECK(kernels::igemm_s8_conv(ip, igemm_, a.stream));
+      KILN_RETURN_IF_ERROR(launch_igemm(ip, igemm_, fused_, epi_.params(a), acc, g_.n, a.stream));
+      if (fused_) return Status::Ok();
     } else if (lt_) {
       KILN_RETURN_IF_ERROR(gemm_.run(a.handles.cublaslt, x, w_.as<int8_t>(), acc, a.workspace, a.stream));
     } else {
