@@ -273,6 +273,66 @@ TEST(CudaQConvIgemm, WgmmaTilesOfferedOnHopper) {
   EXPECT_EQ(wg, 4u);
 }
 
+// Sums at the edge of the fused epilogue's exact float conversion (acc_small: |sum| <= 2^22):
+// X all -128 times a row of -128s over K = 256 is exactly 2^22, a row of 127s -4161536; float16
+// and int8 outputs (halves: round half to even) must be exact with and without acc_small, on
+// every tile. And the host bound: 128 * max row sum |w| <= 2^22.
+TEST(CudaQConvIgemm, SumsAtTheExactBound) {
+  KILN_REQUIRE_GPU();
+  const int n = 1, h = 4, c = 256, m = 16, rows = n * h * h;
+  std::vector<int8_t> w(static_cast<size_t>(m) * c);
+  for (int r = 0; r < m; ++r)
+    for (int k = 0; k < c; ++k) w[r * c + k] = static_cast<int8_t>(r == 0 ? -128 : r == 1 ? 127 : r - 8);
+  EXPECT_TRUE(cuda::kernels::igemm_s8_sums_small(w.data(), m, c));
+  std::vector<int8_t> wider(static_cast<size_t>(c + 16), -128);
+  EXPECT_FALSE(cuda::kernels::igemm_s8_sums_small(wider.data(), 1, c + 16));
+  auto sum_of = [&](int r) { return -128.0 * c * w[r * c]; };
+  std::vector<float> alpha(m, 1.0f / 65536);
+  void *dx = nullptr, *dw = nullptr, *dy = nullptr, *dalpha = nullptr;
+  ASSERT_EQ(cudaMalloc(&dx, rows * c), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dw, w.size()), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dy, rows * m * 2), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dalpha, m * sizeof(float)), cudaSuccess);
+  cudaMemset(dx, 0x80, rows * c);  // -128
+  cudaMemcpy(dw, w.data(), w.size(), cudaMemcpyHostToDevice);
+  cudaMemcpy(dalpha, alpha.data(), m * sizeof(float), cudaMemcpyHostToDevice);
+  for (int config = 0; config < cuda::kernels::kIgemmConfigs; ++config) {
+    if (!cuda::kernels::igemm_s8_supports(n, h, h, c, m, 1, 1, h, h, config)) continue;
+    ASSERT_EQ(cuda::kernels::igemm_s8_prepare(config), cudaSuccess);
+    for (bool small : {true, false})
+      for (bool int8_out : {true, false}) {
+        cuda::kernels::IgemmS8Params p;
+        p.x = static_cast<const int8_t*>(dx);
+        p.w = static_cast<const int8_t*>(dw);
+        p.n = n;
+        p.h = p.w_in = p.oh = p.ow = h;
+        p.c = c;
+        p.m = m;
+        p.kh = p.kw = 1;
+        p.alpha = static_cast<const float*>(dalpha);
+        p.acc_small = small;
+        if (int8_out) p.y = static_cast<int8_t*>(dy);
+        else p.y_h = static_cast<__half*>(dy);
+        cudaMemset(dy, 0x55, rows * m * 2);
+        ASSERT_EQ(cuda::kernels::igemm_s8_conv(p, config, nullptr), cudaSuccess);
+        std::vector<int8_t> y8(rows * m);
+        std::vector<__half> yh(rows * m);
+        if (int8_out) ASSERT_EQ(cudaMemcpy(y8.data(), dy, y8.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+        else ASSERT_EQ(cudaMemcpy(yh.data(), dy, yh.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+        for (int px = 0; px < rows; ++px)
+          for (int r = 0; r < m; ++r) {
+            const double want = sum_of(r) / 65536;  // exact in float16; a multiple of 0.5
+            const double got = int8_out ? y8[px * m + r] : __half2float(yh[px * m + r]);
+            const double want8 = std::nearbyint(want);  // half to even (the default rounding mode)
+            ASSERT_EQ(got, int8_out ? want8 : want)
+                << cuda::kernels::igemm_s8_config_name(config) << " acc_small " << small << " int8 " << int8_out
+                << " pixel " << px << " channel " << r;
+          }
+      }
+  }
+  for (void* b : {dx, dw, dy, dalpha}) cudaFree(b);
+}
+
 // ResNet-50 batch 256 shapes, int8 NHWC -> int8 NHWC + bias + Relu (the stem: int8 NCHW with 3
 // channels -> float16 NCHW, as in the INT8 ResNet-50 plan): each igemm tile and the best other
 // tactic vs the FP16 Conv (the float pipeline's cuDNN convolution). Printed only.
@@ -396,6 +456,7 @@ TEST(CudaQConvIgemm, CostProbe) {
       fused.bias = static_cast<const float*>(bias);
       fused.relu = true;
       fused.y = static_cast<int8_t*>(y);
+      fused.acc_small = 128 * 5 * s.c * s.k * s.k <= (1 << 22);  // the weights are all 5
       cuda::kernels::IgemmS8Params sums = p;
       sums.acc = static_cast<int32_t*>(acc);
       sums.acc_stride = s.m;

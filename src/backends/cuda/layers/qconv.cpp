@@ -193,6 +193,7 @@ class QConvLayer : public CudaLayer {
       ip.stride_w = static_cast<int>(s_.stride_w);
       ip.pad_h = static_cast<int>(s_.pad_h);
       ip.pad_w = static_cast<int>(s_.pad_w);
+      ip.acc_small = sums_small_;
       KILN_RETURN_IF_ERROR(launch_igemm(ip, igemm_, fused_, epi_.params(a), acc, s_.mp, a.stream));
       if (fused_) return Status::Ok();
     } else if (graph_) {
@@ -233,6 +234,7 @@ class QConvLayer : public CudaLayer {
             host[static_cast<size_t>(((m * s.kh + ky) * s.kw + kx) * s.cp + c)] = src[((m * c_ + c) * s.kh + ky) * s.kw + kx];
     KILN_ASSIGN_OR_RETURN(w_, DeviceBuffer::allocate(host.size()));
     KILN_CUDA_CHECK(cudaMemcpy(w_.get(), host.data(), host.size(), cudaMemcpyHostToDevice));
+    sums_small_ = kernels::igemm_s8_sums_small(host.data(), s.mp, s.kh * s.kw * s.cp);
     return Status::Ok();
   }
 
@@ -245,6 +247,7 @@ class QConvLayer : public CudaLayer {
   std::shared_ptr<const ConvGraph> graph_;
   bool acc_f32_ = false;
   bool nhwc_ = false;
+  bool sums_small_ = false;  // |sums| <= 2^22 whatever X holds (igemm_s8_sums_small)
   int igemm_ = -1;      // the implicit-GEMM configuration, or -1
   bool fused_ = false;  // igemm with its epilogue fused (int8 NHWC Y)
   size_t x_offset_ = 0, col_offset_ = 0, acc_offset_ = 0, total_ws_ = 0;

@@ -11,6 +11,7 @@
 // the ldmatrix loads and their register traffic are gone.
 #include <atomic>
 #include <climits>
+#include <type_traits>
 
 #include "backends/cuda/layers/qconv_igemm.hpp"
 #include "backends/cuda/layers/wgmma_s8.cuh"
@@ -111,13 +112,29 @@ __device__ __forceinline__ void mma_s8(int (&c)[4], const uint32_t (&a)[4], uint
 enum Out { kAcc = 0, kInt8 = 1, kHalf = 2 };
 enum Res { kNoZ = 0, kZInt8 = 1, kZHalf = 2 };
 
-// Four int32 to four saturated int8 (a lowest): cvt.pack puts sat(first) above sat(second) and
-// the third operand's low 16 bits above both.
-__device__ __forceinline__ uint32_t pack_s8x4(int a, int b, int c, int d) {
-  uint32_t hi, out;
-  asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, 0;\n" : "=r"(hi) : "r"(d), "r"(c));
-  asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, %3;\n" : "=r"(out) : "r"(b), "r"(a), "r"(hi));
-  return out;
+// Exact int32 -> float without a conversion instruction, for |v| <= 2^22: v added to the bits of
+// 1.5 * 2^23 is that float plus v (one unit per step there), from which 1.5 * 2^23 is subtracted.
+template <bool kSmall>
+__device__ __forceinline__ float acc_to_float(int v) {
+  if constexpr (kSmall) return __int_as_float(v + 0x4B400000) - 12582912.0f;
+  else return static_cast<float>(v);
+}
+
+// Four int8 (a lowest) to floats, exactly: each byte, offset to unsigned (^ 0x80), becomes the low
+// byte of 1.5 * 2^23's bits (a permute), i.e. the float 1.5 * 2^23 + z + 128.
+__device__ __forceinline__ void s8x4_to_float(int word, float* out) {
+  const uint32_t u = static_cast<uint32_t>(word) ^ 0x80808080u;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) out[k] = __uint_as_float(__byte_perm(u, 0x4B400000u, 0x7650u + k)) - 12583040.0f;
+}
+
+// A float already clamped to [-128, 127] rounded half to even by adding 1.5 * 2^23 (an FADD,
+// round to nearest even): the low byte of the sum's bits is the int8 (two's complement).
+__device__ __forceinline__ uint32_t round_s8_bits(float f) { return __float_as_uint(f + 12582912.0f); }
+
+// The low bytes of four words, a lowest, in one word.
+__device__ __forceinline__ uint32_t pack_low_bytes(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+  return __byte_perm(__byte_perm(a, b, 0x0040u), __byte_perm(c, d, 0x0040u), 0x5410u);
 }
 
 template <class C, int kOut, int kZ>
@@ -304,28 +321,52 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   // Accumulators -> shared tile [BM][kEpiStride] (c0,c1: row g, columns 2t, 2t+1; c2,c3: row g+8).
   int* tile = reinterpret_cast<int*>(smem);
   const int g = lane >> 2, t = lane & 3;
-#pragma unroll
-  for (int mt = 0; mt < C::kMT; ++mt)
+  if constexpr (C::kWg) {
+    // warp_n = 0 and WM = 16: epi_col(nt * 8 + 2t) is a compile-time offset plus one of two per-thread
+    // ones (t / 2, XORed with bit 2 of nt), so every store is a base register plus an immediate.
+    int* const row = tile + (warp_m * 16 + g) * C::kEpiStride;
+    int* const base[2] = {row + epi_col(2 * t), row + epi_col(32 + 2 * t) - 32};
 #pragma unroll
     for (int nt = 0; nt < C::kNT; ++nt) {
-      const int r = warp_m * C::WM + mt * 16 + g, col = warp_n * C::WN + nt * 8 + 2 * t;
-      *reinterpret_cast<int2*>(tile + r * C::kEpiStride + epi_col(col)) = make_int2(acc[mt][nt][0], acc[mt][nt][1]);
-      *reinterpret_cast<int2*>(tile + (r + 8) * C::kEpiStride + epi_col(col)) =
-          make_int2(acc[mt][nt][2], acc[mt][nt][3]);
+      // 16-byte group 2nt + t/2 XOR s = (nt / 4) % 4: (2nt ^ (s & 2)) + (t/2 ^ (s & 1)), the second
+      // term in base[s & 1].
+      const int s = (nt >> 2) & 3, fixed = ((2 * nt) ^ (s & 2)) * 4;
+      int* const at = base[(nt >> 2) & 1] + fixed;
+      *reinterpret_cast<int2*>(at) = make_int2(acc[0][nt][0], acc[0][nt][1]);
+      *reinterpret_cast<int2*>(at + 8 * C::kEpiStride) = make_int2(acc[0][nt][2], acc[0][nt][3]);
     }
+  } else {
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < C::kNT; ++nt) {
+        const int r = warp_m * C::WM + mt * 16 + g, col = warp_n * C::WN + nt * 8 + 2 * t;
+        *reinterpret_cast<int2*>(tile + r * C::kEpiStride + epi_col(col)) = make_int2(acc[mt][nt][0], acc[mt][nt][1]);
+        *reinterpret_cast<int2*>(tile + (r + 8) * C::kEpiStride + epi_col(col)) =
+            make_int2(acc[mt][nt][2], acc[mt][nt][3]);
+      }
+  }
   __syncthreads();
 
-  // 16 channels of one pixel per thread and step: coalesced 16-byte loads (Z) and stores (Y).
+  // 16 channels of one pixel per thread and step: coalesced 16-byte loads (Z) and stores (Y). A
+  // thread's channel chunk cc is the same in every step (kThreads is a multiple of kChunks) and its
+  // row advances by kStepRows, so every address below is a per-thread base plus a step offset.
+  constexpr int kStepRows = C::kThreads / kChunks;
+  const int r0 = tid / kChunks, cc = tid % kChunks;
+  const int ch0 = n0 + cc * 16;
+  const bool ch_ok = ch0 < p.m;
+  const int* lds[4];
+#pragma unroll
+  for (int q = 0; q < 4; ++q) lds[q] = tile + r0 * C::kEpiStride + epi_col(cc * 16 + 4 * q);
+  const int64_t first = static_cast<int64_t>(m0 + r0) * p.m + ch0, step_stride = static_cast<int64_t>(kStepRows) * p.m;
   // The residual of every step is loaded first: kEpiSteps loads in flight per thread, not one.
   int4 zraw[kZ != kNoZ ? kEpiSteps : 1][2];
   if constexpr (kZ != kNoZ) {
 #pragma unroll
     for (int step = 0; step < kEpiSteps; ++step) {
-      const int idx = tid + step * C::kThreads;
-      const int pix = m0 + idx / kChunks, ch0 = n0 + (idx % kChunks) * 16;
       zraw[step][0] = zraw[step][1] = make_int4(0, 0, 0, 0);
-      if (pix >= rows || ch0 >= p.m) continue;
-      const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
+      if (m0 + r0 + step * kStepRows >= rows || !ch_ok) continue;
+      const int64_t off = first + step * step_stride;
       if constexpr (kZ == kZInt8) {
         zraw[step][0] = __ldg(reinterpret_cast<const int4*>(p.z + off));
       } else {
@@ -334,18 +375,16 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       }
     }
   }
-  // A thread's 16-channel chunk is the same in every step (kThreads is a multiple of kChunks), so
-  // its alpha and bias are loaded once: 16 floats each at ch0 (a multiple of 16 into a cudaMalloc'd
+  // Its alpha and bias are loaded once: 16 floats each at ch0 (a multiple of 16 into a cudaMalloc'd
   // buffer; p.m % 16 == 0 where the epilogue is fused). For int8 outputs they and z_scale come
   // pre-divided by y_scale (below).
   float al[16], bi[16];
   if constexpr (kOut != kAcc) {
-    const int ch0 = n0 + (tid % kChunks) * 16;
 #pragma unroll
     for (int q = 0; q < 4; ++q) {
-      const float4 a4 = ch0 < p.m ? __ldg(reinterpret_cast<const float4*>(p.alpha + ch0) + q) : make_float4(0, 0, 0, 0);
-      const float4 b4 = p.bias && ch0 < p.m ? __ldg(reinterpret_cast<const float4*>(p.bias + ch0) + q)
-                                            : make_float4(0, 0, 0, 0);
+      const float4 a4 = ch_ok ? __ldg(reinterpret_cast<const float4*>(p.alpha + ch0) + q) : make_float4(0, 0, 0, 0);
+      const float4 b4 = p.bias && ch_ok ? __ldg(reinterpret_cast<const float4*>(p.bias + ch0) + q)
+                                        : make_float4(0, 0, 0, 0);
       al[4 * q] = a4.x;
       al[4 * q + 1] = a4.y;
       al[4 * q + 2] = a4.z;
@@ -356,11 +395,14 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       bi[4 * q + 3] = b4.w;
     }
   }
-  // The int8 epilogue, per value: one FMA (two with a residual), the rounding conversion and a
-  // clamp: (v * alpha + bias + z * z_scale) / y_scale with 1 / y_scale folded into the factors.
-  // It rounds like q_epilogue (half to even, saturate, NaN -> 0) but for values within float
-  // rounding of a .5 boundary, where it may land one step away. Relu is the clamp's lower bound:
-  // rounding keeps the sign, so max(round(f), 0) == round(max(f, 0)).
+  // The int8 epilogue, per value: one FMA (two with a residual), a clamp and the rounding:
+  // (v * alpha + bias + z * z_scale) / y_scale with 1 / y_scale folded into the factors. It rounds
+  // like q_epilogue (half to even, saturate) but for values within float rounding of a .5
+  // boundary, where it may land one step away. Relu is the clamp's lower bound.
+  // No conversion instruction (16 a clock per SM, an eighth of the FMA rate: with 2-3 a value they
+  // were the epilogue's bottleneck): sums known to stay within 2^22 (p.acc_small) become floats by
+  // exponent bias (small_i2f), int8 residuals by byte permutes (s8x4_to_float), and the clamped
+  // result is rounded by adding 1.5 * 2^23 (the low byte of its bits is then the int8).
   float z_mul = p.z_scale;
   if constexpr (kOut == kInt8) {
     const float inv_y_scale = 1.0f / p.y_scale;  // one division per thread
@@ -371,78 +413,85 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     }
     z_mul *= inv_y_scale;
   }
-  const int q_lo = p.relu ? 0 : INT_MIN;
+  const float q_lo = p.relu ? 0.f : -128.f;
+  auto epilogue = [&](auto small) {
+    constexpr bool kSmall = decltype(small)::value;
 #pragma unroll
-  for (int step = 0; step < kEpiSteps; ++step) {
-    const int idx = tid + step * C::kThreads;
-    const int r = idx / kChunks, cc = idx % kChunks;
-    const int pix = m0 + r, ch0 = n0 + cc * 16;
-    if (pix >= rows || ch0 >= p.m) continue;
-    int v[16];
+    for (int step = 0; step < kEpiSteps; ++step) {
+      if (m0 + r0 + step * kStepRows >= rows || !ch_ok) continue;
+      int v[16];
 #pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int4 s = *reinterpret_cast<const int4*>(tile + r * C::kEpiStride + epi_col(cc * 16 + 4 * q));
-      v[4 * q] = s.x;
-      v[4 * q + 1] = s.y;
-      v[4 * q + 2] = s.z;
-      v[4 * q + 3] = s.w;
-    }
-    if constexpr (kOut != kAcc) {
-      // p.m % 16 == 0: all 16 channels exist; y, z rows 16-byte aligned.
-      const int64_t off = static_cast<int64_t>(pix) * p.m + ch0;
-      float zf[16];
-      if constexpr (kZ == kZInt8) {
-        alignas(16) int8_t zb[16];
-        *reinterpret_cast<int4*>(zb) = zraw[step][0];
-#pragma unroll
-        for (int e = 0; e < 16; ++e) zf[e] = static_cast<float>(zb[e]);
-      } else if constexpr (kZ == kZHalf) {
-        alignas(16) __half zb[16];
-        reinterpret_cast<int4*>(zb)[0] = zraw[step][0];
-        reinterpret_cast<int4*>(zb)[1] = zraw[step][1];
-#pragma unroll
-        for (int e = 0; e < 16; ++e) zf[e] = __half2float(zb[e]);
+      for (int q = 0; q < 4; ++q) {
+        const int4 s = *reinterpret_cast<const int4*>(lds[q] + step * kStepRows * C::kEpiStride);
+        v[4 * q] = s.x;
+        v[4 * q + 1] = s.y;
+        v[4 * q + 2] = s.z;
+        v[4 * q + 3] = s.w;
       }
-      constexpr bool has_z = kZ != kNoZ;
-      if constexpr (kOut == kInt8) {
-        int q[16];
+      if constexpr (kOut != kAcc) {
+        // p.m % 16 == 0: all 16 channels exist; y, z rows 16-byte aligned.
+        const int64_t off = first + step * step_stride;
+        float zf[16];
+        if constexpr (kZ == kZInt8) {
+          const int4 zw = zraw[step][0];
+          s8x4_to_float(zw.x, zf);
+          s8x4_to_float(zw.y, zf + 4);
+          s8x4_to_float(zw.z, zf + 8);
+          s8x4_to_float(zw.w, zf + 12);
+        } else if constexpr (kZ == kZHalf) {
+          alignas(16) __half zb[16];
+          reinterpret_cast<int4*>(zb)[0] = zraw[step][0];
+          reinterpret_cast<int4*>(zb)[1] = zraw[step][1];
 #pragma unroll
-        for (int e = 0; e < 16; ++e) {
-          float f = fmaf(static_cast<float>(v[e]), al[e], bi[e]);
-          if constexpr (has_z) f = fmaf(zf[e], z_mul, f);
-          q[e] = max(__float2int_rn(f), q_lo);  // cvt.rni.s32: half to even, saturating, NaN -> 0
+          for (int e = 0; e < 16; ++e) zf[e] = __half2float(zb[e]);
         }
-        // The upper clamp (and -128 without Relu) is cvt.pack's saturation.
-        *reinterpret_cast<uint4*>(p.y + off) =
-            make_uint4(pack_s8x4(q[0], q[1], q[2], q[3]), pack_s8x4(q[4], q[5], q[6], q[7]),
-                       pack_s8x4(q[8], q[9], q[10], q[11]), pack_s8x4(q[12], q[13], q[14], q[15]));
-      } else {
-        alignas(16) __half out[16];
+        constexpr bool has_z = kZ != kNoZ;
+        if constexpr (kOut == kInt8) {
+          uint32_t q[16];
 #pragma unroll
-        for (int e = 0; e < 16; ++e) {
-          // The same float operations, in the same order, as q_epilogue.
-          float f = static_cast<float>(v[e]) * al[e];
-          if (p.bias) f += bi[e];
-          if constexpr (has_z) f += zf[e] * z_mul;
-          if (p.relu) f = fmaxf(f, 0.f);
-          out[e] = __float2half_rn(f);  // as q_epilogue's from_f<__half>
+          for (int e = 0; e < 16; ++e) {
+            float f = fmaf(acc_to_float<kSmall>(v[e]), al[e], bi[e]);
+            if constexpr (has_z) f = fmaf(zf[e], z_mul, f);
+            q[e] = round_s8_bits(fminf(fmaxf(f, q_lo), 127.f));
+          }
+          *reinterpret_cast<uint4*>(p.y + off) =
+              make_uint4(pack_low_bytes(q[0], q[1], q[2], q[3]), pack_low_bytes(q[4], q[5], q[6], q[7]),
+                         pack_low_bytes(q[8], q[9], q[10], q[11]), pack_low_bytes(q[12], q[13], q[14], q[15]));
+        } else {
+          alignas(16) __half2 out[8];
+#pragma unroll
+          for (int e = 0; e < 16; e += 2) {
+            // The same float operations, in the same order, as q_epilogue.
+            float f[2];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+              f[h] = acc_to_float<kSmall>(v[e + h]) * al[e + h];
+              if (p.bias) f[h] += bi[e + h];
+              if constexpr (has_z) f[h] += zf[e + h] * z_mul;
+              if (p.relu) f[h] = fmaxf(f[h], 0.f);
+            }
+            out[e / 2] = __floats2half2_rn(f[0], f[1]);  // as q_epilogue's from_f<__half>
+          }
+          reinterpret_cast<int4*>(p.y_h + off)[0] = reinterpret_cast<const int4*>(out)[0];
+          reinterpret_cast<int4*>(p.y_h + off)[1] = reinterpret_cast<const int4*>(out)[1];
         }
-        reinterpret_cast<int4*>(p.y_h + off)[0] = reinterpret_cast<const int4*>(out)[0];
-        reinterpret_cast<int4*>(p.y_h + off)[1] = reinterpret_cast<const int4*>(out)[1];
-      }
-    } else {
-      int32_t* dst = p.acc + static_cast<int64_t>(pix) * p.acc_stride + ch0;
-      if (ch0 + 16 <= p.m) {  // acc_stride % 4 == 0: 16-byte aligned
-#pragma unroll
-        for (int q = 0; q < 4; ++q)
-          reinterpret_cast<int4*>(dst)[q] = make_int4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
       } else {
+        int32_t* dst = p.acc + static_cast<int64_t>(m0 + r0 + step * kStepRows) * p.acc_stride + ch0;
+        if (ch0 + 16 <= p.m) {  // acc_stride % 4 == 0: 16-byte aligned
 #pragma unroll
-        for (int e = 0; e < 16; ++e)  // unrolled: v stays in registers
-          if (ch0 + e < p.m) dst[e] = v[e];
+          for (int q = 0; q < 4; ++q)
+            reinterpret_cast<int4*>(dst)[q] = make_int4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
+        } else {
+#pragma unroll
+          for (int e = 0; e < 16; ++e)  // unrolled: v stays in registers
+            if (ch0 + e < p.m) dst[e] = v[e];
+        }
       }
     }
-  }
+  };
+  // A uniform branch around the whole loop: no per-value select between the two conversions.
+  if (kOut != kAcc && p.acc_small) epilogue(std::true_type{});
+  else epilogue(std::false_type{});
 }
 
 template <class C>
@@ -462,11 +511,22 @@ cudaError_t prepare() {
   return cudaSuccess;
 }
 
+// Dynamic shared memory of one launch: a reduction of KT < kStages stages only ever touches stages
+// 0..KT-1 (loads are issued for kt < KT, stage kt % kStages), so a short one (a 1x1 convolution over
+// 64 channels: one stage) asks for less and more CTAs fit on an SM.
+template <class C>
+int smem_bytes(const IgemmS8Params& p) {
+  const int kt = (p.kh * p.kw * p.c + kBK - 1) / kBK;
+  const int pipe = (kt < C::kStages ? kt : C::kStages) * C::kStageBytes;
+  return (pipe > C::kEpiBytes ? pipe : C::kEpiBytes) + C::kAlign;
+}
+
 template <class C, int kOut>
 void launch_out(const IgemmS8Params& p, dim3 grid, FastDiv hw, FastDiv ow, cudaStream_t stream) {
-  if (p.z) igemm_s8_kernel<C, kOut, kZInt8><<<grid, C::kThreads, C::kSmem, stream>>>(p, hw, ow);
-  else if (p.z_h) igemm_s8_kernel<C, kOut, kZHalf><<<grid, C::kThreads, C::kSmem, stream>>>(p, hw, ow);
-  else igemm_s8_kernel<C, kOut, kNoZ><<<grid, C::kThreads, C::kSmem, stream>>>(p, hw, ow);
+  const int smem = smem_bytes<C>(p);
+  if (p.z) igemm_s8_kernel<C, kOut, kZInt8><<<grid, C::kThreads, smem, stream>>>(p, hw, ow);
+  else if (p.z_h) igemm_s8_kernel<C, kOut, kZHalf><<<grid, C::kThreads, smem, stream>>>(p, hw, ow);
+  else igemm_s8_kernel<C, kOut, kNoZ><<<grid, C::kThreads, smem, stream>>>(p, hw, ow);
 }
 
 template <class C>
@@ -476,7 +536,7 @@ cudaError_t launch(const IgemmS8Params& p, int out, cudaStream_t stream) {
   const FastDiv hw = FastDiv::of(static_cast<uint32_t>(p.oh * p.ow)), ow = FastDiv::of(static_cast<uint32_t>(p.ow));
   if (out == kInt8) launch_out<C, kInt8>(p, grid, hw, ow, stream);
   else if (out == kHalf) launch_out<C, kHalf>(p, grid, hw, ow, stream);
-  else igemm_s8_kernel<C, kAcc, kNoZ><<<grid, C::kThreads, C::kSmem, stream>>>(p, hw, ow);  // Z: the epilogue kernel
+  else igemm_s8_kernel<C, kAcc, kNoZ><<<grid, C::kThreads, smem_bytes<C>(p), stream>>>(p, hw, ow);  // Z: the epilogue kernel
   return cudaGetLastError();
 }
 

@@ -36,7 +36,21 @@ struct IgemmS8Params {
   float y_scale = 1.f;
   __half* y_h = nullptr;
   const __half* z_h = nullptr;
+  // Every sum is known to stay within +-2^22 (igemm_s8_sums_small): the fused epilogue converts
+  // them to float with integer and FMA-pipe instructions instead of the slower I2F.
+  bool acc_small = false;
 };
+
+// Whether every sum of products of int8 X (|x| <= 128) with these int8 weights (rows x k, row
+// major) stays within +-2^22: 128 * max over rows of sum |w| <= 2^22.
+inline bool igemm_s8_sums_small(const int8_t* w, int64_t rows, int64_t k) {
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t l1 = 0;
+    for (int64_t i = 0; i < k; ++i) l1 += w[r * k + i] < 0 ? -static_cast<int64_t>(w[r * k + i]) : w[r * k + i];
+    if (128 * l1 > (int64_t{1} << 22)) return false;
+  }
+  return true;
+}
 
 // The tile configurations (pixels x channels): 0 = 128x128 (8 warps, 64x32 each), 1 = 64x64
 // (4 warps, 32x32 each), 2 = 128x64 (4 warps, 64x32 each): mma.sync, any GPU from sm_80. On an

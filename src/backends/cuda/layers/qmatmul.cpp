@@ -41,6 +41,7 @@ class QMatMulLayer : public CudaLayer {
     const Tensor& w = *n.inputs[2]->constant;
     KILN_ASSIGN_OR_RETURN(l.w_, DeviceBuffer::allocate(w.nbytes()));
     KILN_CUDA_CHECK(cudaMemcpy(l.w_.get(), w.raw_data(), w.nbytes(), cudaMemcpyHostToDevice));
+    l.sums_small_ = kernels::igemm_s8_sums_small(w.data<int8_t>(), g->n, g->k);
     const std::string& t = choice.tactic;
     if (t.rfind(kIgemmTactic, 0) == 0) {
       KILN_ASSIGN_OR_RETURN(l.igemm_,
@@ -73,6 +74,7 @@ class QMatMulLayer : public CudaLayer {
       ip.c = static_cast<int>(g_.k);
       ip.m = static_cast<int>(g_.n);
       ip.kh = ip.kw = 1;
+      ip.acc_small = sums_small_;
       KILN_RETURN_IF_ERROR(launch_igemm(ip, igemm_, fused_, epi_.params(a), acc, g_.n, a.stream));
       if (fused_) return Status::Ok();
     } else if (lt_) {
@@ -97,6 +99,7 @@ class QMatMulLayer : public CudaLayer {
   DeviceBuffer w_;
   Int8Gemm gemm_;
   bool lt_ = false;
+  bool sums_small_ = false;  // |sums| <= 2^22 whatever X holds (igemm_s8_sums_small)
   int igemm_ = -1;      // the implicit-GEMM tile configuration, or -1
   bool fused_ = false;  // igemm with the epilogue fused (no int32 sums)
   size_t acc_offset_ = 0, total_ws_ = 0;
