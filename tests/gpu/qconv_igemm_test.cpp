@@ -5,11 +5,13 @@
 // kernel); shapes it cannot take fall back; and (printed, not asserted) its time at ResNet-50
 // batch-256 shapes against the other tactics and FP16.
 #include <cmath>
+#include <limits>
 
 #include <cuda_runtime.h>
 
 #include "backends/cuda/cuda_layer.hpp"
 #include "backends/cuda/layers/qconv_igemm.hpp"
+#include "backends/cuda/layers/qlayer_util.hpp"
 #include "gpu_test_util.hpp"
 
 namespace kiln::test {
@@ -99,8 +101,7 @@ std::map<std::string, Tensor> feeds_of(const Built& b, const OpCall& call) {
 // Every "igemm_s8:" tactic must be offered and match the CPU: float outputs within `float_tol`
 // rel L2 (the sums are exact), int8 outputs within 1e-2 rel L2 and at most one step off (float vs
 // the CPU's double epilogue can round a value near .5 the other way), with few saturated values.
-::testing::AssertionResult igemm_matches_cpu(const Case& c, double float_tol) {
-  const OpCall call = igemm_call(c);
+::testing::AssertionResult igemm_call_matches_cpu(const OpCall& call, double float_tol) {
   auto cpu = run_op(call);
   if (!cpu.ok()) return ::testing::AssertionFailure() << "CPU: " << cpu.status().message();
   auto b = build(call);
@@ -140,6 +141,10 @@ std::map<std::string, Tensor> feeds_of(const Built& b, const OpCall& call) {
   }
   if (tried == 0) return ::testing::AssertionFailure() << "no igemm_s8 tactic offered";
   return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult igemm_matches_cpu(const Case& c, double float_tol) {
+  return igemm_call_matches_cpu(igemm_call(c), float_tol);
 }
 
 std::string describe(const Case& c) {
@@ -271,6 +276,25 @@ TEST(CudaQConvIgemm, WgmmaTilesOfferedOnHopper) {
   size_t wg = 0;
   for (const std::string& t : b->tactics) wg += t.rfind("igemm_s8:wg", 0) == 0;
   EXPECT_EQ(wg, 4u);
+}
+
+// A weight scale of +inf on one channel (alpha inf: sums of 0 give NaN, which the reference turns
+// into 0): the int8 epilogue is not fused (it clamps before rounding, so NaN would become -128),
+// and every igemm tactic, through the int32 sums and the epilogue kernel, matches the CPU.
+TEST(CudaQConvIgemm, NonFiniteScalesAreNotFused) {
+  KILN_REQUIRE_GPU();
+  const Case c{2, 64, 7, 7, 64, 1, 1, 0, true, 2, true, false};
+  OpCall call = igemm_call(c);
+  {
+    auto b = build(call);
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    EXPECT_TRUE(cuda::igemm_fusable(*b->plan.graph->nodes()[b->index], c.m));
+  }
+  call.inputs[3].data<float>()[5] = std::numeric_limits<float>::infinity();
+  auto b = build(call);
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_FALSE(cuda::igemm_fusable(*b->plan.graph->nodes()[b->index], c.m));
+  EXPECT_TRUE(igemm_call_matches_cpu(call, 0)) << describe(c);
 }
 
 // Sums at the edge of the fused epilogue's exact float conversion (acc_small: |sum| <= 2^22):

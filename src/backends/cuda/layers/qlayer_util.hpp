@@ -3,6 +3,7 @@
 // implicit-GEMM kernel's tactics ("igemm_s8:<tile>", qconv_igemm.hpp).
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -100,12 +101,31 @@ inline int igemm_config(const std::string& t) {
   return -1;
 }
 
-// Whether igemm_s8 applies the node's epilogue itself: Y int8 or float16, the residual (if any)
-// too, and M a multiple of 16 (16-byte stores); otherwise it writes int32 sums for q_epilogue.
+// Whether the fused int8 epilogue's factors are finite: alpha[c] = x_scale * w_scale[c], bias[c]
+// and z_scale, each divided by y_scale, as floats. It clamps before it rounds, so a NaN from a
+// non-finite factor would become the clamp's lower bound instead of q_epilogue's (and the CPU's) 0.
+inline bool int8_epilogue_finite(const Node& n) {
+  const double xs = n.inputs[1]->constant->scalar_as_double();
+  const float inv_y = 1.0f / static_cast<float>(n.inputs[7]->constant->scalar_as_double());
+  auto ok = [&](double v) { return std::isfinite(static_cast<float>(v) * inv_y); };
+  if (!std::isfinite(inv_y)) return false;
+  for (double w : n.inputs[3]->constant->to_double_vector())
+    if (!ok(static_cast<float>(xs * w))) return false;
+  if (n.has_input(4))
+    for (double b : n.inputs[4]->constant->to_double_vector())
+      if (!ok(b)) return false;
+  const bool z_int8 = n.has_input(5) && n.inputs[5]->type.dtype == DType::kInt8;
+  return !z_int8 || ok(n.inputs[6]->constant->scalar_as_double());
+}
+
+// Whether igemm_s8 applies the node's epilogue itself: Y int8 (with finite factors) or float16,
+// the residual (if any) int8 or float16, and M a multiple of 16 (16-byte stores); otherwise it
+// writes int32 sums for q_epilogue.
 inline bool igemm_fusable(const Node& n, int64_t m) {
   auto kind_ok = [](DType t) { return t == DType::kInt8 || t == DType::kFloat16; };
   const bool z_ok = !n.has_input(5) || kind_ok(n.inputs[5]->type.dtype);
-  return kind_ok(n.outputs[0]->type.dtype) && z_ok && kernels::igemm_s8_fusable(m);
+  const DType y = n.outputs[0]->type.dtype;
+  return kind_ok(y) && z_ok && kernels::igemm_s8_fusable(m) && (y != DType::kInt8 || int8_epilogue_finite(n));
 }
 
 // The tile configuration of a node's "igemm_s8:" tactic, made ready on this device (once, when
