@@ -398,11 +398,13 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   // The int8 epilogue, per value: one FMA (two with a residual), a clamp and the rounding:
   // (v * alpha + bias + z * z_scale) / y_scale with 1 / y_scale folded into the factors. It rounds
   // like q_epilogue (half to even, saturate) but for values within float rounding of a .5
-  // boundary, where it may land one step away. Relu is the clamp's lower bound.
-  // No conversion instruction (16 a clock per SM, an eighth of the FMA rate: with 2-3 a value they
-  // were the epilogue's bottleneck): sums known to stay within 2^22 (p.acc_small) become floats by
-  // exponent bias (small_i2f), int8 residuals by byte permutes (s8x4_to_float), and the clamped
-  // result is rounded by adding 1.5 * 2^23 (the low byte of its bits is then the int8).
+  // boundary, where it may land one step away. Relu is the clamp's lower bound. (A NaN would
+  // become that bound, not 0: the layers fuse this epilogue only where its factors are finite.)
+  // No conversion instruction (a quarter-rate pipe): sums known to stay within 2^22 (p.acc_small)
+  // become floats by exponent bias (acc_to_float), int8 residuals by byte permutes
+  // (s8x4_to_float), and the clamped result is rounded by adding 1.5 * 2^23 (the low byte of its
+  // bits is then the int8). On the H200 that alone changed nothing measurable (the kernel is
+  // bound by its instruction count and latency, docs/int8-cuda.md), at about the same count.
   float z_mul = p.z_scale;
   if constexpr (kOut == kInt8) {
     const float inv_y_scale = 1.0f / p.y_scale;  // one division per thread
