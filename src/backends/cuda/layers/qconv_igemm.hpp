@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
 
 namespace kiln::cuda::kernels {
 
@@ -46,7 +47,7 @@ struct IgemmS8Params {
 inline bool igemm_s8_sums_small(const int8_t* w, int64_t rows, int64_t k) {
   for (int64_t r = 0; r < rows; ++r) {
     int64_t l1 = 0;
-    for (int64_t i = 0; i < k; ++i) l1 += w[r * k + i] < 0 ? -static_cast<int64_t>(w[r * k + i]) : w[r * k + i];
+    for (int64_t i = 0; i < k; ++i) l1 += std::abs(static_cast<int>(w[r * k + i]));
     if (128 * l1 > (int64_t{1} << 22)) return false;
   }
   return true;

@@ -110,7 +110,7 @@ inline bool int8_epilogue_finite(const Node& n) {
   auto ok = [&](double v) { return std::isfinite(static_cast<float>(v) * inv_y); };
   if (!std::isfinite(inv_y)) return false;
   for (double w : n.inputs[3]->constant->to_double_vector())
-    if (!ok(static_cast<float>(xs * w))) return false;
+    if (!ok(xs * w)) return false;
   if (n.has_input(4))
     for (double b : n.inputs[4]->constant->to_double_vector())
       if (!ok(b)) return false;
