@@ -226,6 +226,40 @@ TEST(CudaQConvIgemm, FloatOutputsAndNchwMatchCpu) {
   }
 }
 
+// The TMA tiles (C a multiple of 64, M of 16) on shapes the tests above miss: 3x3 stride 2 (the
+// im2col copies' traversal stride), H != W with stride 2 and asymmetric row/column counts, M
+// below and between channel tiles, K longer than the stage ring, pixel counts that end inside a
+// row tile, every residual and output kind. On an sm_90 GPU both TMA tiles must be offered.
+TEST(CudaQConvIgemm, TmaTilesMatchCpu) {
+  KILN_REQUIRE_GPU();
+  const std::vector<Case> cases = {
+      // n, c, h, w, m, k, stride, pad
+      {2, 64, 15, 15, 128, 3, 2, 1, true, 2},
+      {2, 64, 9, 14, 64, 3, 2, 1},
+      {3, 128, 10, 7, 48, 3, 1, 1, true, 2, true, false},
+      {2, 192, 11, 5, 80, 1, 2, 0, true, 0, true, true, true, false},
+      {1, 64, 12, 12, 208, 3, 1, 0, true, 1, true, true, true, true, DType::kFloat16},
+      {2, 128, 6, 6, 64, 3, 1, 1, true, 1, false, true, true, true, DType::kFloat16},
+      {2, 64, 8, 8, 32, 1, 1, 0, true, 2, false, false, false, false, DType::kFloat16},
+      {1, 64, 7, 9, 64, 3, 1, 1, false, 0, false, false},  // NCHW float32 Y: int32 sums
+  };
+  int major = 0, minor = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0), cudaSuccess);
+  const bool hopper = major == 9 && minor == 0;
+  for (const Case& c : cases) {
+    if (hopper) {
+      auto b = build(igemm_call(c));
+      ASSERT_TRUE(b.ok()) << b.status().message();
+      size_t tma = 0;
+      for (const std::string& t : b->tactics) tma += t.rfind("igemm_s8:tma", 0) == 0;
+      EXPECT_EQ(tma, 2u) << describe(c);
+    }
+    const double tol = c.int8_out ? 0 : c.ft == DType::kFloat16 ? 2e-3 : 1e-5;
+    EXPECT_TRUE(igemm_matches_cpu(c, tol)) << describe(c);
+  }
+}
+
 // NHWC X (used as it is) with channels not a multiple of 16 (8, 36): no igemm tactic, a forced
 // one is refused, and the builder's choice still matches the CPU.
 TEST(CudaQConvIgemm, OtherShapesFallBack) {

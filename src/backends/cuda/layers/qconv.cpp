@@ -94,7 +94,8 @@ kernels::QConvShape igemm_shape(kernels::QConvShape s, bool nhwc) {
 }
 
 bool igemm_supports(const kernels::QConvShape& s, int config) {
-  return kernels::igemm_s8_supports(s.n, s.h, s.w, s.cp, s.mp, s.kh, s.kw, s.oh, s.ow, config);
+  return kernels::igemm_s8_supports(s.n, s.h, s.w, s.cp, s.mp, s.kh, s.kw, s.oh, s.ow, config, s.stride_h, s.stride_w,
+                                    s.pad_h, s.pad_w);
 }
 
 bool graph_tactics_enabled() {

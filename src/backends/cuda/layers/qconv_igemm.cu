@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "backends/cuda/layers/qconv_igemm.hpp"
+#include "backends/cuda/layers/qconv_tma.hpp"
 #include "backends/cuda/layers/wgmma_s8.cuh"
 #include "util/fast_div.hpp"
 
@@ -547,7 +548,11 @@ bool fits(int64_t rows, int64_t m) {
   return (rows + C::BM - 1) / C::BM <= 65535 && (m + C::BN - 1) / C::BN <= 65535;
 }
 
-// f(C{}) for the configuration's Cfg (config already checked to be in range).
+// The first TMA configuration (qconv_tma.cu's tiles follow it).
+constexpr int kTmaFirst = 8;
+static_assert(kTmaFirst + kIgemmTmaTiles == kIgemmConfigs);
+
+// f(C{}) for the configuration's Cfg (config already checked to be in range, below kTmaFirst).
 template <class F>
 auto with_config(int config, F&& f) {
   switch (config) {
@@ -558,15 +563,16 @@ auto with_config(int config, F&& f) {
     case 4: return f(WgNarrow{});
     case 5: return f(WgSmall{});
     case 6: return f(WgTiny{});
-    default: return f(WgWide{});
+    case 7: return f(WgWide{});
+    default: return f(WgBig{});  // not reached: the TMA tiles go to qconv_tma.cu
   }
 }
 
 }  // namespace
 
 const char* igemm_s8_config_name(int config) {
-  static const char* const kNames[kIgemmConfigs] = {"128x128",  "64x64",   "128x64",  "wg128x128",
-                                                    "wg128x64", "wg64x128", "wg64x64", "wg64x256"};
+  static const char* const kNames[kIgemmConfigs] = {"128x128",  "64x64",    "128x64",  "wg128x128",  "wg128x64",
+                                                    "wg64x128", "wg64x64", "wg64x256", "tma128x128", "tma128x64"};
   return config >= 0 && config < kIgemmConfigs ? kNames[config] : "";
 }
 
@@ -593,7 +599,7 @@ bool igemm_s8_wgmma_available() {
 }
 
 bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t kh, int64_t kw, int64_t oh,
-                       int64_t ow, int config) {
+                       int64_t ow, int config, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w) {
   if (config < 0 || config >= kIgemmConfigs) return false;
   for (int64_t v : {n, h, w, c, m, kh, kw, oh, ow})
     if (v <= 0 || v > INT32_MAX) return false;
@@ -602,21 +608,28 @@ bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, in
   if (rows > INT32_MAX || kh * kw * c > INT32_MAX - 2 * kBK || oh * ow > INT32_MAX) return false;
   if (igemm_s8_wgmma_config(config) && !igemm_s8_wgmma_available()) return false;
   if (config == 7 && m <= 128) return false;  // a 256-channel tile half empty or worse
+  if (config >= kTmaFirst)
+    return (rows + 127) / 128 <= 65535 && (m + 63) / 64 <= 65535 &&
+           igemm_s8_tma_supports(h, w, c, m, oh, ow, stride_h, stride_w, pad_h, pad_w);
   return with_config(config, [&](auto c) { return fits<decltype(c)>(rows, m); });
 }
 
 cudaError_t igemm_s8_prepare(int config) {
   if (config < 0 || config >= kIgemmConfigs) return cudaErrorInvalidValue;
   if (igemm_s8_wgmma_config(config) && !igemm_s8_wgmma_available()) return cudaErrorNoKernelImageForDevice;
+  if (config >= kTmaFirst) return igemm_s8_tma_prepare(config - kTmaFirst);
   return with_config(config, [](auto c) { return prepare<decltype(c)>(); });
 }
 
 cudaError_t igemm_s8_conv(const IgemmS8Params& p, int config, cudaStream_t stream) {
-  if (!igemm_s8_supports(p.n, p.h, p.w_in, p.c, p.m, p.kh, p.kw, p.oh, p.ow, config)) return cudaErrorInvalidValue;
+  if (!igemm_s8_supports(p.n, p.h, p.w_in, p.c, p.m, p.kh, p.kw, p.oh, p.ow, config, p.stride_h, p.stride_w, p.pad_h,
+                         p.pad_w))
+    return cudaErrorInvalidValue;
   if ((p.y && p.y_h) || (p.z && p.z_h)) return cudaErrorInvalidValue;
   const int out = p.y ? kInt8 : p.y_h ? kHalf : kAcc;
   if (out != kAcc && (!igemm_s8_fusable(p.m) || !p.alpha)) return cudaErrorInvalidValue;
   if (out == kAcc && (!p.acc || p.acc_stride % 4 != 0 || p.acc_stride < p.m)) return cudaErrorInvalidValue;
+  if (config >= kTmaFirst) return igemm_s8_tma_conv(p, config - kTmaFirst, out, stream);
   return with_config(config, [&](auto c) { return launch<decltype(c)>(p, out, stream); });
 }
 

@@ -56,8 +56,10 @@ inline bool igemm_s8_sums_small(const int8_t* w, int64_t rows, int64_t k) {
 // The tile configurations (pixels x channels): 0 = 128x128 (8 warps, 64x32 each), 1 = 64x64
 // (4 warps, 32x32 each), 2 = 128x64 (4 warps, 64x32 each): mma.sync, any GPU from sm_80. On an
 // sm_90 GPU with code built for sm_90a, warpgroup MMA (wgmma) tiles, one warpgroup per 64 pixels:
-// 3 = wg128x128, 4 = wg128x64, 5 = wg64x128, 6 = wg64x64, 7 = wg64x256 (only for M > 128).
-constexpr int kIgemmConfigs = 8;
+// 3 = wg128x128, 4 = wg128x64, 5 = wg64x128, 6 = wg64x64, 7 = wg64x256 (only for M > 128); and
+// the TMA tiles (qconv_tma.hpp: TMA copies, wgmma, the epilogue on the accumulator registers),
+// 8 = tma128x128, 9 = tma128x64 (C a multiple of 64, M of 16).
+constexpr int kIgemmConfigs = 10;
 const char* igemm_s8_config_name(int config);  // "128x128", ..., "wg64x64"
 bool igemm_s8_wgmma_config(int config);
 // Whether the current device runs the wgmma tiles (sm_90 with sm_90a code in this build).
@@ -65,9 +67,10 @@ bool igemm_s8_wgmma_available();
 
 // Whether the kernel takes this geometry: c a multiple of 16 (a 16-byte copy never straddles a
 // window position), the grid within limits, every size within int32; for a wgmma tile, whether
-// the current device runs it.
+// the current device runs it; for a TMA tile, igemm_s8_tma_supports (strides and pads too).
 bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t kh, int64_t kw, int64_t oh,
-                       int64_t ow, int config);
+                       int64_t ow, int config, int64_t stride_h = 1, int64_t stride_w = 1, int64_t pad_h = 0,
+                       int64_t pad_w = 0);
 // Fused outputs need m a multiple of 16 (16-byte stores).
 inline bool igemm_s8_fusable(int64_t m) { return m % 16 == 0; }
 

@@ -1,0 +1,493 @@
+// The TMA tiles of the int8 implicit-GEMM convolution (qconv_tma.hpp), sm_90a.
+//
+// A CTA computes 128 output pixels x BN output channels with two warpgroups (64 pixels each).
+// Thread 0 issues every copy: per 64-byte reduction stage (64 channels of one window position
+// (ky, kx)), one im2col TMA load of the 128 pixels' window rows (the tensor map knows X's shape,
+// the pads and the strides; the window position is the load's offset, padding comes back as
+// zeros) and one tiled load of the BN weight rows, both into the 64-byte-swizzled layout that
+// wgmma's descriptors read (wgmma_s8.cuh). The stages form a ring guarded by mbarriers: "full"
+// (the copies' bytes landed) and "empty" (all 256 threads' multiplications of that stage done).
+// The epilogue works on the accumulator registers: each thread holds columns 8i + 2t, +1 of rows
+// g and g + 8 of its warp's 16. For int8 outputs the pairs go as 16-bit words into a shared tile
+// in the TMA's swizzled layout (conflict-free), from which one thread per warpgroup stores the
+// warpgroup's 64 rows with a TMA store; an int8 residual comes into the same tile by a TMA load
+// issued before the main loop, and each result overwrites its residual in place.
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <type_traits>
+
+#include "backends/cuda/layers/qconv_tma.hpp"
+#include "backends/cuda/layers/wgmma_s8.cuh"
+#include "util/fast_div.hpp"
+
+namespace kiln::cuda::kernels {
+namespace {
+
+constexpr int kBM = 128, kBK = 64, kThreads = 256, kMaxStages = 4;
+enum Out { kAcc = 0, kInt8 = 1, kHalf = 2 };
+enum Res { kNoZ = 0, kZInt8 = 1, kZHalf = 2 };
+
+struct TmaArgs {
+  int rows = 0, m = 0, kt = 0, stages = 0;
+  int c_blocks = 0, kw = 0;  // the reduction: kt = ((ky * kw) + kx) * c_blocks + c / 64
+  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, ow = 0;
+  bool im2col = true;  // false: a 1x1, stride-1, unpadded convolution read as a (pixels, c) matrix
+  FastDiv div_hw, div_ow;
+  const float* alpha = nullptr;
+  const float* bias = nullptr;
+  float z_scale = 1.f, y_scale = 1.f;
+  bool relu = false, acc_small = false;
+  int32_t* acc = nullptr;
+  int64_t acc_stride = 0;
+  __half* y_h = nullptr;
+  const __half* z_h = nullptr;
+};
+
+// Shared memory: the stage ring, the 128 x BN int8 tile (residual in, results out), alpha and
+// bias for the tile's channels, the barriers.
+template <int BN>
+struct Layout {
+  static constexpr int kA = kBM * kBK, kB = BN * kBK, kStage = kA + kB;
+  static constexpr int kTile = kBM * BN;
+  static int bytes(int stages) { return stages * kStage + kTile + 2 * BN * 4 + (2 * kMaxStages + 1) * 8 + 1024; }
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, int bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred p;\n"
+      "WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra WAIT_%=;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
+          "r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void tma_load_im2col(uint32_t dst, const CUtensorMap* map, int c, int w, int h, int n,
+                                                uint16_t off_w, uint16_t off_h, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, "
+      "%5}], [%6], {%7, %8};\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c), "r"(w), "r"(h), "r"(n), "r"(bar), "h"(off_w), "h"(off_h)
+      : "memory");
+}
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, int c0, int c1, uint32_t src) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map)),
+               "r"(c0), "r"(c1), "r"(src)
+               : "memory");
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");  // the tile is read before the CTA ends
+}
+template <int kId>
+__device__ __forceinline__ void named_sync_128() {
+  asm volatile("bar.sync %0, 128;\n" ::"n"(kId) : "memory");
+}
+#endif
+
+__device__ __forceinline__ uint32_t ld_shared_u16(uint32_t addr) {
+  uint16_t v;
+  asm volatile("ld.shared.u16 %0, [%1];\n" : "=h"(v) : "r"(addr));
+  return v;
+}
+__device__ __forceinline__ void st_shared_u16(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(addr), "h"(static_cast<uint16_t>(v)) : "memory");
+}
+
+template <bool kSmall>
+__device__ __forceinline__ float acc_to_float(int v) {  // as qconv_igemm.cu's: exact for |v| <= 2^22
+  if constexpr (kSmall) return __int_as_float(v + 0x4B400000) - 12582912.0f;
+  else return static_cast<float>(v);
+}
+
+template <int BN, int kOut, int kZ>
+__global__ void __launch_bounds__(kThreads, 2)
+    igemm_s8_tma_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w,
+                        const __grid_constant__ CUtensorMap map_z, const __grid_constant__ CUtensorMap map_y,
+                        const TmaArgs a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using L = Layout<BN>;
+  extern __shared__ __align__(128) uint8_t smem_raw[];
+  uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);  // 128-byte swizzle: 1024-aligned
+  uint8_t* tile = smem + a.stages * L::kStage;
+  float* s_alpha = reinterpret_cast<float*>(tile + L::kTile);
+  float* s_bias = s_alpha + BN;
+  const uint32_t bars = smem_u32(s_bias + BN);  // full[kMaxStages], empty[kMaxStages], z
+  auto full = [&](int s) { return bars + 8 * s; };
+  auto empty = [&](int s) { return bars + 8 * (kMaxStages + s); };
+  const uint32_t zbar = bars + 8 * 2 * kMaxStages;
+
+  const int tid = threadIdx.x, lane = tid & 31, wg = tid >> 7, wq = (tid >> 5) & 3;
+  const int m0 = blockIdx.y * kBM, n0 = blockIdx.x * BN;
+
+  if (tid == 0) {
+    for (const CUtensorMap* mp : {&map_x, &map_w, &map_z, &map_y})
+      asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(mp)) : "memory");
+    for (int s = 0; s < a.stages; ++s) {
+      mbar_init(full(s), 1);
+      mbar_init(empty(s), kThreads);
+    }
+    mbar_init(zbar, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  // alpha and bias of the tile's channels (0 past m), divided by y_scale for int8 outputs.
+  if (tid < BN) {
+    const int ch = n0 + tid;
+    const float inv = kOut == kInt8 ? 1.0f / a.y_scale : 1.0f;
+    s_alpha[tid] = kOut != kAcc && ch < a.m ? a.alpha[ch] * inv : 0.f;
+    s_bias[tid] = kOut != kAcc && ch < a.m && a.bias ? a.bias[ch] * inv : 0.f;
+  }
+  __syncthreads();
+
+  // Thread 0's copy state: the next stage to load, as (c block, kx, ky), and the first pixel's
+  // window origin.
+  int ld_cb = 0, ld_kx = 0, ld_ky = 0;
+  int org_w = 0, org_h = 0, org_n = 0;
+  auto issue = [&](int s) {
+    const uint32_t sa = smem_u32(smem + s * L::kStage);
+    mbar_expect_tx(full(s), L::kStage);
+    const int c = ld_cb * kBK;
+    if (a.im2col) {
+      tma_load_im2col(sa, &map_x, c, org_w, org_h, org_n, static_cast<uint16_t>(ld_kx), static_cast<uint16_t>(ld_ky),
+                      full(s));
+    } else {
+      tma_load_2d(sa, &map_x, c, m0, full(s));
+    }
+    const int k = ((ld_ky * a.kw) + ld_kx) * a.c_blocks * kBK + c;
+    tma_load_2d(sa + L::kA, &map_w, k, n0, full(s));
+    if (++ld_cb == a.c_blocks) {
+      ld_cb = 0;
+      if (++ld_kx == a.kw) {
+        ld_kx = 0;
+        ++ld_ky;
+      }
+    }
+  };
+  if (tid == 0) {
+    if constexpr (kZ == kZInt8) {
+      mbar_expect_tx(zbar, L::kTile);
+      tma_load_2d(smem_u32(tile), &map_z, n0, m0, zbar);
+    }
+    const int img = static_cast<int>(a.div_hw.div(static_cast<uint32_t>(m0)));
+    const int rem = m0 - img * static_cast<int>(a.div_hw.d);
+    const int oy = static_cast<int>(a.div_ow.div(static_cast<uint32_t>(rem))), ox = rem - oy * a.ow;
+    org_n = img;
+    org_h = oy * a.stride_h - a.pad_h;
+    org_w = ox * a.stride_w - a.pad_w;
+    for (int s = 0; s < a.stages; ++s) issue(s);
+  }
+
+  // Not zeroed: the first multiplication overwrites (accumulate 0); zeroing them would be a
+  // non-wgmma definition that makes ptxas serialize the wgmma pipeline.
+  int acc[BN / 2];
+  {
+    int s = 0, prev_s = 0;
+    uint32_t phase = 0, prev_phase = 0;
+    for (int kt = 0; kt < a.kt; ++kt) {
+      mbar_wait(full(s), phase);
+      const uint32_t sa = smem_u32(smem + s * L::kStage);
+      const uint32_t da = sa + wg * 64 * kBK, db = sa + L::kA;
+      wgmma::fence();
+#pragma unroll
+      for (int ks = 0; ks < 2; ++ks) {
+        const uint64_t x = wgmma::desc_k64(da + 32 * ks), w = wgmma::desc_k64(db + 32 * ks);
+        const int accumulate = kt > 0 || ks > 0;
+        if constexpr (BN == 128) wgmma::wgmma_m64n128k32_s8(acc, x, w, accumulate);
+        else wgmma::wgmma_m64n64k32_s8(acc, x, w, accumulate);
+      }
+      wgmma::commit();
+      wgmma::wait<1>();  // kt-1's multiplication done: its stage may be refilled
+      if (kt > 0) {
+        mbar_arrive(empty(prev_s));
+        if (tid == 0 && kt - 1 + a.stages < a.kt) {
+          mbar_wait(empty(prev_s), prev_phase);
+          issue(prev_s);
+        }
+      }
+      prev_s = s;
+      prev_phase = phase;
+      if (++s == a.stages) {
+        s = 0;
+        phase ^= 1;
+      }
+    }
+    wgmma::wait<0>();
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) wgmma::fence_operand(acc[i]);
+  }
+
+  // Epilogue. acc[4i + e]: row 16 wq + g (+ 8 for e >= 2) of the warpgroup's 64, column 8i + 2t + e % 2.
+  const int g = lane >> 2, t = lane & 3;
+  const int r_lo = 16 * wq + g;                // the warpgroup's row (and r_lo + 8)
+  const int pix_lo = m0 + wg * 64 + r_lo;      // its output pixel
+  if constexpr (kZ == kZInt8) mbar_wait(zbar, 0);
+  // The tile's byte (r, col) in the TMA's swizzle (128-byte rows: 16-byte chunk ^ r % 8; 64-byte
+  // rows: chunk ^ (r / 2) % 4): for this thread's columns 8i + 2t, a base XOR (i / 2) * 16.
+  const int swz = BN == 128 ? g : (g >> 1) & 3;
+  const uint32_t tile_base = smem_u32(tile + wg * 64 * BN) + r_lo * BN + (swz << 4) + 2 * t;
+  float z_mul = a.z_scale;
+  if constexpr (kOut == kInt8) z_mul /= a.y_scale;
+  const float q_lo = a.relu ? 0.f : -128.f;
+  auto epilogue = [&](auto small) {
+    constexpr bool kSmall = decltype(small)::value;
+#pragma unroll
+    for (int i = 0; i < BN / 8; ++i) {
+      [[maybe_unused]] const int col = n0 + 8 * i + 2 * t;
+      const float2 al = reinterpret_cast<const float2*>(s_alpha)[4 * i + t];
+      const float2 bi = reinterpret_cast<const float2*>(s_bias)[4 * i + t];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int v0 = acc[4 * i + 2 * h], v1 = acc[4 * i + 2 * h + 1];
+        [[maybe_unused]] const int pix = pix_lo + 8 * h;
+        [[maybe_unused]] const uint32_t addr = (tile_base + h * 8 * BN + 8 * (i & 1)) ^ ((i >> 1) << 4);
+        [[maybe_unused]] float z0 = 0.f, z1 = 0.f;
+        if constexpr (kZ == kZInt8) {
+          // Two int8 to floats by byte permutes (qconv_igemm.cu's s8x4_to_float).
+          const uint32_t u = ld_shared_u16(addr) ^ 0x8080u;
+          z0 = __uint_as_float(__byte_perm(u, 0x4B400000u, 0x7650u)) - 12583040.0f;
+          z1 = __uint_as_float(__byte_perm(u, 0x4B400000u, 0x7651u)) - 12583040.0f;
+        } else if constexpr (kZ == kZHalf) {
+          if (pix < a.rows && col < a.m) {
+            const float2 zf =
+                __half22float2(*reinterpret_cast<const __half2*>(a.z_h + static_cast<int64_t>(pix) * a.m + col));
+            z0 = zf.x;
+            z1 = zf.y;
+          }
+        }
+        if constexpr (kOut == kInt8) {
+          float f0 = fmaf(acc_to_float<kSmall>(v0), al.x, bi.x), f1 = fmaf(acc_to_float<kSmall>(v1), al.y, bi.y);
+          if constexpr (kZ != kNoZ) {
+            f0 = fmaf(z0, z_mul, f0);
+            f1 = fmaf(z1, z_mul, f1);
+          }
+          // Clamped, rounded half to even by adding 1.5 * 2^23: the low byte is the int8.
+          const uint32_t q0 = __float_as_uint(fminf(fmaxf(f0, q_lo), 127.f) + 12582912.0f);
+          const uint32_t q1 = __float_as_uint(fminf(fmaxf(f1, q_lo), 127.f) + 12582912.0f);
+          st_shared_u16(addr, __byte_perm(q0, q1, 0x0040u));
+        } else {
+          // The same float operations, in the same order, as q_epilogue.
+          float f[2] = {acc_to_float<kSmall>(v0) * al.x, acc_to_float<kSmall>(v1) * al.y};
+          [[maybe_unused]] const float zz[2] = {z0, z1};
+          const float bb[2] = {bi.x, bi.y};
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            if (a.bias) f[e] += bb[e];
+            if constexpr (kZ != kNoZ) f[e] += zz[e] * z_mul;
+            if (a.relu) f[e] = fmaxf(f[e], 0.f);
+          }
+          if (pix < a.rows && col < a.m)
+            *reinterpret_cast<__half2*>(a.y_h + static_cast<int64_t>(pix) * a.m + col) = __floats2half2_rn(f[0], f[1]);
+        }
+      }
+    }
+  };
+  if constexpr (kOut == kAcc) {  // int32 sums, for the layer's epilogue kernel
+#pragma unroll
+    for (int i = 0; i < BN / 8; ++i) {
+      const int col = n0 + 8 * i + 2 * t;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int pix = pix_lo + 8 * h;
+        if (pix < a.rows && col < a.m)
+          *reinterpret_cast<int2*>(a.acc + static_cast<int64_t>(pix) * a.acc_stride + col) =
+              make_int2(acc[4 * i + 2 * h], acc[4 * i + 2 * h + 1]);
+      }
+    }
+  } else if (a.acc_small) {
+    epilogue(std::true_type{});
+  } else {
+    epilogue(std::false_type{});
+  }
+  if constexpr (kOut == kInt8) {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the tile's writes, visible to the TMA
+    if (wg == 0) named_sync_128<1>();  // one barrier per warpgroup
+    else named_sync_128<2>();
+    if ((tid & 127) == 0) tma_store_2d(&map_y, n0, m0 + wg * 64, smem_u32(tile + wg * 64 * BN));
+  }
+#else
+  __trap();
+#endif
+}
+
+// cuTensorMapEncode* from the driver, found through the runtime (no link to libcuda).
+struct Encoders {
+  PFN_cuTensorMapEncodeTiled_v12000 tiled = nullptr;
+  PFN_cuTensorMapEncodeIm2col_v12000 im2col = nullptr;
+};
+const Encoders& encoders() {
+  static const Encoders e = [] {
+    Encoders r;
+    cudaDriverEntryPointQueryResult q{};
+    void* f = nullptr;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) == cudaSuccess &&
+        q == cudaDriverEntryPointSuccess)
+      r.tiled = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+    f = nullptr;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeIm2col", &f, 12000, cudaEnableDefault, &q) == cudaSuccess &&
+        q == cudaDriverEntryPointSuccess)
+      r.im2col = reinterpret_cast<PFN_cuTensorMapEncodeIm2col_v12000>(f);
+    cudaGetLastError();
+    return r;
+  }();
+  return e;
+}
+
+// A row-major (rows, cols) int8 matrix, boxes of box_rows x box_cols, swizzled in 64- or 128-byte rows.
+bool encode_matrix(CUtensorMap* map, const void* base, int64_t rows, int64_t cols, int box_cols, int box_rows) {
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols)};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_cols), static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t estr[2] = {1, 1};
+  const CUtensorMapSwizzle sw = box_cols == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
+  return encoders().tiled(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box, estr,
+                          CU_TENSOR_MAP_INTERLEAVE_NONE, sw, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// The box of window origins the im2col copies walk, (W, H): from -pad (lower, from X's first
+// pixel) to the last output pixel's origin (upper, counted from X's last pixel), so that a walk
+// of `stride` steps wraps to the next row after ow origins (asymmetric pads included).
+void tma_corners(int64_t h, int64_t w, int64_t oh, int64_t ow, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                 int* lower, int* upper) {
+  lower[0] = static_cast<int>(-pw);
+  lower[1] = static_cast<int>(-ph);
+  upper[0] = static_cast<int>((ow - 1) * sw - pw - (w - 1));
+  upper[1] = static_cast<int>((oh - 1) * sh - ph - (h - 1));
+}
+
+// X (n, h, w, c) int8 as im2col rows: 64 channels of kBM consecutive output pixels' window origins.
+bool encode_im2col(CUtensorMap* map, const IgemmS8Params& p) {
+  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.c), static_cast<cuuint64_t>(p.w_in),
+                              static_cast<cuuint64_t>(p.h), static_cast<cuuint64_t>(p.n)};
+  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(p.c), static_cast<cuuint64_t>(p.c) * p.w_in,
+                                 static_cast<cuuint64_t>(p.c) * p.w_in * p.h};
+  int lower[2], upper[2];
+  tma_corners(p.h, p.w_in, p.oh, p.ow, p.stride_h, p.stride_w, p.pad_h, p.pad_w, lower, upper);
+  const cuuint32_t estr[4] = {1, static_cast<cuuint32_t>(p.stride_w), static_cast<cuuint32_t>(p.stride_h), 1};
+  return encoders().im2col(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<int8_t*>(p.x), dims, strides, lower,
+                           upper, kBK, kBM, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_64B,
+                           CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+template <int BN, int kOut, int kZ>
+cudaError_t launch_one(const IgemmS8Params& p, cudaStream_t stream) {
+  const int64_t rows = static_cast<int64_t>(p.n) * p.oh * p.ow;
+  const int K = p.kh * p.kw * p.c;
+  TmaArgs a;
+  a.rows = static_cast<int>(rows);
+  a.m = p.m;
+  a.kt = K / kBK;
+  a.stages = std::min(a.kt, kMaxStages);
+  a.c_blocks = p.c / kBK;
+  a.kw = p.kw;
+  a.stride_h = p.stride_h;
+  a.stride_w = p.stride_w;
+  a.pad_h = p.pad_h;
+  a.pad_w = p.pad_w;
+  a.ow = p.ow;
+  a.im2col = !(p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0);
+  a.div_hw = FastDiv::of(static_cast<uint32_t>(p.oh * p.ow));
+  a.div_ow = FastDiv::of(static_cast<uint32_t>(p.ow));
+  a.alpha = p.alpha;
+  a.bias = p.bias;
+  a.z_scale = p.z_scale;
+  a.y_scale = p.y_scale;
+  a.relu = p.relu;
+  a.acc_small = p.acc_small;
+  a.acc = p.acc;
+  a.acc_stride = p.acc_stride;
+  a.y_h = p.y_h;
+  a.z_h = p.z_h;
+  alignas(64) CUtensorMap mx{}, mw{}, mz{}, my{};
+  bool ok = a.im2col ? encode_im2col(&mx, p) : encode_matrix(&mx, p.x, rows, p.c, kBK, kBM);
+  ok = ok && encode_matrix(&mw, p.w, p.m, K, kBK, BN);
+  if constexpr (kZ == kZInt8) ok = ok && encode_matrix(&mz, p.z, rows, p.m, BN, kBM);
+  if constexpr (kOut == kInt8) ok = ok && encode_matrix(&my, p.y, rows, p.m, BN, 64);
+  if (!ok) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>((p.m + BN - 1) / BN), static_cast<unsigned>((rows + kBM - 1) / kBM));
+  igemm_s8_tma_kernel<BN, kOut, kZ><<<grid, kThreads, Layout<BN>::bytes(a.stages), stream>>>(mx, mw, mz, my, a);
+  return cudaGetLastError();
+}
+
+template <int BN>
+cudaError_t launch(const IgemmS8Params& p, int out, cudaStream_t stream) {
+  const int z = p.z ? kZInt8 : p.z_h ? kZHalf : kNoZ;
+  if (out == kAcc) return launch_one<BN, kAcc, kNoZ>(p, stream);
+  if (out == kInt8) {
+    if (z == kZInt8) return launch_one<BN, kInt8, kZInt8>(p, stream);
+    if (z == kZHalf) return launch_one<BN, kInt8, kZHalf>(p, stream);
+    return launch_one<BN, kInt8, kNoZ>(p, stream);
+  }
+  if (z == kZInt8) return launch_one<BN, kHalf, kZInt8>(p, stream);
+  if (z == kZHalf) return launch_one<BN, kHalf, kZHalf>(p, stream);
+  return launch_one<BN, kHalf, kNoZ>(p, stream);
+}
+
+template <int BN>
+cudaError_t prepare() {
+  const int bytes = Layout<BN>::bytes(kMaxStages);
+  for (auto* k : {igemm_s8_tma_kernel<BN, kAcc, kNoZ>, igemm_s8_tma_kernel<BN, kInt8, kNoZ>,
+                  igemm_s8_tma_kernel<BN, kInt8, kZInt8>, igemm_s8_tma_kernel<BN, kInt8, kZHalf>,
+                  igemm_s8_tma_kernel<BN, kHalf, kNoZ>, igemm_s8_tma_kernel<BN, kHalf, kZInt8>,
+                  igemm_s8_tma_kernel<BN, kHalf, kZHalf>}) {
+    cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+}  // namespace
+
+bool igemm_s8_tma_supports(int64_t h, int64_t w, int64_t c, int64_t m, int64_t oh, int64_t ow, int64_t stride_h,
+                           int64_t stride_w, int64_t pad_h, int64_t pad_w) {
+  if (c % kBK != 0 || m % 16 != 0) return false;
+  if (stride_h < 1 || stride_h > 8 || stride_w < 1 || stride_w > 8) return false;
+  if (pad_h < 0 || pad_w < 0 || pad_h > 127 || pad_w > 127 || h > INT_MAX / 2 || w > INT_MAX / 2) return false;
+  int lower[2], upper[2];
+  tma_corners(h, w, oh, ow, stride_h, stride_w, pad_h, pad_w, lower, upper);
+  for (int corner : {lower[0], lower[1], upper[0], upper[1]})
+    if (corner < -128 || corner > 127) return false;
+  const Encoders& e = encoders();
+  return e.tiled && e.im2col && igemm_s8_wgmma_available();
+}
+
+cudaError_t igemm_s8_tma_prepare(int tile) {
+  if (tile < 0 || tile >= kIgemmTmaTiles) return cudaErrorInvalidValue;
+  return tile == 0 ? prepare<128>() : prepare<64>();
+}
+
+cudaError_t igemm_s8_tma_conv(const IgemmS8Params& p, int tile, int out, cudaStream_t stream) {
+  if (tile < 0 || tile >= kIgemmTmaTiles ||
+      !igemm_s8_tma_supports(p.h, p.w_in, p.c, p.m, p.oh, p.ow, p.stride_h, p.stride_w, p.pad_h, p.pad_w))
+    return cudaErrorInvalidValue;
+  // TMA base addresses are 16-byte aligned.
+  for (const void* ptr : {static_cast<const void*>(p.x), static_cast<const void*>(p.w), static_cast<const void*>(p.z),
+                          static_cast<const void*>(p.y)})
+    if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return cudaErrorInvalidValue;
+  return tile == 0 ? launch<128>(p, out, stream) : launch<64>(p, out, stream);
+}
+
+}  // namespace kiln::cuda::kernels
