@@ -572,7 +572,8 @@ auto with_config(int config, F&& f) {
 
 const char* igemm_s8_config_name(int config) {
   static const char* const kNames[kIgemmConfigs] = {"128x128",  "64x64",    "128x64",  "wg128x128",  "wg128x64",
-                                                    "wg64x128", "wg64x64", "wg64x256", "tma128x128", "tma128x64"};
+                                                    "wg64x128", "wg64x64", "wg64x256", "tma128x128", "tma128x64",
+                                                    "tma64x256", "tma64x128"};
   return config >= 0 && config < kIgemmConfigs ? kNames[config] : "";
 }
 
@@ -607,7 +608,7 @@ bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, in
   const int64_t rows = n * oh * ow;
   if (rows > INT32_MAX || kh * kw * c > INT32_MAX - 2 * kBK || oh * ow > INT32_MAX) return false;
   if (igemm_s8_wgmma_config(config) && !igemm_s8_wgmma_available()) return false;
-  if (config == 7 && m <= 128) return false;  // a 256-channel tile half empty or worse
+  if ((config == 7 || config == 10) && m <= 128) return false;  // a 256-channel tile half empty or worse
   if (config >= kTmaFirst)
     return (rows + 127) / 128 <= 65535 && (m + 63) / 64 <= 65535 &&
            igemm_s8_tma_supports(h, w, c, m, oh, ow, stride_h, stride_w, pad_h, pad_w);

@@ -58,8 +58,9 @@ inline bool igemm_s8_sums_small(const int8_t* w, int64_t rows, int64_t k) {
 // sm_90 GPU with code built for sm_90a, warpgroup MMA (wgmma) tiles, one warpgroup per 64 pixels:
 // 3 = wg128x128, 4 = wg128x64, 5 = wg64x128, 6 = wg64x64, 7 = wg64x256 (only for M > 128); and
 // the TMA tiles (qconv_tma.hpp: TMA copies, wgmma, the epilogue on the accumulator registers),
-// 8 = tma128x128, 9 = tma128x64 (C a multiple of 64, M of 16).
-constexpr int kIgemmConfigs = 10;
+// 8 = tma128x128, 9 = tma128x64, 10 = tma64x256 (only for M > 128), 11 = tma64x128 (C a multiple
+// of 64, M of 16).
+constexpr int kIgemmConfigs = 12;
 const char* igemm_s8_config_name(int config);  // "128x128", ..., "wg64x64"
 bool igemm_s8_wgmma_config(int config);
 // Whether the current device runs the wgmma tiles (sm_90 with sm_90a code in this build).

@@ -27,7 +27,7 @@
 namespace kiln::cuda::kernels {
 namespace {
 
-constexpr int kBM = 128, kBK = 64, kThreads = 256, kMaxStages = 4;
+constexpr int kBK = 64, kMaxStages = 4;
 enum Out { kAcc = 0, kInt8 = 1, kHalf = 2 };
 enum Res { kNoZ = 0, kZInt8 = 1, kZHalf = 2 };
 
@@ -43,18 +43,29 @@ struct TmaArgs {
   bool relu = false, acc_small = false;
   int32_t* acc = nullptr;
   int64_t acc_stride = 0;
-  __half* y_h = nullptr;
   const __half* z_h = nullptr;
 };
 
-// Shared memory: the stage ring, the 128 x BN int8 tile (residual in, results out), alpha and
-// bias for the tile's channels, the barriers.
-template <int BN>
-struct Layout {
-  static constexpr int kA = kBM * kBK, kB = BN * kBK, kStage = kA + kB;
-  static constexpr int kTile = kBM * BN;
-  static int bytes(int stages) { return stages * kStage + kTile + 2 * BN * 4 + (2 * kMaxStages + 1) * 8 + 1024; }
+// A tile: BM pixels (one warpgroup per 64) x BN channels. Shared memory: the stage ring, the int8
+// residual tile (kZ int8), the output tile (int8: the residual's, in place; float16: its own),
+// alpha and bias of the tile's channels, the barriers. The residual and output tiles are column
+// strips of 128-byte rows (64-byte rows for a 64-channel int8 tile), each swizzled as the TMA does.
+template <int BM_, int BN_, int kOut, int kZ>
+struct Tile {
+  static constexpr int BM = BM_, BN = BN_, kThreads = 2 * BM;
+  static constexpr int kA = BM * kBK, kB = BN * kBK, kStage = kA + kB;
+  static constexpr int kW8 = BN == 64 ? 64 : 128;  // int8 strip width (bytes = channels)
+  static constexpr int kZBytes = kZ == kZInt8 ? BM * BN : 0;
+  static constexpr bool kYAliasesZ = kOut == kInt8 && kZ == kZInt8;
+  static constexpr int kYBytes = kYAliasesZ || kOut == kAcc ? 0 : BM * BN * (kOut == kHalf ? 2 : 1);
+  static int bytes(int stages) {
+    return stages * kStage + kZBytes + kYBytes + 2 * BN * 4 + (2 * kMaxStages + 1) * 8 + 1024;
+  }
+  static_assert(kStage % 1024 == 0 && kZBytes % 1024 == 0 && kYBytes % 1024 == 0);
 };
+
+// CTAs an SM should hold (the register budget ptxas gets).
+constexpr int min_blocks(int bm, int bn) { return bm == 128 ? (bn == 64 ? 3 : 2) : (bn == 256 ? 2 : 4); }
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -99,8 +110,11 @@ __device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, int c0, int
                    reinterpret_cast<uint64_t>(map)),
                "r"(c0), "r"(c1), "r"(src)
                : "memory");
+}
+// Every store issued: committed, and waited for until the shared tile has been read (before the CTA ends).
+__device__ __forceinline__ void tma_store_wait() {
   asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");  // the tile is read before the CTA ends
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
 }
 template <int kId>
 __device__ __forceinline__ void named_sync_128() {
@@ -116,6 +130,9 @@ __device__ __forceinline__ uint32_t ld_shared_u16(uint32_t addr) {
 __device__ __forceinline__ void st_shared_u16(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(addr), "h"(static_cast<uint16_t>(v)) : "memory");
 }
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
 
 template <bool kSmall>
 __device__ __forceinline__ float acc_to_float(int v) {  // as qconv_igemm.cu's: exact for |v| <= 2^22
@@ -123,17 +140,18 @@ __device__ __forceinline__ float acc_to_float(int v) {  // as qconv_igemm.cu's: 
   else return static_cast<float>(v);
 }
 
-template <int BN, int kOut, int kZ>
-__global__ void __launch_bounds__(kThreads, 2)
+template <int BM, int BN, int kOut, int kZ>
+__global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
     igemm_s8_tma_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w,
                         const __grid_constant__ CUtensorMap map_z, const __grid_constant__ CUtensorMap map_y,
                         const TmaArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using L = Layout<BN>;
+  using T = Tile<BM, BN, kOut, kZ>;
   extern __shared__ __align__(128) uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);  // 128-byte swizzle: 1024-aligned
-  uint8_t* tile = smem + a.stages * L::kStage;
-  float* s_alpha = reinterpret_cast<float*>(tile + L::kTile);
+  uint8_t* ztile = smem + a.stages * T::kStage;
+  uint8_t* ytile = T::kYAliasesZ ? ztile : ztile + T::kZBytes;
+  float* s_alpha = reinterpret_cast<float*>(ztile + T::kZBytes + T::kYBytes);
   float* s_bias = s_alpha + BN;
   const uint32_t bars = smem_u32(s_bias + BN);  // full[kMaxStages], empty[kMaxStages], z
   auto full = [&](int s) { return bars + 8 * s; };
@@ -141,24 +159,24 @@ __global__ void __launch_bounds__(kThreads, 2)
   const uint32_t zbar = bars + 8 * 2 * kMaxStages;
 
   const int tid = threadIdx.x, lane = tid & 31, wg = tid >> 7, wq = (tid >> 5) & 3;
-  const int m0 = blockIdx.y * kBM, n0 = blockIdx.x * BN;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
 
   if (tid == 0) {
     for (const CUtensorMap* mp : {&map_x, &map_w, &map_z, &map_y})
       asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(mp)) : "memory");
     for (int s = 0; s < a.stages; ++s) {
       mbar_init(full(s), 1);
-      mbar_init(empty(s), kThreads);
+      mbar_init(empty(s), T::kThreads);
     }
     mbar_init(zbar, 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   // alpha and bias of the tile's channels (0 past m), divided by y_scale for int8 outputs.
-  if (tid < BN) {
-    const int ch = n0 + tid;
+  for (int i = tid; i < BN; i += T::kThreads) {
+    const int ch = n0 + i;
     const float inv = kOut == kInt8 ? 1.0f / a.y_scale : 1.0f;
-    s_alpha[tid] = kOut != kAcc && ch < a.m ? a.alpha[ch] * inv : 0.f;
-    s_bias[tid] = kOut != kAcc && ch < a.m && a.bias ? a.bias[ch] * inv : 0.f;
+    s_alpha[i] = kOut != kAcc && ch < a.m ? a.alpha[ch] * inv : 0.f;
+    s_bias[i] = kOut != kAcc && ch < a.m && a.bias ? a.bias[ch] * inv : 0.f;
   }
   __syncthreads();
 
@@ -167,8 +185,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   int ld_cb = 0, ld_kx = 0, ld_ky = 0;
   int org_w = 0, org_h = 0, org_n = 0;
   auto issue = [&](int s) {
-    const uint32_t sa = smem_u32(smem + s * L::kStage);
-    mbar_expect_tx(full(s), L::kStage);
+    const uint32_t sa = smem_u32(smem + s * T::kStage);
+    mbar_expect_tx(full(s), T::kStage);
     const int c = ld_cb * kBK;
     if (a.im2col) {
       tma_load_im2col(sa, &map_x, c, org_w, org_h, org_n, static_cast<uint16_t>(ld_kx), static_cast<uint16_t>(ld_ky),
@@ -177,7 +195,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       tma_load_2d(sa, &map_x, c, m0, full(s));
     }
     const int k = ((ld_ky * a.kw) + ld_kx) * a.c_blocks * kBK + c;
-    tma_load_2d(sa + L::kA, &map_w, k, n0, full(s));
+    tma_load_2d(sa + T::kA, &map_w, k, n0, full(s));
     if (++ld_cb == a.c_blocks) {
       ld_cb = 0;
       if (++ld_kx == a.kw) {
@@ -188,8 +206,10 @@ __global__ void __launch_bounds__(kThreads, 2)
   };
   if (tid == 0) {
     if constexpr (kZ == kZInt8) {
-      mbar_expect_tx(zbar, L::kTile);
-      tma_load_2d(smem_u32(tile), &map_z, n0, m0, zbar);
+      mbar_expect_tx(zbar, T::kZBytes);
+#pragma unroll
+      for (int strip = 0; strip < BN / T::kW8; ++strip)
+        tma_load_2d(smem_u32(ztile + strip * BM * T::kW8), &map_z, n0 + strip * T::kW8, m0, zbar);
     }
     const int img = static_cast<int>(a.div_hw.div(static_cast<uint32_t>(m0)));
     const int rem = m0 - img * static_cast<int>(a.div_hw.d);
@@ -208,14 +228,15 @@ __global__ void __launch_bounds__(kThreads, 2)
     uint32_t phase = 0, prev_phase = 0;
     for (int kt = 0; kt < a.kt; ++kt) {
       mbar_wait(full(s), phase);
-      const uint32_t sa = smem_u32(smem + s * L::kStage);
-      const uint32_t da = sa + wg * 64 * kBK, db = sa + L::kA;
+      const uint32_t sa = smem_u32(smem + s * T::kStage);
+      const uint32_t da = sa + wg * 64 * kBK, db = sa + T::kA;
       wgmma::fence();
 #pragma unroll
       for (int ks = 0; ks < 2; ++ks) {
         const uint64_t x = wgmma::desc_k64(da + 32 * ks), w = wgmma::desc_k64(db + 32 * ks);
         const int accumulate = kt > 0 || ks > 0;
-        if constexpr (BN == 128) wgmma::wgmma_m64n128k32_s8(acc, x, w, accumulate);
+        if constexpr (BN == 256) wgmma::wgmma_m64n256k32_s8(acc, x, w, accumulate);
+        else if constexpr (BN == 128) wgmma::wgmma_m64n128k32_s8(acc, x, w, accumulate);
         else wgmma::wgmma_m64n64k32_s8(acc, x, w, accumulate);
       }
       wgmma::commit();
@@ -241,13 +262,20 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   // Epilogue. acc[4i + e]: row 16 wq + g (+ 8 for e >= 2) of the warpgroup's 64, column 8i + 2t + e % 2.
   const int g = lane >> 2, t = lane & 3;
-  const int r_lo = 16 * wq + g;                // the warpgroup's row (and r_lo + 8)
-  const int pix_lo = m0 + wg * 64 + r_lo;      // its output pixel
+  const int r_lo = wg * 64 + 16 * wq + g;  // the tile's row (and r_lo + 8)
+  const int pix_lo = m0 + r_lo;            // its output pixel
   if constexpr (kZ == kZInt8) mbar_wait(zbar, 0);
-  // The tile's byte (r, col) in the TMA's swizzle (128-byte rows: 16-byte chunk ^ r % 8; 64-byte
-  // rows: chunk ^ (r / 2) % 4): for this thread's columns 8i + 2t, a base XOR (i / 2) * 16.
-  const int swz = BN == 128 ? g : (g >> 1) & 3;
-  const uint32_t tile_base = smem_u32(tile + wg * 64 * BN) + r_lo * BN + (swz << 4) + 2 * t;
+  // Tile addresses in the TMA's swizzle: a 128-byte row's 16-byte chunk is XORed with row % 8, a
+  // 64-byte row's with (row / 2) % 4. For this thread's pair of columns in n8 block i: a per-thread
+  // base (row, the row's XOR term, the pair's bytes) plus the strip and row-half offsets, XOR the
+  // block's chunk: all compile-time but the base.
+  const uint32_t base8 = smem_u32(ztile) + r_lo * T::kW8 + ((T::kW8 == 128 ? g : (g >> 1) & 3) << 4) + 2 * t;
+  const uint32_t base16 = smem_u32(ytile) + r_lo * 128 + (g << 4) + 4 * t;
+  auto addr8 = [&](int i, int h) -> uint32_t {
+    if constexpr (T::kW8 == 64) return (base8 + h * 8 * 64 + 8 * (i & 1)) ^ ((i >> 1) << 4);
+    else return (base8 + (i >> 4) * BM * 128 + h * 8 * 128 + 8 * (i & 1)) ^ (((i & 15) >> 1) << 4);
+  };
+  auto addr16 = [&](int i, int h) -> uint32_t { return (base16 + (i >> 3) * BM * 128 + h * 8 * 128) ^ ((i & 7) << 4); };
   float z_mul = a.z_scale;
   if constexpr (kOut == kInt8) z_mul /= a.y_scale;
   const float q_lo = a.relu ? 0.f : -128.f;
@@ -262,11 +290,10 @@ __global__ void __launch_bounds__(kThreads, 2)
       for (int h = 0; h < 2; ++h) {
         const int v0 = acc[4 * i + 2 * h], v1 = acc[4 * i + 2 * h + 1];
         [[maybe_unused]] const int pix = pix_lo + 8 * h;
-        [[maybe_unused]] const uint32_t addr = (tile_base + h * 8 * BN + 8 * (i & 1)) ^ ((i >> 1) << 4);
         [[maybe_unused]] float z0 = 0.f, z1 = 0.f;
         if constexpr (kZ == kZInt8) {
           // Two int8 to floats by byte permutes (qconv_igemm.cu's s8x4_to_float).
-          const uint32_t u = ld_shared_u16(addr) ^ 0x8080u;
+          const uint32_t u = ld_shared_u16(addr8(i, h)) ^ 0x8080u;
           z0 = __uint_as_float(__byte_perm(u, 0x4B400000u, 0x7650u)) - 12583040.0f;
           z1 = __uint_as_float(__byte_perm(u, 0x4B400000u, 0x7651u)) - 12583040.0f;
         } else if constexpr (kZ == kZHalf) {
@@ -286,7 +313,7 @@ __global__ void __launch_bounds__(kThreads, 2)
           // Clamped, rounded half to even by adding 1.5 * 2^23: the low byte is the int8.
           const uint32_t q0 = __float_as_uint(fminf(fmaxf(f0, q_lo), 127.f) + 12582912.0f);
           const uint32_t q1 = __float_as_uint(fminf(fmaxf(f1, q_lo), 127.f) + 12582912.0f);
-          st_shared_u16(addr, __byte_perm(q0, q1, 0x0040u));
+          st_shared_u16(addr8(i, h), __byte_perm(q0, q1, 0x0040u));
         } else {
           // The same float operations, in the same order, as q_epilogue.
           float f[2] = {acc_to_float<kSmall>(v0) * al.x, acc_to_float<kSmall>(v1) * al.y};
@@ -298,8 +325,8 @@ __global__ void __launch_bounds__(kThreads, 2)
             if constexpr (kZ != kNoZ) f[e] += zz[e] * z_mul;
             if (a.relu) f[e] = fmaxf(f[e], 0.f);
           }
-          if (pix < a.rows && col < a.m)
-            *reinterpret_cast<__half2*>(a.y_h + static_cast<int64_t>(pix) * a.m + col) = __floats2half2_rn(f[0], f[1]);
+          const __half2 hv = __floats2half2_rn(f[0], f[1]);
+          st_shared_u32(addr16(i, h), *reinterpret_cast<const uint32_t*>(&hv));
         }
       }
     }
@@ -316,16 +343,23 @@ __global__ void __launch_bounds__(kThreads, 2)
               make_int2(acc[4 * i + 2 * h], acc[4 * i + 2 * h + 1]);
       }
     }
-  } else if (a.acc_small) {
-    epilogue(std::true_type{});
   } else {
-    epilogue(std::false_type{});
-  }
-  if constexpr (kOut == kInt8) {
+    if (a.acc_small) epilogue(std::true_type{});
+    else epilogue(std::false_type{});
+    // The warpgroup's 64 rows of each output strip go out by TMA (rows and channels past the
+    // tensor are clipped).
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the tile's writes, visible to the TMA
-    if (wg == 0) named_sync_128<1>();  // one barrier per warpgroup
+    if (wg == 0) named_sync_128<1>();                                 // one barrier per warpgroup
     else named_sync_128<2>();
-    if ((tid & 127) == 0) tma_store_2d(&map_y, n0, m0 + wg * 64, smem_u32(tile + wg * 64 * BN));
+    if ((tid & 127) == 0) {
+      constexpr int kRowBytes = kOut == kHalf ? 128 : T::kW8, kStripBytes = BM * kRowBytes;
+      constexpr int kCols = kOut == kHalf ? 64 : T::kW8;  // channels per strip
+#pragma unroll
+      for (int strip = 0; strip < BN / kCols; ++strip)
+        tma_store_2d(&map_y, n0 + strip * kCols, m0 + wg * 64,
+                     smem_u32(ytile + strip * kStripBytes + wg * 64 * kRowBytes));
+      tma_store_wait();
+    }
   }
 #else
   __trap();
@@ -355,14 +389,17 @@ const Encoders& encoders() {
   return e;
 }
 
-// A row-major (rows, cols) int8 matrix, boxes of box_rows x box_cols, swizzled in 64- or 128-byte rows.
-bool encode_matrix(CUtensorMap* map, const void* base, int64_t rows, int64_t cols, int box_cols, int box_rows) {
+// A row-major (rows, cols) matrix of 1- or 2-byte elements, boxes of box_rows x box_cols,
+// swizzled in 64- or 128-byte box rows.
+bool encode_matrix(CUtensorMap* map, const void* base, int64_t rows, int64_t cols, int box_cols, int box_rows,
+                   int elem_bytes = 1) {
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * elem_bytes};
   const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_cols), static_cast<cuuint32_t>(box_rows)};
   const cuuint32_t estr[2] = {1, 1};
-  const CUtensorMapSwizzle sw = box_cols == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
-  return encoders().tiled(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box, estr,
+  const CUtensorMapSwizzle sw = box_cols * elem_bytes == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
+  const CUtensorMapDataType type = elem_bytes == 2 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8;
+  return encoders().tiled(map, type, 2, const_cast<void*>(base), dims, strides, box, estr,
                           CU_TENSOR_MAP_INTERLEAVE_NONE, sw, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
@@ -378,8 +415,8 @@ void tma_corners(int64_t h, int64_t w, int64_t oh, int64_t ow, int64_t sh, int64
   upper[1] = static_cast<int>((oh - 1) * sh - ph - (h - 1));
 }
 
-// X (n, h, w, c) int8 as im2col rows: 64 channels of kBM consecutive output pixels' window origins.
-bool encode_im2col(CUtensorMap* map, const IgemmS8Params& p) {
+// X (n, h, w, c) int8 as im2col rows: 64 channels of `pixels` consecutive output pixels' window origins.
+bool encode_im2col(CUtensorMap* map, const IgemmS8Params& p, int pixels) {
   const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.c), static_cast<cuuint64_t>(p.w_in),
                               static_cast<cuuint64_t>(p.h), static_cast<cuuint64_t>(p.n)};
   const cuuint64_t strides[3] = {static_cast<cuuint64_t>(p.c), static_cast<cuuint64_t>(p.c) * p.w_in,
@@ -388,12 +425,14 @@ bool encode_im2col(CUtensorMap* map, const IgemmS8Params& p) {
   tma_corners(p.h, p.w_in, p.oh, p.ow, p.stride_h, p.stride_w, p.pad_h, p.pad_w, lower, upper);
   const cuuint32_t estr[4] = {1, static_cast<cuuint32_t>(p.stride_w), static_cast<cuuint32_t>(p.stride_h), 1};
   return encoders().im2col(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<int8_t*>(p.x), dims, strides, lower,
-                           upper, kBK, kBM, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_64B,
-                           CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+                           upper, kBK, static_cast<cuuint32_t>(pixels), estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                           CU_TENSOR_MAP_SWIZZLE_64B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int BN, int kOut, int kZ>
+template <int BM, int BN, int kOut, int kZ>
 cudaError_t launch_one(const IgemmS8Params& p, cudaStream_t stream) {
+  using T = Tile<BM, BN, kOut, kZ>;
   const int64_t rows = static_cast<int64_t>(p.n) * p.oh * p.ow;
   const int K = p.kh * p.kw * p.c;
   TmaArgs a;
@@ -419,43 +458,46 @@ cudaError_t launch_one(const IgemmS8Params& p, cudaStream_t stream) {
   a.acc_small = p.acc_small;
   a.acc = p.acc;
   a.acc_stride = p.acc_stride;
-  a.y_h = p.y_h;
   a.z_h = p.z_h;
   alignas(64) CUtensorMap mx{}, mw{}, mz{}, my{};
-  bool ok = a.im2col ? encode_im2col(&mx, p) : encode_matrix(&mx, p.x, rows, p.c, kBK, kBM);
+  bool ok = a.im2col ? encode_im2col(&mx, p, BM) : encode_matrix(&mx, p.x, rows, p.c, kBK, BM);
   ok = ok && encode_matrix(&mw, p.w, p.m, K, kBK, BN);
-  if constexpr (kZ == kZInt8) ok = ok && encode_matrix(&mz, p.z, rows, p.m, BN, kBM);
-  if constexpr (kOut == kInt8) ok = ok && encode_matrix(&my, p.y, rows, p.m, BN, 64);
+  if constexpr (kZ == kZInt8) ok = ok && encode_matrix(&mz, p.z, rows, p.m, T::kW8, BM);
+  if constexpr (kOut == kInt8) ok = ok && encode_matrix(&my, p.y, rows, p.m, T::kW8, 64);
+  if constexpr (kOut == kHalf) ok = ok && encode_matrix(&my, p.y_h, rows, p.m, 64, 64, 2);
   if (!ok) return cudaErrorInvalidValue;
-  const dim3 grid(static_cast<unsigned>((p.m + BN - 1) / BN), static_cast<unsigned>((rows + kBM - 1) / kBM));
-  igemm_s8_tma_kernel<BN, kOut, kZ><<<grid, kThreads, Layout<BN>::bytes(a.stages), stream>>>(mx, mw, mz, my, a);
+  const dim3 grid(static_cast<unsigned>((p.m + BN - 1) / BN), static_cast<unsigned>((rows + BM - 1) / BM));
+  igemm_s8_tma_kernel<BM, BN, kOut, kZ><<<grid, T::kThreads, T::bytes(a.stages), stream>>>(mx, mw, mz, my, a);
   return cudaGetLastError();
 }
 
-template <int BN>
+template <int BM, int BN>
 cudaError_t launch(const IgemmS8Params& p, int out, cudaStream_t stream) {
   const int z = p.z ? kZInt8 : p.z_h ? kZHalf : kNoZ;
-  if (out == kAcc) return launch_one<BN, kAcc, kNoZ>(p, stream);
+  if (out == kAcc) return launch_one<BM, BN, kAcc, kNoZ>(p, stream);
   if (out == kInt8) {
-    if (z == kZInt8) return launch_one<BN, kInt8, kZInt8>(p, stream);
-    if (z == kZHalf) return launch_one<BN, kInt8, kZHalf>(p, stream);
-    return launch_one<BN, kInt8, kNoZ>(p, stream);
+    if (z == kZInt8) return launch_one<BM, BN, kInt8, kZInt8>(p, stream);
+    if (z == kZHalf) return launch_one<BM, BN, kInt8, kZHalf>(p, stream);
+    return launch_one<BM, BN, kInt8, kNoZ>(p, stream);
   }
-  if (z == kZInt8) return launch_one<BN, kHalf, kZInt8>(p, stream);
-  if (z == kZHalf) return launch_one<BN, kHalf, kZHalf>(p, stream);
-  return launch_one<BN, kHalf, kNoZ>(p, stream);
+  if (z == kZInt8) return launch_one<BM, BN, kHalf, kZInt8>(p, stream);
+  if (z == kZHalf) return launch_one<BM, BN, kHalf, kZHalf>(p, stream);
+  return launch_one<BM, BN, kHalf, kNoZ>(p, stream);
 }
 
-template <int BN>
+template <int BM, int BN, int kOut, int kZ>
+cudaError_t allow_smem() {
+  return cudaFuncSetAttribute(igemm_s8_tma_kernel<BM, BN, kOut, kZ>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              Tile<BM, BN, kOut, kZ>::bytes(kMaxStages));
+}
+
+template <int BM, int BN>
 cudaError_t prepare() {
-  const int bytes = Layout<BN>::bytes(kMaxStages);
-  for (auto* k : {igemm_s8_tma_kernel<BN, kAcc, kNoZ>, igemm_s8_tma_kernel<BN, kInt8, kNoZ>,
-                  igemm_s8_tma_kernel<BN, kInt8, kZInt8>, igemm_s8_tma_kernel<BN, kInt8, kZHalf>,
-                  igemm_s8_tma_kernel<BN, kHalf, kNoZ>, igemm_s8_tma_kernel<BN, kHalf, kZInt8>,
-                  igemm_s8_tma_kernel<BN, kHalf, kZHalf>}) {
-    cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  for (cudaError_t e : {allow_smem<BM, BN, kAcc, kNoZ>(), allow_smem<BM, BN, kInt8, kNoZ>(),
+                        allow_smem<BM, BN, kInt8, kZInt8>(), allow_smem<BM, BN, kInt8, kZHalf>(),
+                        allow_smem<BM, BN, kHalf, kNoZ>(), allow_smem<BM, BN, kHalf, kZInt8>(),
+                        allow_smem<BM, BN, kHalf, kZHalf>()})
     if (e != cudaSuccess) return e;
-  }
   return cudaSuccess;
 }
 
@@ -476,7 +518,12 @@ bool igemm_s8_tma_supports(int64_t h, int64_t w, int64_t c, int64_t m, int64_t o
 
 cudaError_t igemm_s8_tma_prepare(int tile) {
   if (tile < 0 || tile >= kIgemmTmaTiles) return cudaErrorInvalidValue;
-  return tile == 0 ? prepare<128>() : prepare<64>();
+  switch (tile) {
+    case 0: return prepare<128, 128>();
+    case 1: return prepare<128, 64>();
+    case 2: return prepare<64, 256>();
+    default: return prepare<64, 128>();
+  }
 }
 
 cudaError_t igemm_s8_tma_conv(const IgemmS8Params& p, int tile, int out, cudaStream_t stream) {
@@ -485,9 +532,14 @@ cudaError_t igemm_s8_tma_conv(const IgemmS8Params& p, int tile, int out, cudaStr
     return cudaErrorInvalidValue;
   // TMA base addresses are 16-byte aligned.
   for (const void* ptr : {static_cast<const void*>(p.x), static_cast<const void*>(p.w), static_cast<const void*>(p.z),
-                          static_cast<const void*>(p.y)})
+                          static_cast<const void*>(p.y), static_cast<const void*>(p.y_h)})
     if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return cudaErrorInvalidValue;
-  return tile == 0 ? launch<128>(p, out, stream) : launch<64>(p, out, stream);
+  switch (tile) {
+    case 0: return launch<128, 128>(p, out, stream);
+    case 1: return launch<128, 64>(p, out, stream);
+    case 2: return launch<64, 256>(p, out, stream);
+    default: return launch<64, 128>(p, out, stream);
+  }
 }
 
 }  // namespace kiln::cuda::kernels

@@ -1,8 +1,8 @@
-// The TMA tiles of kiln's int8 implicit-GEMM convolution ("igemm_s8:tma128x128", "tma128x64";
+// The TMA tiles of kiln's int8 implicit-GEMM convolution ("igemm_s8:tma128x128", ...;
 // qconv_tma.cu), Hopper only: the Tensor Memory Accelerator gathers the window rows (its im2col
 // mode: no per-thread index math or addresses), one thread issues every copy, two warpgroups
-// multiply with wgmma, and the epilogue runs on the accumulator registers, staging int8 results in
-// shared memory for one TMA store per warpgroup. qconv_igemm.cu dispatches to it; the parameters are
+// multiply with wgmma, and the epilogue runs on the accumulator registers, staging int8 or float16
+// results in shared memory for TMA stores (one per warpgroup and 128-byte column strip). qconv_igemm.cu dispatches to it; the parameters are
 // igemm_s8's.
 #pragma once
 
@@ -12,8 +12,9 @@
 
 namespace kiln::cuda::kernels {
 
-// The TMA tiles, by index: 0 = 128x128, 1 = 128x64 (pixels x channels).
-constexpr int kIgemmTmaTiles = 2;
+// The TMA tiles, by index (pixels x channels): 0 = 128x128, 1 = 128x64 (two warpgroups),
+// 2 = 64x256, 3 = 64x128 (one warpgroup).
+constexpr int kIgemmTmaTiles = 4;
 
 // Whether a TMA tile takes this geometry: c a multiple of 64 (a reduction stage is 64 channels of
 // one window position), m a multiple of 16 (TMA row strides are multiples of 16 bytes), strides
