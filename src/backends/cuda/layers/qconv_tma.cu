@@ -1,17 +1,18 @@
 // The TMA tiles of the int8 implicit-GEMM convolution (qconv_tma.hpp), sm_90a.
 //
-// A CTA computes 128 output pixels x BN output channels with two warpgroups (64 pixels each).
+// A CTA computes BM (128 or 64) output pixels x BN output channels, one warpgroup per 64 pixels.
 // Thread 0 issues every copy: per 64-byte reduction stage (64 channels of one window position
 // (ky, kx)), one im2col TMA load of the 128 pixels' window rows (the tensor map knows X's shape,
 // the pads and the strides; the window position is the load's offset, padding comes back as
 // zeros) and one tiled load of the BN weight rows, both into the 64-byte-swizzled layout that
 // wgmma's descriptors read (wgmma_s8.cuh). The stages form a ring guarded by mbarriers: "full"
-// (the copies' bytes landed) and "empty" (all 256 threads' multiplications of that stage done).
+// (the copies' bytes landed) and "empty" (every thread's multiplications of that stage done).
 // The epilogue works on the accumulator registers: each thread holds columns 8i + 2t, +1 of rows
 // g and g + 8 of its warp's 16. For int8 outputs the pairs go as 16-bit words into a shared tile
 // in the TMA's swizzled layout (conflict-free), from which one thread per warpgroup stores the
-// warpgroup's 64 rows with a TMA store; an int8 residual comes into the same tile by a TMA load
-// issued before the main loop, and each result overwrites its residual in place.
+// warpgroup's 64 rows with a TMA store (float16 outputs likewise, in their own tile); a residual
+// (int8 or float16) comes into shared memory by a TMA load issued before the main loop, and a
+// result of the residual's type overwrites it in place.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
@@ -27,7 +28,7 @@
 namespace kiln::cuda::kernels {
 namespace {
 
-constexpr int kBK = 64, kMaxStages = 4;
+constexpr int kBK = 64, kMaxStages = 6;  // the most stages any tile has
 enum Out { kAcc = 0, kInt8 = 1, kHalf = 2 };
 enum Res { kNoZ = 0, kZInt8 = 1, kZHalf = 2 };
 
@@ -43,20 +44,23 @@ struct TmaArgs {
   bool relu = false, acc_small = false;
   int32_t* acc = nullptr;
   int64_t acc_stride = 0;
-  const __half* z_h = nullptr;
 };
 
 // A tile: BM pixels (one warpgroup per 64) x BN channels. Shared memory: the stage ring, the int8
 // residual tile (kZ int8), the output tile (int8: the residual's, in place; float16: its own),
-// alpha and bias of the tile's channels, the barriers. The residual and output tiles are column
-// strips of 128-byte rows (64-byte rows for a 64-channel int8 tile), each swizzled as the TMA does.
+// alpha and bias of the tile's channels, the barriers. The residual (int8 or float16) and output
+// tiles are column strips of 128-byte rows (64-byte rows for a 64-channel int8 tile), each swizzled
+// as the TMA does.
 template <int BM_, int BN_, int kOut, int kZ>
 struct Tile {
   static constexpr int BM = BM_, BN = BN_, kThreads = 2 * BM;
   static constexpr int kA = BM * kBK, kB = BN * kBK, kStage = kA + kB;
+  // Stages in the ring: up to 80 KiB of them (two or three CTAs an SM with the tiles below).
+  static constexpr int kStages = 80 * 1024 / kStage < kMaxStages ? 80 * 1024 / kStage : kMaxStages;
   static constexpr int kW8 = BN == 64 ? 64 : 128;  // int8 strip width (bytes = channels)
-  static constexpr int kZBytes = kZ == kZInt8 ? BM * BN : 0;
-  static constexpr bool kYAliasesZ = kOut == kInt8 && kZ == kZInt8;
+  static constexpr int kZBytes = kZ == kZInt8 ? BM * BN : kZ == kZHalf ? 2 * BM * BN : 0;
+  // The output overwrites the residual in place where both have the same element type.
+  static constexpr bool kYAliasesZ = (kOut == kInt8 && kZ == kZInt8) || (kOut == kHalf && kZ == kZHalf);
   static constexpr int kYBytes = kYAliasesZ || kOut == kAcc ? 0 : BM * BN * (kOut == kHalf ? 2 : 1);
   static int bytes(int stages) {
     return stages * kStage + kZBytes + kYBytes + 2 * BN * 4 + (2 * kMaxStages + 1) * 8 + 1024;
@@ -129,6 +133,11 @@ __device__ __forceinline__ uint32_t ld_shared_u16(uint32_t addr) {
 }
 __device__ __forceinline__ void st_shared_u16(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(addr), "h"(static_cast<uint16_t>(v)) : "memory");
+}
+__device__ __forceinline__ uint32_t ld_shared_u32(uint32_t addr) {
+  uint32_t v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(addr));
+  return v;
 }
 __device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
@@ -205,11 +214,12 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
     }
   };
   if (tid == 0) {
-    if constexpr (kZ == kZInt8) {
+    if constexpr (kZ != kNoZ) {
       mbar_expect_tx(zbar, T::kZBytes);
+      constexpr int kRowBytes = kZ == kZHalf ? 128 : T::kW8, kCols = kZ == kZHalf ? 64 : T::kW8;
 #pragma unroll
-      for (int strip = 0; strip < BN / T::kW8; ++strip)
-        tma_load_2d(smem_u32(ztile + strip * BM * T::kW8), &map_z, n0 + strip * T::kW8, m0, zbar);
+      for (int strip = 0; strip < BN / kCols; ++strip)
+        tma_load_2d(smem_u32(ztile + strip * BM * kRowBytes), &map_z, n0 + strip * kCols, m0, zbar);
     }
     const int img = static_cast<int>(a.div_hw.div(static_cast<uint32_t>(m0)));
     const int rem = m0 - img * static_cast<int>(a.div_hw.d);
@@ -264,18 +274,22 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
   const int g = lane >> 2, t = lane & 3;
   const int r_lo = wg * 64 + 16 * wq + g;  // the tile's row (and r_lo + 8)
   const int pix_lo = m0 + r_lo;            // its output pixel
-  if constexpr (kZ == kZInt8) mbar_wait(zbar, 0);
+  if constexpr (kZ != kNoZ) mbar_wait(zbar, 0);
   // Tile addresses in the TMA's swizzle: a 128-byte row's 16-byte chunk is XORed with row % 8, a
   // 64-byte row's with (row / 2) % 4. For this thread's pair of columns in n8 block i: a per-thread
   // base (row, the row's XOR term, the pair's bytes) plus the strip and row-half offsets, XOR the
   // block's chunk: all compile-time but the base.
-  const uint32_t base8 = smem_u32(ztile) + r_lo * T::kW8 + ((T::kW8 == 128 ? g : (g >> 1) & 3) << 4) + 2 * t;
-  const uint32_t base16 = smem_u32(ytile) + r_lo * 128 + (g << 4) + 4 * t;
-  auto addr8 = [&](int i, int h) -> uint32_t {
-    if constexpr (T::kW8 == 64) return (base8 + h * 8 * 64 + 8 * (i & 1)) ^ ((i >> 1) << 4);
-    else return (base8 + (i >> 4) * BM * 128 + h * 8 * 128 + 8 * (i & 1)) ^ (((i & 15) >> 1) << 4);
+  const uint32_t row8 = r_lo * T::kW8 + ((T::kW8 == 128 ? g : (g >> 1) & 3) << 4) + 2 * t;
+  const uint32_t zbase8 = smem_u32(ztile) + row8, ybase8 = smem_u32(ytile) + row8;
+  const uint32_t ybase16 = smem_u32(ytile) + r_lo * 128 + (g << 4) + 4 * t;
+  const uint32_t zbase16 = smem_u32(ztile) + r_lo * 128 + (g << 4) + 4 * t;
+  auto addr8 = [&](uint32_t base, int i, int h) -> uint32_t {
+    if constexpr (T::kW8 == 64) return (base + h * 8 * 64 + 8 * (i & 1)) ^ ((i >> 1) << 4);
+    else return (base + (i >> 4) * BM * 128 + h * 8 * 128 + 8 * (i & 1)) ^ (((i & 15) >> 1) << 4);
   };
-  auto addr16 = [&](int i, int h) -> uint32_t { return (base16 + (i >> 3) * BM * 128 + h * 8 * 128) ^ ((i & 7) << 4); };
+  auto addr16 = [&](uint32_t base, int i, int h) -> uint32_t {
+    return (base + (i >> 3) * BM * 128 + h * 8 * 128) ^ ((i & 7) << 4);
+  };
   float z_mul = a.z_scale;
   if constexpr (kOut == kInt8) z_mul /= a.y_scale;
   const float q_lo = a.relu ? 0.f : -128.f;
@@ -293,16 +307,14 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
         [[maybe_unused]] float z0 = 0.f, z1 = 0.f;
         if constexpr (kZ == kZInt8) {
           // Two int8 to floats by byte permutes (qconv_igemm.cu's s8x4_to_float).
-          const uint32_t u = ld_shared_u16(addr8(i, h)) ^ 0x8080u;
+          const uint32_t u = ld_shared_u16(addr8(zbase8, i, h)) ^ 0x8080u;
           z0 = __uint_as_float(__byte_perm(u, 0x4B400000u, 0x7650u)) - 12583040.0f;
           z1 = __uint_as_float(__byte_perm(u, 0x4B400000u, 0x7651u)) - 12583040.0f;
         } else if constexpr (kZ == kZHalf) {
-          if (pix < a.rows && col < a.m) {
-            const float2 zf =
-                __half22float2(*reinterpret_cast<const __half2*>(a.z_h + static_cast<int64_t>(pix) * a.m + col));
-            z0 = zf.x;
-            z1 = zf.y;
-          }
+          const uint32_t zw = ld_shared_u32(addr16(zbase16, i, h));
+          const float2 zf = __half22float2(*reinterpret_cast<const __half2*>(&zw));
+          z0 = zf.x;
+          z1 = zf.y;
         }
         if constexpr (kOut == kInt8) {
           float f0 = fmaf(acc_to_float<kSmall>(v0), al.x, bi.x), f1 = fmaf(acc_to_float<kSmall>(v1), al.y, bi.y);
@@ -313,7 +325,7 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
           // Clamped, rounded half to even by adding 1.5 * 2^23: the low byte is the int8.
           const uint32_t q0 = __float_as_uint(fminf(fmaxf(f0, q_lo), 127.f) + 12582912.0f);
           const uint32_t q1 = __float_as_uint(fminf(fmaxf(f1, q_lo), 127.f) + 12582912.0f);
-          st_shared_u16(addr8(i, h), __byte_perm(q0, q1, 0x0040u));
+          st_shared_u16(addr8(ybase8, i, h), __byte_perm(q0, q1, 0x0040u));
         } else {
           // The same float operations, in the same order, as q_epilogue.
           float f[2] = {acc_to_float<kSmall>(v0) * al.x, acc_to_float<kSmall>(v1) * al.y};
@@ -326,7 +338,7 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
             if (a.relu) f[e] = fmaxf(f[e], 0.f);
           }
           const __half2 hv = __floats2half2_rn(f[0], f[1]);
-          st_shared_u32(addr16(i, h), *reinterpret_cast<const uint32_t*>(&hv));
+          st_shared_u32(addr16(ybase16, i, h), *reinterpret_cast<const uint32_t*>(&hv));
         }
       }
     }
@@ -439,7 +451,7 @@ cudaError_t launch_one(const IgemmS8Params& p, cudaStream_t stream) {
   a.rows = static_cast<int>(rows);
   a.m = p.m;
   a.kt = K / kBK;
-  a.stages = std::min(a.kt, kMaxStages);
+  a.stages = std::min(a.kt, T::kStages);
   a.c_blocks = p.c / kBK;
   a.kw = p.kw;
   a.stride_h = p.stride_h;
@@ -458,11 +470,11 @@ cudaError_t launch_one(const IgemmS8Params& p, cudaStream_t stream) {
   a.acc_small = p.acc_small;
   a.acc = p.acc;
   a.acc_stride = p.acc_stride;
-  a.z_h = p.z_h;
   alignas(64) CUtensorMap mx{}, mw{}, mz{}, my{};
   bool ok = a.im2col ? encode_im2col(&mx, p, BM) : encode_matrix(&mx, p.x, rows, p.c, kBK, BM);
   ok = ok && encode_matrix(&mw, p.w, p.m, K, kBK, BN);
   if constexpr (kZ == kZInt8) ok = ok && encode_matrix(&mz, p.z, rows, p.m, T::kW8, BM);
+  if constexpr (kZ == kZHalf) ok = ok && encode_matrix(&mz, p.z_h, rows, p.m, 64, BM, 2);
   if constexpr (kOut == kInt8) ok = ok && encode_matrix(&my, p.y, rows, p.m, T::kW8, 64);
   if constexpr (kOut == kHalf) ok = ok && encode_matrix(&my, p.y_h, rows, p.m, 64, 64, 2);
   if (!ok) return cudaErrorInvalidValue;
@@ -488,7 +500,7 @@ cudaError_t launch(const IgemmS8Params& p, int out, cudaStream_t stream) {
 template <int BM, int BN, int kOut, int kZ>
 cudaError_t allow_smem() {
   return cudaFuncSetAttribute(igemm_s8_tma_kernel<BM, BN, kOut, kZ>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              Tile<BM, BN, kOut, kZ>::bytes(kMaxStages));
+                              Tile<BM, BN, kOut, kZ>::bytes(Tile<BM, BN, kOut, kZ>::kStages));
 }
 
 template <int BM, int BN>
@@ -531,7 +543,7 @@ cudaError_t igemm_s8_tma_conv(const IgemmS8Params& p, int tile, int out, cudaStr
       !igemm_s8_tma_supports(p.h, p.w_in, p.c, p.m, p.oh, p.ow, p.stride_h, p.stride_w, p.pad_h, p.pad_w))
     return cudaErrorInvalidValue;
   // TMA base addresses are 16-byte aligned.
-  for (const void* ptr : {static_cast<const void*>(p.x), static_cast<const void*>(p.w), static_cast<const void*>(p.z),
+  for (const void* ptr : {static_cast<const void*>(p.x), static_cast<const void*>(p.w), static_cast<const void*>(p.z), static_cast<const void*>(p.z_h),
                           static_cast<const void*>(p.y), static_cast<const void*>(p.y_h)})
     if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return cudaErrorInvalidValue;
   switch (tile) {
