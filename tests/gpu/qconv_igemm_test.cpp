@@ -243,6 +243,8 @@ TEST(CudaQConvIgemm, TmaTilesMatchCpu) {
       {2, 128, 6, 6, 64, 3, 1, 1, true, 1, false, true, true, true, DType::kFloat16},
       {2, 64, 8, 8, 32, 1, 1, 0, true, 2, false, false, false, false, DType::kFloat16},
       {1, 64, 7, 9, 64, 3, 1, 1, false, 0, false, false},  // NCHW float32 Y: int32 sums
+      // M 144 on tma64x256: its last float16 strips (channels 192-255) lie wholly past the tensor.
+      {2, 64, 9, 9, 144, 1, 1, 0, true, 1, false, true, true, true, DType::kFloat16},
   };
   int major = 0, minor = 0;
   ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);

@@ -517,7 +517,7 @@ cudaError_t prepare() {
 
 bool igemm_s8_tma_supports(int64_t h, int64_t w, int64_t c, int64_t m, int64_t oh, int64_t ow, int64_t stride_h,
                            int64_t stride_w, int64_t pad_h, int64_t pad_w) {
-  if (c % kBK != 0 || m % 16 != 0) return false;
+  if (!igemm_s8_wgmma_available() || c % kBK != 0 || m % 16 != 0) return false;
   if (stride_h < 1 || stride_h > 8 || stride_w < 1 || stride_w > 8) return false;
   if (pad_h < 0 || pad_w < 0 || pad_h > 127 || pad_w > 127 || h > INT_MAX / 2 || w > INT_MAX / 2) return false;
   int lower[2], upper[2];
@@ -525,7 +525,7 @@ bool igemm_s8_tma_supports(int64_t h, int64_t w, int64_t c, int64_t m, int64_t o
   for (int corner : {lower[0], lower[1], upper[0], upper[1]})
     if (corner < -128 || corner > 127) return false;
   const Encoders& e = encoders();
-  return e.tiled && e.im2col && igemm_s8_wgmma_available();
+  return e.tiled && e.im2col;
 }
 
 cudaError_t igemm_s8_tma_prepare(int tile) {
