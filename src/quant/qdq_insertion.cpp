@@ -147,23 +147,40 @@ std::string small_conv_reason(const Node& n, DType qtype) {
 // A residual Add of a quantized Conv's output and a value that has an activation Q/DQ pair (it
 // feeds another quantized node) reads the pair's output instead: the value's producer can then
 // fuse the quantization and write int8, and the Conv reads the residual as int8.
-bool quantize_residual_adds(Graph& g, const std::set<const Node*>& quantized, const Inserter& ins) {
+// An Add of two quantized Convs' outputs (a projection block: the main path's last Conv and the
+// shortcut's) gets a Q/DQ pair on the first one's output, when the Add is its only reader and it
+// has a calibrated range: that Conv then writes int8 and the other reads it as an int8 residual,
+// instead of a float16 tensor of twice the bytes written and read.
+bool quantize_residual_adds(Graph& g, const std::set<const Node*>& quantized, Inserter& ins, const RangeTable& ranges) {
   bool changed = false;
+  std::map<const Node*, size_t> order;
+  for (const auto& n : g.nodes()) order.emplace(n.get(), order.size());
+  auto quantized_conv = [&](const Value* v) {
+    return v->producer && v->producer->op_type == "Conv" && quantized.count(v->producer) &&
+           v->type.shape.has_rank();
+  };
   for (const auto& n : g.nodes()) {
     if (!n->domain.empty() || n->op_type != "Add" || n->inputs.size() != 2 || !n->inputs[0] || !n->inputs[1])
       continue;
-    for (size_t i = 0; i < 2; ++i) {
+    bool done = false;
+    for (size_t i = 0; i < 2 && !done; ++i) {
       const Value* conv_out = n->inputs[1 - i];
       Value* v = n->inputs[i];
       Value* dq = ins.existing_activation(v);
-      const Node* p = conv_out->producer;
-      if (!dq || v == conv_out || !p || p->op_type != "Conv" || !quantized.count(p) ||
-          !conv_out->type.shape.has_rank() || !(v->type.shape == conv_out->type.shape))
-        continue;
+      if (!dq || v == conv_out || !quantized_conv(conv_out) || !(v->type.shape == conv_out->type.shape)) continue;
       n->inputs[i] = dq;
-      changed = true;
-      break;
+      changed = done = true;
     }
+    Value *a = n->inputs[0], *b = n->inputs[1];
+    if (done || a == b || !quantized_conv(a) || !quantized_conv(b) || !(a->type.shape == b->type.shape)) continue;
+    const size_t first = order.at(a->producer) < order.at(b->producer) ? 0 : 1;
+    Value* v = n->inputs[first];
+    const auto range = ranges.amax.find(v->name);
+    if (range == ranges.amax.end() || g.consumers(v).size() != 1 ||
+        std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end())
+      continue;
+    n->inputs[first] = ins.activation(v, range->second);
+    changed = true;
   }
   return changed;
 }
@@ -221,7 +238,7 @@ Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const Quantization
     quantized.insert(n);
     changed = true;
   }
-  if (spec.qtype == DType::kInt8 && spec.quantize_residuals) changed |= quantize_residual_adds(g, quantized, ins);
+  if (spec.qtype == DType::kInt8 && spec.quantize_residuals) changed |= quantize_residual_adds(g, quantized, ins, ranges);
   if (changed) {
     KILN_RETURN_IF_ERROR(g.topological_sort());
     g.remove_unused_values();  // the float weights replaced by quantized ones

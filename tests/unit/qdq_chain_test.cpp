@@ -1,6 +1,6 @@
 // INT8 post-training quantization of ResNet-shaped graphs: a stem Conv with 3 input channels stays
 // float (unless --layer-precision names it int8), residual Adds read their identity operand through
-// the Q/DQ pair it already has, and after the CUDA passes the blocks pass int8 NHWC tensors to each
+// the Q/DQ pair it already has (a projection block's Add, one Conv output through a new pair), and after the CUDA passes the blocks pass int8 NHWC tensors to each
 // other with no QuantizeLinear or Transpose between them; CPU outputs stay close to float32.
 #include <gtest/gtest.h>
 
@@ -136,11 +136,31 @@ TEST(QdqChain, StemStaysFloatAndResidualAddsReadTheSharedPair) {
     EXPECT_EQ(a->inputs[operand], node(*g, std::string("block") + add[3] + "/conv1")->inputs[0]) << add;
     EXPECT_EQ(a->inputs[1 - operand]->producer->op_type, "Conv") << add;
   }
-  // The projection block's Add reads two Conv outputs, unchanged.
-  for (const Value* in : node(*g, "add1")->inputs) EXPECT_EQ(in->producer->op_type, "Conv");
-
+  // The projection block's Add reads two Conv outputs (conv3's and the shortcut's): the one that
+  // comes first in the graph through a new Q/DQ pair of its own, the other as it is.
+  {
+    const Node* a = node(*g, "add1");
+    ASSERT_NE(a, nullptr);
+    int through_pair = 0;
+    for (size_t i = 0; i < 2; ++i) {
+      const Node* p = a->inputs[i]->producer;
+      ASSERT_NE(p, nullptr);
+      if (p->op_type == "Conv") continue;
+      ++through_pair;
+      EXPECT_EQ(p->op_type, "DequantizeLinear");
+      const Node* q = p->inputs[0]->producer;
+      ASSERT_NE(q, nullptr);
+      EXPECT_EQ(q->op_type, "QuantizeLinear");
+      EXPECT_EQ(q->inputs[0]->producer->op_type, "Conv");
+      const std::string name = q->inputs[0]->name;
+      EXPECT_TRUE(name == "block1/conv3" || name == "block1/downsample") << name;
+      EXPECT_EQ(g->consumers(q->inputs[0]).size(), 1u);  // the pair only
+    }
+    EXPECT_EQ(through_pair, 1);
+  }
   // Without the flag the Adds read the float values.
   g = quantized_resnet(Dim::symbolic("n"), false);
+  for (const Value* in : node(*g, "add1")->inputs) EXPECT_EQ(in->producer->op_type, "Conv");
   EXPECT_EQ(node(*g, "add2")->inputs[1]->name, "b1");
   EXPECT_EQ(node(*g, "add3")->inputs[0]->name, "b2");
   EXPECT_EQ(g->consumers(value(*g, "b1")).size(), 2u);
@@ -188,9 +208,10 @@ TEST(QdqChain, CudaPassesKeepTheBlocksInt8AndNhwc) {
     int8_z += n->inputs.size() > 5 && n->inputs[5] && n->inputs[5]->type.dtype == DType::kInt8;
   }
   EXPECT_EQ(nhwc, 10);
-  // All but the graph output's producer and the projection Conv whose float output is the other's Z.
-  EXPECT_EQ(int8_out, 8) << text;
-  EXPECT_EQ(int8_z, 2) << text;
+  // All but the graph output's producer; every residual is read as int8 (the projection block's
+  // conv3 writes int8 for the shortcut Conv, which adds it).
+  EXPECT_EQ(int8_out, 9) << text;
+  EXPECT_EQ(int8_z, 3) << text;
   const Tensor fused = run(g, x);
   EXPECT_LT(rel_l2(fused, simulated), 2e-2);  // exact int sums vs float: a rare rounding step apart
   EXPECT_GT(cosine(fused, float_out), 0.99);
