@@ -608,12 +608,9 @@ bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, in
   const int64_t rows = n * oh * ow;
   if (rows > INT32_MAX || kh * kw * c > INT32_MAX - 2 * kBK || oh * ow > INT32_MAX) return false;
   if (igemm_s8_wgmma_config(config) && !igemm_s8_wgmma_available()) return false;
-  if ((config == 7 || config == 10) && m <= 128) return false;  // a 256-channel tile half empty or worse
-  if (config >= kTmaFirst) {
-    const int64_t bm = config < kTmaFirst + 2 ? 128 : 64;  // tma128x128, tma128x64; then the 64-row tiles
-    return (rows + bm - 1) / bm <= 65535 && (m + 63) / 64 <= 65535 &&
-           igemm_s8_tma_supports(h, w, c, m, oh, ow, stride_h, stride_w, pad_h, pad_w);
-  }
+  if (config >= kTmaFirst)
+    return igemm_s8_tma_supports(config - kTmaFirst, n, h, w, c, m, oh, ow, stride_h, stride_w, pad_h, pad_w);
+  if (config == 7 && m <= 128) return false;  // a 256-channel tile half empty or worse
   return with_config(config, [&](auto c) { return fits<decltype(c)>(rows, m); });
 }
 

@@ -32,18 +32,13 @@ constexpr int kBK = 64, kMaxStages = 6;  // the most stages any tile has
 enum Out { kAcc = 0, kInt8 = 1, kHalf = 2 };
 enum Res { kNoZ = 0, kZInt8 = 1, kZHalf = 2 };
 
+// The layer's parameters and what the launch derives from them.
 struct TmaArgs {
-  int rows = 0, m = 0, kt = 0, stages = 0;
-  int c_blocks = 0, kw = 0;  // the reduction: kt = ((ky * kw) + kx) * c_blocks + c / 64
-  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, ow = 0;
+  IgemmS8Params p;
+  int rows = 0, kt = 0, stages = 0;
+  int c_blocks = 0;    // the reduction: kt = ((ky * kw) + kx) * c_blocks + c / 64
   bool im2col = true;  // false: a 1x1, stride-1, unpadded convolution read as a (pixels, c) matrix
   FastDiv div_hw, div_ow;
-  const float* alpha = nullptr;
-  const float* bias = nullptr;
-  float z_scale = 1.f, y_scale = 1.f;
-  bool relu = false, acc_small = false;
-  int32_t* acc = nullptr;
-  int64_t acc_stride = 0;
 };
 
 // A tile: BM pixels (one warpgroup per 64) x BN channels. Shared memory: the stage ring, the int8
@@ -67,6 +62,9 @@ struct Tile {
   }
   static_assert(kStage % 1024 == 0 && kZBytes % 1024 == 0 && kYBytes % 1024 == 0);
 };
+
+// The tiles by index (qconv_tma.hpp): pixels and channels.
+constexpr int kTileRows[kIgemmTmaTiles] = {128, 128, 64, 64}, kTileCols[kIgemmTmaTiles] = {128, 64, 256, 128};
 
 // CTAs an SM should hold (the register budget ptxas gets).
 constexpr int min_blocks(int bm, int bn) { return bm == 128 ? (bn == 64 ? 3 : 2) : (bn == 256 ? 2 : 4); }
@@ -183,9 +181,9 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
   // alpha and bias of the tile's channels (0 past m), divided by y_scale for int8 outputs.
   for (int i = tid; i < BN; i += T::kThreads) {
     const int ch = n0 + i;
-    const float inv = kOut == kInt8 ? 1.0f / a.y_scale : 1.0f;
-    s_alpha[i] = kOut != kAcc && ch < a.m ? a.alpha[ch] * inv : 0.f;
-    s_bias[i] = kOut != kAcc && ch < a.m && a.bias ? a.bias[ch] * inv : 0.f;
+    const float inv = kOut == kInt8 ? 1.0f / a.p.y_scale : 1.0f;
+    s_alpha[i] = kOut != kAcc && ch < a.p.m ? a.p.alpha[ch] * inv : 0.f;
+    s_bias[i] = kOut != kAcc && ch < a.p.m && a.p.bias ? a.p.bias[ch] * inv : 0.f;
   }
   __syncthreads();
 
@@ -203,11 +201,11 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
     } else {
       tma_load_2d(sa, &map_x, c, m0, full(s));
     }
-    const int k = ((ld_ky * a.kw) + ld_kx) * a.c_blocks * kBK + c;
+    const int k = ((ld_ky * a.p.kw) + ld_kx) * a.c_blocks * kBK + c;
     tma_load_2d(sa + T::kA, &map_w, k, n0, full(s));
     if (++ld_cb == a.c_blocks) {
       ld_cb = 0;
-      if (++ld_kx == a.kw) {
+      if (++ld_kx == a.p.kw) {
         ld_kx = 0;
         ++ld_ky;
       }
@@ -223,10 +221,10 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
     }
     const int img = static_cast<int>(a.div_hw.div(static_cast<uint32_t>(m0)));
     const int rem = m0 - img * static_cast<int>(a.div_hw.d);
-    const int oy = static_cast<int>(a.div_ow.div(static_cast<uint32_t>(rem))), ox = rem - oy * a.ow;
+    const int oy = static_cast<int>(a.div_ow.div(static_cast<uint32_t>(rem))), ox = rem - oy * a.p.ow;
     org_n = img;
-    org_h = oy * a.stride_h - a.pad_h;
-    org_w = ox * a.stride_w - a.pad_w;
+    org_h = oy * a.p.stride_h - a.p.pad_h;
+    org_w = ox * a.p.stride_w - a.p.pad_w;
     for (int s = 0; s < a.stages; ++s) issue(s);
   }
 
@@ -290,9 +288,9 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
   auto addr16 = [&](uint32_t base, int i, int h) -> uint32_t {
     return (base + (i >> 3) * BM * 128 + h * 8 * 128) ^ ((i & 7) << 4);
   };
-  float z_mul = a.z_scale;
-  if constexpr (kOut == kInt8) z_mul /= a.y_scale;
-  const float q_lo = a.relu ? 0.f : -128.f;
+  float z_mul = a.p.z_scale;
+  if constexpr (kOut == kInt8) z_mul /= a.p.y_scale;
+  const float q_lo = a.p.relu ? 0.f : -128.f;
   auto epilogue = [&](auto small) {
     constexpr bool kSmall = decltype(small)::value;
 #pragma unroll
@@ -333,9 +331,9 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
           const float bb[2] = {bi.x, bi.y};
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            if (a.bias) f[e] += bb[e];
+            if (a.p.bias) f[e] += bb[e];
             if constexpr (kZ != kNoZ) f[e] += zz[e] * z_mul;
-            if (a.relu) f[e] = fmaxf(f[e], 0.f);
+            if (a.p.relu) f[e] = fmaxf(f[e], 0.f);
           }
           const __half2 hv = __floats2half2_rn(f[0], f[1]);
           st_shared_u32(addr16(ybase16, i, h), *reinterpret_cast<const uint32_t*>(&hv));
@@ -350,13 +348,13 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int pix = pix_lo + 8 * h;
-        if (pix < a.rows && col < a.m)
-          *reinterpret_cast<int2*>(a.acc + static_cast<int64_t>(pix) * a.acc_stride + col) =
+        if (pix < a.rows && col < a.p.m)
+          *reinterpret_cast<int2*>(a.p.acc + static_cast<int64_t>(pix) * a.p.acc_stride + col) =
               make_int2(acc[4 * i + 2 * h], acc[4 * i + 2 * h + 1]);
       }
     }
   } else {
-    if (a.acc_small) epilogue(std::true_type{});
+    if (a.p.acc_small) epilogue(std::true_type{});
     else epilogue(std::false_type{});
     // The warpgroup's 64 rows of each output strip go out by TMA (rows and channels past the
     // tensor are clipped).
@@ -448,28 +446,14 @@ cudaError_t launch_one(const IgemmS8Params& p, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.n) * p.oh * p.ow;
   const int K = p.kh * p.kw * p.c;
   TmaArgs a;
+  a.p = p;
   a.rows = static_cast<int>(rows);
-  a.m = p.m;
   a.kt = K / kBK;
   a.stages = std::min(a.kt, T::kStages);
   a.c_blocks = p.c / kBK;
-  a.kw = p.kw;
-  a.stride_h = p.stride_h;
-  a.stride_w = p.stride_w;
-  a.pad_h = p.pad_h;
-  a.pad_w = p.pad_w;
-  a.ow = p.ow;
   a.im2col = !(p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0);
   a.div_hw = FastDiv::of(static_cast<uint32_t>(p.oh * p.ow));
   a.div_ow = FastDiv::of(static_cast<uint32_t>(p.ow));
-  a.alpha = p.alpha;
-  a.bias = p.bias;
-  a.z_scale = p.z_scale;
-  a.y_scale = p.y_scale;
-  a.relu = p.relu;
-  a.acc_small = p.acc_small;
-  a.acc = p.acc;
-  a.acc_stride = p.acc_stride;
   alignas(64) CUtensorMap mx{}, mw{}, mz{}, my{};
   bool ok = a.im2col ? encode_im2col(&mx, p, BM) : encode_matrix(&mx, p.x, rows, p.c, kBK, BM);
   ok = ok && encode_matrix(&mw, p.w, p.m, K, kBK, BN);
@@ -515,9 +499,13 @@ cudaError_t prepare() {
 
 }  // namespace
 
-bool igemm_s8_tma_supports(int64_t h, int64_t w, int64_t c, int64_t m, int64_t oh, int64_t ow, int64_t stride_h,
-                           int64_t stride_w, int64_t pad_h, int64_t pad_w) {
+bool igemm_s8_tma_supports(int tile, int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t oh, int64_t ow,
+                           int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w) {
+  if (tile < 0 || tile >= kIgemmTmaTiles) return false;
   if (!igemm_s8_wgmma_available() || c % kBK != 0 || m % 16 != 0) return false;
+  const int bm = kTileRows[tile], bn = kTileCols[tile];
+  if (bn == 256 && m <= 128) return false;  // a 256-channel tile half empty or worse
+  if ((n * oh * ow + bm - 1) / bm > 65535 || (m + bn - 1) / bn > 65535) return false;
   if (stride_h < 1 || stride_h > 8 || stride_w < 1 || stride_w > 8) return false;
   if (pad_h < 0 || pad_w < 0 || pad_h > 127 || pad_w > 127 || h > INT_MAX / 2 || w > INT_MAX / 2) return false;
   int lower[2], upper[2];
@@ -530,7 +518,7 @@ bool igemm_s8_tma_supports(int64_t h, int64_t w, int64_t c, int64_t m, int64_t o
 
 cudaError_t igemm_s8_tma_prepare(int tile) {
   if (tile < 0 || tile >= kIgemmTmaTiles) return cudaErrorInvalidValue;
-  switch (tile) {
+  switch (tile) {  // kTileRows / kTileCols order
     case 0: return prepare<128, 128>();
     case 1: return prepare<128, 64>();
     case 2: return prepare<64, 256>();
@@ -539,14 +527,13 @@ cudaError_t igemm_s8_tma_prepare(int tile) {
 }
 
 cudaError_t igemm_s8_tma_conv(const IgemmS8Params& p, int tile, int out, cudaStream_t stream) {
-  if (tile < 0 || tile >= kIgemmTmaTiles ||
-      !igemm_s8_tma_supports(p.h, p.w_in, p.c, p.m, p.oh, p.ow, p.stride_h, p.stride_w, p.pad_h, p.pad_w))
+  if (!igemm_s8_tma_supports(tile, p.n, p.h, p.w_in, p.c, p.m, p.oh, p.ow, p.stride_h, p.stride_w, p.pad_h, p.pad_w))
     return cudaErrorInvalidValue;
   // TMA base addresses are 16-byte aligned.
   for (const void* ptr : {static_cast<const void*>(p.x), static_cast<const void*>(p.w), static_cast<const void*>(p.z), static_cast<const void*>(p.z_h),
                           static_cast<const void*>(p.y), static_cast<const void*>(p.y_h)})
     if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return cudaErrorInvalidValue;
-  switch (tile) {
+  switch (tile) {  // kTileRows / kTileCols order
     case 0: return launch<128, 128>(p, out, stream);
     case 1: return launch<128, 64>(p, out, stream);
     case 2: return launch<64, 256>(p, out, stream);

@@ -16,11 +16,12 @@ namespace kiln::cuda::kernels {
 // 2 = 64x256, 3 = 64x128 (one warpgroup).
 constexpr int kIgemmTmaTiles = 4;
 
-// Whether a TMA tile takes this geometry: c a multiple of 64 (a reduction stage is 64 channels of
-// one window position), m a multiple of 16 (TMA row strides are multiples of 16 bytes), strides
-// 1..8 and the im2col box's corner offsets (tma_corners) within [-128, 127]; the device runs wgmma.
-bool igemm_s8_tma_supports(int64_t h, int64_t w, int64_t c, int64_t m, int64_t oh, int64_t ow, int64_t stride_h,
-                           int64_t stride_w, int64_t pad_h, int64_t pad_w);
+// Whether TMA tile `tile` takes this geometry: c a multiple of 64 (a reduction stage is 64
+// channels of one window position), m a multiple of 16 (TMA row strides are multiples of 16
+// bytes; above 128 for the 256-channel tile), strides 1..8, the im2col box's corner offsets
+// (tma_corners) within [-128, 127], the grid within limits; the device runs wgmma.
+bool igemm_s8_tma_supports(int tile, int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t oh, int64_t ow,
+                           int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w);
 cudaError_t igemm_s8_tma_prepare(int tile);
 // out: 0 int32 sums, 1 int8, 2 float16 (qconv_igemm.cu's Out).
 cudaError_t igemm_s8_tma_conv(const IgemmS8Params& p, int tile, int out, cudaStream_t stream);
