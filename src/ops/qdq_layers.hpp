@@ -26,10 +26,21 @@ namespace kiln {
 // K and N multiples of 4 (cuBLASLt's IMMA layouts).
 bool qconv_int8_runnable(const Node& conv);
 
-// The fewest input channels (per group) worth an INT8 convolution: below it (an image stem's 3
-// channels) the int8 kernels pad the channels to 16 and float16 cuDNN is several times faster, so
-// post-training quantization leaves such a Conv float and qdq-fusion does not fuse one.
+// The fewest input channels (per group) worth an INT8 convolution: below it the implicit-GEMM
+// kernels pad the channels to 16 and float16 is several times faster ...
 inline constexpr int64_t kQConvMinChannels = 16;
+// ... unless the window holds enough values (group 1, kh * kw * C within these bounds: an RGB 7x7
+// stem's 147): the CUDA layer then gathers each window into a row of kh * kw * C bytes and runs a
+// 1x1 int8 convolution over the rows (backends/cuda/layers/qconv.cpp, tactics "im2col_igemm*").
+inline constexpr int64_t kQConvIm2colMinDepth = 64;
+inline constexpr int64_t kQConvIm2colMaxDepth = 512;
+// Whether INT8 pays for a Conv with `c` input channels per group, a window of `window` (kh * kw)
+// taps and `group` groups: post-training quantization leaves other Convs float and qdq-fusion
+// does not fuse them.
+inline bool qconv_int8_worthwhile(int64_t c, int64_t window, int64_t group) {
+  if (c >= kQConvMinChannels) return true;
+  return group == 1 && c * window >= kQConvIm2colMinDepth && c * window <= kQConvIm2colMaxDepth;
+}
 bool qmatmul_int8_runnable(int64_t k, int64_t n);
 
 }  // namespace kiln

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "ops/fused_conv.hpp"
+#include "ops/qdq_layers.hpp"
 #include "passes/pass.hpp"
 #include "passes/pass_util.hpp"
 
@@ -27,13 +28,24 @@ bool is_conv_transpose(const Node& n) { return n.domain.empty() && n.op_type == 
 bool is_qconv(const Node& n) { return n.domain == kKilnDomain && n.op_type == "QConv"; }
 
 // kiln.QConv runs NHWC without a channel-padding copy when C is a multiple of 4 (the int8
-// kernels' vector width): only those convert, so int8 chains pass NHWC tensors directly.
+// kernels' vector width), so int8 chains pass NHWC tensors directly; and with fewer channels where
+// the CUDA layer gathers the windows into rows (qconv_int8_worthwhile: an RGB 7x7 stem, whose
+// int8 NHWC output then feeds the next layers; its input's Transpose moves 3 bytes a pixel), when
+// it writes NHWC int8 or float16 itself (M a multiple of 16).
 bool qconv_wants_nhwc(const Node& n) {
-  if (!is_qconv(n) || n.attrs.s("layout", "NCHW") != "NCHW" || !n.has_input(0) || !n.has_output(0)) return false;
+  if (!is_qconv(n) || n.attrs.s("layout", "NCHW") != "NCHW" || !n.has_input(0) || !n.has_input(2) || !n.has_output(0))
+    return false;
   auto x = n.inputs[0]->type.shape.to_dims();
+  auto w = n.inputs[2]->type.shape.to_dims();
   auto y = n.outputs[0]->type.shape.to_dims();
-  return n.inputs[0]->type.dtype == DType::kInt8 && x && x->size() == 4 && (*x)[1] % 4 == 0 && y && y->size() == 4 &&
-         n.attrs.i("group", 1) == 1;
+  if (n.inputs[0]->type.dtype != DType::kInt8 || !x || x->size() != 4 || !w || w->size() != 4 || !y ||
+      y->size() != 4 || n.attrs.i("group", 1) != 1)
+    return false;
+  const int64_t c = (*x)[1];
+  if (c % 4 == 0) return true;
+  const DType yt = n.outputs[0]->type.dtype;
+  return c < kQConvMinChannels && qconv_int8_worthwhile(c, (*w)[2] * (*w)[3], 1) && (*w)[0] % 16 == 0 &&
+         (yt == DType::kInt8 || yt == DType::kFloat16);
 }
 
 bool wants_nhwc(const Node& n) {

@@ -115,12 +115,14 @@ class TransposeSinking : public Pass {
       }
       n->inputs[i] = t->inputs[0];
     } else if (is_pool(n->op_type)) {
-      // Pools become kiln.NHWC where cuDNN's NHWC pooling computes them exactly.
+      // Pools become kiln.NHWC where cuDNN's NHWC pooling computes them exactly (int8 MaxPool: our kernel).
       Node* t = movable_transpose(g, n->inputs[0], n);
       if (!t || n->inputs.size() != 1) return false;
       const DType dt = out.dtype;
       auto in = n->inputs[0]->type.shape.to_dims();
-      if ((dt != DType::kFloat16 && dt != DType::kBFloat16) || !in || !nhwc_pool_window(*n, *in).ok()) return false;
+      const bool int8_max = dt == DType::kInt8 && n->op_type == "MaxPool";  // an int8 chain's (qdq-fusion)
+      if ((dt != DType::kFloat16 && dt != DType::kBFloat16 && !int8_max) || !in || !nhwc_pool_window(*n, *in).ok())
+        return false;
       n->inputs[0] = t->inputs[0];
       n->attrs.set("op", n->op_type);
       n->op_type = "NHWC";

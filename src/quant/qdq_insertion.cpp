@@ -135,13 +135,24 @@ std::string blocker(const Node& n, const RangeTable& ranges, DType qtype) {
   return "";
 }
 
-// INT8 only: why a Conv whose input channels per group are too few for the INT8 kernels stays float.
+// INT8 only: why a Conv whose input channels per group are too few for the INT8 kernels stays
+// float (qconv_int8_worthwhile).
 std::string small_conv_reason(const Node& n, DType qtype) {
   if (qtype != DType::kInt8 || n.op_type != "Conv" || !n.has_input(1)) return "";
   const Shape& w = n.inputs[1]->type.shape;  // (M, C/group, k...)
-  if (!w.has_rank() || w.rank() < 2 || !w[1].known() || w[1].value >= kQConvMinChannels) return "";
-  return fmt::format("{} input channels{}: the INT8 kernels need >= {}, float16 is faster", w[1].value,
-                     n.attrs.i("group", 1) > 1 ? " per group" : "", kQConvMinChannels);
+  if (!w.has_rank() || w.rank() < 3) return "";
+  int64_t window = 1;
+  for (size_t i = 1; i < w.rank(); ++i)
+    if (!w[i].known()) return "";
+  for (size_t i = 2; i < w.rank(); ++i) window *= w[i].value;
+  const int64_t c = w[1].value, group = n.attrs.i("group", 1);
+  if (qconv_int8_worthwhile(c, window, group)) return "";
+  if (group > 1)
+    return fmt::format("{} input channels per group: the INT8 kernels need >= {}, float16 is faster", c,
+                       kQConvMinChannels);
+  return fmt::format("{} input channels x {} window taps: the INT8 kernels need >= {} channels or {}-{} values "
+                     "per window, float16 is faster",
+                     c, window, kQConvMinChannels, kQConvIm2colMinDepth, kQConvIm2colMaxDepth);
 }
 
 // A residual Add of a quantized Conv's output and a value that has an activation Q/DQ pair (it
@@ -159,9 +170,11 @@ bool quantize_residual_adds(Graph& g, const std::set<const Node*>& quantized, In
     return v->producer && v->producer->op_type == "Conv" && quantized.count(v->producer) &&
            v->type.shape.has_rank();
   };
-  for (const auto& n : g.nodes()) {
-    if (!n->domain.empty() || n->op_type != "Add" || n->inputs.size() != 2 || !n->inputs[0] || !n->inputs[1])
-      continue;
+  std::vector<Node*> adds;  // collected first: ins.activation adds nodes to the graph
+  for (const auto& n : g.nodes())
+    if (n->domain.empty() && n->op_type == "Add" && n->inputs.size() == 2 && n->inputs[0] && n->inputs[1])
+      adds.push_back(n.get());
+  for (Node* n : adds) {
     bool done = false;
     for (size_t i = 0; i < 2 && !done; ++i) {
       const Value* conv_out = n->inputs[1 - i];
@@ -180,6 +193,31 @@ bool quantize_residual_adds(Graph& g, const std::set<const Node*>& quantized, In
         std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end())
       continue;
     n->inputs[first] = ins.activation(v, range->second);
+    changed = true;
+  }
+  return changed;
+}
+
+// A MaxPool whose output has an activation Q/DQ pair (it feeds quantized nodes) gets a pair of the
+// same scale on its input: max commutes with the monotonic quantization, so every value stays
+// the same, and the CUDA backend then pools int8 (qdq-fusion) while the input's producer writes
+// int8 (a ResNet stem: Conv + Relu writes int8 for an int8 MaxPool, instead of float16 pooled and
+// quantized after). Only where the MaxPool is the input's single reader.
+bool quantize_max_pool_inputs(Graph& g, Inserter& ins, const RangeTable& ranges) {
+  std::vector<Node*> pools;  // collected first: ins.activation adds nodes to the graph
+  for (const auto& n : g.nodes())
+    if (n->domain.empty() && n->op_type == "MaxPool" && n->has_input(0) && n->has_output(0) && !n->has_output(1))
+      pools.push_back(n.get());
+  bool changed = false;
+  for (Node* n : pools) {
+    Value *x = n->inputs[0], *y = n->outputs[0];
+    const auto range = ranges.amax.find(y->name);
+    if (!ins.existing_activation(y) || range == ranges.amax.end() || x->is_constant() ||
+        x->type.dtype != DType::kFloat32 || g.consumers(x).size() != 1 ||
+        std::find(g.outputs.begin(), g.outputs.end(), x) != g.outputs.end() ||
+        (x->producer && x->producer->op_type == "DequantizeLinear"))
+      continue;
+    n->inputs[0] = ins.activation(x, range->second);
     changed = true;
   }
   return changed;
@@ -239,6 +277,7 @@ Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const Quantization
     changed = true;
   }
   if (spec.qtype == DType::kInt8 && spec.quantize_residuals) changed |= quantize_residual_adds(g, quantized, ins, ranges);
+  if (spec.qtype == DType::kInt8) changed |= quantize_max_pool_inputs(g, ins, ranges);
   if (changed) {
     KILN_RETURN_IF_ERROR(g.topological_sort());
     g.remove_unused_values();  // the float weights replaced by quantized ones

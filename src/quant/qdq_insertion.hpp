@@ -44,9 +44,11 @@ float quantized_max(DType qtype);
 // float32 weights are quantized here: per output channel (Conv: axis 0; Gemm B: axis 0 with transB=1,
 // else 1; MatMul B: its last axis), other constant inputs per tensor. A node whose inputs cannot all
 // be quantized (no range, not float32, already behind a DequantizeLinear) stays float, with the
-// reason in the report. INT8 leaves a Conv with < kQConvMinChannels input channels per group float
-// (unless spec.quantize names it). One Q/DQ pair per value, shared by its readers (and, with
-// spec.quantize_residuals, by residual Adds). Returns whether the graph changed.
+// reason in the report. INT8 leaves a Conv float where qconv_int8_worthwhile says it does not pay
+// (a 3-channel 3x3 conv; unless spec.quantize names it). One Q/DQ pair per value, shared by its
+// readers (and, with spec.quantize_residuals, by residual Adds). INT8: a MaxPool whose output has
+// a pair gets one of the same scale on its input (the same values; its producer can write int8).
+// Returns whether the graph changed.
 Expected<bool> insert_qdq(Graph& g, const RangeTable& ranges, const QuantizationSpec& spec);
 
 }  // namespace kiln

@@ -102,12 +102,18 @@ TEST(CudaTranspose, TiledCases) {
   EXPECT_TRUE(matches_cpu(transpose_call(DType::kInt8, {70, 1, 45}, {2, 1, 0}), 0.0));       // unit dim dropped
 }
 
-// One side of the 2-D transpose shorter than 8: the strided gather runs instead of 32x32 tiles.
+// One side of the 2-D transpose shorter than 8: the strided gather runs instead of 32x32 tiles,
+// or, with at most 4 planes on the input's side (an image's channels to NHWC), the interleaving
+// kernel (blocks of 1024 positions that straddle images here).
 TEST(CudaTranspose, NarrowSides) {
   KILN_REQUIRE_GPU();
   EXPECT_TRUE(matches_cpu(transpose_call(DType::kFloat32, {1, 300, 301, 2}, {0, 3, 1, 2}), 0.0));  // NHWC -> NCHW, C=2
   EXPECT_TRUE(matches_cpu(transpose_call(DType::kFloat16, {4, 3, 64, 65}, {0, 2, 3, 1}), 0.0));   // NCHW -> NHWC, C=3
   EXPECT_TRUE(matches_cpu(transpose_call(DType::kInt8, {7, 1000}, {1, 0}), 0.0));
+  EXPECT_TRUE(matches_cpu(transpose_call(DType::kInt8, {5, 3, 37, 41}, {0, 2, 3, 1}), 0.0));     // interleaved
+  EXPECT_TRUE(matches_cpu(transpose_call(DType::kFloat32, {2, 4, 33, 35}, {0, 2, 3, 1}), 0.0));  // 4 planes
+  EXPECT_TRUE(matches_cpu(transpose_call(DType::kInt64, {2, 2, 700}, {0, 2, 1}), 0.0));
+  EXPECT_TRUE(matches_cpu(transpose_call(DType::kUInt8, {3, 2049}, {1, 0}), 0.0));  // 2-D, 3 planes
 }
 
 TEST(CudaTranspose, GeneralPermutationsAndDefault) {

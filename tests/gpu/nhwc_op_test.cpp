@@ -60,6 +60,24 @@ TEST(CudaNhwcPool, MaxAverageGlobal) {
   }
 }
 
+// int8 MaxPool (an int8 chain's pool, made by qdq-fusion): our direct kernel only, exact; C 64
+// (16-byte path, ResNet's 3x3 stride-2 pad-1 window) and 5 (one element at a time); 2x2 stride 2.
+TEST(CudaNhwcPool, Int8MaxPool) {
+  KILN_REQUIRE_GPU();
+  auto call = [](Dims nchw, Dims k, Dims s, Dims pads) {
+    Tensor x = permute(random_tensor(DType::kInt8, nchw, 7, -128, 127), nchw_to_nhwc_perm(4));
+    OpCall c{.op_type = "NHWC", .inputs = {x}, .domain = "kiln"};
+    c.attrs.set("op", std::string("MaxPool"));
+    c.attrs.set("kernel_shape", k);
+    c.attrs.set("strides", s);
+    c.attrs.set("pads", pads);
+    return c;
+  };
+  EXPECT_TRUE(all_tactics_match_cpu(call({2, 64, 23, 21}, {3, 3}, {2, 2}, {1, 1, 1, 1}), 0.0, {}, 1));
+  EXPECT_TRUE(all_tactics_match_cpu(call({3, 5, 9, 8}, {3, 3}, {2, 2}, {1, 1, 1, 1}), 0.0, {}, 1));
+  EXPECT_TRUE(all_tactics_match_cpu(call({2, 32, 10, 12}, {2, 2}, {2, 2}, {0, 0, 0, 0}), 0.0, {}, 1));
+}
+
 TEST(CudaNhwcPool, WindowsCuDnnCannotPoolAreUnsupported) {
   KILN_REQUIRE_GPU();
   EXPECT_FALSE(cuda_builds(nhwc_pool(DType::kFloat16, "MaxPool", {1, 4, 8, 8},

@@ -101,14 +101,15 @@ std::map<std::string, Tensor> feeds_of(const Built& b, const OpCall& call) {
 // Every "igemm_s8:" tactic must be offered and match the CPU: float outputs within `float_tol`
 // rel L2 (the sums are exact), int8 outputs within 1e-2 rel L2 and at most one step off (float vs
 // the CPU's double epilogue can round a value near .5 the other way), with few saturated values.
-::testing::AssertionResult igemm_call_matches_cpu(const OpCall& call, double float_tol) {
+::testing::AssertionResult igemm_call_matches_cpu(const OpCall& call, double float_tol,
+                                                  const std::string& prefix = "igemm_s8:") {
   auto cpu = run_op(call);
   if (!cpu.ok()) return ::testing::AssertionFailure() << "CPU: " << cpu.status().message();
   auto b = build(call);
   if (!b.ok()) return ::testing::AssertionFailure() << "build: " << b.status().message();
   size_t tried = 0;
   for (const std::string& t : b->tactics) {
-    if (t.rfind("igemm_s8:", 0) != 0) continue;
+    if (t.rfind(prefix, 0) != 0) continue;
     ++tried;
     auto engine = engine_with(*b, t);
     if (!engine.ok()) return ::testing::AssertionFailure() << t << ": " << engine.status().message();
@@ -139,7 +140,7 @@ std::map<std::string, Tensor> feeds_of(const Built& b, const OpCall& call) {
       return ::testing::AssertionFailure() << t << ": rel L2 " << err << " > " << float_tol;
     }
   }
-  if (tried == 0) return ::testing::AssertionFailure() << "no igemm_s8 tactic offered";
+  if (tried == 0) return ::testing::AssertionFailure() << "no " << prefix << " tactic offered";
   return ::testing::AssertionSuccess();
 }
 
@@ -261,6 +262,46 @@ TEST(CudaQConvIgemm, TmaTilesMatchCpu) {
     const double tol = c.int8_out ? 0 : c.ft == DType::kFloat16 ? 2e-3 : 1e-5;
     EXPECT_TRUE(igemm_matches_cpu(c, tol)) << describe(c);
   }
+}
+
+// NHWC X with fewer than 16 channels and a window of 64-512 values (an RGB 7x7 stem): the im2col
+// tactics (each window gathered into a row of kh*kw*C bytes, then the igemm tile as a 1x1 conv over
+// the rows) are the only ones offered, and each matches the CPU - whole batch, and a few images
+// at a time ("_l2": 16 MiB of rows per launch, 6 images of 112x112 here, the last launch partial);
+// int8 and float16 outputs, residuals, M not a multiple of 16 (int32 sums + the epilogue kernel).
+TEST(CudaQConvIgemm, Im2colTacticsMatchCpu) {
+  KILN_REQUIRE_GPU();
+  const std::vector<Case> cases = {
+      // n, c, h, w, m, k, stride, pad
+      {2, 3, 23, 23, 64, 7, 2, 3},
+      {7, 3, 224, 224, 64, 7, 2, 3},  // ResNet's stem: the "_l2" tactics run 6 + 1 images
+      {2, 3, 17, 15, 32, 7, 2, 3, true, 2, true, false},
+      {2, 3, 19, 19, 48, 7, 2, 3, true, 1, false, true, true, true, DType::kFloat16},
+      {3, 1, 12, 12, 16, 9, 1, 4, true, 0, true, true, false, false},  // 1 channel, 81 values
+      {2, 6, 11, 13, 64, 5, 1, 2, true, 2, false, false, true, true, DType::kFloat16},  // 150 values
+      {2, 10, 9, 9, 32, 7, 1, 3},  // 490 values: rows of 512
+      {2, 3, 15, 15, 40, 7, 2, 3, true, 0, false, true, true, false},  // M 40: int32 sums
+  };
+  for (const Case& c : cases) {
+    auto b = build(igemm_call(c));
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    size_t l2 = 0;
+    for (const std::string& t : b->tactics) {
+      EXPECT_EQ(t.rfind("im2col_igemm", 0), 0u) << describe(c) << ": " << t;
+      l2 += t.rfind("im2col_igemm_l2:", 0) == 0;
+    }
+    if (c.h == 224) {
+      EXPECT_GT(l2, 0u) << describe(c);
+    }
+    const double tol = c.int8_out ? 0 : c.ft == DType::kFloat16 ? 2e-3 : 1e-5;
+    EXPECT_TRUE(igemm_call_matches_cpu(igemm_call(c), tol, "im2col_igemm")) << describe(c);
+  }
+  // An igemm tactic forced on NHWC X with 3 channels is refused (X is not padded).
+  auto b = build(igemm_call(Case{2, 3, 23, 23, 64, 7, 2, 3}));
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  auto forced = engine_with(*b, "igemm_s8:wg128x64");
+  ASSERT_FALSE(forced.ok());
+  EXPECT_NE(forced.status().message().find("im2col"), std::string::npos) << forced.status().message();
 }
 
 // NHWC X (used as it is) with channels not a multiple of 16 (8, 36): no igemm tactic, a forced

@@ -1,5 +1,5 @@
-// INT8 post-training quantization of ResNet-shaped graphs: a stem Conv with 3 input channels stays
-// float (unless --layer-precision names it int8), residual Adds read their identity operand through
+// INT8 post-training quantization of ResNet-shaped graphs: a 3x3 stem Conv with 3 input channels
+// stays float (unless --layer-precision names it int8), a 7x7 one and its MaxPool run int8, residual Adds read their identity operand through
 // the Q/DQ pair it already has (a projection block's Add, one Conv output through a new pair), and after the CUDA passes the blocks pass int8 NHWC tensors to each
 // other with no QuantizeLinear or Transpose between them; CPU outputs stay close to float32.
 #include <gtest/gtest.h>
@@ -110,7 +110,9 @@ TEST(QdqChain, StemStaysFloatAndResidualAddsReadTheSharedPair) {
   EXPECT_EQ(report.quantized.size(), 10u);  // 3 blocks x 3 convs + the projection
   ASSERT_EQ(report.kept_float.size(), 1u);
   EXPECT_NE(report.kept_float[0].first.find("'stem'"), std::string::npos) << report.kept_float[0].first;
-  EXPECT_EQ(report.kept_float[0].second, "3 input channels: the INT8 kernels need >= 16, float16 is faster");
+  EXPECT_EQ(report.kept_float[0].second,
+            "3 input channels x 9 window taps: the INT8 kernels need >= 16 channels or 64-512 values per window, "
+            "float16 is faster");
   ASSERT_NE(node(*g, "stem"), nullptr);
   EXPECT_EQ(node(*g, "stem")->inputs[0]->producer, nullptr);  // x read as float, W float
   EXPECT_TRUE(node(*g, "stem")->inputs[1]->is_constant());
@@ -214,6 +216,88 @@ TEST(QdqChain, CudaPassesKeepTheBlocksInt8AndNhwc) {
   EXPECT_EQ(int8_z, 3) << text;
   const Tensor fused = run(g, x);
   EXPECT_LT(rel_l2(fused, simulated), 2e-2);  // exact int sums vs float: a rare rounding step apart
+  EXPECT_GT(cosine(fused, float_out), 0.99);
+}
+
+// ResNet's real stem: Conv 3->32 7x7 stride 2 + Relu + MaxPool 3x3 stride 2, then two blocks. The
+// 7x7 window holds 147 values, so the stem is quantized too (the CUDA layer gathers it into rows);
+// the MaxPool's input gets a Q/DQ pair of its output's scale (the same values: max commutes with
+// the quantization); after the CUDA passes the stem writes int8 NHWC, the pool is an int8
+// kiln.NHWC MaxPool, and the only QuantizeLinear left is the input's.
+GraphPtr rgb_stem_resnet() {
+  Net net;
+  Value* x = net.g->add_value("x", {DType::kFloat32, Shape({Dim(2), Dim(3), Dim(32), Dim(32)})});
+  net.g->inputs = {x};
+  Value* stem = net.conv("stem", x, 3, 32, 7);
+  for (const auto& n : net.g->nodes())
+    if (n->name == "stem") n->attrs.set("strides", Dims{2, 2});
+  Value* pooled = net.g->add_value("pooled");
+  Node* pool = net.g->add_node("MaxPool", {net.op("Relu", "stem_relu", {stem})}, {pooled}, "pool", "", 21);
+  pool->attrs.set("kernel_shape", Dims{3, 3});
+  pool->attrs.set("strides", Dims{2, 2});
+  pool->attrs.set("pads", Dims{1, 1, 1, 1});
+  Value* h = net.block(1, pooled, 32, true, false);
+  h = net.block(2, h, 64, false, false);
+  net.g->outputs = {h};
+  EXPECT_TRUE(infer_shapes(*net.g).ok());
+  return net.g;
+}
+
+TEST(QdqChain, RgbStemAndMaxPoolRunInt8) {
+  GraphPtr ref = rgb_stem_resnet();
+  std::vector<std::map<std::string, Tensor>> batches;
+  for (uint32_t i = 0; i < 3; ++i) batches.push_back({{"x", normal_tensor({2, 3, 32, 32}, 60 + i, 1.0f)}});
+  auto ranges = collect_ranges(*ref, batches, *parse_calibration_algorithm("minmax"));
+  ASSERT_TRUE(ranges.ok()) << ranges.status().message();
+  const Tensor input = normal_tensor({2, 3, 32, 32}, 61, 1.0f);
+  const Tensor float_out = run(ref, input);
+
+  GraphPtr g = rgb_stem_resnet();
+  QuantizationReport report;
+  QuantizationSpec spec;
+  spec.report = &report;
+  ASSERT_TRUE(insert_qdq(*g, *ranges, spec).ok());
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  EXPECT_EQ(report.quantized.size(), 8u);  // the stem, 4 + 3 block convs
+  EXPECT_TRUE(report.kept_float.empty());
+  const Node* p = node(*g, "pool");
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(p->inputs[0]->producer->op_type, "DequantizeLinear");
+  const Node* q_in = p->inputs[0]->producer->inputs[0]->producer;
+  ASSERT_EQ(q_in->op_type, "QuantizeLinear");
+  EXPECT_EQ(q_in->inputs[0]->name, "stem_relu");
+  const Node* q_out = g->consumers(p->outputs[0]).at(0);
+  ASSERT_EQ(q_out->op_type, "QuantizeLinear");
+  EXPECT_EQ(q_in->inputs[1]->constant->scalar_as_double(), q_out->inputs[1]->constant->scalar_as_double());
+  const Tensor simulated = run(g, input);
+  EXPECT_GT(cosine(simulated, float_out), 0.99);
+
+  PassManager pm;
+  add_cleanup_passes(pm, false);
+  add_cuda_passes(pm);
+  pm.add(make_dead_code_pass());
+  ASSERT_TRUE(pm.run(*g).ok());
+  ASSERT_TRUE(infer_shapes(*g).ok());
+  std::map<std::string, int> counts;
+  for (const auto& n : g->nodes()) counts[n->op_type]++;
+  const std::string text = graph_to_text(*g);
+  EXPECT_EQ(counts["QConv"], 8) << text;
+  EXPECT_EQ(counts["QuantizeLinear"], 1) << text;  // the input's
+  EXPECT_EQ(counts["DequantizeLinear"] + counts["MaxPool"] + counts["Conv"], 0) << text;
+  EXPECT_EQ(counts["Transpose"], 2) << text;  // the int8 input to NHWC, the output back
+  ASSERT_EQ(counts["NHWC"], 1) << text;
+  for (const auto& n : g->nodes()) {
+    if (n->op_type == "NHWC") {
+      EXPECT_EQ(n->attrs.s("op", ""), "MaxPool");
+      EXPECT_EQ(n->inputs[0]->type.dtype, DType::kInt8);
+      EXPECT_EQ(n->inputs[0]->producer->op_type, "QConv") << text;  // the stem writes int8 NHWC
+    }
+    if (n->op_type == "QConv") {
+      EXPECT_EQ(n->attrs.s("layout", "NCHW"), "NHWC") << n->name;
+    }
+  }
+  const Tensor fused = run(g, input);
+  EXPECT_LT(rel_l2(fused, simulated), 2e-2);
   EXPECT_GT(cosine(fused, float_out), 0.99);
 }
 

@@ -388,30 +388,33 @@ TEST(QdqFusionPass, LeavesAsymmetricAndUint8Alone) {
   EXPECT_EQ(op_counts(g)["DequantizeLinear"], 2);  // the weights' DQ is not constant-folded
 }
 
-// Convs with fewer than 16 input channels (an image stem) stay DequantizeLinear -> Conv: the int8
-// kernels would pad the channels to 16 and float16 runs them faster. 16 channels fuse.
+// Convs with fewer than 16 input channels and a small window (a 3x3 conv of an image) stay
+// DequantizeLinear -> Conv: float16 runs them faster than the int8 kernels.
 TEST(QdqFusionPass, LeavesConvsWithFewInputChannelsUnfused) {
-  for (int64_t cin : {3, 15, 16}) {
-    auto make = [cin] {
+  // (input channels, kernel): fused with >= 16 channels, or with fewer where the window holds
+  // 64-512 values (qconv_int8_worthwhile: an RGB 7x7 stem's 147, 15 x 3x3 = 135); 3 x 3x3 = 27
+  // and 15 x 7x7 = 735 stay float.
+  for (auto [cin, k] : {std::pair<int64_t, int64_t>{3, 3}, {3, 7}, {15, 3}, {15, 7}, {16, 3}}) {
+    auto make = [cin, k] {
       Builder b;
       Graph& g = *b.g;
-      Value* x = g.add_value("x", {DType::kFloat32, Shape::from_dims({1, cin, 6, 6})});
+      Value* x = g.add_value("x", {DType::kFloat32, Shape::from_dims({1, cin, 9, 9})});
       g.inputs = {x};
-      g.outputs = {b.op("Relu", {b.conv(b.qdq(x, 0.02f), cin, 16, 3, true)})};
+      g.outputs = {b.op("Relu", {b.conv(b.qdq(x, 0.02f), cin, 16, k, true)})};
       return b.g;
     };
-    Tensor x = random_tensor(DType::kFloat32, {1, cin, 6, 6}, 5);
+    Tensor x = random_tensor(DType::kFloat32, {1, cin, 9, 9}, 5);
     auto before = run_cpu(make(), x);
     GraphPtr g = make();
     ASSERT_TRUE(run_qdq_fusion(*g).ok());
     auto counts = op_counts(*g);
-    const bool fused = cin >= 16;
-    EXPECT_EQ(counts["QConv"], fused ? 1 : 0) << cin;
-    EXPECT_EQ(counts["Conv"], fused ? 0 : 1) << cin;
-    EXPECT_EQ(counts["DequantizeLinear"], fused ? 0 : 2) << cin;  // X and W
+    const bool fused = cin >= 16 || (cin * k * k >= 64 && cin * k * k <= 512);
+    EXPECT_EQ(counts["QConv"], fused ? 1 : 0) << cin << " " << k;
+    EXPECT_EQ(counts["Conv"], fused ? 0 : 1) << cin << " " << k;
+    EXPECT_EQ(counts["DequantizeLinear"], fused ? 0 : 2) << cin << " " << k;  // X and W
     auto after = run_cpu(g, x);
     ASSERT_EQ(after.size(), 1u);
-    EXPECT_TRUE(tensors_close(after[0], before[0], 1e-5, 1e-5)) << cin;
+    EXPECT_TRUE(tensors_close(after[0], before[0], 1e-5, 1e-5)) << cin << " " << k;
   }
 }
 

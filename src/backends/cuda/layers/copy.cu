@@ -202,6 +202,57 @@ cudaError_t strided_copy(size_t elem_size, const void* x, void* y, const Strided
   }
 }
 
+namespace {
+
+// x (batch, planes, size) -> y (batch, size, planes) for a few planes (an image's 3 channels to
+// NHWC): a block reads kInterleaveItems positions of every plane (coalesced), interleaves them in
+// shared memory, and writes the planes * kInterleaveItems elements out contiguously.
+constexpr int kInterleaveItems = 1024;
+constexpr int kInterleaveThreads = 256;
+
+template <typename T>
+__global__ void interleave_planes_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t planes, int64_t size,
+                                         int64_t total) {
+  extern __shared__ int4 interleave_smem[];
+  T* tile = reinterpret_cast<T*>(interleave_smem);
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kInterleaveItems;
+  const int count = static_cast<int>(total - first < kInterleaveItems ? total - first : kInterleaveItems);
+  for (int i = threadIdx.x; i < count; i += kInterleaveThreads) {
+    const int64_t g = first + i, b = g / size, p = g - b * size;
+    const T* src = x + b * planes * size + p;
+    for (int64_t c = 0; c < planes; ++c) tile[i * planes + c] = src[c * size];
+  }
+  __syncthreads();
+  T* dst = y + first * planes;
+  for (int64_t j = threadIdx.x; j < count * planes; j += kInterleaveThreads) dst[j] = tile[j];
+}
+
+template <typename T>
+cudaError_t interleave_as(const void* x, void* y, int64_t batch, int64_t planes, int64_t size, cudaStream_t stream) {
+  const int64_t total = batch * size;
+  const int64_t blocks = (total + kInterleaveItems - 1) / kInterleaveItems;
+  if (total == 0) return cudaSuccess;
+  if (blocks > INT32_MAX) return cudaErrorInvalidValue;
+  const size_t smem = static_cast<size_t>(kInterleaveItems * planes) * sizeof(T);
+  interleave_planes_kernel<T><<<static_cast<unsigned>(blocks), kInterleaveThreads, smem, stream>>>(
+      static_cast<const T*>(x), static_cast<T*>(y), planes, size, total);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t interleave_planes(size_t elem_size, const void* x, void* y, int64_t batch, int64_t planes, int64_t size,
+                              cudaStream_t stream) {
+  if (planes < 1 || planes > kMaxInterleavePlanes) return cudaErrorInvalidValue;
+  switch (elem_size) {
+    case 1: return interleave_as<uint8_t>(x, y, batch, planes, size, stream);
+    case 2: return interleave_as<uint16_t>(x, y, batch, planes, size, stream);
+    case 4: return interleave_as<uint32_t>(x, y, batch, planes, size, stream);
+    case 8: return interleave_as<uint64_t>(x, y, batch, planes, size, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
 cudaError_t batched_transpose(size_t elem_size, const void* x, void* y, int64_t batch, int64_t rows, int64_t cols,
                               cudaStream_t stream) {
   switch (elem_size) {

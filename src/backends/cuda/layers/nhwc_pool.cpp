@@ -114,7 +114,9 @@ bool is_nhwc_conv_transpose(const Node& n) { return n.attrs.s("op", "") == "Conv
 bool nhwc_pool_supports(const Node& n) {
   if (n.inputs.size() != 1 || n.outputs.size() != 1 || !all_static(n)) return false;
   const DType t = n.inputs[0]->type.dtype;
-  if (!is_gpu_float(t) || n.outputs[0]->type.dtype != t || !nhwc_wrappable(n.attrs.s("op", ""))) return false;
+  const bool int8_max = t == DType::kInt8 && n.attrs.s("op", "") == "MaxPool";  // our kernel only
+  if ((!is_gpu_float(t) && !int8_max) || n.outputs[0]->type.dtype != t || !nhwc_wrappable(n.attrs.s("op", "")))
+    return false;
   auto dims = nchw_dims(n);
   return dims && nhwc_pool_window(n, dims->first).ok();
 }
@@ -135,7 +137,9 @@ CudaLayerFactory nhwc_factory() {
           for (std::string& g : conv_transpose_gemm_tactics(n, o)) t.push_back(std::move(g));
           return t;
         }
-        return is_windowed_pool(n) ? std::vector<std::string>{"direct", "cudnn"} : std::vector<std::string>{};
+        if (!is_windowed_pool(n)) return std::vector<std::string>{};
+        if (!is_gpu_float(n.inputs[0]->type.dtype)) return std::vector<std::string>{"direct"};
+        return std::vector<std::string>{"direct", "cudnn"};
       },
       .create = [](const Node& n, const LayerChoice& c) -> Expected<std::unique_ptr<CudaLayer>> {
         if (is_nhwc_conv_transpose(n))
@@ -146,6 +150,8 @@ CudaLayerFactory nhwc_factory() {
         }
         if (!c.tactic.empty() && c.tactic != "cudnn")
           return invalid_model("{}: unknown NHWC pooling tactic '{}'", n.describe(), c.tactic);
+        if (!is_gpu_float(n.inputs[0]->type.dtype))
+          return invalid_model("{}: tactic 'cudnn' pools floats only", n.describe());
         return NhwcPoolLayer::create(n, c);
       }};
 }

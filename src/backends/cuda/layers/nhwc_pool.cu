@@ -1,4 +1,4 @@
-// Windowed pooling on NHWC data (kiln.NHWC MaxPool / AveragePool): one thread per output pixel and
+// Windowed pooling on NHWC data (kiln.NHWC MaxPool / AveragePool; MaxPool on int8 too): one thread per output pixel and
 // run of channels, loading 16 bytes of channels per tap where C allows. cuDNN's NHWC pooling reads
 // 4-5x the bytes' worth of time on Hopper for UNet-sized tensors; this is a plain bandwidth kernel.
 #include <cfloat>
@@ -125,6 +125,8 @@ cudaError_t by_width(const void* x, void* y, const NhwcPoolParams& p, cudaStream
 }  // namespace
 
 cudaError_t nhwc_pool(DType t, bool max, const void* x, void* y, const NhwcPoolParams& p, cudaStream_t stream) {
+  // int8 (MaxPool only: an int8 chain's pooling, qdq-fusion): every value is exact in float.
+  if (t == DType::kInt8) return max ? by_width<int8_t, true>(x, y, p, stream) : cudaErrorInvalidValue;
   cudaError_t err = cudaErrorInvalidValue;
   dispatch_gpu_float(t, [&](auto tag) {
     using T = decltype(tag);

@@ -82,6 +82,11 @@ struct StridedParams {
 };
 // elem_size 1, 2, 4, 8 or 16 (16: x and y 16-byte aligned).
 cudaError_t strided_copy(size_t elem_size, const void* x, void* y, const StridedParams& p, cudaStream_t stream);
+// x (batch, planes, size) -> y (batch, size, planes) for 1..kMaxInterleavePlanes planes (an NCHW
+// image to NHWC), elem_size 1, 2, 4 or 8.
+inline constexpr int64_t kMaxInterleavePlanes = 4;
+cudaError_t interleave_planes(size_t elem_size, const void* x, void* y, int64_t batch, int64_t planes, int64_t size,
+                              cudaStream_t stream);
 // x (batch, rows, cols) -> y (batch, cols, rows), through shared-memory tiles.
 cudaError_t batched_transpose(size_t elem_size, const void* x, void* y, int64_t batch, int64_t rows, int64_t cols,
                               cudaStream_t stream);

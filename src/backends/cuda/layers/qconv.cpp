@@ -10,6 +10,11 @@
 //     multiple of 16, or NCHW X, copied with its channels padded to a multiple of 16), with the
 //     epilogue fused when it writes NHWC int8 or float16 (M a multiple of 16, the residual int8 or
 //     float16), else writing int32 sums for the epilogue kernel;
+//   "im2col_igemm:<tile>" / "im2col_igemm_l2:<tile>": NHWC X with fewer than 16 channels whose
+//     window holds 64-512 values (an RGB 7x7 stem: 147): each window gathered into a row of
+//     kh*kw*C bytes padded to a multiple of 64 (qconv_im2col.cu), then the igemm tile runs a 1x1
+//     convolution over the rows - for the whole batch at once, or ("_l2") a few images at a time
+//     so that the rows stay in L2 between the gather and the GEMM;
 //   "cudnn_f32:graph_e...": cuDNN's graph API (conv_graph.hpp), an int8 ConvolutionFwd computing
 //     in INT32 on the padded NHWC X and weights, writing the sums as float32 (implicit GEMM: no
 //     im2col rows). Offered only with KILN_QCONV_CUDNN_GRAPH=1 until verified on a GPU: on an
@@ -36,8 +41,8 @@ bool is_nhwc(const Node& n) { return n.attrs.s("layout", "NCHW") == "NHWC"; }
 // Dims (N, H, W, C) -> (N, C, H, W).
 Dims to_nchw(const Dims& d) { return {d[0], d[3], d[1], d[2]}; }
 
-// The node's geometry, when the int8 kernels can run it (2-D, group 1, dilation 1, symmetric pads;
-// NHWC layout: C a multiple of 4, as X is used as it is).
+// The node's geometry, when the int8 kernels can run it (2-D, group 1, dilation 1, symmetric pads).
+// NHWC X is used as it is: with C not a multiple of 4 only the im2col tactics can run it.
 std::optional<kernels::QConvShape> qconv_shape(const Node& n) {
   auto x = static_dims(n.inputs[0]);
   auto w = static_dims(n.has_input(2) ? n.inputs[2] : nullptr);
@@ -47,7 +52,6 @@ std::optional<kernels::QConvShape> qconv_shape(const Node& n) {
   if (layout == "NHWC") {
     x = to_nchw(*x);
     y = to_nchw(*y);
-    if ((*x)[1] % 4 != 0) return std::nullopt;
   } else if (layout != "NCHW") {
     return std::nullopt;
   }
@@ -93,6 +97,48 @@ kernels::QConvShape igemm_shape(kernels::QConvShape s, bool nhwc) {
   return s;
 }
 
+// The im2col tactics' prefixes (the tile's name follows) and their geometry: rows of kp bytes, the
+// window's kh * kw * c values padded to a multiple of 64 (the TMA tiles' stage).
+constexpr const char* kIm2colTactic = "im2col_igemm:";
+constexpr const char* kIm2colL2Tactic = "im2col_igemm_l2:";
+constexpr size_t kL2RowsBytes = 16u << 20;  // the "_l2" tactics' rows per launch, at most
+static_assert(kQConvIm2colMaxDepth <= kernels::kIm2colMaxDepth);
+
+int64_t im2col_depth(const kernels::QConvShape& s, int64_t c) { return round_up(s.kh * s.kw * c, 64); }
+
+// Whether the im2col tactics apply: NHWC X with fewer than kQConvMinChannels channels and a
+// window qconv_int8_worthwhile accepts.
+bool im2col_fits(const kernels::QConvShape& s, int64_t c, bool nhwc) {
+  return nhwc && c < kQConvMinChannels && qconv_int8_worthwhile(c, s.kh * s.kw, 1) &&
+         im2col_depth(s, c) <= kernels::kIm2colMaxDepth;
+}
+
+// The 1x1 convolution over the rows that the tile runs, for `images` images.
+kernels::QConvShape rows_shape(const kernels::QConvShape& s, int64_t c, int64_t images) {
+  kernels::QConvShape r = s;
+  r.n = images;
+  r.h = s.oh;
+  r.w = s.ow;
+  r.cp = im2col_depth(s, c);
+  r.kh = r.kw = 1;
+  r.stride_h = r.stride_w = 1;
+  r.pad_h = r.pad_w = 0;
+  return r;
+}
+
+// Images per launch of an "_l2" tactic: rows of at most kL2RowsBytes.
+int64_t l2_images(const kernels::QConvShape& s, int64_t c) {
+  const int64_t per_image = s.oh * s.ow * im2col_depth(s, c);
+  return std::max<int64_t>(1, static_cast<int64_t>(kL2RowsBytes) / std::max<int64_t>(per_image, 1));
+}
+
+// The igemm tactic a "im2col_igemm*:" tactic runs over its rows ("igemm_s8:<tile>"), or "".
+std::string im2col_inner(const std::string& t) {
+  for (const char* p : {kIm2colL2Tactic, kIm2colTactic})
+    if (t.rfind(p, 0) == 0) return std::string(kIgemmTactic) + t.substr(std::string(p).size());
+  return "";
+}
+
 bool igemm_supports(const kernels::QConvShape& s, int config) {
   return kernels::igemm_s8_supports(s.n, s.h, s.w, s.cp, s.mp, s.kh, s.kw, s.oh, s.ow, config, s.stride_h, s.stride_w,
                                     s.pad_h, s.pad_w);
@@ -135,7 +181,29 @@ class QConvLayer : public CudaLayer {
     l.m_ = n.inputs[2]->constant->dim(0);
     KILN_RETURN_IF_ERROR(l.epi_.init(n, l.m_));
     const std::string& t = choice.tactic;
+    const std::string inner = im2col_inner(t);
+    // NHWC X with C not a multiple of 4 is not padded: only the im2col tactics read it.
+    if (l.nhwc_ && l.c_ % 4 != 0 && inner.empty())
+      return unsupported("{}: tactic '{}' does not run {} input channels in NHWC (the im2col tactics do)",
+                         n.describe(), t, l.c_);
     if (t.rfind(kIgemmTactic, 0) == 0) l.s_ = igemm_shape(l.s_, l.nhwc_);  // before the weights' padding
+    if (!inner.empty()) {
+      if (!im2col_fits(l.s_, l.c_, l.nhwc_))
+        return unsupported("{}: tactic '{}' does not run this convolution", n.describe(), t);
+      l.kp_ = im2col_depth(l.s_, l.c_);
+      l.images_ = t.rfind(kIm2colL2Tactic, 0) == 0 ? std::min(l.s_.n, l2_images(l.s_, l.c_)) : l.s_.n;
+      const kernels::QConvShape rows = rows_shape(l.s_, l.c_, l.images_);
+      KILN_ASSIGN_OR_RETURN(l.igemm_, prepare_igemm_tactic(n, inner, "convolution",
+                                                           [&](int config) { return igemm_supports(rows, config); }));
+      l.fused_ = igemm_fusable(n, l.m_);
+      KILN_RETURN_IF_ERROR(l.upload_row_weights(*n.inputs[2]->constant));
+      // Workspace: [the rows of one launch][int32 sums of the whole batch, unfused].
+      l.col_offset_ = 0;
+      l.acc_offset_ = align256(static_cast<size_t>(l.images_ * l.s_.oh * l.s_.ow * l.kp_));
+      l.total_ws_ =
+          l.acc_offset_ + (l.fused_ ? 0 : static_cast<size_t>(l.s_.n * l.s_.oh * l.s_.ow * l.s_.mp) * sizeof(int32_t));
+      return std::unique_ptr<CudaLayer>(std::move(layer));
+    }
     KILN_RETURN_IF_ERROR(l.upload_weights(*n.inputs[2]->constant));
     if (t.rfind(kGraphF32, 0) == 0) {
       const std::string config = t.substr(std::string(kGraphF32).size());
@@ -172,6 +240,7 @@ class QConvLayer : public CudaLayer {
     char* ws = static_cast<char*>(a.workspace);
     auto* acc = reinterpret_cast<int32_t*>(ws + acc_offset_);
     const int8_t* x = a.inputs[0].as<int8_t>();
+    if (kp_ > 0) return enqueue_im2col(a, x, acc);
     if (!nhwc_) {
       auto* copy = reinterpret_cast<int8_t*>(ws + x_offset_);
       KILN_CUDA_CHECK(kernels::nchw_to_nhwc_int8(x, copy, s_.n, c_, s_.h * s_.w, s_.cp, a.stream));
@@ -223,6 +292,75 @@ class QConvLayer : public CudaLayer {
   }
 
  private:
+  // The im2col tactics: per launch of `images_` images, their rows, then the 1x1 igemm over them
+  // writing that part of Y (fused) or of the int32 sums (then one q_epilogue for the batch).
+  Status enqueue_im2col(const LaunchArgs& a, const int8_t* x, int32_t* acc) const {
+    auto* rows = reinterpret_cast<int8_t*>(static_cast<char*>(a.workspace) + col_offset_);
+    kernels::Im2colRows g;
+    g.h = static_cast<int>(s_.h);
+    g.w = static_cast<int>(s_.w);
+    g.c = static_cast<int>(c_);
+    g.kh = static_cast<int>(s_.kh);
+    g.kw = static_cast<int>(s_.kw);
+    g.oh = static_cast<int>(s_.oh);
+    g.ow = static_cast<int>(s_.ow);
+    g.stride_h = static_cast<int>(s_.stride_h);
+    g.stride_w = static_cast<int>(s_.stride_w);
+    g.pad_h = static_cast<int>(s_.pad_h);
+    g.pad_w = static_cast<int>(s_.pad_w);
+    g.kp = static_cast<int>(kp_);
+    const kernels::QEpilogueParams e = epi_.params(a);
+    const int64_t pixels = s_.oh * s_.ow;
+    for (int64_t first = 0; first < s_.n; first += images_) {
+      const int64_t count = std::min(images_, s_.n - first);
+      g.n = static_cast<int>(count);
+      KILN_CUDA_CHECK(kernels::im2col_rows_int8(x + first * s_.h * s_.w * c_, rows, g, a.stream));
+      kernels::IgemmS8Params ip;
+      ip.x = rows;
+      ip.w = w_.as<int8_t>();
+      ip.n = g.n;
+      ip.h = ip.oh = g.oh;
+      ip.w_in = ip.ow = g.ow;
+      ip.c = g.kp;
+      ip.m = static_cast<int>(m_);
+      ip.kh = ip.kw = 1;
+      ip.acc_small = sums_small_;
+      // This launch's part of Y and Z (fused), or of the sums.
+      kernels::QEpilogueParams part = e;
+      const int64_t offset = first * pixels * m_;
+      if (part.y) part.y = static_cast<char*>(part.y) + offset * static_cast<int64_t>(dtype_size(part.y_dtype));
+      if (part.z) part.z = static_cast<const char*>(part.z) + offset * static_cast<int64_t>(dtype_size(part.z_dtype));
+      KILN_RETURN_IF_ERROR(launch_igemm(ip, igemm_, fused_, part, acc + first * pixels * s_.mp, s_.mp, a.stream));
+    }
+    if (fused_) return Status::Ok();
+    kernels::QEpilogueParams p = e;
+    p.acc = acc;
+    p.acc_stride = s_.mp;
+    p.images = s_.n;
+    p.spatial = pixels;
+    p.channels = m_;
+    p.nchw = false;
+    KILN_CUDA_CHECK(kernels::q_epilogue(p, a.stream));
+    return Status::Ok();
+  }
+
+  // The im2col tactics' W (M, C, kh, kw) -> (Mp, kp): row m holds (ky, kx, c) in the rows' order,
+  // then zeros.
+  Status upload_row_weights(const Tensor& w) {
+    const kernels::QConvShape& s = s_;
+    std::vector<int8_t> host(static_cast<size_t>(s.mp * kp_), 0);
+    const int8_t* src = w.data<int8_t>();
+    for (int64_t m = 0; m < m_; ++m)
+      for (int64_t c = 0; c < c_; ++c)
+        for (int64_t ky = 0; ky < s.kh; ++ky)
+          for (int64_t kx = 0; kx < s.kw; ++kx)
+            host[static_cast<size_t>(m * kp_ + (ky * s.kw + kx) * c_ + c)] = src[((m * c_ + c) * s.kh + ky) * s.kw + kx];
+    KILN_ASSIGN_OR_RETURN(w_, DeviceBuffer::allocate(host.size()));
+    KILN_CUDA_CHECK(cudaMemcpy(w_.get(), host.data(), host.size(), cudaMemcpyHostToDevice));
+    sums_small_ = kernels::igemm_s8_sums_small(host.data(), s.mp, kp_);
+    return Status::Ok();
+  }
+
   // W (M, C, kh, kw) -> (Mp, kh, kw, Cp), zero-padded.
   Status upload_weights(const Tensor& w) {
     const kernels::QConvShape& s = s_;
@@ -252,17 +390,45 @@ class QConvLayer : public CudaLayer {
   int igemm_ = -1;      // the implicit-GEMM configuration, or -1
   bool fused_ = false;  // igemm with its epilogue fused (int8 NHWC Y)
   size_t x_offset_ = 0, col_offset_ = 0, acc_offset_ = 0, total_ws_ = 0;
+  int64_t kp_ = 0;      // im2col tactics: the rows' length (0: another tactic)
+  int64_t images_ = 0;  // im2col tactics: images per launch
 };
+
+// The im2col tactics for this node (none unless im2col_fits), within `workspace` bytes.
+std::vector<std::string> im2col_tactics(const Node& n, const kernels::QConvShape& s, uint64_t workspace) {
+  std::vector<std::string> out;
+  const int64_t c = n.inputs[0]->type.shape[3].value;
+  if (!im2col_fits(s, c, is_nhwc(n))) return out;
+  const int64_t kp = im2col_depth(s, c), l2 = l2_images(s, c);
+  const uint64_t sums = igemm_fusable(n, n.inputs[2]->constant->dim(0)) ? 0 : uint64_t(s.n * s.oh * s.ow * s.mp) * 4;
+  for (int i = 0; i < kernels::kIgemmConfigs; ++i) {
+    const std::string tile = kernels::igemm_s8_config_name(i);
+    if (igemm_supports(rows_shape(s, c, s.n), i) && uint64_t(s.n * s.oh * s.ow * kp) + sums <= workspace)
+      out.push_back(kIm2colTactic + tile);
+    if (l2 < s.n && igemm_supports(rows_shape(s, c, l2), i) && uint64_t(l2 * s.oh * s.ow * kp) + sums <= workspace)
+      out.push_back(kIm2colL2Tactic + tile);
+  }
+  return out;
+}
 
 bool qconv_supports(const Node& n) {
   if (!n.has_input(2) || !n.inputs[2]->is_constant()) return false;
-  return q_layer_supports(n, n.inputs[2]->constant->dim(0)) && qconv_shape(n).has_value();
+  if (!q_layer_supports(n, n.inputs[2]->constant->dim(0))) return false;
+  auto s = qconv_shape(n);
+  if (!s) return false;
+  // NHWC X with C not a multiple of 4: the im2col tactics only (with the default workspace).
+  if (is_nhwc(n) && n.inputs[0]->type.shape[3].value % 4 != 0)
+    return !im2col_tactics(n, *s, BuildOptions{}.workspace_bytes).empty();
+  return true;
 }
 
 std::vector<std::string> qconv_tactics(const Node& n, const BuildOptions& options) {
-  std::vector<std::string> out{"direct"};
   auto s = qconv_shape(n);
-  if (!s) return out;
+  if (!s) return {"direct"};
+  std::vector<std::string> rows = im2col_tactics(n, *s, options.workspace_bytes);
+  if (is_nhwc(n) && n.inputs[0]->type.shape[3].value % 4 != 0) return rows;  // X is not padded
+  std::vector<std::string> out{"direct"};
+  out.insert(out.begin(), rows.begin(), rows.end());
   // The GEMM tactics' extra scratch: the im2col rows (and the GEMM's own, at most 32 MiB).
   const uint64_t col = needs_im2col(*s) ? static_cast<uint64_t>(s->n * s->oh * s->ow * s->kh * s->kw * s->cp) : 0;
   const uint64_t base = static_cast<uint64_t>(s->n * s->h * s->w * s->cp + s->n * s->oh * s->ow * s->mp * 4);

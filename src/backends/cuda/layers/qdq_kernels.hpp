@@ -36,6 +36,16 @@ cudaError_t qconv_direct(const int8_t* x, const int8_t* w, int32_t* acc, const Q
 // row (img, oy, ox), column (ky, kx, c), the weights' (m, ky, kx, c) order, for an int8 GEMM.
 cudaError_t im2col_nhwc_int8(const int8_t* x, int8_t* col, const QConvShape& s, cudaStream_t stream);
 
+// rows (n * oh * ow, kp) int8 from x (n, h, w, c) int8 NHWC with any c: row (img, oy, ox) holds
+// the window's values in (ky, kx, c) order, kh * kw * c of them (zero where the window leaves x),
+// then zeros up to kp (a multiple of 16, at most kIm2colMaxDepth). qconv_im2col.cu.
+inline constexpr int kIm2colMaxDepth = 512;
+struct Im2colRows {
+  int n = 0, h = 0, w = 0, c = 0, kh = 0, kw = 0, oh = 0, ow = 0;
+  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, kp = 0;
+};
+cudaError_t im2col_rows_int8(const int8_t* x, int8_t* rows, const Im2colRows& g, cudaStream_t stream);
+
 // acc (rows, n) int32 = x (rows, k) int8 times wᵀ, w (n, k) int8; k a multiple of 4, x and w
 // 4-byte aligned. The fallback tactic of kiln.QMatMul.
 cudaError_t qmatmul_direct(const int8_t* x, const int8_t* w, int32_t* acc, int64_t rows, int64_t n, int64_t k,

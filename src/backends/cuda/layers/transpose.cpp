@@ -1,7 +1,7 @@
 // Transpose of any dtype and rank. Unit dims are dropped and runs of dims that stay adjacent
 // are merged first, so most real permutations become a plain copy, a batched 2-D transpose
-// (tiled through shared memory: NCHW <-> NHWC, the last two dims swapped) or a low-rank
-// strided gather.
+// (tiled through shared memory: NCHW <-> NHWC, the last two dims swapped), the interleaving of a
+// few planes (a 3-channel image to NHWC) or a low-rank strided gather.
 #include <algorithm>
 #include <numeric>
 
@@ -12,8 +12,8 @@ namespace kiln::cuda {
 namespace {
 
 struct TransposePlan {
-  enum class Kind { kCopy, kTiled, kGeneral } kind = Kind::kCopy;
-  int64_t batch = 1, rows = 1, cols = 1;  // kTiled
+  enum class Kind { kCopy, kTiled, kInterleave, kGeneral } kind = Kind::kCopy;
+  int64_t batch = 1, rows = 1, cols = 1;  // kTiled, kInterleave (rows: the planes)
   kernels::StridedParams strided;         // kGeneral
   // kGeneral when the innermost dim stays innermost: the same gather moving `unit`-byte pieces
   // of each inner run (16 bytes where the run and both buffers allow), used when aligned.
@@ -76,6 +76,15 @@ std::optional<TransposePlan> plan_transpose(const Dims& in, const Dims& perm, si
   // NCHW output with 2 channels, a 3-channel image to NHWC): the strided gather below reads those
   // few interleaved streams with full-width coalesced writes instead.
   const bool narrow = (r == 2 || r == 3) && std::min(mdims[r - 2], mdims[r - 1]) < 8;
+  // (batch,) planes, size -> (batch,) size, planes with a few planes: interleaved in shared memory.
+  const bool swap_last = (r == 2 && mperm == Dims{1, 0}) || (r == 3 && mperm == Dims{0, 2, 1});
+  if (swap_last && mdims[r - 2] <= kernels::kMaxInterleavePlanes && es <= 8) {
+    plan.kind = TransposePlan::Kind::kInterleave;
+    plan.batch = r == 3 ? mdims[0] : 1;
+    plan.rows = mdims[r - 2];
+    plan.cols = mdims[r - 1];
+    return plan;
+  }
   if (r == 2 && mperm == Dims{1, 0} && !narrow) {
     plan.kind = TransposePlan::Kind::kTiled;
     plan.rows = mdims[0];
@@ -131,6 +140,9 @@ class TransposeLayer : public CudaLayer {
         break;
       case TransposePlan::Kind::kTiled:
         KILN_CUDA_CHECK(kernels::batched_transpose(es, x.data, y.data, p_.batch, p_.rows, p_.cols, a.stream));
+        break;
+      case TransposePlan::Kind::kInterleave:
+        KILN_CUDA_CHECK(kernels::interleave_planes(es, x.data, y.data, p_.batch, p_.rows, p_.cols, a.stream));
         break;
       case TransposePlan::Kind::kGeneral:
         if (p_.unit > 0 && aligned(x.data, p_.unit) && aligned(y.data, p_.unit))
