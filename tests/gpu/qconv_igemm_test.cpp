@@ -264,12 +264,15 @@ TEST(CudaQConvIgemm, TmaTilesMatchCpu) {
   }
 }
 
-// NHWC X with fewer than 16 channels and a window of 64-512 values (an RGB 7x7 stem): the im2col
-// tactics (each window gathered into a row of kh*kw*C bytes, then the igemm tile as a 1x1 conv over
-// the rows) are the only ones offered, and each matches the CPU - whole batch, and a few images
-// at a time ("_l2": 16 MiB of rows per launch, 6 images of 112x112 here, the last launch partial);
+// NHWC X with fewer than 16 channels and a window of 64-512 values (an RGB 7x7 stem): the
+// repacking tactics are the only ones offered, and each matches the CPU:
+//  - "s2d_igemm" (stride s >= 2, s*s*C <= 64): X copied s x s space-to-depth, a ceil(k/s)-square
+//    stride-1 conv of the copy (stride 2 and 3, odd sizes, 12/24/27 channels padded to 16/32);
+//  - "im2col_igemm" (each window gathered into a row of kh*kw*C bytes, the igemm tile as a 1x1
+//    conv over the rows), whole batch, and a few images at a time ("_l2": 16 MiB of rows per
+//    launch, 6 images of 112x112 here, the last launch partial);
 // int8 and float16 outputs, residuals, M not a multiple of 16 (int32 sums + the epilogue kernel).
-TEST(CudaQConvIgemm, Im2colTacticsMatchCpu) {
+TEST(CudaQConvIgemm, RepackTacticsMatchCpu) {
   KILN_REQUIRE_GPU();
   const std::vector<Case> cases = {
       // n, c, h, w, m, k, stride, pad
@@ -281,20 +284,27 @@ TEST(CudaQConvIgemm, Im2colTacticsMatchCpu) {
       {2, 6, 11, 13, 64, 5, 1, 2, true, 2, false, false, true, true, DType::kFloat16},  // 150 values
       {2, 10, 9, 9, 32, 7, 1, 3},  // 490 values: rows of 512
       {2, 3, 15, 15, 40, 7, 2, 3, true, 0, false, true, true, false},  // M 40: int32 sums
+      {2, 6, 17, 14, 32, 5, 2, 2, true, 2},  // space-to-depth: 24 channels (32), a 3x3 window
+      {2, 3, 20, 22, 32, 7, 3, 3},           // stride 3: 27 channels (32), a 3x3 window
   };
   for (const Case& c : cases) {
     auto b = build(igemm_call(c));
     ASSERT_TRUE(b.ok()) << b.status().message();
-    size_t l2 = 0;
+    size_t l2 = 0, s2d = 0;
     for (const std::string& t : b->tactics) {
-      EXPECT_EQ(t.rfind("im2col_igemm", 0), 0u) << describe(c) << ": " << t;
+      EXPECT_TRUE(t.rfind("im2col_igemm", 0) == 0 || t.rfind("s2d_igemm:", 0) == 0) << describe(c) << ": " << t;
       l2 += t.rfind("im2col_igemm_l2:", 0) == 0;
+      s2d += t.rfind("s2d_igemm:", 0) == 0;
     }
     if (c.h == 224) {
       EXPECT_GT(l2, 0u) << describe(c);
     }
+    EXPECT_EQ(s2d > 0, c.stride > 1) << describe(c);
     const double tol = c.int8_out ? 0 : c.ft == DType::kFloat16 ? 2e-3 : 1e-5;
     EXPECT_TRUE(igemm_call_matches_cpu(igemm_call(c), tol, "im2col_igemm")) << describe(c);
+    if (c.stride > 1) {
+      EXPECT_TRUE(igemm_call_matches_cpu(igemm_call(c), tol, "s2d_igemm:")) << describe(c);
+    }
   }
   // An igemm tactic forced on NHWC X with 3 channels is refused (X is not padded).
   auto b = build(igemm_call(Case{2, 3, 23, 23, 64, 7, 2, 3}));
@@ -304,8 +314,9 @@ TEST(CudaQConvIgemm, Im2colTacticsMatchCpu) {
   EXPECT_NE(forced.status().message().find("im2col"), std::string::npos) << forced.status().message();
 }
 
-// NHWC X (used as it is) with channels not a multiple of 16 (8, 36): no igemm tactic, a forced
-// one is refused, and the builder's choice still matches the CPU.
+// NHWC X (used as it is) with channels not a multiple of 16 (8, 36): no igemm tactic (C 8 with a
+// 3x3 window gets the im2col ones), a forced one is refused, and the builder's choice still
+// matches the CPU.
 TEST(CudaQConvIgemm, OtherShapesFallBack) {
   KILN_REQUIRE_GPU();
   for (const Case& c : {Case{2, 8, 9, 9, 32, 3, 1, 1}, Case{2, 36, 7, 7, 16, 1, 1, 0, true, 0, false}}) {
@@ -503,8 +514,10 @@ TEST(CudaQConvIgemm, TimingResNet50Batch256) {
 TEST(CudaQConvIgemm, CostProbe) {
   KILN_REQUIRE_GPU();
   struct Shape { int c, h, m, k; };
+  // {192, 112, 64, 1}: the RGB stem's rows (im2col tactics) as a 1x1 conv; {16, 112, 64, 4}: the
+  // stem after a 2x2 space-to-depth (12 channels padded to 16, a 4x4 window).
   const Shape shapes[] = {{64, 56, 256, 1}, {64, 56, 64, 3}, {64, 56, 64, 1}, {16, 56, 64, 1}, {256, 14, 256, 3}, {1024, 14, 256, 1},
-                          {16, 14, 256, 1}};
+                          {16, 14, 256, 1}, {192, 112, 64, 1}, {16, 112, 64, 4}};
   const int n = 256;
   size_t x_bytes = 0, w_bytes = 0, y_rows = 0;
   int max_m = 0;
@@ -566,6 +579,27 @@ TEST(CudaQConvIgemm, CostProbe) {
                           time_ms(sums, config));
     }
     std::cout << line << "\n";
+  }
+  {
+    // The stem's gather alone: 3x224x224 images, 7x7 stride 2 pad 3, rows of 192 bytes.
+    cuda::kernels::Im2colRows g;
+    g.n = n;
+    g.h = g.w = 224;
+    g.c = 3;
+    g.kh = g.kw = 7;
+    g.oh = g.ow = 112;
+    g.stride_h = g.stride_w = 2;
+    g.pad_h = g.pad_w = 3;
+    g.kp = 192;
+    auto* rows = static_cast<int8_t*>(acc);
+    for (int i = 0; i < 2; ++i) ASSERT_EQ(cuda::kernels::im2col_rows_int8(static_cast<const int8_t*>(x), rows, g, nullptr), cudaSuccess);
+    cudaEventRecord(start);
+    for (int i = 0; i < 10; ++i) cuda::kernels::im2col_rows_int8(static_cast<const int8_t*>(x), rows, g, nullptr);
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    std::cout << fmt::format("im2col rows b256 3x224x224 7x7 s2 -> 192 bytes: {:.3f} ms\n", ms / 10.0);
   }
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   cudaEventDestroy(start);

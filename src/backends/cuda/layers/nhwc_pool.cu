@@ -96,6 +96,35 @@ __global__ void nhwc_pool2x2_kernel(const T* __restrict__ x, T* __restrict__ y, 
   }
 }
 
+// int8 MaxPool, 16 channels a thread: per-byte signed maxima of 4-byte words (__vmaxs4), seeded
+// with -128 (the same result as seeding with the first tap; an empty window gives -128, as the
+// generic kernel's clamped -FLT_MAX). Converting every byte to float made the pool instruction-bound.
+template <typename I>
+__global__ void nhwc_maxpool_s8_kernel(const int8_t* __restrict__ x, int8_t* __restrict__ y, I total, NhwcPoolParams p) {
+  const I cv_count = static_cast<I>(p.c / 16);
+  for (I g = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
+       g += static_cast<I>(gridDim.x) * blockDim.x) {
+    const auto [n, oh, ow, cv] = decode(g, cv_count, p);
+    const int h0 = static_cast<int>(oh) * p.sh - p.ph, w0 = static_cast<int>(ow) * p.sw - p.pw;
+    uint4 acc = make_uint4(0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u);
+    for (int i = 0; i < p.kh; ++i) {
+      const int h = h0 + i;
+      if (h < 0 || h >= p.h) continue;
+      for (int j = 0; j < p.kw; ++j) {
+        const int w = w0 + j;
+        if (w < 0 || w >= p.w) continue;
+        const int64_t off = ((static_cast<int64_t>(n) * p.h + h) * p.w + w) * p.c + static_cast<int64_t>(cv) * 16;
+        const uint4 in = *reinterpret_cast<const uint4*>(x + off);
+        acc.x = __vmaxs4(acc.x, in.x);
+        acc.y = __vmaxs4(acc.y, in.y);
+        acc.z = __vmaxs4(acc.z, in.z);
+        acc.w = __vmaxs4(acc.w, in.w);
+      }
+    }
+    *reinterpret_cast<uint4*>(y + static_cast<int64_t>(g / cv_count) * p.c + static_cast<int64_t>(cv) * 16) = acc;
+  }
+}
+
 template <typename T, int V, bool Max>
 cudaError_t launch(const void* x, void* y, const NhwcPoolParams& p, cudaStream_t stream) {
   const int64_t total = p.n * p.oh * p.ow * (p.c / V);
@@ -122,11 +151,25 @@ cudaError_t by_width(const void* x, void* y, const NhwcPoolParams& p, cudaStream
   return wide ? launch<T, kWide, Max>(x, y, p, stream) : launch<T, 1, Max>(x, y, p, stream);
 }
 
+cudaError_t maxpool_s8(const void* x, void* y, const NhwcPoolParams& p, cudaStream_t stream) {
+  const bool wide = p.c % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0;
+  const int64_t total = p.n * p.oh * p.ow * (p.c / 16);
+  if (!wide) return launch<int8_t, 1, true>(x, y, p, stream);
+  if (total == 0) return cudaSuccess;
+  const auto* xs = static_cast<const int8_t*>(x);
+  auto* ys = static_cast<int8_t*>(y);
+  if (total <= INT32_MAX)
+    nhwc_maxpool_s8_kernel<uint32_t><<<grid_for(total), 256, 0, stream>>>(xs, ys, static_cast<uint32_t>(total), p);
+  else
+    nhwc_maxpool_s8_kernel<int64_t><<<grid_for(total), 256, 0, stream>>>(xs, ys, total, p);
+  return cudaGetLastError();
+}
+
 }  // namespace
 
 cudaError_t nhwc_pool(DType t, bool max, const void* x, void* y, const NhwcPoolParams& p, cudaStream_t stream) {
   // int8 (MaxPool only: an int8 chain's pooling, qdq-fusion): every value is exact in float.
-  if (t == DType::kInt8) return max ? by_width<int8_t, true>(x, y, p, stream) : cudaErrorInvalidValue;
+  if (t == DType::kInt8) return max ? maxpool_s8(x, y, p, stream) : cudaErrorInvalidValue;
   cudaError_t err = cudaErrorInvalidValue;
   dispatch_gpu_float(t, [&](auto tag) {
     using T = decltype(tag);

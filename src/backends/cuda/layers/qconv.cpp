@@ -10,9 +10,14 @@
 //     multiple of 16, or NCHW X, copied with its channels padded to a multiple of 16), with the
 //     epilogue fused when it writes NHWC int8 or float16 (M a multiple of 16, the residual int8 or
 //     float16), else writing int32 sums for the epilogue kernel;
+//   "s2d_igemm:<tile>": NHWC X with fewer than 16 channels whose window holds 64-512 values and
+//     a stride s >= 2 with s*s*C <= 64 (an RGB 7x7 stride-2 stem): X copied 2x2 (s x s)
+//     space-to-depth (qconv_repack.cu: 224x224x3 -> 115x115x16, zero-padded), the igemm tile runs
+//     the ceil(k/s)-square stride-1 convolution of the copy (4x4 over 16 channels) with the
+//     weights rearranged to match;
 //   "im2col_igemm:<tile>" / "im2col_igemm_l2:<tile>": NHWC X with fewer than 16 channels whose
 //     window holds 64-512 values (an RGB 7x7 stem: 147): each window gathered into a row of
-//     kh*kw*C bytes padded to a multiple of 64 (qconv_im2col.cu), then the igemm tile runs a 1x1
+//     kh*kw*C bytes padded to a multiple of 64 (qconv_repack.cu), then the igemm tile runs a 1x1
 //     convolution over the rows - for the whole batch at once, or ("_l2") a few images at a time
 //     so that the rows stay in L2 between the gather and the GEMM;
 //   "cudnn_f32:graph_e...": cuDNN's graph API (conv_graph.hpp), an int8 ConvolutionFwd computing
@@ -25,6 +30,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include "backends/cuda/layers/conv_graph.hpp"
 #include "backends/cuda/layers/qconv_igemm.hpp"
@@ -132,9 +138,46 @@ int64_t l2_images(const kernels::QConvShape& s, int64_t c) {
   return std::max<int64_t>(1, static_cast<int64_t>(kL2RowsBytes) / std::max<int64_t>(per_image, 1));
 }
 
-// The igemm tactic a "im2col_igemm*:" tactic runs over its rows ("igemm_s8:<tile>"), or "".
-std::string im2col_inner(const std::string& t) {
-  for (const char* p : {kIm2colL2Tactic, kIm2colTactic})
+// The space-to-depth tactics' prefix and geometry: the copy, and the stride-1 convolution over it.
+constexpr const char* kS2dTactic = "s2d_igemm:";
+struct S2dGeometry {
+  kernels::SpaceToDepth copy;
+  kernels::QConvShape conv;
+};
+
+std::optional<S2dGeometry> s2d_geometry(const kernels::QConvShape& s, int64_t c, bool nhwc) {
+  const int64_t st = s.stride_h;
+  if (!nhwc || c >= kQConvMinChannels || st < 2 || s.stride_w != st || !qconv_int8_worthwhile(c, s.kh * s.kw, 1))
+    return std::nullopt;
+  const int64_t cs = round_up(st * st * c, 16);
+  if (cs > kernels::kMaxDepthChannels) return std::nullopt;
+  S2dGeometry g;
+  g.conv = s;
+  g.conv.kh = (s.kh + st - 1) / st;
+  g.conv.kw = (s.kw + st - 1) / st;
+  // Every position the convolution reads: the padded input's, and the last output's window.
+  g.conv.h = std::max((s.h + 2 * s.pad_h + st - 1) / st, s.oh + g.conv.kh - 1);
+  g.conv.w = std::max((s.w + 2 * s.pad_w + st - 1) / st, s.ow + g.conv.kw - 1);
+  g.conv.cp = cs;
+  g.conv.stride_h = g.conv.stride_w = 1;
+  g.conv.pad_h = g.conv.pad_w = 0;
+  if (g.conv.n * g.conv.h * g.conv.w * cs > INT32_MAX * int64_t{16}) return std::nullopt;
+  g.copy.n = static_cast<int>(s.n);
+  g.copy.h = static_cast<int>(s.h);
+  g.copy.w = static_cast<int>(s.w);
+  g.copy.c = static_cast<int>(c);
+  g.copy.s = static_cast<int>(st);
+  g.copy.pad_h = static_cast<int>(s.pad_h);
+  g.copy.pad_w = static_cast<int>(s.pad_w);
+  g.copy.hs = static_cast<int>(g.conv.h);
+  g.copy.ws = static_cast<int>(g.conv.w);
+  g.copy.cs = static_cast<int>(cs);
+  return g;
+}
+
+// The igemm tactic a "s2d_igemm:" or "im2col_igemm*:" tactic runs ("igemm_s8:<tile>"), or "".
+std::string repack_inner(const std::string& t) {
+  for (const char* p : {kS2dTactic, kIm2colL2Tactic, kIm2colTactic})
     if (t.rfind(p, 0) == 0) return std::string(kIgemmTactic) + t.substr(std::string(p).size());
   return "";
 }
@@ -181,12 +224,28 @@ class QConvLayer : public CudaLayer {
     l.m_ = n.inputs[2]->constant->dim(0);
     KILN_RETURN_IF_ERROR(l.epi_.init(n, l.m_));
     const std::string& t = choice.tactic;
-    const std::string inner = im2col_inner(t);
-    // NHWC X with C not a multiple of 4 is not padded: only the im2col tactics read it.
+    const std::string inner = repack_inner(t);
+    // NHWC X with C not a multiple of 4 is not padded: only the repacking tactics read it.
     if (l.nhwc_ && l.c_ % 4 != 0 && inner.empty())
-      return unsupported("{}: tactic '{}' does not run {} input channels in NHWC (the im2col tactics do)",
+      return unsupported("{}: tactic '{}' does not run {} input channels in NHWC (the im2col and s2d tactics do)",
                          n.describe(), t, l.c_);
     if (t.rfind(kIgemmTactic, 0) == 0) l.s_ = igemm_shape(l.s_, l.nhwc_);  // before the weights' padding
+    if (t.rfind(kS2dTactic, 0) == 0) {
+      auto g = s2d_geometry(l.s_, l.c_, l.nhwc_);
+      if (!g) return unsupported("{}: tactic '{}' does not run this convolution", n.describe(), t);
+      l.s2d_ = *g;
+      KILN_ASSIGN_OR_RETURN(l.igemm_, prepare_igemm_tactic(n, inner, "convolution",
+                                                           [&](int config) { return igemm_supports(g->conv, config); }));
+      l.fused_ = igemm_fusable(n, l.m_);
+      KILN_RETURN_IF_ERROR(l.upload_s2d_weights(*n.inputs[2]->constant));
+      // Workspace: [the space-to-depth copy][int32 sums, unfused].
+      const kernels::QConvShape& cs = g->conv;
+      l.col_offset_ = 0;
+      l.acc_offset_ = align256(static_cast<size_t>(cs.n * cs.h * cs.w * cs.cp));
+      l.total_ws_ =
+          l.acc_offset_ + (l.fused_ ? 0 : static_cast<size_t>(l.s_.n * l.s_.oh * l.s_.ow * l.s_.mp) * sizeof(int32_t));
+      return std::unique_ptr<CudaLayer>(std::move(layer));
+    }
     if (!inner.empty()) {
       if (!im2col_fits(l.s_, l.c_, l.nhwc_))
         return unsupported("{}: tactic '{}' does not run this convolution", n.describe(), t);
@@ -240,6 +299,7 @@ class QConvLayer : public CudaLayer {
     char* ws = static_cast<char*>(a.workspace);
     auto* acc = reinterpret_cast<int32_t*>(ws + acc_offset_);
     const int8_t* x = a.inputs[0].as<int8_t>();
+    if (s2d_) return enqueue_s2d(a, x, acc);
     if (kp_ > 0) return enqueue_im2col(a, x, acc);
     if (!nhwc_) {
       auto* copy = reinterpret_cast<int8_t*>(ws + x_offset_);
@@ -332,15 +392,62 @@ class QConvLayer : public CudaLayer {
       if (part.z) part.z = static_cast<const char*>(part.z) + offset * static_cast<int64_t>(dtype_size(part.z_dtype));
       KILN_RETURN_IF_ERROR(launch_igemm(ip, igemm_, fused_, part, acc + first * pixels * s_.mp, s_.mp, a.stream));
     }
-    if (fused_) return Status::Ok();
-    kernels::QEpilogueParams p = e;
+    return fused_ ? Status::Ok() : nhwc_epilogue(e, acc, a.stream);
+  }
+
+  // The repacking tactics' unfused epilogue: the int32 sums of the whole batch to NHWC Y.
+  Status nhwc_epilogue(kernels::QEpilogueParams p, const int32_t* acc, cudaStream_t stream) const {
     p.acc = acc;
     p.acc_stride = s_.mp;
     p.images = s_.n;
-    p.spatial = pixels;
+    p.spatial = s_.oh * s_.ow;
     p.channels = m_;
     p.nchw = false;
-    KILN_CUDA_CHECK(kernels::q_epilogue(p, a.stream));
+    KILN_CUDA_CHECK(kernels::q_epilogue(p, stream));
+    return Status::Ok();
+  }
+
+  // The space-to-depth tactics: the copy, then the igemm tile's stride-1 convolution of it.
+  Status enqueue_s2d(const LaunchArgs& a, const int8_t* x, int32_t* acc) const {
+    auto* copy = reinterpret_cast<int8_t*>(static_cast<char*>(a.workspace) + col_offset_);
+    KILN_CUDA_CHECK(kernels::space_to_depth_int8(x, copy, s2d_->copy, a.stream));
+    const kernels::QConvShape& g = s2d_->conv;
+    kernels::IgemmS8Params ip;
+    ip.x = copy;
+    ip.w = w_.as<int8_t>();
+    ip.n = static_cast<int>(g.n);
+    ip.h = static_cast<int>(g.h);
+    ip.w_in = static_cast<int>(g.w);
+    ip.c = static_cast<int>(g.cp);
+    ip.m = static_cast<int>(m_);
+    ip.kh = static_cast<int>(g.kh);
+    ip.kw = static_cast<int>(g.kw);
+    ip.oh = static_cast<int>(g.oh);
+    ip.ow = static_cast<int>(g.ow);
+    ip.acc_small = sums_small_;
+    const kernels::QEpilogueParams e = epi_.params(a);
+    KILN_RETURN_IF_ERROR(launch_igemm(ip, igemm_, fused_, e, acc, s_.mp, a.stream));
+    return fused_ ? Status::Ok() : nhwc_epilogue(e, acc, a.stream);
+  }
+
+  // The space-to-depth tactics' W (M, C, kh, kw) -> (Mp, kh', kw', cs): W'[m][dy][dx][(sy * s +
+  // sx) * C + c] = W[m][c][dy * s + sy][dx * s + sx], zero past the window and past s*s*C.
+  Status upload_s2d_weights(const Tensor& w) {
+    const kernels::QConvShape& g = s2d_->conv;
+    const int64_t st = s2d_->copy.s;
+    std::vector<int8_t> host(static_cast<size_t>(s_.mp * g.kh * g.kw * g.cp), 0);
+    const int8_t* src = w.data<int8_t>();
+    for (int64_t m = 0; m < m_; ++m)
+      for (int64_t c = 0; c < c_; ++c)
+        for (int64_t ky = 0; ky < s_.kh; ++ky)
+          for (int64_t kx = 0; kx < s_.kw; ++kx) {
+            const int64_t dy = ky / st, sy = ky % st, dx = kx / st, sx = kx % st;
+            host[static_cast<size_t>(((m * g.kh + dy) * g.kw + dx) * g.cp + (sy * st + sx) * c_ + c)] =
+                src[((m * c_ + c) * s_.kh + ky) * s_.kw + kx];
+          }
+    KILN_ASSIGN_OR_RETURN(w_, DeviceBuffer::allocate(host.size()));
+    KILN_CUDA_CHECK(cudaMemcpy(w_.get(), host.data(), host.size(), cudaMemcpyHostToDevice));
+    sums_small_ = kernels::igemm_s8_sums_small(host.data(), s_.mp, g.kh * g.kw * g.cp);
     return Status::Ok();
   }
 
@@ -392,15 +499,22 @@ class QConvLayer : public CudaLayer {
   size_t x_offset_ = 0, col_offset_ = 0, acc_offset_ = 0, total_ws_ = 0;
   int64_t kp_ = 0;      // im2col tactics: the rows' length (0: another tactic)
   int64_t images_ = 0;  // im2col tactics: images per launch
+  std::optional<S2dGeometry> s2d_;  // space-to-depth tactics
 };
 
-// The im2col tactics for this node (none unless im2col_fits), within `workspace` bytes.
-std::vector<std::string> im2col_tactics(const Node& n, const kernels::QConvShape& s, uint64_t workspace) {
+// The repacking tactics for this node (space-to-depth, im2col rows), within `workspace` bytes.
+std::vector<std::string> repack_tactics(const Node& n, const kernels::QConvShape& s, uint64_t workspace) {
   std::vector<std::string> out;
   const int64_t c = n.inputs[0]->type.shape[3].value;
+  const uint64_t sums = igemm_fusable(n, n.inputs[2]->constant->dim(0)) ? 0 : uint64_t(s.n * s.oh * s.ow * s.mp) * 4;
+  if (auto g = s2d_geometry(s, c, is_nhwc(n))) {
+    const uint64_t copy = uint64_t(g->conv.n * g->conv.h * g->conv.w * g->conv.cp);
+    for (int i = 0; i < kernels::kIgemmConfigs; ++i)
+      if (igemm_supports(g->conv, i) && copy + sums <= workspace)
+        out.push_back(kS2dTactic + std::string(kernels::igemm_s8_config_name(i)));
+  }
   if (!im2col_fits(s, c, is_nhwc(n))) return out;
   const int64_t kp = im2col_depth(s, c), l2 = l2_images(s, c);
-  const uint64_t sums = igemm_fusable(n, n.inputs[2]->constant->dim(0)) ? 0 : uint64_t(s.n * s.oh * s.ow * s.mp) * 4;
   for (int i = 0; i < kernels::kIgemmConfigs; ++i) {
     const std::string tile = kernels::igemm_s8_config_name(i);
     if (igemm_supports(rows_shape(s, c, s.n), i) && uint64_t(s.n * s.oh * s.ow * kp) + sums <= workspace)
@@ -416,16 +530,16 @@ bool qconv_supports(const Node& n) {
   if (!q_layer_supports(n, n.inputs[2]->constant->dim(0))) return false;
   auto s = qconv_shape(n);
   if (!s) return false;
-  // NHWC X with C not a multiple of 4: the im2col tactics only (with the default workspace).
+  // NHWC X with C not a multiple of 4: the repacking tactics only (with the default workspace).
   if (is_nhwc(n) && n.inputs[0]->type.shape[3].value % 4 != 0)
-    return !im2col_tactics(n, *s, BuildOptions{}.workspace_bytes).empty();
+    return !repack_tactics(n, *s, BuildOptions{}.workspace_bytes).empty();
   return true;
 }
 
 std::vector<std::string> qconv_tactics(const Node& n, const BuildOptions& options) {
   auto s = qconv_shape(n);
   if (!s) return {"direct"};
-  std::vector<std::string> rows = im2col_tactics(n, *s, options.workspace_bytes);
+  std::vector<std::string> rows = repack_tactics(n, *s, options.workspace_bytes);
   if (is_nhwc(n) && n.inputs[0]->type.shape[3].value % 4 != 0) return rows;  // X is not padded
   std::vector<std::string> out{"direct"};
   out.insert(out.begin(), rows.begin(), rows.end());
