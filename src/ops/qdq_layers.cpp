@@ -83,8 +83,11 @@ Status infer_qconv(InferContext& ctx) {
   const std::string layout = ctx.attrs().s("layout", "NCHW");
   if (layout != "NCHW" && layout != "NHWC") return ctx.error("layout '{}' must be NCHW or NHWC", layout);
   const bool nhwc = layout == "NHWC";
+  const std::string x_layout = ctx.attrs().s("x_layout", layout);
+  if (x_layout != "NCHW" && x_layout != "NHWC")
+    return ctx.error("x_layout '{}' must be NCHW or NHWC", x_layout);
   Shape x = ctx.input(0).shape;
-  if (nhwc) {
+  if (x_layout == "NHWC") {
     if (!x.has_rank() || x.rank() != 4) return ctx.error("NHWC layout needs a 4-D X, got {}", x.to_string());
     x = nhwc_to_nchw(x);
   }

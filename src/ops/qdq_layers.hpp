@@ -13,7 +13,9 @@
 // (scalar; needed iff Z is int8), 7 y_scale (optional scalar: int8 output).
 // QConv has Conv's attributes and `layout`: "NCHW" (default), or "NHWC" (X, Z and Y 4-D
 // (N, H, W, C), W still (M, C, kh, kw); made by the nhwc-layout pass so that consecutive INT8
-// convolutions pass int8 NHWC tensors without Transposes); both have `activation` ("" or "Relu").
+// convolutions pass int8 NHWC tensors without Transposes), and `x_layout` (default: `layout`),
+// X's alone: an NHWC RGB stem reads its NCHW image directly (its CUDA layer copies it space-to-
+// depth anyway); both have `activation` ("" or "Relu").
 #pragma once
 
 #include "ir/graph.hpp"
@@ -34,6 +36,8 @@ inline constexpr int64_t kQConvMinChannels = 16;
 // 1x1 int8 convolution over the rows (backends/cuda/layers/qconv.cpp, tactics "im2col_igemm*").
 inline constexpr int64_t kQConvIm2colMinDepth = 64;
 inline constexpr int64_t kQConvIm2colMaxDepth = 512;
+// The most channels of a space-to-depth copy (s * s * C, padded to 16) the CUDA layer makes.
+inline constexpr int64_t kQConvSpaceToDepthMaxChannels = 64;
 // Whether INT8 pays for a Conv with `c` input channels per group, a window of `window` (kh * kw)
 // taps and `group` groups: post-training quantization leaves other Convs float and qdq-fusion
 // does not fuse them.

@@ -11,7 +11,7 @@
 // does not); the rest keeps
 // its Q/DQ nodes and runs as simulated quantization in float. QuantizeLinear(DequantizeLinear(q, s), s)
 // is folded to q first, and QuantizeLinear(MaxPool/Concat(DequantizeLinear(q, s)...), s) to
-// MaxPool/Concat(q...) on int8.
+// MaxPool/Concat(q...) on int8, and QuantizeLinear(Cast(float32 x -> float16)) reads x.
 // Runs before conv-fusion and matmul-bias-fusion.
 #include <algorithm>
 
@@ -238,6 +238,28 @@ bool fold_requantize(Graph& g, Node* q) {
   return true;
 }
 
+// QuantizeLinear(Cast(x float32 -> float16/bfloat16), s) reads x itself, with s as float32, when
+// it is the Cast's only reader: the input Cast of an --int8 plan (for an image batch of 154 MB,
+// 0.06 ms of ResNet-50 at batch 256 on an H200) goes. Quantizing the float32 value is what the
+// calibrated float32 model does; rounding to float16 first could only move a value that lies
+// within float16's rounding of a step's midpoint to the neighbouring step.
+bool fold_cast_into_quantize(Graph& g, Node* q) {
+  if (!q->has_input(0) || !q->has_input(1) || !q->has_output(0) || !q->inputs[1]->is_constant()) return false;
+  Node* cast = producer_of(q->inputs[0], "Cast");
+  if (!cast || !cast->has_input(0) || single_consumer(g, cast->outputs[0]) != q || is_graph_output(g, cast->outputs[0]))
+    return false;
+  Value* x = cast->inputs[0];
+  const DType low = q->inputs[0]->type.dtype;
+  if (x->type.dtype != DType::kFloat32 || (low != DType::kFloat16 && low != DType::kBFloat16) ||
+      q->inputs[1]->type.dtype != low)
+    return false;
+  Value* scale = q->inputs[1];
+  q->inputs[1] = g.add_constant(g.unique_name(scale->name + "_f32"), scale->constant->cast(DType::kFloat32));
+  q->inputs[0] = x;
+  g.remove_node(cast);
+  return true;
+}
+
 // QuantizeLinear(op(DequantizeLinear(q, s)...), s) is op(q...) on int8 for MaxPool and Concat: the
 // maximum and data movement commute with a monotonic quantization of one scale, and the op moves a
 // quarter (float32) or half (float16) of the bytes.
@@ -278,7 +300,8 @@ class QdqFusion : public Pass {
     std::vector<Node*> nodes;
     for (const auto& n : g.nodes()) nodes.push_back(n.get());
     for (Node* n : nodes)
-      if (is_op(n, "QuantizeLinear")) changed |= fold_requantize(g, n) || fold_int8_data_op(g, n);
+      if (is_op(n, "QuantizeLinear"))
+        changed |= fold_requantize(g, n) || fold_int8_data_op(g, n) || fold_cast_into_quantize(g, n);
     // Fusing removes nodes (a later candidate's Add/Relu/Q never is another candidate), so walk a
     // fresh list per kind.
     nodes.clear();

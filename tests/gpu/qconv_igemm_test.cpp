@@ -31,6 +31,7 @@ struct Case {
   int z = 0;  // 0 none, 1 float, 2 int8
   bool int8_out = true, relu = true, bias = true, per_channel = true;
   DType ft = DType::kFloat32;
+  bool x_nchw = false;  // NHWC Y with an NCHW X (x_layout)
 };
 
 int64_t out_dim(int64_t in, const Case& c) { return (in + 2 * c.pad - c.k) / c.stride + 1; }
@@ -39,7 +40,7 @@ int64_t out_dim(int64_t in, const Case& c) { return (in + 2 * c.pad - c.k) / c.s
 // size), so that a wrong sum shows instead of saturating.
 OpCall igemm_call(const Case& c) {
   const int64_t oh = out_dim(c.h, c), ow = out_dim(c.w, c);
-  const Dims xd = c.nhwc ? Dims{c.n, c.h, c.w, c.c} : Dims{c.n, c.c, c.h, c.w};
+  const Dims xd = c.nhwc && !c.x_nchw ? Dims{c.n, c.h, c.w, c.c} : Dims{c.n, c.c, c.h, c.w};
   const Dims yd = c.nhwc ? Dims{c.n, oh, ow, c.m} : Dims{c.n, c.m, oh, ow};
   const double x_scale = 0.02, w_typ = 0.006;
   // |int8| ~ 74 rms: a sum of K products has rms ~ sqrt(K) * 74^2.
@@ -59,6 +60,7 @@ OpCall igemm_call(const Case& c) {
   call.attrs.set("strides", Dims{c.stride, c.stride});
   call.attrs.set("pads", Dims{c.pad, c.pad, c.pad, c.pad});
   if (c.nhwc) call.attrs.set("layout", std::string("NHWC"));
+  if (c.x_nchw) call.attrs.set("x_layout", std::string("NCHW"));
   return call;
 }
 
@@ -150,7 +152,7 @@ std::map<std::string, Tensor> feeds_of(const Built& b, const OpCall& call) {
 
 std::string describe(const Case& c) {
   return fmt::format("n{} c{} {}x{} m{} k{} s{} p{} {} z{} {} relu{} wscale{}", c.n, c.c, c.h, c.w, c.m, c.k, c.stride,
-                     c.pad, c.nhwc ? "NHWC" : "NCHW", c.z, c.int8_out ? "int8" : dtype_name(c.ft), c.relu,
+                     c.pad, c.nhwc ? (c.x_nchw ? "NCHW->NHWC" : "NHWC") : "NCHW", c.z, c.int8_out ? "int8" : dtype_name(c.ft), c.relu,
                      c.per_channel ? "[m]" : "[1]");
 }
 
@@ -287,6 +289,16 @@ TEST(CudaQConvIgemm, RepackTacticsMatchCpu) {
       {2, 6, 17, 14, 32, 5, 2, 2, true, 2},  // space-to-depth: 24 channels (32), a 3x3 window
       {2, 3, 20, 22, 32, 7, 3, 3},           // stride 3: 27 channels (32), a 3x3 window
   };
+  // NCHW X under NHWC Y (x_layout, the layout pass's stem): the s2d tactics only.
+  std::vector<Case> nchw_x = {cases[0], cases[1], cases[3], cases[8]};
+  for (Case& c : nchw_x) {
+    c.x_nchw = true;
+    auto b = build(igemm_call(c));
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    for (const std::string& t : b->tactics) EXPECT_EQ(t.rfind("s2d_igemm:", 0), 0u) << describe(c) << ": " << t;
+    const double tol = c.int8_out ? 0 : c.ft == DType::kFloat16 ? 2e-3 : 1e-5;
+    EXPECT_TRUE(igemm_call_matches_cpu(igemm_call(c), tol, "s2d_igemm:")) << describe(c) << " NCHW X";
+  }
   for (const Case& c : cases) {
     auto b = build(igemm_call(c));
     ASSERT_TRUE(b.ok()) << b.status().message();

@@ -418,6 +418,44 @@ TEST(QdqFusionPass, LeavesConvsWithFewInputChannelsUnfused) {
   }
 }
 
+// QuantizeLinear(Cast(float32 x -> float16), float16 scale) reads x with a float32 scale when it
+// is the Cast's only reader (an --int8 plan's input Cast); the int8 values stay within one step
+// (rounding x to float16 first can move a value near a step's midpoint). A Cast read by others stays.
+TEST(QdqFusionPass, QuantizeReadsTheFloat32InputOfItsCast) {
+  for (bool shared : {false, true}) {
+    auto g = std::make_shared<Graph>();
+    Value* x = g->add_value("x", {DType::kFloat32, Shape::from_dims({2, 3, 5, 7})});
+    g->inputs = {x};
+    Value* h = g->add_value("h");
+    Node* cast = g->add_node("Cast", {x}, {h}, "cast", "", 21);
+    cast->attrs.set("to", int64_t{10});  // ONNX FLOAT16
+    Value* s = g->add_constant("s", Tensor::scalar<float>(0.0173f).cast(DType::kFloat16));
+    Value* zp = g->add_constant("zp", Tensor::zeros(DType::kInt8, {}));
+    Value* q = g->add_value("q");
+    g->add_node("QuantizeLinear", {h, s, zp}, {q}, "quantize", "", 21);
+    g->outputs = {q};
+    if (shared) {
+      Value* r = g->add_value("r");
+      g->add_node("Relu", {h}, {r}, "relu", "", 21);
+      g->outputs.push_back(r);
+    }
+    Tensor in = random_tensor(DType::kFloat32, {2, 3, 5, 7}, 9, -2.5, 2.5);
+    auto before = run_cpu(g, in);
+    ASSERT_TRUE(run_qdq_fusion(*g).ok());
+    const Node* qn = nullptr;
+    for (const auto& n : g->nodes())
+      if (n->op_type == "QuantizeLinear") qn = n.get();
+    ASSERT_NE(qn, nullptr);
+    EXPECT_EQ(qn->inputs[0]->name, shared ? "h" : "x");
+    EXPECT_EQ(qn->inputs[1]->type.dtype, shared ? DType::kFloat16 : DType::kFloat32);
+    EXPECT_EQ(op_counts(*g)["Cast"], shared ? 1 : 0);
+    auto after = run_cpu(g, in);
+    ASSERT_EQ(after.size(), before.size());
+    const int8_t *a = after[0].data<int8_t>(), *b = before[0].data<int8_t>();
+    for (int64_t i = 0; i < after[0].numel(); ++i) EXPECT_LE(std::abs(int(a[i]) - int(b[i])), 1) << i;
+  }
+}
+
 // Q(DQ(q, s), s) folds to q; a 3-D MatMul with Relu and a Gemm (transB 0, bias C) fuse; a MaxPool
 // between Q/DQ pairs of different scales stays float; a Concat of one scale runs on int8.
 TEST(QdqFusionPass, FoldsRequantizeAndFusesMatMulAndGemm) {

@@ -101,11 +101,14 @@ Tensor permute4(const Tensor& x, const std::array<int, 4>& perm) {
   return y;
 }
 
-// NHWC layout: the NCHW kernel on NCHW copies of X and Z, its Y transposed back.
+// NHWC layout: the NCHW kernel on NCHW copies of X (unless x_layout is NCHW) and Z, its Y
+// transposed back.
 Status qconv_kernel(KernelContext& ctx) {
   const std::string layout = ctx.attrs().s("layout", "NCHW");
-  if (layout == "NCHW") return qconv_nchw(ctx);
-  if (layout != "NHWC") return ctx.error("layout '{}' must be NCHW or NHWC", layout);
+  const std::string x_layout = ctx.attrs().s("x_layout", layout);
+  if (layout == "NCHW" && x_layout == "NCHW") return qconv_nchw(ctx);
+  if (layout != "NHWC" || (x_layout != "NCHW" && x_layout != "NHWC"))
+    return ctx.error("layout '{}' with x_layout '{}': NCHW, NHWC, or NHWC with an NCHW X", layout, x_layout);
   constexpr std::array<int, 4> to_nchw{0, 3, 1, 2}, to_nhwc{0, 2, 3, 1};
   std::vector<Tensor> nchw(ctx.num_inputs());
   std::vector<const Tensor*> inputs;
@@ -114,7 +117,7 @@ Status qconv_kernel(KernelContext& ctx) {
       inputs.push_back(nullptr);
       continue;
     }
-    if (i == 0 || i == 5) {
+    if ((i == 0 && x_layout == "NHWC") || i == 5) {
       if (ctx.input(i).rank() != 4) return ctx.error("input {} must be 4-D NHWC, got {}", i, ctx.input(i).describe());
       nchw[i] = permute4(ctx.input(i), to_nchw);
       inputs.push_back(&nchw[i]);

@@ -44,6 +44,16 @@ namespace {
 
 bool is_nhwc(const Node& n) { return n.attrs.s("layout", "NCHW") == "NHWC"; }
 
+// An NHWC node whose X is NCHW (x_layout: an RGB stem reading its image; the s2d tactics only).
+bool x_is_nchw(const Node& n) { return is_nhwc(n) && n.attrs.s("x_layout", "NHWC") == "NCHW"; }
+
+// X's channels, and whether X is NHWC with channels that are not a multiple of 4 or NCHW under an
+// NHWC node: X is not padded, only the repacking tactics read it.
+int64_t x_channels(const Node& n) {
+  return is_nhwc(n) && !x_is_nchw(n) ? n.inputs[0]->type.shape[3].value : n.inputs[0]->type.shape[1].value;
+}
+bool repack_only(const Node& n) { return is_nhwc(n) && (x_is_nchw(n) || x_channels(n) % 4 != 0); }
+
 // Dims (N, H, W, C) -> (N, C, H, W).
 Dims to_nchw(const Dims& d) { return {d[0], d[3], d[1], d[2]}; }
 
@@ -56,7 +66,7 @@ std::optional<kernels::QConvShape> qconv_shape(const Node& n) {
   if (!x || !w || !y || x->size() != 4 || w->size() != 4 || y->size() != 4) return std::nullopt;
   const std::string layout = n.attrs.s("layout", "NCHW");
   if (layout == "NHWC") {
-    x = to_nchw(*x);
+    if (!x_is_nchw(n)) x = to_nchw(*x);
     y = to_nchw(*y);
   } else if (layout != "NCHW") {
     return std::nullopt;
@@ -109,6 +119,7 @@ constexpr const char* kIm2colTactic = "im2col_igemm:";
 constexpr const char* kIm2colL2Tactic = "im2col_igemm_l2:";
 constexpr size_t kL2RowsBytes = 16u << 20;  // the "_l2" tactics' rows per launch, at most
 static_assert(kQConvIm2colMaxDepth <= kernels::kIm2colMaxDepth);
+static_assert(kQConvSpaceToDepthMaxChannels == kernels::kMaxDepthChannels);
 
 int64_t im2col_depth(const kernels::QConvShape& s, int64_t c) { return round_up(s.kh * s.kw * c, 64); }
 
@@ -220,19 +231,24 @@ class QConvLayer : public CudaLayer {
     QConvLayer& l = *layer;
     l.s_ = *shape;
     l.nhwc_ = is_nhwc(n);
-    l.c_ = is_nhwc(n) ? n.inputs[0]->type.shape[3].value : n.inputs[0]->type.shape[1].value;
+    l.c_ = x_channels(n);
     l.m_ = n.inputs[2]->constant->dim(0);
     KILN_RETURN_IF_ERROR(l.epi_.init(n, l.m_));
     const std::string& t = choice.tactic;
     const std::string inner = repack_inner(t);
-    // NHWC X with C not a multiple of 4 is not padded: only the repacking tactics read it.
-    if (l.nhwc_ && l.c_ % 4 != 0 && inner.empty())
+    // X not padded (NHWC with C not a multiple of 4, or NCHW under an NHWC node): only the
+    // repacking tactics read it; NCHW X only the s2d ones.
+    if (x_is_nchw(n) && t.rfind(kS2dTactic, 0) != 0)
+      return unsupported("{}: tactic '{}' does not read an NCHW X (x_layout) into NHWC Y (the s2d tactics do)",
+                         n.describe(), t);
+    if (repack_only(n) && inner.empty())
       return unsupported("{}: tactic '{}' does not run {} input channels in NHWC (the im2col and s2d tactics do)",
                          n.describe(), t, l.c_);
     if (t.rfind(kIgemmTactic, 0) == 0) l.s_ = igemm_shape(l.s_, l.nhwc_);  // before the weights' padding
     if (t.rfind(kS2dTactic, 0) == 0) {
       auto g = s2d_geometry(l.s_, l.c_, l.nhwc_);
       if (!g) return unsupported("{}: tactic '{}' does not run this convolution", n.describe(), t);
+      g->copy.x_nchw = x_is_nchw(n);
       l.s2d_ = *g;
       KILN_ASSIGN_OR_RETURN(l.igemm_, prepare_igemm_tactic(n, inner, "convolution",
                                                            [&](int config) { return igemm_supports(g->conv, config); }));
@@ -505,7 +521,7 @@ class QConvLayer : public CudaLayer {
 // The repacking tactics for this node (space-to-depth, im2col rows), within `workspace` bytes.
 std::vector<std::string> repack_tactics(const Node& n, const kernels::QConvShape& s, uint64_t workspace) {
   std::vector<std::string> out;
-  const int64_t c = n.inputs[0]->type.shape[3].value;
+  const int64_t c = x_channels(n);
   const uint64_t sums = igemm_fusable(n, n.inputs[2]->constant->dim(0)) ? 0 : uint64_t(s.n * s.oh * s.ow * s.mp) * 4;
   if (auto g = s2d_geometry(s, c, is_nhwc(n))) {
     const uint64_t copy = uint64_t(g->conv.n * g->conv.h * g->conv.w * g->conv.cp);
@@ -513,7 +529,7 @@ std::vector<std::string> repack_tactics(const Node& n, const kernels::QConvShape
       if (igemm_supports(g->conv, i) && copy + sums <= workspace)
         out.push_back(kS2dTactic + std::string(kernels::igemm_s8_config_name(i)));
   }
-  if (!im2col_fits(s, c, is_nhwc(n))) return out;
+  if (x_is_nchw(n) || !im2col_fits(s, c, is_nhwc(n))) return out;
   const int64_t kp = im2col_depth(s, c), l2 = l2_images(s, c);
   for (int i = 0; i < kernels::kIgemmConfigs; ++i) {
     const std::string tile = kernels::igemm_s8_config_name(i);
@@ -531,7 +547,7 @@ bool qconv_supports(const Node& n) {
   auto s = qconv_shape(n);
   if (!s) return false;
   // NHWC X with C not a multiple of 4: the repacking tactics only (with the default workspace).
-  if (is_nhwc(n) && n.inputs[0]->type.shape[3].value % 4 != 0)
+  if (repack_only(n))
     return !repack_tactics(n, *s, BuildOptions{}.workspace_bytes).empty();
   return true;
 }
@@ -540,7 +556,7 @@ std::vector<std::string> qconv_tactics(const Node& n, const BuildOptions& option
   auto s = qconv_shape(n);
   if (!s) return {"direct"};
   std::vector<std::string> rows = repack_tactics(n, *s, options.workspace_bytes);
-  if (is_nhwc(n) && n.inputs[0]->type.shape[3].value % 4 != 0) return rows;  // X is not padded
+  if (repack_only(n)) return rows;  // X is not padded
   std::vector<std::string> out{"direct"};
   out.insert(out.begin(), rows.begin(), rows.end());
   // The GEMM tactics' extra scratch: the im2col rows (and the GEMM's own, at most 32 MiB).

@@ -141,9 +141,10 @@ __global__ void space_to_depth_kernel(const int8_t* __restrict__ x, int8_t* __re
         const int e = table[chunk * 16 + wd * 4 + b];
         if (e < 0) continue;
         const int iy = iy0 + (e >> 16), ix = ix0 + ((e >> 8) & 255);
-        if (iy >= 0 && iy < p.h && ix >= 0 && ix < p.w)
-          v |= static_cast<uint32_t>(static_cast<uint8_t>(image[(static_cast<int64_t>(iy) * p.w + ix) * p.c + (e & 255)]))
-               << (8 * b);
+        if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) continue;
+        const int64_t at = p.x_nchw ? (static_cast<int64_t>(e & 255) * p.h + iy) * p.w + ix
+                                    : (static_cast<int64_t>(iy) * p.w + ix) * p.c + (e & 255);
+        v |= static_cast<uint32_t>(static_cast<uint8_t>(image[at])) << (8 * b);
       }
       words[wd] = v;
     }

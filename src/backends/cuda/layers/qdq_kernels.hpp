@@ -36,12 +36,13 @@ cudaError_t qconv_direct(const int8_t* x, const int8_t* w, int32_t* acc, const Q
 // row (img, oy, ox), column (ky, kx, c), the weights' (m, ky, kx, c) order, for an int8 GEMM.
 cudaError_t im2col_nhwc_int8(const int8_t* x, int8_t* col, const QConvShape& s, cudaStream_t stream);
 
-// y (n, hs, ws, cs) int8 from x (n, h, w, c) int8 NHWC: y[img, Y, X, (sy * s + sx) * c + ci] =
+// y (n, hs, ws, cs) int8 from x (n, h, w, c) int8 NHWC (or NCHW): y[img, Y, X, (sy * s + sx) * c + ci] =
 // x[img, Y*s + sy - pad_h, X*s + sx - pad_w, ci], zero outside x and for channels s*s*c..cs-1
 // (cs a multiple of 16, at most kMaxDepthChannels). qconv_repack.cu.
 inline constexpr int kMaxDepthChannels = 64;
 struct SpaceToDepth {
   int n = 0, h = 0, w = 0, c = 0, s = 2, pad_h = 0, pad_w = 0, hs = 0, ws = 0, cs = 0;
+  bool x_nchw = false;  // x is (n, c, h, w) instead
 };
 cudaError_t space_to_depth_int8(const int8_t* x, int8_t* y, const SpaceToDepth& p, cudaStream_t stream);
 
