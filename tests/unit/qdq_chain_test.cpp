@@ -103,6 +103,15 @@ Tensor run(const GraphPtr& g, const Tensor& x) {
   return out.ok() ? (*out)[0] : Tensor();
 }
 
+// The CUDA build's graph passes (the clean-up, the CUDA pipeline, dead code), then shapes.
+Status run_cuda_passes(Graph& g) {
+  PassManager pm;
+  add_cleanup_passes(pm, false);
+  add_cuda_passes(pm);
+  pm.add(make_dead_code_pass());
+  KILN_RETURN_IF_ERROR(pm.run(g));
+  return infer_shapes(g);
+}
 
 TEST(QdqChain, StemStaysFloatAndResidualAddsReadTheSharedPair) {
   QuantizationReport report;
@@ -188,12 +197,7 @@ TEST(QdqChain, CudaPassesKeepTheBlocksInt8AndNhwc) {
   const Tensor x = normal_tensor({2, 3, 8, 8}, 52, 1.0f);
   const Tensor simulated = run(g, x);
   const Tensor float_out = run(resnet(Dim(2)), x);
-  PassManager pm;
-  add_cleanup_passes(pm, false);
-  add_cuda_passes(pm);
-  pm.add(make_dead_code_pass());
-  ASSERT_TRUE(pm.run(*g).ok());
-  ASSERT_TRUE(infer_shapes(*g).ok());
+  ASSERT_TRUE(run_cuda_passes(*g).ok());
   std::map<std::string, int> counts;
   for (const auto& n : g->nodes()) counts[n->op_type]++;
   const std::string text = graph_to_text(*g);
@@ -273,12 +277,7 @@ TEST(QdqChain, RgbStemAndMaxPoolRunInt8) {
   const Tensor simulated = run(g, input);
   EXPECT_GT(cosine(simulated, float_out), 0.99);
 
-  PassManager pm;
-  add_cleanup_passes(pm, false);
-  add_cuda_passes(pm);
-  pm.add(make_dead_code_pass());
-  ASSERT_TRUE(pm.run(*g).ok());
-  ASSERT_TRUE(infer_shapes(*g).ok());
+  ASSERT_TRUE(run_cuda_passes(*g).ok());
   std::map<std::string, int> counts;
   for (const auto& n : g->nodes()) counts[n->op_type]++;
   const std::string text = graph_to_text(*g);

@@ -323,24 +323,7 @@ class QConvLayer : public CudaLayer {
       x = copy;
     }
     if (igemm_ >= 0) {
-      kernels::IgemmS8Params ip;
-      ip.x = x;
-      ip.w = w_.as<int8_t>();
-      ip.n = static_cast<int>(s_.n);
-      ip.h = static_cast<int>(s_.h);
-      ip.w_in = static_cast<int>(s_.w);
-      ip.c = static_cast<int>(s_.cp);
-      ip.m = static_cast<int>(m_);
-      ip.kh = static_cast<int>(s_.kh);
-      ip.kw = static_cast<int>(s_.kw);
-      ip.oh = static_cast<int>(s_.oh);
-      ip.ow = static_cast<int>(s_.ow);
-      ip.stride_h = static_cast<int>(s_.stride_h);
-      ip.stride_w = static_cast<int>(s_.stride_w);
-      ip.pad_h = static_cast<int>(s_.pad_h);
-      ip.pad_w = static_cast<int>(s_.pad_w);
-      ip.acc_small = sums_small_;
-      KILN_RETURN_IF_ERROR(launch_igemm(ip, igemm_, fused_, epi_.params(a), acc, s_.mp, a.stream));
+      KILN_RETURN_IF_ERROR(launch_igemm(igemm_params(s_, x), igemm_, fused_, epi_.params(a), acc, s_.mp, a.stream));
       if (fused_) return Status::Ok();
     } else if (graph_) {
       KILN_RETURN_IF_ERROR(graph_->execute(a.handles.cudnn, x, w_.get(), nullptr, nullptr, acc, ws));
@@ -368,6 +351,28 @@ class QConvLayer : public CudaLayer {
   }
 
  private:
+  // The implicit GEMM's parameters for convolution `g` of X `x` with this layer's weights.
+  kernels::IgemmS8Params igemm_params(const kernels::QConvShape& g, const int8_t* x) const {
+    kernels::IgemmS8Params ip;
+    ip.x = x;
+    ip.w = w_.as<int8_t>();
+    ip.n = static_cast<int>(g.n);
+    ip.h = static_cast<int>(g.h);
+    ip.w_in = static_cast<int>(g.w);
+    ip.c = static_cast<int>(g.cp);
+    ip.m = static_cast<int>(m_);
+    ip.kh = static_cast<int>(g.kh);
+    ip.kw = static_cast<int>(g.kw);
+    ip.oh = static_cast<int>(g.oh);
+    ip.ow = static_cast<int>(g.ow);
+    ip.stride_h = static_cast<int>(g.stride_h);
+    ip.stride_w = static_cast<int>(g.stride_w);
+    ip.pad_h = static_cast<int>(g.pad_h);
+    ip.pad_w = static_cast<int>(g.pad_w);
+    ip.acc_small = sums_small_;
+    return ip;
+  }
+
   // The im2col tactics: per launch of `images_` images, their rows, then the 1x1 igemm over them
   // writing that part of Y (fused) or of the int32 sums (then one q_epilogue for the batch).
   Status enqueue_im2col(const LaunchArgs& a, const int8_t* x, int32_t* acc) const {
@@ -391,21 +396,12 @@ class QConvLayer : public CudaLayer {
       const int64_t count = std::min(images_, s_.n - first);
       g.n = static_cast<int>(count);
       KILN_CUDA_CHECK(kernels::im2col_rows_int8(x + first * s_.h * s_.w * c_, rows, g, a.stream));
-      kernels::IgemmS8Params ip;
-      ip.x = rows;
-      ip.w = w_.as<int8_t>();
-      ip.n = g.n;
-      ip.h = ip.oh = g.oh;
-      ip.w_in = ip.ow = g.ow;
-      ip.c = g.kp;
-      ip.m = static_cast<int>(m_);
-      ip.kh = ip.kw = 1;
-      ip.acc_small = sums_small_;
       // This launch's part of Y and Z (fused), or of the sums.
       kernels::QEpilogueParams part = e;
       const int64_t offset = first * pixels * m_;
       if (part.y) part.y = static_cast<char*>(part.y) + offset * static_cast<int64_t>(dtype_size(part.y_dtype));
       if (part.z) part.z = static_cast<const char*>(part.z) + offset * static_cast<int64_t>(dtype_size(part.z_dtype));
+      const kernels::IgemmS8Params ip = igemm_params(rows_shape(s_, c_, count), rows);
       KILN_RETURN_IF_ERROR(launch_igemm(ip, igemm_, fused_, part, acc + first * pixels * s_.mp, s_.mp, a.stream));
     }
     return fused_ ? Status::Ok() : nhwc_epilogue(e, acc, a.stream);
@@ -427,22 +423,8 @@ class QConvLayer : public CudaLayer {
   Status enqueue_s2d(const LaunchArgs& a, const int8_t* x, int32_t* acc) const {
     auto* copy = reinterpret_cast<int8_t*>(static_cast<char*>(a.workspace) + col_offset_);
     KILN_CUDA_CHECK(kernels::space_to_depth_int8(x, copy, s2d_->copy, a.stream));
-    const kernels::QConvShape& g = s2d_->conv;
-    kernels::IgemmS8Params ip;
-    ip.x = copy;
-    ip.w = w_.as<int8_t>();
-    ip.n = static_cast<int>(g.n);
-    ip.h = static_cast<int>(g.h);
-    ip.w_in = static_cast<int>(g.w);
-    ip.c = static_cast<int>(g.cp);
-    ip.m = static_cast<int>(m_);
-    ip.kh = static_cast<int>(g.kh);
-    ip.kw = static_cast<int>(g.kw);
-    ip.oh = static_cast<int>(g.oh);
-    ip.ow = static_cast<int>(g.ow);
-    ip.acc_small = sums_small_;
     const kernels::QEpilogueParams e = epi_.params(a);
-    KILN_RETURN_IF_ERROR(launch_igemm(ip, igemm_, fused_, e, acc, s_.mp, a.stream));
+    KILN_RETURN_IF_ERROR(launch_igemm(igemm_params(s2d_->conv, copy), igemm_, fused_, e, acc, s_.mp, a.stream));
     return fused_ ? Status::Ok() : nhwc_epilogue(e, acc, a.stream);
   }
 
