@@ -58,7 +58,8 @@ bool repack_only(const Node& n) { return is_nhwc(n) && (x_is_nchw(n) || x_channe
 Dims to_nchw(const Dims& d) { return {d[0], d[3], d[1], d[2]}; }
 
 // The node's geometry, when the int8 kernels can run it (2-D, group 1, dilation 1, symmetric pads).
-// NHWC X is used as it is: with C not a multiple of 4 only the im2col tactics can run it.
+// NHWC X is used as it is: with C not a multiple of 4 only the repacking tactics can run it (as
+// NCHW X under an NHWC node, x_layout).
 std::optional<kernels::QConvShape> qconv_shape(const Node& n) {
   auto x = static_dims(n.inputs[0]);
   auto w = static_dims(n.has_input(2) ? n.inputs[2] : nullptr);
@@ -172,7 +173,6 @@ std::optional<S2dGeometry> s2d_geometry(const kernels::QConvShape& s, int64_t c,
   g.conv.cp = cs;
   g.conv.stride_h = g.conv.stride_w = 1;
   g.conv.pad_h = g.conv.pad_w = 0;
-  if (g.conv.n * g.conv.h * g.conv.w * cs > INT32_MAX * int64_t{16}) return std::nullopt;
   g.copy.n = static_cast<int>(s.n);
   g.copy.h = static_cast<int>(s.h);
   g.copy.w = static_cast<int>(s.w);
