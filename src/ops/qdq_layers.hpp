@@ -32,18 +32,25 @@ bool qconv_int8_runnable(const Node& conv);
 // kernels pad the channels to 16 and float16 is several times faster ...
 inline constexpr int64_t kQConvMinChannels = 16;
 // ... unless the window holds enough values (group 1, kh * kw * C within these bounds: an RGB 7x7
-// stem's 147): the CUDA layer then gathers each window into a row of kh * kw * C bytes and runs a
-// 1x1 int8 convolution over the rows (backends/cuda/layers/qconv.cpp, tactics "im2col_igemm*").
+// stem's 147) and the stride s >= 2 (both dims) lets the CUDA layer copy X space-to-depth
+// (s * s * C channels, padded to 16, at most kQConvSpaceToDepthMaxChannels) and run a
+// ceil(k/s)-square int8 convolution of the copy (backends/cuda/layers/qconv.cpp, "s2d_igemm").
+// With stride 1 only the im2col tactics could run it (a row of kh * kw * C bytes gathered per
+// output pixel), which for ResNet's stem ran slower than float16, so such Convs stay float.
 inline constexpr int64_t kQConvIm2colMinDepth = 64;
 inline constexpr int64_t kQConvIm2colMaxDepth = 512;
-// The most channels of a space-to-depth copy (s * s * C, padded to 16) the CUDA layer makes.
 inline constexpr int64_t kQConvSpaceToDepthMaxChannels = 64;
-// Whether INT8 pays for a Conv with `c` input channels per group, a window of `window` (kh * kw)
-// taps and `group` groups: post-training quantization leaves other Convs float and qdq-fusion
-// does not fuse them.
-inline bool qconv_int8_worthwhile(int64_t c, int64_t window, int64_t group) {
+// Whether a window of `window` (kh * kw) taps over `c` channels fits one gathered row.
+inline bool qconv_window_fits_rows(int64_t c, int64_t window) {
+  return c * window >= kQConvIm2colMinDepth && c * window <= kQConvIm2colMaxDepth;
+}
+// Whether INT8 pays for a Conv with `c` input channels per group, a window of `window` taps,
+// `group` groups and these strides: post-training quantization leaves other Convs float and
+// qdq-fusion does not fuse them.
+inline bool qconv_int8_worthwhile(int64_t c, int64_t window, int64_t group, int64_t stride_h, int64_t stride_w) {
   if (c >= kQConvMinChannels) return true;
-  return group == 1 && c * window >= kQConvIm2colMinDepth && c * window <= kQConvIm2colMaxDepth;
+  return group == 1 && qconv_window_fits_rows(c, window) && stride_h >= 2 && stride_w == stride_h &&
+         stride_h * stride_h * c <= kQConvSpaceToDepthMaxChannels;
 }
 bool qmatmul_int8_runnable(int64_t k, int64_t n);
 

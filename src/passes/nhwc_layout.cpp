@@ -29,7 +29,7 @@ bool is_qconv(const Node& n) { return n.domain == kKilnDomain && n.op_type == "Q
 
 // kiln.QConv runs NHWC without a channel-padding copy when C is a multiple of 4 (the int8
 // kernels' vector width), so int8 chains pass NHWC tensors directly; and with fewer channels where
-// the CUDA layer gathers the windows into rows (qconv_int8_worthwhile: an RGB 7x7 stem, whose
+// the CUDA layer repacks X (qconv_window_fits_rows: an RGB 7x7 stem, whose
 // int8 NHWC output then feeds the next layers; its input's Transpose moves 3 bytes a pixel), when
 // it writes NHWC int8 or float16 itself (M a multiple of 16).
 bool qconv_wants_nhwc(const Node& n) {
@@ -44,7 +44,7 @@ bool qconv_wants_nhwc(const Node& n) {
   const int64_t c = (*x)[1];
   if (c % 4 == 0) return true;
   const DType yt = n.outputs[0]->type.dtype;
-  return c < kQConvMinChannels && qconv_int8_worthwhile(c, (*w)[2] * (*w)[3], 1) && (*w)[0] % 16 == 0 &&
+  return c < kQConvMinChannels && qconv_window_fits_rows(c, (*w)[2] * (*w)[3]) && (*w)[0] % 16 == 0 &&
          (yt == DType::kInt8 || yt == DType::kFloat16);
 }
 

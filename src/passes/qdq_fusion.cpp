@@ -7,8 +7,8 @@
 // With the trailing QuantizeLinear (the next layer's input quantization) the layer writes int8 and
 // the chain stays int8 from layer to layer. Only symmetric int8 (zero points 0) is fused, and only
 // nodes the CUDA INT8 kernels can run (qconv_int8_runnable / qmatmul_int8_runnable) and a Conv only
-// where INT8 pays (qconv_int8_worthwhile: a 3-channel 3x3 conv runs faster in float16, a 7x7 stem
-// does not); the rest keeps
+// where INT8 pays (qconv_int8_worthwhile: a 3-channel 3x3 conv runs faster in float16, a 7x7
+// stride-2 stem does not); the rest keeps
 // its Q/DQ nodes and runs as simulated quantization in float. QuantizeLinear(DequantizeLinear(q, s), s)
 // is folded to q first, and QuantizeLinear(MaxPool/Concat(DequantizeLinear(q, s)...), s) to
 // MaxPool/Concat(q...) on int8, and QuantizeLinear(Cast(float32 x -> float16)) reads x.
@@ -168,7 +168,9 @@ bool fuse_conv(Graph& g, Node* conv) {
   if (wq.rank() < 3) return false;
   int64_t window = 1;
   for (int i = 2; i < wq.rank(); ++i) window *= wq.dim(i);
-  if (!qconv_int8_worthwhile(wq.dim(1), window, conv->attrs.i("group", 1))) return false;
+  const Dims strides = conv->attrs.ints("strides");
+  const int64_t sh = strides.size() == 2 ? strides[0] : 1, sw = strides.size() == 2 ? strides[1] : 1;
+  if (!qconv_int8_worthwhile(wq.dim(1), window, conv->attrs.i("group", 1), sh, sw)) return false;
   Value* bias = nullptr;
   if (conv->has_input(2) && !(bias = bias_constant(g, conv->inputs[2], t, m))) return false;
   Tail tail = match_tail(g, conv->outputs[0], true);

@@ -146,13 +146,16 @@ std::string small_conv_reason(const Node& n, DType qtype) {
     if (!w[i].known()) return "";
   for (size_t i = 2; i < w.rank(); ++i) window *= w[i].value;
   const int64_t c = w[1].value, group = n.attrs.i("group", 1);
-  if (qconv_int8_worthwhile(c, window, group)) return "";
+  const Dims strides = n.attrs.ints("strides");
+  const int64_t sh = strides.size() == 2 ? strides[0] : 1, sw = strides.size() == 2 ? strides[1] : 1;
+  if (qconv_int8_worthwhile(c, window, group, sh, sw)) return "";
   if (group > 1)
     return fmt::format("{} input channels per group: the INT8 kernels need >= {}, float16 is faster", c,
                        kQConvMinChannels);
-  return fmt::format("{} input channels x {} window taps: the INT8 kernels need >= {} channels or {}-{} values "
-                     "per window, float16 is faster",
-                     c, window, kQConvMinChannels, kQConvIm2colMinDepth, kQConvIm2colMaxDepth);
+  return fmt::format("{} input channels x {} window taps, stride {}: the INT8 kernels need >= {} channels, or "
+                     "{}-{} values per window and a stride s >= 2 with s*s*C <= {}; float16 is faster",
+                     c, window, sh, kQConvMinChannels, kQConvIm2colMinDepth, kQConvIm2colMaxDepth,
+                     kQConvSpaceToDepthMaxChannels);
 }
 
 // A residual Add of a quantized Conv's output and a value that has an activation Q/DQ pair (it

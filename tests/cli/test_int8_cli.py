@@ -47,12 +47,15 @@ class Int8Cli(KilnTestCase):
                         "--calib-algo", algo, "--calib-batch", "2")
             self.assertIn("calibration: batch 4/4", r.stdout)
             self.assertIn(f"algorithm {algo}", r.stdout)
-            # The stem (3 channels) and the 8-channel convs stay float: the INT8 kernels need 16.
-            self.assertIn("int8: 8 layers quantized, 7 kept float", r.stdout)
-            self.assertIn("kept float: node '/conv1/Conv' (Conv", r.stdout)
-            self.assertIn("3 input channels: the INT8 kernels need >= 16, float16 is faster", r.stdout)
+            # The 8-channel stride-1 convs and the 1x1 stride-2 downsample stay float (the INT8
+            # kernels need 16 channels, or a window of 64-512 values at a stride >= 2); the
+            # 3-channel stem and the 8-channel 3x3 stride-2 conv are quantized (space-to-depth).
+            self.assertIn("int8: 10 layers quantized, 5 kept float", r.stdout)
+            self.assertIn("kept float: node '/stages/stages.0/stages.0.0/conv1/Conv' (Conv", r.stdout)
+            self.assertIn("8 input channels x 9 window taps, stride 1: the INT8 kernels need >= 16 channels", r.stdout)
+            self.assertNotIn("kept float: node '/conv1/Conv'", r.stdout)
             self.assertRegex(r.stdout, r"layers +\d+ \(.*int8 \d+")
-            self.assertRegex(r.stdout, r"\n  int8 +8 layers quantized, 7 kept float")
+            self.assertRegex(r.stdout, r"\n  int8 +10 layers quantized, 5 kept float")
             got = self.run_plan(plan, algo)
             self.assertEqual(got.shape, self.expected.shape)
             self.assertGreater(cosine(got, self.expected), 0.99, algo)

@@ -120,8 +120,8 @@ TEST(QdqChain, StemStaysFloatAndResidualAddsReadTheSharedPair) {
   ASSERT_EQ(report.kept_float.size(), 1u);
   EXPECT_NE(report.kept_float[0].first.find("'stem'"), std::string::npos) << report.kept_float[0].first;
   EXPECT_EQ(report.kept_float[0].second,
-            "3 input channels x 9 window taps: the INT8 kernels need >= 16 channels or 64-512 values per window, "
-            "float16 is faster");
+            "3 input channels x 9 window taps, stride 1: the INT8 kernels need >= 16 channels, or 64-512 values "
+            "per window and a stride s >= 2 with s*s*C <= 64; float16 is faster");
   ASSERT_NE(node(*g, "stem"), nullptr);
   EXPECT_EQ(node(*g, "stem")->inputs[0]->producer, nullptr);  // x read as float, W float
   EXPECT_TRUE(node(*g, "stem")->inputs[1]->is_constant());

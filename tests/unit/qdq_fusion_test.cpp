@@ -391,30 +391,36 @@ TEST(QdqFusionPass, LeavesAsymmetricAndUint8Alone) {
 // Convs with fewer than 16 input channels and a small window (a 3x3 conv of an image) stay
 // DequantizeLinear -> Conv: float16 runs them faster than the int8 kernels.
 TEST(QdqFusionPass, LeavesConvsWithFewInputChannelsUnfused) {
-  // (input channels, kernel): fused with >= 16 channels, or with fewer where the window holds
-  // 64-512 values (qconv_int8_worthwhile: an RGB 7x7 stem's 147, 15 x 3x3 = 135); 3 x 3x3 = 27
-  // and 15 x 7x7 = 735 stay float.
-  for (auto [cin, k] : {std::pair<int64_t, int64_t>{3, 3}, {3, 7}, {15, 3}, {15, 7}, {16, 3}}) {
-    auto make = [cin, k] {
+  // (input channels, kernel, stride): fused with >= 16 channels, or with fewer where the window
+  // holds 64-512 values and a stride s >= 2 keeps s*s*C <= 64 (qconv_int8_worthwhile: an RGB 7x7
+  // stride-2 stem, 147 values; 15 x 3x3 stride 2); 3 x 3x3 (27 values), stride 1, and 15 x 7x7
+  // (735 values) stay float.
+  struct C { int64_t cin, k, stride; bool fused; };
+  for (const C& c : {C{3, 3, 2, false}, C{3, 7, 2, true}, C{3, 7, 1, false}, C{15, 3, 2, true}, C{15, 7, 2, false},
+                     C{16, 3, 1, true}}) {
+    auto make = [&c] {
       Builder b;
       Graph& g = *b.g;
-      Value* x = g.add_value("x", {DType::kFloat32, Shape::from_dims({1, cin, 9, 9})});
+      Value* x = g.add_value("x", {DType::kFloat32, Shape::from_dims({1, c.cin, 9, 9})});
       g.inputs = {x};
-      g.outputs = {b.op("Relu", {b.conv(b.qdq(x, 0.02f), cin, 16, k, true)})};
+      Value* y = b.conv(b.qdq(x, 0.02f), c.cin, 16, c.k, true);
+      y->producer->attrs.set("strides", Dims{c.stride, c.stride});
+      g.outputs = {b.op("Relu", {y})};
       return b.g;
     };
-    Tensor x = random_tensor(DType::kFloat32, {1, cin, 9, 9}, 5);
+    Tensor x = random_tensor(DType::kFloat32, {1, c.cin, 9, 9}, 5);
     auto before = run_cpu(make(), x);
     GraphPtr g = make();
     ASSERT_TRUE(run_qdq_fusion(*g).ok());
     auto counts = op_counts(*g);
-    const bool fused = cin >= 16 || (cin * k * k >= 64 && cin * k * k <= 512);
-    EXPECT_EQ(counts["QConv"], fused ? 1 : 0) << cin << " " << k;
-    EXPECT_EQ(counts["Conv"], fused ? 0 : 1) << cin << " " << k;
-    EXPECT_EQ(counts["DequantizeLinear"], fused ? 0 : 2) << cin << " " << k;  // X and W
+    const std::string what = std::to_string(c.cin) + " channels " + std::to_string(c.k) + "x" + std::to_string(c.k) +
+                             " stride " + std::to_string(c.stride);
+    EXPECT_EQ(counts["QConv"], c.fused ? 1 : 0) << what;
+    EXPECT_EQ(counts["Conv"], c.fused ? 0 : 1) << what;
+    EXPECT_EQ(counts["DequantizeLinear"], c.fused ? 0 : 2) << what;  // X and W
     auto after = run_cpu(g, x);
     ASSERT_EQ(after.size(), 1u);
-    EXPECT_TRUE(tensors_close(after[0], before[0], 1e-5, 1e-5)) << cin << " " << k;
+    EXPECT_TRUE(tensors_close(after[0], before[0], 1e-5, 1e-5)) << what;
   }
 }
 

@@ -125,9 +125,10 @@ static_assert(kQConvSpaceToDepthMaxChannels == kernels::kMaxDepthChannels);
 int64_t im2col_depth(const kernels::QConvShape& s, int64_t c) { return round_up(s.kh * s.kw * c, 64); }
 
 // Whether the im2col tactics apply: NHWC X with fewer than kQConvMinChannels channels and a
-// window qconv_int8_worthwhile accepts.
+// window that fits a row (qconv_window_fits_rows; post-training quantization makes such QConvs only
+// where the s2d tactics apply, qconv_int8_worthwhile).
 bool im2col_fits(const kernels::QConvShape& s, int64_t c, bool nhwc) {
-  return nhwc && c < kQConvMinChannels && qconv_int8_worthwhile(c, s.kh * s.kw, 1) &&
+  return nhwc && c < kQConvMinChannels && qconv_window_fits_rows(c, s.kh * s.kw) &&
          im2col_depth(s, c) <= kernels::kIm2colMaxDepth;
 }
 
@@ -159,7 +160,7 @@ struct S2dGeometry {
 
 std::optional<S2dGeometry> s2d_geometry(const kernels::QConvShape& s, int64_t c, bool nhwc) {
   const int64_t st = s.stride_h;
-  if (!nhwc || c >= kQConvMinChannels || st < 2 || s.stride_w != st || !qconv_int8_worthwhile(c, s.kh * s.kw, 1))
+  if (!nhwc || c >= kQConvMinChannels || !qconv_int8_worthwhile(c, s.kh * s.kw, 1, st, s.stride_w))
     return std::nullopt;
   const int64_t cs = round_up(st * st * c, 16);
   if (cs > kernels::kMaxDepthChannels) return std::nullopt;
