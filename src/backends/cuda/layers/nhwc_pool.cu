@@ -24,6 +24,22 @@ __device__ __forceinline__ NhwcItem<I> decode(I g, I cv_count, const NhwcPoolPar
   return {t / static_cast<I>(p.oh), oh, ow, cv};
 }
 
+// Calls f(offset) for each window tap of output pixel (n, oh, ow) inside X, row by row: offset is
+// the tap's element offset of channel c0.
+template <typename I, typename F>
+__device__ __forceinline__ void for_each_tap(const NhwcPoolParams& p, I n, I oh, I ow, int64_t c0, F f) {
+  const int h0 = static_cast<int>(oh) * p.sh - p.ph, w0 = static_cast<int>(ow) * p.sw - p.pw;
+  for (int i = 0; i < p.kh; ++i) {
+    const int h = h0 + i;
+    if (h < 0 || h >= p.h) continue;
+    for (int j = 0; j < p.kw; ++j) {
+      const int w = w0 + j;
+      if (w < 0 || w >= p.w) continue;
+      f(((static_cast<int64_t>(n) * p.h + h) * p.w + w) * p.c + c0);
+    }
+  }
+}
+
 // total = N * OH * OW * (C / V); I is the index type (32-bit where it fits: cheaper division).
 template <typename T, int V, bool Max, typename I>
 __global__ void nhwc_pool_kernel(const T* __restrict__ x, T* __restrict__ y, I total, NhwcPoolParams p) {
@@ -31,28 +47,20 @@ __global__ void nhwc_pool_kernel(const T* __restrict__ x, T* __restrict__ y, I t
   for (I g = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
        g += static_cast<I>(gridDim.x) * blockDim.x) {
     const auto [n, oh, ow, cv] = decode(g, cv_count, p);
-    const int h0 = static_cast<int>(oh) * p.sh - p.ph, w0 = static_cast<int>(ow) * p.sw - p.pw;
     float acc[V];
     int count = 0;
-    for (int i = 0; i < p.kh; ++i) {
-      const int h = h0 + i;
-      if (h < 0 || h >= p.h) continue;
-      for (int j = 0; j < p.kw; ++j) {
-        const int w = w0 + j;
-        if (w < 0 || w >= p.w) continue;
-        const int64_t off = ((static_cast<int64_t>(n) * p.h + h) * p.w + w) * p.c + static_cast<int64_t>(cv) * V;
-        const Pack<T, V> in = *reinterpret_cast<const Pack<T, V>*>(x + off);
+    for_each_tap(p, n, oh, ow, static_cast<int64_t>(cv) * V, [&](int64_t off) {
+      const Pack<T, V> in = *reinterpret_cast<const Pack<T, V>*>(x + off);
 #pragma unroll
-        for (int k = 0; k < V; ++k) {
-          const float f = to_f(in.v[k]);
-          if constexpr (Max)
-            acc[k] = (count == 0 || f > acc[k]) ? f : acc[k];  // the first tap seeds (as the CPU reference)
-          else
-            acc[k] = count == 0 ? f : acc[k] + f;
-        }
-        ++count;
+      for (int k = 0; k < V; ++k) {
+        const float f = to_f(in.v[k]);
+        if constexpr (Max)
+          acc[k] = (count == 0 || f > acc[k]) ? f : acc[k];  // the first tap seeds (as the CPU reference)
+        else
+          acc[k] = count == 0 ? f : acc[k] + f;
       }
-    }
+      ++count;
+    });
     Pack<T, V> out;
     const float div = Max ? 1.f : static_cast<float>(p.count_include_pad ? p.kh * p.kw : (count > 0 ? count : 1));
 #pragma unroll
@@ -105,22 +113,14 @@ __global__ void nhwc_maxpool_s8_kernel(const int8_t* __restrict__ x, int8_t* __r
   for (I g = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
        g += static_cast<I>(gridDim.x) * blockDim.x) {
     const auto [n, oh, ow, cv] = decode(g, cv_count, p);
-    const int h0 = static_cast<int>(oh) * p.sh - p.ph, w0 = static_cast<int>(ow) * p.sw - p.pw;
     uint4 acc = make_uint4(0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u);
-    for (int i = 0; i < p.kh; ++i) {
-      const int h = h0 + i;
-      if (h < 0 || h >= p.h) continue;
-      for (int j = 0; j < p.kw; ++j) {
-        const int w = w0 + j;
-        if (w < 0 || w >= p.w) continue;
-        const int64_t off = ((static_cast<int64_t>(n) * p.h + h) * p.w + w) * p.c + static_cast<int64_t>(cv) * 16;
-        const uint4 in = *reinterpret_cast<const uint4*>(x + off);
-        acc.x = __vmaxs4(acc.x, in.x);
-        acc.y = __vmaxs4(acc.y, in.y);
-        acc.z = __vmaxs4(acc.z, in.z);
-        acc.w = __vmaxs4(acc.w, in.w);
-      }
-    }
+    for_each_tap(p, n, oh, ow, static_cast<int64_t>(cv) * 16, [&](int64_t off) {
+      const uint4 in = *reinterpret_cast<const uint4*>(x + off);
+      acc.x = __vmaxs4(acc.x, in.x);
+      acc.y = __vmaxs4(acc.y, in.y);
+      acc.z = __vmaxs4(acc.z, in.z);
+      acc.w = __vmaxs4(acc.w, in.w);
+    });
     *reinterpret_cast<uint4*>(y + static_cast<int64_t>(g / cv_count) * p.c + static_cast<int64_t>(cv) * 16) = acc;
   }
 }

@@ -145,6 +145,25 @@ kernels::QConvShape rows_shape(const kernels::QConvShape& s, int64_t c, int64_t 
   return r;
 }
 
+// The gather's geometry for the whole batch (each launch sets its own image count).
+kernels::Im2colRows im2col_geometry(const kernels::QConvShape& s, int64_t c) {
+  kernels::Im2colRows g;
+  g.n = static_cast<int>(s.n);
+  g.h = static_cast<int>(s.h);
+  g.w = static_cast<int>(s.w);
+  g.c = static_cast<int>(c);
+  g.kh = static_cast<int>(s.kh);
+  g.kw = static_cast<int>(s.kw);
+  g.oh = static_cast<int>(s.oh);
+  g.ow = static_cast<int>(s.ow);
+  g.stride_h = static_cast<int>(s.stride_h);
+  g.stride_w = static_cast<int>(s.stride_w);
+  g.pad_h = static_cast<int>(s.pad_h);
+  g.pad_w = static_cast<int>(s.pad_w);
+  g.kp = static_cast<int>(im2col_depth(s, c));
+  return g;
+}
+
 // Images per launch of an "_l2" tactic: rows of at most kL2RowsBytes.
 int64_t l2_images(const kernels::QConvShape& s, int64_t c) {
   const int64_t per_image = s.oh * s.ow * im2col_depth(s, c);
@@ -266,7 +285,7 @@ class QConvLayer : public CudaLayer {
     if (!inner.empty()) {
       if (!im2col_fits(l.s_, l.c_, l.nhwc_))
         return unsupported("{}: tactic '{}' does not run this convolution", n.describe(), t);
-      l.kp_ = im2col_depth(l.s_, l.c_);
+      l.rows_ = im2col_geometry(l.s_, l.c_);
       l.images_ = t.rfind(kIm2colL2Tactic, 0) == 0 ? std::min(l.s_.n, l2_images(l.s_, l.c_)) : l.s_.n;
       const kernels::QConvShape rows = rows_shape(l.s_, l.c_, l.images_);
       KILN_ASSIGN_OR_RETURN(l.igemm_, prepare_igemm_tactic(n, inner, "convolution",
@@ -275,7 +294,7 @@ class QConvLayer : public CudaLayer {
       KILN_RETURN_IF_ERROR(l.upload_row_weights(*n.inputs[2]->constant));
       // Workspace: [the rows of one launch][int32 sums of the whole batch, unfused].
       l.col_offset_ = 0;
-      l.acc_offset_ = align256(static_cast<size_t>(l.images_ * l.s_.oh * l.s_.ow * l.kp_));
+      l.acc_offset_ = align256(static_cast<size_t>(l.images_ * l.s_.oh * l.s_.ow * l.rows_->kp));
       l.total_ws_ =
           l.acc_offset_ + (l.fused_ ? 0 : static_cast<size_t>(l.s_.n * l.s_.oh * l.s_.ow * l.s_.mp) * sizeof(int32_t));
       return std::unique_ptr<CudaLayer>(std::move(layer));
@@ -317,7 +336,7 @@ class QConvLayer : public CudaLayer {
     auto* acc = reinterpret_cast<int32_t*>(ws + acc_offset_);
     const int8_t* x = a.inputs[0].as<int8_t>();
     if (s2d_) return enqueue_s2d(a, x, acc);
-    if (kp_ > 0) return enqueue_im2col(a, x, acc);
+    if (rows_) return enqueue_im2col(a, x, acc);
     if (!nhwc_) {
       auto* copy = reinterpret_cast<int8_t*>(ws + x_offset_);
       KILN_CUDA_CHECK(kernels::nchw_to_nhwc_int8(x, copy, s_.n, c_, s_.h * s_.w, s_.cp, a.stream));
@@ -378,19 +397,7 @@ class QConvLayer : public CudaLayer {
   // writing that part of Y (fused) or of the int32 sums (then one q_epilogue for the batch).
   Status enqueue_im2col(const LaunchArgs& a, const int8_t* x, int32_t* acc) const {
     auto* rows = reinterpret_cast<int8_t*>(static_cast<char*>(a.workspace) + col_offset_);
-    kernels::Im2colRows g;
-    g.h = static_cast<int>(s_.h);
-    g.w = static_cast<int>(s_.w);
-    g.c = static_cast<int>(c_);
-    g.kh = static_cast<int>(s_.kh);
-    g.kw = static_cast<int>(s_.kw);
-    g.oh = static_cast<int>(s_.oh);
-    g.ow = static_cast<int>(s_.ow);
-    g.stride_h = static_cast<int>(s_.stride_h);
-    g.stride_w = static_cast<int>(s_.stride_w);
-    g.pad_h = static_cast<int>(s_.pad_h);
-    g.pad_w = static_cast<int>(s_.pad_w);
-    g.kp = static_cast<int>(kp_);
+    kernels::Im2colRows g = *rows_;
     const kernels::QEpilogueParams e = epi_.params(a);
     const int64_t pixels = s_.oh * s_.ow;
     for (int64_t first = 0; first < s_.n; first += images_) {
@@ -454,16 +461,17 @@ class QConvLayer : public CudaLayer {
   // then zeros.
   Status upload_row_weights(const Tensor& w) {
     const kernels::QConvShape& s = s_;
-    std::vector<int8_t> host(static_cast<size_t>(s.mp * kp_), 0);
+    const int64_t kp = rows_->kp;
+    std::vector<int8_t> host(static_cast<size_t>(s.mp * kp), 0);
     const int8_t* src = w.data<int8_t>();
     for (int64_t m = 0; m < m_; ++m)
       for (int64_t c = 0; c < c_; ++c)
         for (int64_t ky = 0; ky < s.kh; ++ky)
           for (int64_t kx = 0; kx < s.kw; ++kx)
-            host[static_cast<size_t>(m * kp_ + (ky * s.kw + kx) * c_ + c)] = src[((m * c_ + c) * s.kh + ky) * s.kw + kx];
+            host[static_cast<size_t>(m * kp + (ky * s.kw + kx) * c_ + c)] = src[((m * c_ + c) * s.kh + ky) * s.kw + kx];
     KILN_ASSIGN_OR_RETURN(w_, DeviceBuffer::allocate(host.size()));
     KILN_CUDA_CHECK(cudaMemcpy(w_.get(), host.data(), host.size(), cudaMemcpyHostToDevice));
-    sums_small_ = kernels::igemm_s8_sums_small(host.data(), s.mp, kp_);
+    sums_small_ = kernels::igemm_s8_sums_small(host.data(), s.mp, kp);
     return Status::Ok();
   }
 
@@ -496,8 +504,8 @@ class QConvLayer : public CudaLayer {
   int igemm_ = -1;      // the implicit-GEMM configuration, or -1
   bool fused_ = false;  // igemm with its epilogue fused (int8 NHWC Y)
   size_t x_offset_ = 0, col_offset_ = 0, acc_offset_ = 0, total_ws_ = 0;
-  int64_t kp_ = 0;      // im2col tactics: the rows' length (0: another tactic)
-  int64_t images_ = 0;  // im2col tactics: images per launch
+  std::optional<kernels::Im2colRows> rows_;  // im2col tactics: the gather's geometry
+  int64_t images_ = 0;                       // im2col tactics: images per launch
   std::optional<S2dGeometry> s2d_;  // space-to-depth tactics
 };
 
