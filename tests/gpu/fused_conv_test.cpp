@@ -112,6 +112,8 @@ TEST(CudaFusedConv, SmallChannelStemsOfferTheDirectKernel) {
       {DType::kFloat32, {2, 1, 9, 10}, {16, 1, 3, 3}, 1, {2, 1}, {1, 0, 1, 2}, {1, 1}, true, true, false},
       {DType::kBFloat16, {1, 3, 12, 13}, {16, 3, 2, 2}, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}, true, true, true},
       {DType::kFloat16, {1, 1, 20, 19}, {24, 1, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, false, true},
+      // more pixels than one sweep of the resident grid: each thread walks several
+      {DType::kFloat16, {2, 1, 130, 97}, {64, 1, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, false, true},
   };
   for (const Case& c : stems) {
     auto call = fused_call(c, "NHWC");
