@@ -74,6 +74,19 @@ __global__ void small_channel_conv_kernel(const T* __restrict__ x, const T* __re
   }
 }
 
+// Where output pixel `pix` (n, oh, ow) has its window: image n, top-left input row and column.
+struct WindowOrigin {
+  int64_t n;
+  int h0, w0;
+};
+template <typename I>
+__device__ __forceinline__ WindowOrigin window_origin(I pix, const SmallConvParams& p) {
+  const int ow = static_cast<int>(pix % static_cast<I>(p.ow));
+  pix /= static_cast<I>(p.ow);
+  const int oh = static_cast<int>(pix % static_cast<I>(p.oh));
+  return {static_cast<int64_t>(pix / static_cast<I>(p.oh)), oh * p.sh - p.ph, ow * p.sw - p.pw};
+}
+
 // Wide variant (M = 32 * G with G dividing 32): one thread per (pixel, 32 output channels), so
 // each X value is loaded once for 32 outputs, and the weights (float [tap][M] in shared memory)
 // are read as float4 broadcasts. A warp holds 32 / G consecutive pixels, its G lanes per pixel on
@@ -108,13 +121,9 @@ __global__ void __launch_bounds__(256, 2) small_channel_conv_wide_kernel(
        wp * static_cast<I>(per_warp) < pixels; wp += warps) {
     const I pix = wp * static_cast<I>(per_warp) + static_cast<I>(lane % per_warp);
     if (pix >= pixels) continue;
-    I t = pix;
-    const int ow = static_cast<int>(t % static_cast<I>(p.ow));
-    t /= static_cast<I>(p.ow);
-    const int oh = static_cast<int>(t % static_cast<I>(p.oh));
-    const int64_t n = static_cast<int64_t>(t / static_cast<I>(p.oh));
-    const int h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
-    const T* xn = x + n * p.h * p.w * p.c;
+    const WindowOrigin o = window_origin(pix, p);
+    const int h0 = o.h0, w0 = o.w0;
+    const T* xn = x + o.n * p.h * p.w * p.c;
     float acc[kWide];
 #pragma unroll
     for (int v = 0; v < kWide; ++v) acc[v] = bias[m0 + v];
@@ -179,13 +188,9 @@ __global__ void __launch_bounds__(256, KR <= 9 ? 2 : 1)
   for (int v = 0; v < V; ++v) bias[v] = b ? to_f(b[m0 + v]) : 0.f;
   const I stride = static_cast<I>(gridDim.x) * blockDim.x / static_cast<I>(groups);
   for (I pix = lane / static_cast<I>(groups); pix < pixels; pix += stride) {
-    I t = pix;
-    const int ow = static_cast<int>(t % static_cast<I>(p.ow));
-    t /= static_cast<I>(p.ow);
-    const int oh = static_cast<int>(t % static_cast<I>(p.oh));
-    const int64_t n = static_cast<int64_t>(t / static_cast<I>(p.oh));
-    const int h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
-    const T* xn = x + n * p.h * p.w * p.c;
+    const WindowOrigin o = window_origin(pix, p);
+    const int h0 = o.h0, w0 = o.w0;
+    const T* xn = x + o.n * p.h * p.w * p.c;
     float acc[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) acc[v] = bias[v];
