@@ -29,11 +29,11 @@ __device__ __forceinline__ void store_epilogue(float (&acc)[V], const T* __restr
   *reinterpret_cast<Pack<T, V>*>(y + off) = out;
 }
 
-// total = N * OH * OW * (M / V). W is (M, kh, kw, C) as the NHWC node has it.
-template <typename T, int V, typename I>
-__global__ void small_channel_conv_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
-                                          const T* __restrict__ z, T* __restrict__ y, I total, SmallConvParams p) {
-  extern __shared__ float ws[];  // [taps * C][M] then bias [M]
+// The block stages W (M, kh, kw, C) in shared memory as float [tap * C][M], then the bias [M]
+// (zeros without one); returns where the bias starts.
+template <typename T>
+__device__ __forceinline__ const float* stage_weights(float* ws, const T* __restrict__ w, const T* __restrict__ b,
+                                                      const SmallConvParams& p) {
   const int K = p.kh * p.kw * p.c;
   for (int i = threadIdx.x; i < K * p.m; i += blockDim.x) {
     const int m = i / K, k = i - m * K;
@@ -42,6 +42,15 @@ __global__ void small_channel_conv_kernel(const T* __restrict__ x, const T* __re
   float* bias = ws + K * p.m;
   for (int m = threadIdx.x; m < p.m; m += blockDim.x) bias[m] = b ? to_f(b[m]) : 0.f;
   __syncthreads();
+  return bias;
+}
+
+// total = N * OH * OW * (M / V). W is (M, kh, kw, C) as the NHWC node has it.
+template <typename T, int V, typename I>
+__global__ void small_channel_conv_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+                                          const T* __restrict__ z, T* __restrict__ y, I total, SmallConvParams p) {
+  extern __shared__ float ws[];  // [taps * C][M] then bias [M]
+  const float* bias = stage_weights(ws, w, b, p);
   const I groups = static_cast<I>(p.m / V);
   for (I g = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; g < total; g += static_cast<I>(gridDim.x) * blockDim.x) {
     const I mg = g % groups;
@@ -104,14 +113,7 @@ __global__ void __launch_bounds__(256, 2) small_channel_conv_wide_kernel(
     T* __restrict__ y, I pixels, SmallConvParams p) {
   extern __shared__ float4 ws4[];  // [taps * C][M] floats, then bias [M]
   float* ws = reinterpret_cast<float*>(ws4);
-  const int K = p.kh * p.kw * p.c;
-  for (int i = threadIdx.x; i < K * p.m; i += blockDim.x) {
-    const int m = i / K, k = i - m * K;
-    ws[k * p.m + m] = to_f(w[i]);
-  }
-  float* bias = ws + K * p.m;
-  for (int m = threadIdx.x; m < p.m; m += blockDim.x) bias[m] = b ? to_f(b[m]) : 0.f;
-  __syncthreads();
+  const float* bias = stage_weights(ws, w, b, p);
   constexpr int V = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte store
   const int groups = p.m / kWide, per_warp = 32 / groups;  // pixels a warp holds
   const int lane = static_cast<int>(threadIdx.x) & 31;
