@@ -209,16 +209,15 @@ __global__ void __launch_bounds__(256, KR <= 9 ? 2 : 1)
   }
 }
 
-// A grid-stride kernel's grid: as many blocks as stay resident on the GPU at once (no tail wave),
-// or fewer when the work is smaller.
-template <typename Kernel>
-unsigned resident_grid(Kernel kernel, int threads, size_t smem, int64_t total) {
-  int device = 0, sms = 0, per_sm = 0;
+// A grid-stride kernel's grid: the blocks its launch bound keeps resident on every SM at once (no
+// tail wave), or fewer when the work is smaller. No occupancy query: launches are captured into
+// CUDA graphs, and the bound is what the kernels are compiled for.
+unsigned resident_grid(int blocks_per_sm, int64_t total) {
+  int device = 0, sms = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess || per_sm < 1)
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || sms < 1)
     return std::min(grid_for(total), kMaxBlocks);
-  return std::min(grid_for(total), static_cast<unsigned>(sms * per_sm));
+  return std::min(grid_for(total), static_cast<unsigned>(sms * blocks_per_sm));
 }
 
 template <typename T, int V, int KR>
@@ -233,8 +232,8 @@ cudaError_t launch_reg(const T* x, const T* w, const T* b, const T* z, T* y, con
   }
   auto kernel = small_channel_conv_reg_kernel<T, V, KR, uint32_t>;
   // Whole pixels per sweep: the grid's threads are a multiple of groups (a power of two <= 256).
-  kernel<<<resident_grid(kernel, 256, 0, total), 256, 0, stream>>>(x, w, b, z, y, static_cast<uint32_t>(pixels), p,
-                                                                   taps, groups);
+  kernel<<<resident_grid(KR <= 9 ? 2 : 1, total), 256, 0, stream>>>(x, w, b, z, y, static_cast<uint32_t>(pixels), p,
+                                                                     taps, groups);
   return cudaGetLastError();
 }
 
@@ -255,8 +254,8 @@ cudaError_t launch(const void* x, const void* w, const void* b, const void* z, v
   const int64_t pixels = p.n * p.oh * p.ow;
   if (p.m % kWide == 0 && 32 % (p.m / kWide) == 0 && pixels * (p.m / kWide) <= INT32_MAX) {
     auto kernel = small_channel_conv_wide_kernel<T, uint32_t>;
-    kernel<<<resident_grid(kernel, 256, smem, pixels * (p.m / kWide)), 256, smem, stream>>>(xs, wt, bs, zs, ys,
-                                                                            static_cast<uint32_t>(pixels), p);
+    kernel<<<resident_grid(2, pixels * (p.m / kWide)), 256, smem, stream>>>(xs, wt, bs, zs, ys,
+                                                                          static_cast<uint32_t>(pixels), p);
     return cudaGetLastError();
   }
   if (K <= kRegTaps && groups <= 256 && (groups & (groups - 1)) == 0 && total <= INT32_MAX)
