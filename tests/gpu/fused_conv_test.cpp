@@ -133,6 +133,52 @@ TEST(CudaFusedConv, SmallChannelStemsOfferTheDirectKernel) {
   EXPECT_TRUE(std::find(tactics.begin(), tactics.end(), "direct_smallc") == tactics.end());
 }
 
+// float16 NHWC 3x3 stride-1 convolutions with 64 inputs and outputs offer the Hopper halo-tile
+// kernel on an sm_90 GPU; it matches the CPU with partial tiles at the image's bottom and right
+// edges, batches, Z, and more tiles than the persistent grid has CTAs.
+TEST(CudaFusedConv, HaloTileKernelOnHopper) {
+  KILN_REQUIRE_GPU();
+  int device = 0, major = 0, minor = 0;
+  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), cudaSuccess);
+  const bool hopper = major == 9 && minor == 0;
+  const std::vector<Case> convs = {
+      {DType::kFloat16, {1, 64, 37, 35}, {64, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, false, true},
+      {DType::kFloat16, {2, 64, 20, 17}, {64, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, true, true},
+      {DType::kFloat16, {1, 64, 8, 8}, {64, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, false, false, false},
+      {DType::kFloat16, {1, 64, 200, 100}, {64, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, true, false},
+      {DType::kFloat16, {3, 64, 96, 100}, {64, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, false, true, true},
+  };
+  for (const Case& c : convs) {
+    auto call = fused_call(c, "NHWC");
+    auto graph = make_op_graph(call);
+    ASSERT_TRUE(infer_shapes(*graph).ok());
+    const Node& node = *graph->nodes().back();
+    auto tactics = cuda::find_cuda_layer(node)->tactics(node, layer_only());
+    const bool offered = std::find(tactics.begin(), tactics.end(), "halo3x3") != tactics.end();
+    EXPECT_EQ(offered, hopper) << describe(c, "NHWC");  // built for sm_90a, so offered on every Hopper
+    EXPECT_TRUE(all_tactics_match_cpu(call, tol_for(c.dtype), layer_only(), 2)) << describe(c, "NHWC");
+  }
+  // 128 outputs, stride 2, 32 or 128 inputs, or bfloat16: not offered.
+  for (const Case& c : {Case{DType::kFloat16, {1, 64, 16, 16}, {128, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1},
+                             true, false, true},
+                        Case{DType::kFloat16, {1, 64, 16, 16}, {64, 64, 3, 3}, 1, {2, 2}, {1, 1, 1, 1}, {1, 1}, true,
+                             false, true},
+                        Case{DType::kFloat16, {1, 32, 16, 16}, {64, 32, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true,
+                             false, true},
+                        Case{DType::kFloat16, {1, 128, 16, 16}, {64, 128, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1},
+                             true, false, true},
+                        Case{DType::kBFloat16, {1, 64, 16, 16}, {64, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1},
+                             true, false, true}}) {
+    auto graph = make_op_graph(fused_call(c, "NHWC"));
+    ASSERT_TRUE(infer_shapes(*graph).ok());
+    const Node& node = *graph->nodes().back();
+    auto tactics = cuda::find_cuda_layer(node)->tactics(node, layer_only());
+    EXPECT_TRUE(std::find(tactics.begin(), tactics.end(), "halo3x3") == tactics.end()) << describe(c, "NHWC");
+  }
+}
+
 // 1x1 NHWC convolutions with <= 8 outputs also offer the direct narrow kernel.
 TEST(CudaFusedConv, NarrowOneByOneOffersTheDirectKernel) {
   KILN_REQUIRE_GPU();

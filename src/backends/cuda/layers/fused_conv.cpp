@@ -8,12 +8,14 @@
 //     alone, then the epilogue kernel. A config this GPU/cuDNN cannot re-create at load falls
 //     back to the heuristics' first, with a note on stderr;
 //   "direct_smallc": NHWC with C <= 4 and C*kh*kw <= 160 (a 1- or 3-channel stem), small_channel_conv.hpp;
-//   "direct_narrow": NHWC 1x1 with M <= 8 outputs (a segmentation head), narrow_conv.hpp.
+//   "direct_narrow": NHWC 1x1 with M <= 8 outputs (a segmentation head), narrow_conv.hpp;
+//   "halo3x3": float16 NHWC 3x3 stride 1 with 64 inputs and outputs on Hopper, halo_conv.hpp.
 // X is pre-padded into the workspace when its pads are unequal (as for Conv).
 #include <algorithm>
 #include <cstdio>
 
 #include "backends/cuda/layers/conv_graph.hpp"
+#include "backends/cuda/layers/halo_conv.hpp"
 #include "backends/cuda/layers/narrow_conv.hpp"
 #include "backends/cuda/layers/small_channel_conv.hpp"
 
@@ -42,6 +44,7 @@ class FusedConvLayer : public CudaLayer {
   static Expected<std::unique_ptr<CudaLayer>> create(const Node& n, const LayerChoice& choice) {
     if (choice.tactic == kSmallChannelTactic) return small_channel_conv_create(n);
     if (choice.tactic == kNarrowConvTactic) return narrow_conv_create(n);
+    if (choice.tactic == kHaloConvTactic) return halo_conv_create(n);
     auto layer = std::unique_ptr<FusedConvLayer>(new FusedConvLayer());
     FusedConvLayer& l = *layer;
     KILN_RETURN_IF_ERROR(l.d_.init(n));
@@ -227,6 +230,7 @@ std::vector<std::string> fused_conv_tactics(const Node& n, const BuildOptions& o
   out.insert(out.end(), plain.begin(), plain.end());
   if (small_channel_conv_fits(n)) out.push_back(kSmallChannelTactic);
   if (narrow_conv_fits(n)) out.push_back(kNarrowConvTactic);
+  if (halo_conv_fits(n)) out.push_back(kHaloConvTactic);
   return out;
 }
 

@@ -1,0 +1,270 @@
+// The Hopper halo-tile 3x3 convolution (halo_conv_kernels.hpp), sm_90a: float16 NHWC, stride 1,
+// pads 1, 64 output channels.
+//
+// With 64 output channels an implicit GEMM of pixels x channels runs wgmma at N = 64, where both
+// operands stream from shared memory at 4 KiB per m64n64k16: half the tensor cores' rate
+// (cuDNN's engines ran UNet's 64-channel 512x512 layers at 390-470 TFLOP/s of the H200's 989).
+// Here the product is transposed, Y^T = W x X^T: M = the 64 output channels (the weights, A),
+// N = 128 pixels (the activations, B), so each m64n128k16 reads 6 KiB for twice the work.
+// And a CTA loads its output tile's input once, with its one-pixel halo, letting wgmma read each
+// tap's window as a shifted view of it:
+//  - the halo tile (34 x 10 pixels for 32 x 8 outputs) is stored per 8-channel plane, each pixel's
+//    8 channels in 16 bytes, pixels in row-major order. wgmma's non-swizzled K-major operand is
+//    built of "core matrices" of 8 rows x 16 bytes at a constant stride (SBO) along M or N and
+//    another (LBO) along K: 8 consecutive pixels of a halo row are one core matrix, the next
+//    output row's 8 pixels start one halo row (10 pixels, 160 bytes) later, the next 8 channels
+//    one plane later. Tap (dy, dx) is the same descriptor started dy rows and dx pixels in;
+//  - the weights stay in shared memory for the kernel's life (a persistent grid, one CTA an SM):
+//    per tap and 8-channel plane, 64 output channels x 16 bytes, one core matrix per 8 outputs;
+//  - two warpgroups, each 16 output rows x 8 columns (n128) by the 64 channels (m64), float
+//    accumulation; the next tile's halo is loaded (cp.async, zero-filled outside the image) while
+//    this one multiplies. The epilogue adds the bias, rounds to float16 into a shared tile of
+//    pixels x channels, then adds Z, applies ReLU and stores 16 bytes a thread.
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "backends/cuda/layers/halo_conv_kernels.hpp"
+#include "backends/cuda/layers/wgmma_s8.cuh"
+
+namespace kiln::cuda::kernels {
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ int kHaloConvBuilt = 1;
+#else
+__device__ int kHaloConvBuilt = 0;
+#endif
+
+namespace {
+
+constexpr int kRows = 32, kCols = 8;  // output tile: two warpgroups of 16 rows x 8 columns
+constexpr int kHaloCols = kCols + 2, kHaloPix = (kRows + 2) * kHaloCols;
+constexpr int kPlane = kHaloPix * 16;  // one 8-channel plane of the halo tile, in bytes
+constexpr int kHaloStage = 8 * kPlane;  // a 64-channel chunk
+constexpr int kM = kHaloConvOutChannels;
+constexpr int kWChunk = 9 * 8 * kM * 16;  // the weights of 64 input channels
+constexpr int kThreads = 256;
+constexpr int kOutStride = kM + 8;  // halves per pixel row of the output tile (padded: no bank conflicts)
+constexpr int kOutBytes = kRows * kCols * kOutStride * 2;
+
+size_t smem_bytes(int c) { return static_cast<size_t>(c / 64) * kWChunk + 2 * kHaloStage + kOutBytes; }
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Every group but the newest complete.
+__device__ __forceinline__ void cp_async_wait_prior() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+// Non-swizzled K-major descriptor: start, LBO (next core matrix along K), SBO (along M or N).
+__device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
+         (static_cast<uint64_t>(sbo >> 4) << 32);
+}
+
+// D (m64 x n128, f32) += A (m64 x k16 f16) * B (n128 x k16 f16), both K-major; accumulate 0
+// overwrites D. d[4i + e]: row 16*warp + lane/4 (+8 for e >= 2), column 8i + 2*(lane%4) + e%2.
+__device__ __forceinline__ void wgmma_m64n128k16_f16(float* d, uint64_t a, uint64_t b, int accumulate) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
+      "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(a), "l"(b), "r"(accumulate));
+#else
+  __trap();
+#endif
+}
+
+__device__ __forceinline__ void fence_acc(float& r) { asm volatile("" : "+f"(r)::"memory"); }
+
+struct TileOrigin {
+  int n, y0, x0;
+};
+
+__device__ __forceinline__ TileOrigin tile_origin(int64_t tile, int tiles_x, int tiles_y) {
+  const int tx = static_cast<int>(tile % tiles_x);
+  const int64_t rest = tile / tiles_x;
+  return {static_cast<int>(rest / tiles_y), static_cast<int>(rest % tiles_y) * kRows, tx * kCols};
+}
+
+// The halo of a tile's 64-channel chunk into a stage (zeros outside the image).
+__device__ __forceinline__ void load_halo(const __half* x, const HaloConvParams& p, TileOrigin o, int chunk,
+                                          uint32_t stage) {
+  for (int i = threadIdx.x; i < kHaloPix * 8; i += kThreads) {
+    const int pix = i >> 3, plane = i & 7;
+    const int hy = pix / kHaloCols, hx = pix - hy * kHaloCols;
+    const int gy = o.y0 - 1 + hy, gx = o.x0 - 1 + hx;
+    const bool inside = gy >= 0 && gy < p.h && gx >= 0 && gx < p.w;
+    const __half* src =
+        inside ? x + ((static_cast<int64_t>(o.n) * p.h + gy) * p.w + gx) * p.c + chunk * 64 + plane * 8 : x;
+    cp_async16(stage + plane * kPlane + pix * 16, src, inside ? 16 : 0);
+  }
+}
+
+__global__ void __launch_bounds__(kThreads, 1)
+    halo_conv_kernel(const __half* __restrict__ x, const __half* __restrict__ w, const __half* __restrict__ bias,
+                     const __half* __restrict__ z, __half* __restrict__ y, HaloConvParams p, int tiles_x, int tiles_y,
+                     int64_t tiles) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int chunks = p.c / 64;
+  const uint32_t w_base = smem_u32(smem), halo_base = w_base + chunks * kWChunk;
+  __half* out_s = reinterpret_cast<__half*>(smem + chunks * kWChunk + 2 * kHaloStage);
+  const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+
+  // The weights (64, 3, 3, C): per chunk, tap and plane, 64 outputs x 16 bytes.
+  const int pieces = p.c / 8;  // 16-byte pieces per (output, tap)
+  for (int i = tid; i < kM * 9 * pieces; i += kThreads) {
+    const int m = i / (9 * pieces), r = i - m * 9 * pieces, tap = r / pieces, q = r - tap * pieces;
+    cp_async16(w_base + (q >> 3) * kWChunk + ((tap * 8 + (q & 7)) * kM + m) * 16,
+               w + (static_cast<int64_t>(m) * 9 + tap) * p.c + q * 8, 16);
+  }
+  cp_async_commit();
+
+  // This thread's accumulator rows are output channels c_lo and c_lo + 8.
+  const int c_lo = 16 * warp + lane / 4;
+  const float bias_lo = bias ? __half2float(bias[c_lo]) : 0.f, bias_hi = bias ? __half2float(bias[c_lo + 8]) : 0.f;
+
+  int64_t tile = blockIdx.x;
+  int chunk = 0, stage = 0;
+  TileOrigin o = tile_origin(tile, tiles_x, tiles_y);
+  load_halo(x, p, o, 0, halo_base);
+  cp_async_commit();
+  float acc[64];
+  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+  while (true) {
+    int64_t next_tile = tile;
+    int next_chunk = chunk + 1;
+    if (next_chunk == chunks) {
+      next_chunk = 0;
+      next_tile += gridDim.x;
+    }
+    const bool more = next_tile < tiles;
+    const TileOrigin next = more ? tile_origin(next_tile, tiles_x, tiles_y) : o;
+    // The other stage was last read by the previous step, which every thread has finished.
+    if (more) load_halo(x, p, next, next_chunk, halo_base + (stage ^ 1) * kHaloStage);
+    cp_async_commit();
+    cp_async_wait_prior();  // this step's halo (and the weights) landed, for this thread's copies
+    wgmma::fence_async_shared();
+    __syncthreads();
+
+    const uint32_t b0 = halo_base + stage * kHaloStage + wg * (kRows / 2) * kHaloCols * 16;
+    const uint32_t a0 = w_base + chunk * kWChunk;
+    wgmma::fence();
+#pragma unroll
+    for (int tap = 0; tap < 9; ++tap) {
+      const int dy = tap / 3, dx = tap % 3;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const uint64_t a = desc(a0 + (tap * 8 + 2 * j) * kM * 16, kM * 16, 128);
+        const uint64_t b = desc(b0 + 2 * j * kPlane + (dy * kHaloCols + dx) * 16, kPlane, kHaloCols * 16);
+        wgmma_m64n128k16_f16(acc, a, b, (chunk | tap | j) != 0);
+      }
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+#pragma unroll
+    for (int i = 0; i < 64; ++i) fence_acc(acc[i]);
+
+    if (chunk == chunks - 1) {
+      // Accumulators + bias, as float16, into the shared tile of pixels x channels: column
+      // n = 8i + 2*(lane%4) + e%2 of warpgroup wg is pixel wg * 128 + n of the tile.
+#pragma unroll
+      for (int i = 0; i < 16; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int pix = wg * 128 + 8 * i + 2 * (lane % 4) + (e & 1);
+          const int c = c_lo + 8 * (e >> 1);
+          out_s[pix * kOutStride + c] = __float2half_rn(acc[4 * i + e] + (e >> 1 ? bias_hi : bias_lo));
+        }
+      __syncthreads();
+      // Z and ReLU, 8 channels (16 bytes) a thread per step, whole pixel rows per warp.
+      for (int item = tid; item < kRows * kCols * (kM / 8); item += kThreads) {
+        const int pix = item / (kM / 8), g = item % (kM / 8);
+        const int oy = o.y0 + pix / kCols, ox = o.x0 + pix % kCols;
+        if (oy >= p.h || ox >= p.w) continue;
+        uint4 v = *reinterpret_cast<const uint4*>(out_s + pix * kOutStride + 8 * g);
+        const int64_t off = ((static_cast<int64_t>(o.n) * p.h + oy) * p.w + ox) * kM + 8 * g;
+        __half2* h = reinterpret_cast<__half2*>(&v);
+        if (z) {
+          const uint4 zv = *reinterpret_cast<const uint4*>(z + off);
+          const __half2* zh = reinterpret_cast<const __half2*>(&zv);
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            const float2 a = __half22float2(h[k]), b = __half22float2(zh[k]);
+            h[k] = __floats2half2_rn(a.x + b.x, a.y + b.y);
+          }
+        }
+        if (p.relu)
+#pragma unroll
+          for (int k = 0; k < 4; ++k) h[k] = __hmax2(h[k], __float2half2_rn(0.f));
+        *reinterpret_cast<uint4*>(y + off) = v;
+      }
+    }
+    __syncthreads();  // this stage's and the output tile's readers done before they are refilled
+    if (!more) break;
+    tile = next_tile;
+    chunk = next_chunk;
+    o = next;
+    stage ^= 1;
+  }
+}
+
+}  // namespace
+
+bool halo_conv_available() {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) {
+    cudaGetLastError();
+    return false;
+  }
+  static std::atomic<int> known[64];  // 0 unknown, 1 no, 2 yes
+  int k = known[device].load();
+  if (k == 0) {
+    int major = 0, minor = 0, built = 0;
+    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess &&
+                    major == 9 && minor == 0 &&
+                    cudaMemcpyFromSymbol(&built, kHaloConvBuilt, sizeof built) == cudaSuccess;
+    cudaGetLastError();  // no device code for this GPU: not an error here
+    k = ok && built == 1 ? 2 : 1;
+    known[device].store(k);
+  }
+  return k == 2;
+}
+
+cudaError_t halo_conv(const void* x, const void* w, const void* b, const void* z, void* y, const HaloConvParams& p,
+                      cudaStream_t stream) {
+  if (p.c % 64 != 0 || p.c < 64 || p.c > kHaloConvMaxChannels || p.n < 1 || p.h < 1 || p.w < 1)
+    return cudaErrorInvalidValue;
+  const int tiles_x = (p.w + kCols - 1) / kCols, tiles_y = (p.h + kRows - 1) / kRows;
+  const int64_t tiles = static_cast<int64_t>(p.n) * tiles_x * tiles_y;
+  int device = 0, sms = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (e != cudaSuccess) return e;
+  const size_t smem = smem_bytes(p.c);
+  e = cudaFuncSetAttribute(halo_conv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (e != cudaSuccess) return e;
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(tiles, sms));
+  halo_conv_kernel<<<grid, kThreads, smem, stream>>>(
+      static_cast<const __half*>(x), static_cast<const __half*>(w), static_cast<const __half*>(b),
+      static_cast<const __half*>(z), static_cast<__half*>(y), p, tiles_x, tiles_y, tiles);
+  return cudaGetLastError();
+}
+
+}  // namespace kiln::cuda::kernels

@@ -1,0 +1,28 @@
+// Kernel entry of the Hopper halo-tile 3x3 convolution (halo_conv.cu): float16 NHWC, stride 1,
+// pads 1, 64 output and 64 input channels.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace kiln::cuda::kernels {
+
+// The weights of every input channel stay in shared memory (72 KiB per 64 channels) next to two
+// 64-channel halo stages (42.5 KiB each) and the output tile (36 KiB).
+inline constexpr int kHaloConvMaxChannels = 64;
+inline constexpr int kHaloConvOutChannels = 64;
+
+struct HaloConvParams {
+  int n = 1, h = 1, w = 1, c = 64;  // X (N, H, W, C), Y (N, H, W, 64)
+  bool relu = false;
+};
+
+// Whether this process's device runs the kernel: an sm_90 GPU and device code built for sm_90a.
+bool halo_conv_available();
+// Y = act(conv3x3(X, W) + B + Z); W is (64, 3, 3, C); B (64) and Z (as Y) may be null. X, W, Z
+// and Y 16-byte aligned.
+cudaError_t halo_conv(const void* x, const void* w, const void* b, const void* z, void* y, const HaloConvParams& p,
+                      cudaStream_t stream);
+
+}  // namespace kiln::cuda::kernels
