@@ -23,19 +23,12 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <atomic>
 
 #include "backends/cuda/layers/halo_conv_kernels.hpp"
-#include "backends/cuda/layers/wgmma_s8.cuh"
+#include "backends/cuda/layers/sm90a.hpp"
+#include "backends/cuda/layers/wgmma.cuh"
 
 namespace kiln::cuda::kernels {
-
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ int kHaloConvBuilt = 1;
-#else
-__device__ int kHaloConvBuilt = 0;
-#endif
-
 namespace {
 
 constexpr int kRows = 32, kCols = 8;  // output tile: two warpgroups of 16 rows x 8 columns
@@ -60,37 +53,6 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int sr
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 // Every group but the newest complete.
 __device__ __forceinline__ void cp_async_wait_prior() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-
-// Non-swizzled K-major descriptor: start, LBO (next core matrix along K), SBO (along M or N).
-__device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
-  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
-         (static_cast<uint64_t>(sbo >> 4) << 32);
-}
-
-// D (m64 x n128, f32) += A (m64 x k16 f16) * B (n128 x k16 f16), both K-major; accumulate 0
-// overwrites D. d[4i + e]: row 16*warp + lane/4 (+8 for e >= 2), column 8i + 2*(lane%4) + e%2.
-__device__ __forceinline__ void wgmma_m64n128k16_f16(float* d, uint64_t a, uint64_t b, int accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
-      "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
-      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(a), "l"(b), "r"(accumulate));
-#else
-  __trap();
-#endif
-}
-
-__device__ __forceinline__ void fence_acc(float& r) { asm volatile("" : "+f"(r)::"memory"); }
 
 struct TileOrigin {
   int n, y0, x0;
@@ -170,15 +132,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int dy = tap / 3, dx = tap % 3;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const uint64_t a = desc(a0 + (tap * 8 + 2 * j) * kM * 16, kM * 16, 128);
-        const uint64_t b = desc(b0 + 2 * j * kPlane + (dy * kHaloCols + dx) * 16, kPlane, kHaloCols * 16);
-        wgmma_m64n128k16_f16(acc, a, b, (chunk | tap | j) != 0);
+        const uint64_t a = wgmma::desc_plain(a0 + (tap * 8 + 2 * j) * kM * 16, kM * 16, 128);
+        const uint64_t b = wgmma::desc_plain(b0 + 2 * j * kPlane + (dy * kHaloCols + dx) * 16, kPlane, kHaloCols * 16);
+        wgmma::wgmma_m64n128k16_f16(acc, a, b, (chunk | tap | j) != 0);
       }
     }
     wgmma::commit();
     wgmma::wait<0>();
 #pragma unroll
-    for (int i = 0; i < 64; ++i) fence_acc(acc[i]);
+    for (int i = 0; i < 64; ++i) wgmma::fence_operand(acc[i]);
 
     if (chunk == chunks - 1) {
       // Accumulators + bias, as float16, into the shared tile of pixels x channels: column
@@ -226,26 +188,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 }  // namespace
 
-bool halo_conv_available() {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) {
-    cudaGetLastError();
-    return false;
-  }
-  static std::atomic<int> known[64];  // 0 unknown, 1 no, 2 yes
-  int k = known[device].load();
-  if (k == 0) {
-    int major = 0, minor = 0, built = 0;
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess &&
-                    major == 9 && minor == 0 &&
-                    cudaMemcpyFromSymbol(&built, kHaloConvBuilt, sizeof built) == cudaSuccess;
-    cudaGetLastError();  // no device code for this GPU: not an error here
-    k = ok && built == 1 ? 2 : 1;
-    known[device].store(k);
-  }
-  return k == 2;
-}
+bool halo_conv_available() { return sm90a_kernels_available(); }
 
 cudaError_t halo_conv(const void* x, const void* w, const void* b, const void* z, void* y, const HaloConvParams& p,
                       cudaStream_t stream) {

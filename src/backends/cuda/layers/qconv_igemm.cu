@@ -9,23 +9,16 @@
 // warpgroup (4 warps) computes 64 output pixels x BN channels per wgmma, reading both operands
 // from the same swizzled stages (the 64-byte swizzle above is wgmma's 64-byte swizzle mode), so
 // the ldmatrix loads and their register traffic are gone.
-#include <atomic>
 #include <climits>
 #include <type_traits>
 
 #include "backends/cuda/layers/qconv_igemm.hpp"
 #include "backends/cuda/layers/qconv_tma.hpp"
-#include "backends/cuda/layers/wgmma_s8.cuh"
+#include "backends/cuda/layers/sm90a.hpp"
+#include "backends/cuda/layers/wgmma.cuh"
 #include "util/fast_div.hpp"
 
 namespace kiln::cuda::kernels {
-
-// Whether this device's code has the wgmma kernels (compiled for sm_90a): read by the host.
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ int kWgmmaBuilt = 1;
-#else
-__device__ int kWgmmaBuilt = 0;
-#endif
 
 namespace {
 
@@ -579,25 +572,7 @@ const char* igemm_s8_config_name(int config) {
 
 bool igemm_s8_wgmma_config(int config) { return config >= 3 && config < kIgemmConfigs; }
 
-bool igemm_s8_wgmma_available() {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) {
-    cudaGetLastError();
-    return false;
-  }
-  static std::atomic<int> known[64];  // 0 unknown, 1 no, 2 yes (a race only repeats the question)
-  int k = known[device].load();
-  if (k == 0) {
-    int major = 0, minor = 0, built = 0;
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess &&
-                    major == 9 && minor == 0 && cudaMemcpyFromSymbol(&built, kWgmmaBuilt, sizeof built) == cudaSuccess;
-    cudaGetLastError();  // no device code for this GPU: not an error here
-    k = ok && built == 1 ? 2 : 1;
-    known[device].store(k);
-  }
-  return k == 2;
-}
+bool igemm_s8_wgmma_available() { return sm90a_kernels_available(); }
 
 bool igemm_s8_supports(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t kh, int64_t kw, int64_t oh,
                        int64_t ow, int config, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w) {

@@ -5,7 +5,7 @@
 // (ky, kx)), one im2col TMA load of the 128 pixels' window rows (the tensor map knows X's shape,
 // the pads and the strides; the window position is the load's offset, padding comes back as
 // zeros) and one tiled load of the BN weight rows, both into the 64-byte-swizzled layout that
-// wgmma's descriptors read (wgmma_s8.cuh). The stages form a ring guarded by mbarriers: "full"
+// wgmma's descriptors read (wgmma.cuh). The stages form a ring guarded by mbarriers: "full"
 // (the copies' bytes landed) and "empty" (every thread's multiplications of that stage done).
 // The epilogue works on the accumulator registers: each thread holds columns 8i + 2t, +1 of rows
 // g and g + 8 of its warp's 16. For int8 outputs the pairs go as 16-bit words into a shared tile
@@ -22,7 +22,7 @@
 #include <type_traits>
 
 #include "backends/cuda/layers/qconv_tma.hpp"
-#include "backends/cuda/layers/wgmma_s8.cuh"
+#include "backends/cuda/layers/wgmma.cuh"
 #include "util/fast_div.hpp"
 
 namespace kiln::cuda::kernels {

@@ -1,7 +1,8 @@
-// Hopper warpgroup MMA (wgmma) for the int8 implicit GEMM (qconv_igemm.cu), sm_90a only: elsewhere
-// the functions trap, and the host learns that they were not built (qconv_igemm.cu's kWgmmaBuilt),
-// so no tactic uses them. Operands come straight from shared memory through 64-bit descriptors;
-// both int8 operands are K-major (the only layout wgmma takes for 8-bit types).
+// Hopper warpgroup MMA (wgmma) for the int8 implicit GEMM (qconv_igemm.cu, qconv_tma.cu) and the
+// float16 halo-tile convolution (halo_conv.cu), sm_90a only: elsewhere the functions trap, and the
+// host learns that they were not built (sm90a.hpp), so no tactic uses them. Operands come straight
+// from shared memory through 64-bit descriptors, K-major (the only layout wgmma takes for 8-bit
+// types).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,35 @@ namespace kiln::cuda::kernels::wgmma {
 __device__ __forceinline__ uint64_t desc_k64(uint32_t smem_addr) {
   return static_cast<uint64_t>((smem_addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) |
          (static_cast<uint64_t>(512 >> 4) << 32) | (static_cast<uint64_t>(2) << 62);
+}
+
+// Non-swizzled K-major descriptor: start, LBO (next core matrix along K), SBO (along M or N).
+__device__ __forceinline__ uint64_t desc_plain(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
+         (static_cast<uint64_t>(sbo >> 4) << 32);
+}
+
+// D (m64 x n128, f32) += A (m64 x k16 f16) * B (n128 x k16 f16), both K-major; accumulate 0
+// overwrites D. d[4i + e]: row 16*warp + lane/4 (+8 for e >= 2), column 8i + 2*(lane%4) + e%2.
+__device__ __forceinline__ void wgmma_m64n128k16_f16(float* d, uint64_t a, uint64_t b, int accumulate) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
+      "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(a), "l"(b), "r"(accumulate));
+#else
+  __trap();
+#endif
 }
 
 __device__ __forceinline__ void fence() {
@@ -43,6 +73,7 @@ __device__ __forceinline__ void fence_async_shared() {
 }
 // Keeps the compiler from moving accesses of an accumulator register across wgmma's wait.
 __device__ __forceinline__ void fence_operand(int& r) { asm volatile("" : "+r"(r)::"memory"); }
+__device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
 
 // D (m64 x nN, s32) += A (m64 x k32 s8, descriptor a) * B (nN x k32 s8, descriptor b); accumulate 0
 // overwrites D. d[4i + e] is row 16*warp + lane/4 (+8 for e >= 2), column 8i + 2*(lane%4) + e%2:
