@@ -173,7 +173,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
         if (p.relu)
 #pragma unroll
-          for (int k = 0; k < 4; ++k) h[k] = __hmax2(h[k], __float2half2_rn(0.f));
+          for (int k = 0; k < 4; ++k) h[k] = __hmax2_nan(h[k], __float2half2_rn(0.f));  // NaN stays NaN
         *reinterpret_cast<uint4*>(y + off) = v;
       }
     }
