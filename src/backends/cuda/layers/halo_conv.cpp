@@ -3,6 +3,7 @@
 
 #include "backends/cuda/layers/halo_conv_kernels.hpp"
 #include "backends/cuda/layers/nn_util.hpp"
+#include "backends/cuda/layers/sm90a.hpp"
 #include "ops/window_geometry.hpp"
 
 namespace kiln::cuda {
@@ -33,22 +34,24 @@ std::optional<kernels::HaloConvParams> params(const Node& n) {
 
 class HaloConvLayer : public CudaLayer {
  public:
-  explicit HaloConvLayer(kernels::HaloConvParams p) : p_(p) {}
+  HaloConvLayer(kernels::HaloConvParams p, kernels::HaloConvLaunch launch) : p_(p), launch_(launch) {}
   Status enqueue(const LaunchArgs& a) const override {
     if (a.outputs[0].numel() == 0) return Status::Ok();
     const void* b = a.inputs.size() > 2 ? a.inputs[2].data : nullptr;
     const void* z = a.inputs.size() > 3 ? a.inputs[3].data : nullptr;
-    KILN_CUDA_CHECK(kernels::halo_conv(a.inputs[0].data, a.inputs[1].data, b, z, a.outputs[0].data, p_, a.stream));
+    KILN_CUDA_CHECK(kernels::halo_conv(a.inputs[0].data, a.inputs[1].data, b, z, a.outputs[0].data, p_, launch_,
+                                      a.stream));
     return Status::Ok();
   }
 
  private:
   kernels::HaloConvParams p_;
+  kernels::HaloConvLaunch launch_;
 };
 
 }  // namespace
 
-bool halo_conv_fits(const Node& n) { return params(n).has_value() && kernels::halo_conv_available(); }
+bool halo_conv_fits(const Node& n) { return params(n).has_value() && kernels::sm90a_kernels_available(); }
 
 Expected<std::unique_ptr<CudaLayer>> halo_conv_create(const Node& n) {
   auto p = params(n);
@@ -57,10 +60,12 @@ Expected<std::unique_ptr<CudaLayer>> halo_conv_create(const Node& n) {
                          "up to {}",
                          n.describe(), kHaloConvTactic, kernels::kHaloConvOutChannels,
                          kernels::kHaloConvMaxChannels);
-  if (!kernels::halo_conv_available())
+  if (!kernels::sm90a_kernels_available())
     return unsupported("{}: tactic '{}' needs an sm_90 GPU and a build with sm_90a code", n.describe(),
                        kHaloConvTactic);
-  return std::unique_ptr<CudaLayer>(std::make_unique<HaloConvLayer>(*p));
+  kernels::HaloConvLaunch launch;
+  KILN_CUDA_CHECK(kernels::halo_conv_setup(*p, &launch));
+  return std::unique_ptr<CudaLayer>(std::make_unique<HaloConvLayer>(*p, launch));
 }
 
 }  // namespace kiln::cuda

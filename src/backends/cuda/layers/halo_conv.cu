@@ -25,7 +25,6 @@
 #include <algorithm>
 
 #include "backends/cuda/layers/halo_conv_kernels.hpp"
-#include "backends/cuda/layers/sm90a.hpp"
 #include "backends/cuda/layers/wgmma.cuh"
 
 namespace kiln::cuda::kernels {
@@ -188,25 +187,31 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 }  // namespace
 
-bool halo_conv_available() { return sm90a_kernels_available(); }
-
-cudaError_t halo_conv(const void* x, const void* w, const void* b, const void* z, void* y, const HaloConvParams& p,
-                      cudaStream_t stream) {
+cudaError_t halo_conv_setup(const HaloConvParams& p, HaloConvLaunch* launch) {
   if (p.c % 64 != 0 || p.c < 64 || p.c > kHaloConvMaxChannels || p.n < 1 || p.h < 1 || p.w < 1)
     return cudaErrorInvalidValue;
-  const int tiles_x = (p.w + kCols - 1) / kCols, tiles_y = (p.h + kRows - 1) / kRows;
-  const int64_t tiles = static_cast<int64_t>(p.n) * tiles_x * tiles_y;
+  HaloConvLaunch l;
+  l.tiles_x = (p.w + kCols - 1) / kCols;
+  l.tiles_y = (p.h + kRows - 1) / kRows;
+  l.tiles = static_cast<int64_t>(p.n) * l.tiles_x * l.tiles_y;
+  l.smem = smem_bytes(p.c);
   int device = 0, sms = 0;
   cudaError_t e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(halo_conv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(l.smem));
   if (e != cudaSuccess) return e;
-  const size_t smem = smem_bytes(p.c);
-  e = cudaFuncSetAttribute(halo_conv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  if (e != cudaSuccess) return e;
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(tiles, sms));
-  halo_conv_kernel<<<grid, kThreads, smem, stream>>>(
+  l.grid = static_cast<unsigned>(std::min<int64_t>(l.tiles, sms));
+  *launch = l;
+  return cudaSuccess;
+}
+
+cudaError_t halo_conv(const void* x, const void* w, const void* b, const void* z, void* y, const HaloConvParams& p,
+                      const HaloConvLaunch& l, cudaStream_t stream) {
+  if (l.grid == 0) return cudaErrorInvalidValue;  // not set up
+  halo_conv_kernel<<<l.grid, kThreads, l.smem, stream>>>(
       static_cast<const __half*>(x), static_cast<const __half*>(w), static_cast<const __half*>(b),
-      static_cast<const __half*>(z), static_cast<__half*>(y), p, tiles_x, tiles_y, tiles);
+      static_cast<const __half*>(z), static_cast<__half*>(y), p, l.tiles_x, l.tiles_y, l.tiles);
   return cudaGetLastError();
 }
 

@@ -18,11 +18,19 @@ struct HaloConvParams {
   bool relu = false;
 };
 
-// Whether this process's device runs the kernel: an sm_90 GPU and device code built for sm_90a.
-bool halo_conv_available();
+// What a launch needs beyond the params, worked out once per layer (not per inference).
+struct HaloConvLaunch {
+  unsigned grid = 0;
+  int tiles_x = 0, tiles_y = 0;
+  int64_t tiles = 0;
+  size_t smem = 0;
+};
+// Checks `p`, lets the kernel use its shared memory on the current device and sizes the
+// persistent grid (an sm_90 GPU with sm_90a code: sm90a.hpp).
+cudaError_t halo_conv_setup(const HaloConvParams& p, HaloConvLaunch* launch);
 // Y = act(conv3x3(X, W) + B + Z); W is (64, 3, 3, C); B (64) and Z (as Y) may be null. X, W, Z
 // and Y 16-byte aligned.
 cudaError_t halo_conv(const void* x, const void* w, const void* b, const void* z, void* y, const HaloConvParams& p,
-                      cudaStream_t stream);
+                      const HaloConvLaunch& launch, cudaStream_t stream);
 
 }  // namespace kiln::cuda::kernels
