@@ -8,8 +8,7 @@
 
 namespace kiln::cuda::kernels {
 
-// The weights of every input channel stay in shared memory (72 KiB per 64 channels) next to two
-// 64-channel halo stages (42.5 KiB each) and the output tile (36 KiB).
+// The weights stay in shared memory (72 KiB) next to two halo stages per warpgroup (22.6 KiB each).
 inline constexpr int kHaloConvMaxChannels = 64;
 inline constexpr int kHaloConvOutChannels = 64;
 
