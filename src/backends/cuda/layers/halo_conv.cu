@@ -64,7 +64,7 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_prior() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 // Named barriers: 1 + wg syncs warpgroup wg's 128 threads; 3 + wg is warpgroup wg's turn at the
-// tensor cores, which the other warpgroup hands it (arrive) when its products are done.
+// tensor cores, which the other warpgroup hands it (arrive) once it has issued its products.
 __device__ __forceinline__ void wg_sync(int wg) { asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory"); }
 __device__ __forceinline__ void turn_wait(int wg) { asm volatile("bar.sync %0, 256;\n" ::"r"(3 + wg) : "memory"); }
 __device__ __forceinline__ void turn_hand(int to) { asm volatile("bar.arrive %0, 256;\n" ::"r"(3 + to) : "memory"); }
@@ -84,8 +84,6 @@ __device__ __forceinline__ uint32_t pack_half2(float a, float b) {
   __half2 h = __floats2half2_rn(a, b);
   return *reinterpret_cast<uint32_t*>(&h);
 }
-
-
 
 struct TileOrigin {
   int n, y0, x0;
@@ -112,8 +110,9 @@ __device__ __forceinline__ void load_halo(const __half* x, const HaloConvParams&
 }
 
 // A persistent CTA per SM; its k-th tile is blockIdx.x + k * gridDim.x, and warpgroup k % 2 runs
-// it: loads its halo two tiles ahead into its own two stages, multiplies when the other warpgroup
-// hands over the tensor cores, hands them back and writes its outputs while the other multiplies.
+// it: loads its halo two tiles ahead into its own two stages, issues its products when the other
+// warpgroup hands over the tensor cores, hands them back and writes its outputs while the other
+// multiplies.
 __global__ void __launch_bounds__(kThreads, 1)
     halo_conv_kernel(const __half* __restrict__ x, const __half* __restrict__ w, const __half* __restrict__ bias,
                      const __half* __restrict__ z, __half* __restrict__ y, HaloConvParams p, int tiles_x, int tiles_y,
@@ -170,7 +169,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma::wait<0>();
 #pragma unroll
     for (int i = 0; i < 64; ++i) wgmma::fence_operand(acc[i]);
-
 
     // Accumulators + bias, as float16, into the stage just read, as pixels x channels: column
     // 8i + 2*(lane%4) + e%2 is pixel 8i + ... of the tile, row c_lo + 8*(e/2) its channel. Each
