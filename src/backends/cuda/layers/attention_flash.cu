@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "backends/cuda/layers/attention_kernels.hpp"
+#include "backends/cuda/layers/cp_async.cuh"
 #include "backends/cuda/layers/device_types.cuh"
 
 namespace kiln::cuda {
@@ -56,19 +57,10 @@ constexpr int fa_min_blocks() {
   return D <= 64 ? (W == 4 && KS == 2 ? 3 : 2) : 1;
 }
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared; bytes past src_bytes (0 or 16) are zero-filled.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
+using kernels::cp_async16;
+using kernels::cp_async_commit;
+using kernels::cp_async_wait;
+using kernels::smem_u32;
 
 // 2^x (ex2.approx: -inf gives 0).
 __device__ __forceinline__ float fast_exp2(float x) {
@@ -80,12 +72,12 @@ __device__ __forceinline__ float fast_exp2(float x) {
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
+               : "r"(smem_u32(p)));
 }
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
+               : "r"(smem_u32(p)));
 }
 
 // c += a * b, m16n8k16, float accumulators.
@@ -131,7 +123,7 @@ __device__ __forceinline__ void load_tile_async(T* tile, const T* base, int64_t 
     const int e = threadIdx.x + it * NT;
     const int r = e / kPerRow, c = (e % kPerRow) * kVec;
     const bool ok = r < rows;
-    cp_async16(tile + r * kLd + c, ok ? base + r * stride + c : base, ok ? 16 : 0);
+    cp_async16(smem_u32(tile + r * kLd + c), ok ? base + r * stride + c : base, ok ? 16 : 0);
   }
 }
 

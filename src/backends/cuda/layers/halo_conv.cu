@@ -30,6 +30,7 @@
 
 #include <algorithm>
 
+#include "backends/cuda/layers/cp_async.cuh"
 #include "backends/cuda/layers/halo_conv_kernels.hpp"
 #include "backends/cuda/layers/wgmma.cuh"
 
@@ -51,17 +52,6 @@ static_assert(kRows * kCols * kOutStride * 2 <= kHaloStage, "the epilogue reuses
 
 // The weights, then two halo stages per warpgroup.
 size_t smem_bytes() { return static_cast<size_t>(kWBytes) + 4 * kHaloStage; }
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-// Every group but the newest complete.
-__device__ __forceinline__ void cp_async_wait_prior() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 // Named barriers: 1 + wg syncs warpgroup wg's 128 threads; 3 + wg is warpgroup wg's turn at the
 // tensor cores, which the other warpgroup hands it (arrive) once it has issued its products.
@@ -131,7 +121,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (wg < count) load_halo(x, p, tile_origin(blockIdx.x + wg * static_cast<int64_t>(gridDim.x), tiles_x, tiles_y),
                             halo_base, t);
   cp_async_commit();
-  cp_async_wait_prior();  // the weights, for this thread's copies
+  cp_async_wait<1>();  // the weights, for this thread's copies
   __syncthreads();
 
   // This thread's accumulator rows are output channels c_lo and c_lo + 8.
@@ -146,7 +136,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       load_halo(x, p, tile_origin(blockIdx.x + (k + 2) * gridDim.x, tiles_x, tiles_y),
                 halo_base + (stage ^ 1) * kHaloStage, t);
     cp_async_commit();
-    cp_async_wait_prior();  // tile k's halo, for this thread's copies
+    cp_async_wait<1>();  // tile k's halo, for this thread's copies
     wgmma::fence_async_shared();
     wg_sync(wg);
 

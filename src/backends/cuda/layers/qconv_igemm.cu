@@ -12,6 +12,7 @@
 #include <climits>
 #include <type_traits>
 
+#include "backends/cuda/layers/cp_async.cuh"
 #include "backends/cuda/layers/qconv_igemm.hpp"
 #include "backends/cuda/layers/qconv_tma.hpp"
 #include "backends/cuda/layers/sm90a.hpp"
@@ -62,10 +63,6 @@ using WgSmall = Cfg<64, 128, 16, 128, 3, true>; // config 5: one warpgroup
 using WgTiny = Cfg<64, 64, 16, 64, 4, true>;    // config 6
 using WgWide = Cfg<64, 256, 16, 256, 2, true>;  // config 7: 128 accumulators a thread, for M > 128
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // Byte offset of 16-byte chunk `chunk` (0..3) of row `row` in a stage's 64-byte-row tile.
 __device__ __forceinline__ int swz(int row, int chunk) { return row * kBK + ((chunk ^ ((row >> 1) & 3)) << 4); }
 
@@ -77,16 +74,8 @@ __device__ __forceinline__ int epi_col(int col) {
   return ((g ^ ((g >> 3) & 3)) << 2) | (col & 3);
 }
 
-// L2 only (.cg): going through L1 (.ca) for the 3x3 windows' re-reads measured 5-10% slower.
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  const int bytes = valid ? 16 : 0;  // 0: nothing read, 16 zero bytes written
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
+// cp_async16 reads through L2 only (.cg): going through L1 (.ca) for the 3x3 windows' re-reads
+// measured 5-10% slower.
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -136,7 +125,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     igemm_s8_kernel(const IgemmS8Params p, const FastDiv div_hw, const FastDiv div_ow) {
   extern __shared__ __align__(128) uint8_t smem_raw[];
   uint8_t* smem = smem_raw;
-  if constexpr (C::kAlign > 0) smem += (C::kAlign - (smem_addr(smem_raw) & (C::kAlign - 1))) & (C::kAlign - 1);
+  if constexpr (C::kAlign > 0) smem += (C::kAlign - (smem_u32(smem_raw) & (C::kAlign - 1))) & (C::kAlign - 1);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / C::kWarpsN, warp_n = warp % C::kWarpsN;
   const int rows = p.n * p.oh * p.ow;
@@ -212,13 +201,13 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       const bool ok = kin && static_cast<unsigned>(iy) < static_cast<unsigned>(p.h) &&
                       static_cast<unsigned>(ix) < static_cast<unsigned>(p.w_in);
       const int8_t* src = ok ? p.x + a_base[i] + (static_cast<int64_t>(iy) * p.w_in + ix) * p.c + kc : p.x;
-      cp_async16(smem_addr(sa + swz(r, j)), src, ok);
+      cp_async16(smem_u32(sa + swz(r, j)), src, ok ? 16 : 0);
     }
 #pragma unroll
     for (int i = 0; i < C::kBRows; ++i) {
       const int r = tid / 4 + i * C::kRowStep;
       const bool ok = kin && b_ok[i];
-      cp_async16(smem_addr(sb + swz(r, j)), ok ? b_row[i] + kg : p.w, ok);
+      cp_async16(smem_u32(sb + swz(r, j)), ok ? b_row[i] + kg : p.w, ok ? 16 : 0);
     }
     // Next stage: 64 bytes further along (ky, kx, c).
     kg += kBK;
@@ -253,7 +242,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       cp_async_wait<C::kPrefetch - 1>();
       wgmma::fence_async_shared();  // this thread's cp.async writes, visible to wgmma
       __syncthreads();              // stage kt landed for every thread; stage kt-2 is no longer read
-      const uint32_t sa = smem_addr(smem + (kt % C::kStages) * C::kStageBytes);
+      const uint32_t sa = smem_u32(smem + (kt % C::kStages) * C::kStageBytes);
       const uint32_t a = sa + wg * 64 * kBK, b = sa + C::BM * kBK;
       wgmma::fence();
 #pragma unroll
@@ -289,14 +278,14 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         for (int mt = 0; mt < C::kMT; ++mt) {
           // Matrices: rows 0-7 / 8-15 of the m16 tile x bytes 0-15 / 16-31 of the k32 step.
           const int row = warp_m * C::WM + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-          ldmatrix_x4(af[mt], smem_addr(sa + swz(row, ks * 2 + (lane >> 4))));
+          ldmatrix_x4(af[mt], smem_u32(sa + swz(row, ks * 2 + (lane >> 4))));
         }
 #pragma unroll
         for (int np = 0; np < C::kNT / 2; ++np) {
           // Matrices: channels 0-7 k 0-15, 0-7 k 16-31, 8-15 k 0-15, 8-15 k 16-31.
           const int row = warp_n * C::WN + np * 16 + (lane & 7) + (lane >> 4) * 8;
           uint32_t r[4];
-          ldmatrix_x4(r, smem_addr(sb + swz(row, ks * 2 + ((lane >> 3) & 1))));
+          ldmatrix_x4(r, smem_u32(sb + swz(row, ks * 2 + ((lane >> 3) & 1))));
           bf[2 * np][0] = r[0];
           bf[2 * np][1] = r[1];
           bf[2 * np + 1][0] = r[2];

@@ -21,6 +21,7 @@
 #include <climits>
 #include <type_traits>
 
+#include "backends/cuda/layers/cp_async.cuh"
 #include "backends/cuda/layers/qconv_tma.hpp"
 #include "backends/cuda/layers/wgmma.cuh"
 #include "util/fast_div.hpp"
@@ -69,9 +70,6 @@ constexpr int kTileRows[kIgemmTmaTiles] = {128, 128, 64, 64}, kTileCols[kIgemmTm
 // CTAs an SM should hold (the register budget ptxas gets).
 constexpr int min_blocks(int bm, int bn) { return bm == 128 ? (bn == 64 ? 3 : 2) : (bn == 256 ? 2 : 4); }
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
