@@ -1,57 +1,63 @@
 // The Hopper halo-tile 3x3 convolution (halo_conv_kernels.hpp), sm_90a: float16 NHWC, stride 1,
-// pads 1, 64 output channels.
+// pads 1, 64 input and 64 output channels.
 //
 // With 64 output channels an implicit GEMM of pixels x channels runs wgmma at N = 64, where both
 // operands stream from shared memory at 4 KiB per m64n64k16: half the tensor cores' rate
 // (cuDNN's engines ran UNet's 64-channel 512x512 layers at 390-470 TFLOP/s of the H200's 989).
 // Here the product is transposed, Y^T = W x X^T: M = the 64 output channels (the weights, A),
-// N = 128 pixels (the activations, B), so each m64n128k16 reads 6 KiB for twice the work.
-// And each tile's input is loaded once, with its one-pixel halo, letting wgmma read each tap's
-// window as a shifted view of it:
-//  - a halo tile (18 x 10 pixels for 16 x 8 outputs) is stored per 8-channel plane, each pixel's
-//    8 channels in 16 bytes, pixels in row-major order. wgmma's non-swizzled K-major operand is
-//    built of "core matrices" of 8 rows x 16 bytes at a constant stride (SBO) along M or N and
-//    another (LBO) along K: 8 consecutive pixels of a halo row are one core matrix, the next
-//    output row's 8 pixels start one halo row (10 pixels, 160 bytes) later, the next 8 channels
-//    one plane later. Tap (dy, dx) is the same descriptor started dy rows and dx pixels in;
-//  - the weights stay in shared memory for the kernel's life (a persistent grid, one CTA an SM):
-//    per tap and 8-channel plane, 64 output channels x 16 bytes, one core matrix per 8 outputs;
-//  - two warpgroups take the CTA's tiles in turn (ping-pong), each with its own two halo stages
-//    (cp.async, zero-filled outside the image, two tiles ahead): one multiplies (16 output rows x
-//    8 columns as n128 by the 64 channels as m64, float accumulation) while the other writes its
-//    last tile. The epilogue adds the bias, rounds to float16 and stores the tile transposed to
-//    pixels x channels (stmatrix) into the halo stage it just read, then adds Z, applies ReLU and
-//    writes 16 bytes a thread.
-// On an H200 (UNet's 64-channel 512x512 layer, 19.3 GFLOP) this takes 53 us against 44.5 for
-// cuDNN's best engine, so the builder does not pick it there. Without its loads and stores the
-// kernel's products alone take 35 us (545 TFLOP/s), the same with the weights in registers or
-// with 128-byte-aligned operands: the product chain, not shared-memory bandwidth, bounds it.
+// N = 128 pixels (the activations, B), and each tile's input is loaded once with its one-pixel
+// halo, wgmma reading each tap's window as a shifted view of it:
+//  - a tile is 16 output rows x 8 columns; its halo (18 x 10 pixels) comes in by one TMA copy
+//    (pixels outside the image arrive as zeros: the padding), each pixel's 64 channels one
+//    128-byte row, 128-byte swizzled. wgmma's swizzled K-major operand is 8-row groups of such
+//    rows at a constant stride (SBO): 8 consecutive pixels of a halo row are one group, the next
+//    output row's group starts one halo row (10 pixels, 1280 bytes) later. Tap (dy, dx) is the
+//    same descriptor started dy halo rows and dx pixels in. The hardware swizzles the absolute
+//    shared address, as the TMA wrote it, so starts off the 1024-byte pattern need no base
+//    offset (checked against a CPU reference on an H200);
+//  - the weights (64 x 9 taps x 64 channels, 72 KiB) stay in shared memory for the kernel's life
+//    (a persistent grid, one CTA an SM), per tap 64 rows of 128 bytes, swizzled the same way;
+//  - two warpgroups take the CTA's tiles in turn (ping-pong), each with two halo stages loaded
+//    one and two of its tiles ahead: one multiplies (36 m64n128k16, float accumulation) while
+//    the other finishes its last tile. Its epilogue adds the bias (and Z, which a TMA copy brought
+//    into the output tile meanwhile), applies ReLU, rounds to float16 and stores the tile
+//    transposed to pixels x channels (stmatrix) into a swizzled output tile, which one TMA store
+//    writes to Y (clipped at the image's edges; Y's pixels may be further apart than 64 channels:
+//    a channel slice of a wider tensor).
+// On an H200, UNet's 64-channel 512x512 layer (19.3 GFLOP) takes 31 us (620 TFLOP/s) against
+// 49 us for cuDNN's best engine timed the same way; ResNet-50's first-stage 3x3 at batch 64
+// 26 us against 53.
 #include <cuda_fp16.h>
 
 #include <algorithm>
 
 #include "backends/cuda/layers/cp_async.cuh"
 #include "backends/cuda/layers/halo_conv_kernels.hpp"
+#include "backends/cuda/layers/tensor_map.hpp"
+#include "backends/cuda/layers/tma.cuh"
 #include "backends/cuda/layers/wgmma.cuh"
 
 namespace kiln::cuda::kernels {
 namespace {
 
-// Each warpgroup owns its tiles: 16 output rows x 8 columns (n128) by the 64 channels (m64).
-constexpr int kRows = 16, kCols = 8;
-constexpr int kHaloCols = kCols + 2, kHaloPix = (kRows + 2) * kHaloCols;
-// One 8-channel plane of a halo tile, in bytes: 16 bytes a pixel, padded by 16 so that the 8 planes
-// of one pixel (written by 8 neighbouring threads) start in different banks.
-constexpr int kPlane = kHaloPix * 16 + 16;
-constexpr int kHaloStage = 8 * kPlane;  // a tile's 64 input channels
+constexpr int kRows = 16, kCols = 8;  // a tile: n128 = 16 output rows x 8 columns, by the 64 channels (m64)
+constexpr int kHaloCols = kCols + 2, kHaloRows = kRows + 2;
+constexpr int kRowBytes = 128;  // one pixel's 64 channels
+constexpr int kHaloBytes = kHaloCols * kHaloRows * kRowBytes;
+constexpr int kStage = (kHaloBytes + 1023) / 1024 * 1024;  // the swizzle pattern repeats every 1024 bytes
+constexpr int kOutTile = kRows * kCols * kRowBytes;
 constexpr int kM = kHaloConvOutChannels;
-constexpr int kWBytes = 9 * 8 * kM * 16;  // the weights of 64 input channels
+constexpr int kTapBytes = kM * kRowBytes;
+constexpr int kWBytes = 9 * kTapBytes;
+constexpr int kPerWarpgroup = 2 * kStage + kOutTile;  // two halo stages and the output tile
+constexpr int kBarriers = kWBytes + 2 * kPerWarpgroup;
 constexpr int kThreads = 256;
-constexpr int kOutStride = kM + 8;  // halves per pixel of the epilogue's tile (padded: no bank conflicts)
-static_assert(kRows * kCols * kOutStride * 2 <= kHaloStage, "the epilogue reuses its tile's halo stage");
+// Barriers: the weights', then per warpgroup its two stages' and its Z tile's.
+constexpr int kBarrierCount = 1 + 2 * 3;
+static_assert(kPerWarpgroup % 1024 == 0 && kWBytes % 1024 == 0, "swizzled tiles start on 1024 bytes");
 
-// The weights, then two halo stages per warpgroup.
-size_t smem_bytes() { return static_cast<size_t>(kWBytes) + 4 * kHaloStage; }
+// Shared memory with the slack to align it to 1024 bytes.
+size_t smem_bytes() { return static_cast<size_t>(kBarriers) + 8 * kBarrierCount + 1024; }
 
 // Named barriers: 1 + wg syncs warpgroup wg's 128 threads; 3 + wg is warpgroup wg's turn at the
 // tensor cores, which the other warpgroup hands it (arrive) once it has issued its products.
@@ -59,21 +65,36 @@ __device__ __forceinline__ void wg_sync(int wg) { asm volatile("bar.sync %0, 128
 __device__ __forceinline__ void turn_wait(int wg) { asm volatile("bar.sync %0, 256;\n" ::"r"(3 + wg) : "memory"); }
 __device__ __forceinline__ void turn_hand(int to) { asm volatile("bar.arrive %0, 256;\n" ::"r"(3 + to) : "memory"); }
 
-// Four 8x8 float16 matrices, transposed, to the rows whose addresses lanes 8j..8j+7 give (matrix j).
-__device__ __forceinline__ void stmatrix_x4_trans(uint32_t addr, uint32_t r0, uint32_t r1, uint32_t r2, uint32_t r3) {
+// Four 8x8 float16 matrices, transposed, to (from) the rows whose addresses lanes 8j..8j+7 give (matrix j).
+__device__ __forceinline__ void stmatrix_x4_trans(uint32_t addr, const uint32_t (&r)[4]) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0),
-               "r"(r1), "r"(r2), "r"(r3)
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r[0]),
+               "r"(r[1]), "r"(r[2]), "r"(r[3])
                : "memory");
 #else  // built for other GPUs too (release builds): never launched there (sm90a.hpp)
   __trap();
 #endif
 }
-
-__device__ __forceinline__ uint32_t pack_half2(float a, float b) {
-  __half2 h = __floats2half2_rn(a, b);
-  return *reinterpret_cast<uint32_t*>(&h);
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t (&r)[4]) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr)
+               : "memory");
+#else
+  __trap();
+#endif
 }
+
+// K-major operand descriptor, 128-byte swizzle: start / 16, LBO unused (1), SBO / 16 between
+// 8-row groups, mode 1 (bits 62-63).
+__device__ __forceinline__ uint64_t desc_sw128(uint32_t addr, uint32_t sbo) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) |
+         (static_cast<uint64_t>(sbo >> 4) << 32) | (static_cast<uint64_t>(1) << 62);
+}
+
+__device__ __forceinline__ __half2 as_half2(uint32_t v) { return *reinterpret_cast<__half2*>(&v); }
+__device__ __forceinline__ uint32_t as_u32(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
 
 struct TileOrigin {
   int n, y0, x0;
@@ -85,129 +106,119 @@ __device__ __forceinline__ TileOrigin tile_origin(int64_t tile, int tiles_x, int
   return {static_cast<int>(rest / tiles_y), static_cast<int>(rest % tiles_y) * kRows, tx * kCols};
 }
 
-// A tile's halo into a stage (zeros outside the image), by the 128 threads of one warpgroup:
-// neighbouring threads copy one pixel's 8 planes (128 contiguous bytes of X).
-__device__ __forceinline__ void load_halo(const __half* x, const HaloConvParams& p, TileOrigin o, uint32_t stage,
-                                          int t) {
-  for (int i = t; i < kHaloPix * 8; i += 128) {
-    const int pix = i >> 3, plane = i & 7;
-    const int hy = pix / kHaloCols, hx = pix - hy * kHaloCols;
-    const int gy = o.y0 - 1 + hy, gx = o.x0 - 1 + hx;
-    const bool inside = gy >= 0 && gy < p.h && gx >= 0 && gx < p.w;
-    const __half* src = inside ? x + ((static_cast<int64_t>(o.n) * p.h + gy) * p.w + gx) * p.c + plane * 8 : x;
-    cp_async16(stage + plane * kPlane + pix * 16, src, inside ? 16 : 0);
-  }
-}
-
-// A persistent CTA per SM; its k-th tile is blockIdx.x + k * gridDim.x, and warpgroup k % 2 runs
-// it: loads its halo two tiles ahead into its own two stages, issues its products when the other
-// warpgroup hands over the tensor cores, hands them back and writes its outputs while the other
-// multiplies.
+// A persistent CTA per SM; its k-th tile is blockIdx.x + k * gridDim.x, and warpgroup k % 2 runs it.
 __global__ void __launch_bounds__(kThreads, 1)
-    halo_conv_kernel(const __half* __restrict__ x, const __half* __restrict__ w, const __half* __restrict__ bias,
-                     const __half* __restrict__ z, __half* __restrict__ y, HaloConvParams p, int tiles_x, int tiles_y,
+    halo_conv_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w,
+                     const __grid_constant__ CUtensorMap map_z, const __grid_constant__ CUtensorMap map_y,
+                     const __half* __restrict__ bias, bool has_z, bool relu, int tiles_x, int tiles_y,
                      int64_t tiles) {
-  extern __shared__ __align__(128) unsigned char smem[];
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
   const int tid = threadIdx.x, wg = tid / 128, t = tid % 128, warp = t / 32, lane = tid % 32;
-  const uint32_t w_base = smem_u32(smem), halo_base = w_base + kWBytes + wg * 2 * kHaloStage;
+  const uint32_t w_base = base, stage0 = base + kWBytes + wg * kPerWarpgroup, out_tile = stage0 + 2 * kStage;
+  const uint32_t w_bar = base + kBarriers, full0 = w_bar + 8 * (1 + 3 * wg), z_bar = full0 + 16;
   const int64_t count = tiles > blockIdx.x ? (tiles - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+  auto load_halo = [&](int64_t k, int s) {  // tile k's halo into stage s (thread t == 0)
+    const TileOrigin o = tile_origin(blockIdx.x + k * gridDim.x, tiles_x, tiles_y);
+    mbar_expect_tx(full0 + 8 * s, kHaloBytes);
+    tma_load_4d(stage0 + s * kStage, &map_x, 0, o.x0 - 1, o.y0 - 1, o.n, full0 + 8 * s);
+  };
 
-  // The weights (64, 3, 3, 64): per tap and plane, 64 outputs x 16 bytes.
-  for (int i = tid; i < kM * 9 * 8; i += kThreads) {
-    const int m = i / 72, r = i - m * 72, tap = r / 8, q = r % 8;
-    cp_async16(w_base + ((tap * 8 + q) * kM + m) * 16, w + (static_cast<int64_t>(m) * 9 + tap) * 64 + q * 8, 16);
+  if (tid == 0) {
+    for (const CUtensorMap* m : {&map_x, &map_w, &map_z, &map_y}) tma_prefetch_map(m);
+    for (int i = 0; i < kBarrierCount; ++i) mbar_init(w_bar + 8 * i, 1);
+    mbar_init_fence();
   }
-  cp_async_commit();
-  if (wg < count) load_halo(x, p, tile_origin(blockIdx.x + wg * static_cast<int64_t>(gridDim.x), tiles_x, tiles_y),
-                            halo_base, t);
-  cp_async_commit();
-  cp_async_wait<1>();  // the weights, for this thread's copies
   __syncthreads();
+  if (tid == 0) {  // the weights (64, 3, 3, 64) as 9 taps of (64 outputs, 64 channels)
+    mbar_expect_tx(w_bar, kWBytes);
+    for (int tap = 0; tap < 9; ++tap) tma_load_4d(w_base + tap * kTapBytes, &map_w, 0, tap, 0, 0, w_bar);
+  }
+  if (t == 0)
+    for (int s = 0; s < 2 && wg + 2 * s < count; ++s) load_halo(wg + 2 * s, s);
 
-  // This thread's accumulator rows are output channels c_lo and c_lo + 8.
+  // This thread's accumulator rows are output channels c_lo and c_lo + 8; d[4i + e] is column
+  // (pixel) 8i + 2*(lane%4) + e%2, row c_lo + 8*(e/2).
   const int c_lo = 16 * warp + lane / 4;
   const float bias_lo = bias ? __half2float(bias[c_lo]) : 0.f, bias_hi = bias ? __half2float(bias[c_lo + 8]) : 0.f;
+  // stmatrix/ldmatrix.trans: 4 matrices per call, columns i and i+1 for both row halves; lane l
+  // gives the address of pixel 8(i + l/16) + l%8, channels 16*warp + 8*((l/8)%2): 16-byte chunk
+  // 2*warp + (l/8)%2 of that pixel's swizzled row (chunk ^ pixel % 8).
+  const uint32_t lane_row =
+      out_tile + (lane % 8 + 8 * (lane / 16)) * kRowBytes + (((2 * warp + (lane / 8) % 2) ^ (lane % 8)) << 4);
+  mbar_wait(w_bar, 0);
   float acc[64];
-  int stage = 0;
-  for (int64_t k = wg; k < count; k += 2, stage ^= 1) {
+  int i = 0;  // this warpgroup's tile count
+  for (int64_t k = wg; k < count; k += 2, ++i) {
+    const int s = i & 1;
     const TileOrigin o = tile_origin(blockIdx.x + k * gridDim.x, tiles_x, tiles_y);
-    // The other stage held tile k - 2, whose epilogue this warpgroup finished.
-    if (k + 2 < count)
-      load_halo(x, p, tile_origin(blockIdx.x + (k + 2) * gridDim.x, tiles_x, tiles_y),
-                halo_base + (stage ^ 1) * kHaloStage, t);
-    cp_async_commit();
-    cp_async_wait<1>();  // tile k's halo, for this thread's copies
-    wgmma::fence_async_shared();
-    wg_sync(wg);
-
+    const uint32_t stage = stage0 + s * kStage;
+    if (t == 0) {
+      tma_store_wait_read();  // the last tile's store has read the output tile
+      if (has_z) {
+        mbar_expect_tx(z_bar, kOutTile);
+        tma_load_4d(out_tile, &map_z, 0, o.x0, o.y0, o.n, z_bar);
+      }
+    }
+    mbar_wait(full0 + 8 * s, (i >> 1) & 1);
     if (k > 0) turn_wait(wg);
-    const uint32_t b0 = halo_base + stage * kHaloStage;
     wgmma::fence();
 #pragma unroll
     for (int tap = 0; tap < 9; ++tap) {
       const int dy = tap / 3, dx = tap % 3;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const uint64_t a = wgmma::desc_plain(w_base + (tap * 8 + 2 * j) * kM * 16, kM * 16, 128);
-        const uint64_t b = wgmma::desc_plain(b0 + 2 * j * kPlane + (dy * kHaloCols + dx) * 16, kPlane, kHaloCols * 16);
+        const uint64_t a = desc_sw128(w_base + tap * kTapBytes + 32 * j, 8 * kRowBytes);
+        const uint64_t b = desc_sw128(stage + (dy * kHaloCols + dx) * kRowBytes + 32 * j, kHaloCols * kRowBytes);
         wgmma::wgmma_m64n128k16_f16(acc, a, b, (tap | j) != 0);
       }
     }
     wgmma::commit();
-    // Issued: the other warpgroup's products may queue behind these.
-    if (k + 1 < count) turn_hand(wg ^ 1);
+    if (k + 1 < count) turn_hand(wg ^ 1);  // issued: the other warpgroup's products queue behind
     wgmma::wait<0>();
 #pragma unroll
-    for (int i = 0; i < 64; ++i) wgmma::fence_operand(acc[i]);
+    for (int q = 0; q < 64; ++q) wgmma::fence_operand(acc[q]);
+    wg_sync(wg);  // every thread's products have read stage s
+    if (t == 0 && k + 4 < count) load_halo(k + 4, s);
 
-    // Accumulators + bias, as float16, into the stage just read, as pixels x channels: column
-    // 8i + 2*(lane%4) + e%2 is pixel 8i + ... of the tile, row c_lo + 8*(e/2) its channel. Each
-    // stmatrix.trans stores columns i and i+1 for both row halves; lane l gives the address of
-    // pixel 8(i + l/16) + l%8, channels 16*warp + 8*((l/8)%2).
-    __half* out_s = reinterpret_cast<__half*>(smem + (b0 - w_base));
-    {
-      const int pix_in = lane % 8 + 8 * (lane / 16), ch = 16 * warp + 8 * ((lane / 8) % 2);
+    if (has_z) mbar_wait(z_bar, i & 1);
 #pragma unroll
-      for (int i = 0; i < 16; i += 2)
-        stmatrix_x4_trans(smem_u32(out_s + (8 * i + pix_in) * kOutStride + ch),
-                          pack_half2(acc[4 * i] + bias_lo, acc[4 * i + 1] + bias_lo),
-                          pack_half2(acc[4 * i + 2] + bias_hi, acc[4 * i + 3] + bias_hi),
-                          pack_half2(acc[4 * i + 4] + bias_lo, acc[4 * i + 5] + bias_lo),
-                          pack_half2(acc[4 * i + 6] + bias_hi, acc[4 * i + 7] + bias_hi));
-    }
-    wg_sync(wg);
-    // Z and ReLU, 8 channels (16 bytes) a thread per step, whole pixels per 8 threads.
-#pragma unroll 4
-    for (int item = t; item < kRows * kCols * (kM / 8); item += 128) {
-      const int pix = item / (kM / 8), g = item % (kM / 8);
-      const int oy = o.y0 + pix / kCols, ox = o.x0 + pix % kCols;
-      if (oy >= p.h || ox >= p.w) continue;
-      uint4 v = *reinterpret_cast<const uint4*>(out_s + pix * kOutStride + 8 * g);
-      const int64_t off = ((static_cast<int64_t>(o.n) * p.h + oy) * p.w + ox) * kM + 8 * g;
-      __half2* h = reinterpret_cast<__half2*>(&v);
-      if (z) {
-        const uint4 zv = *reinterpret_cast<const uint4*>(z + off);
-        const __half2* zh = reinterpret_cast<const __half2*>(&zv);
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const float2 a = __half22float2(h[q]), b = __half22float2(zh[q]);
-          h[q] = __floats2half2_rn(a.x + b.x, a.y + b.y);
+    for (int q = 0; q < 16; q += 2) {
+      const uint32_t addr = lane_row + q * 8 * kRowBytes;
+      __half2 h[4];
+      for (int r = 0; r < 4; ++r) {
+        const float b = r % 2 ? bias_hi : bias_lo;
+        h[r] = __floats2half2_rn(acc[4 * q + 2 * r] + b, acc[4 * q + 2 * r + 1] + b);
+      }
+      if (has_z) {
+        uint32_t zr[4];
+        ldmatrix_x4_trans(addr, zr);
+        for (int r = 0; r < 4; ++r) {
+          const float2 a = __half22float2(h[r]), b = __half22float2(as_half2(zr[r]));
+          h[r] = __floats2half2_rn(a.x + b.x, a.y + b.y);
         }
       }
-      if (p.relu)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) h[q] = __hmax2_nan(h[q], __float2half2_rn(0.f));  // NaN stays NaN
-      *reinterpret_cast<uint4*>(y + off) = v;
+      if (relu)
+        for (int r = 0; r < 4; ++r) h[r] = __hmax2_nan(h[r], __float2half2_rn(0.f));  // NaN stays NaN
+      const uint32_t out[4] = {as_u32(h[0]), as_u32(h[1]), as_u32(h[2]), as_u32(h[3])};
+      stmatrix_x4_trans(addr, out);
     }
-    wg_sync(wg);  // the stage's readers done before the next tile's load refills it
+    wgmma::fence_async_shared();  // the tile's writes visible to the TMA store
+    wg_sync(wg);
+    if (t == 0) {
+      tma_store_4d(&map_y, 0, o.x0, o.y0, o.n, out_tile);
+      tma_store_commit();
+    }
   }
+  if (t == 0) tma_store_wait_read();
 }
 
 }  // namespace
 
 cudaError_t halo_conv_setup(const HaloConvParams& p, HaloConvLaunch* launch) {
-  if (p.c != kHaloConvMaxChannels || p.n < 1 || p.h < 1 || p.w < 1)
+  if (p.c != kHaloConvMaxChannels || p.n < 1 || p.h < 1 || p.w < 1 || p.y_pitch < kM)
     return cudaErrorInvalidValue;
+  if (!tensor_map_encoder_tiled()) return cudaErrorNotSupported;
   HaloConvLaunch l;
   l.tiles_x = (p.w + kCols - 1) / kCols;
   l.tiles_y = (p.h + kRows - 1) / kRows;
@@ -227,9 +238,19 @@ cudaError_t halo_conv_setup(const HaloConvParams& p, HaloConvLaunch* launch) {
 cudaError_t halo_conv(const void* x, const void* w, const void* b, const void* z, void* y, const HaloConvParams& p,
                       const HaloConvLaunch& l, cudaStream_t stream) {
   if (l.grid == 0) return cudaErrorInvalidValue;  // not set up
-  halo_conv_kernel<<<l.grid, kThreads, l.smem, stream>>>(
-      static_cast<const __half*>(x), static_cast<const __half*>(w), static_cast<const __half*>(b),
-      static_cast<const __half*>(z), static_cast<__half*>(y), p, l.tiles_x, l.tiles_y, l.tiles);
+  for (const void* ptr : {x, w, z, static_cast<const void*>(y)})
+    if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return cudaErrorMisalignedAddress;  // TMA's requirement
+  // The maps hold the buffers' addresses, which differ per execution context: made per launch
+  // (host work only, so CUDA-graph capture records them with the launch).
+  alignas(64) CUtensorMap mx{}, mw{}, mz{}, my{};
+  bool ok = encode_nhwc64_f16(&mx, x, p.n, p.h, p.w, kM, kHaloCols, kHaloRows) &&
+            encode_nhwc64_f16(&my, y, p.n, p.h, p.w, p.y_pitch, kCols, kRows) &&
+            // W (64, 3, 3, 64) as one image of 64 rows (outputs) x 9 pixels (taps): a box per tap.
+            encode_nhwc64_f16(&mw, w, 1, kM, 9, kM, 1, kM);
+  if (ok && z) ok = encode_nhwc64_f16(&mz, z, p.n, p.h, p.w, kM, kCols, kRows);
+  if (!ok) return cudaErrorInvalidValue;
+  halo_conv_kernel<<<l.grid, kThreads, l.smem, stream>>>(mx, mw, mz, my, static_cast<const __half*>(b), z != nullptr,
+                                                        p.relu, l.tiles_x, l.tiles_y, l.tiles);
   return cudaGetLastError();
 }
 

@@ -8,12 +8,14 @@
 
 namespace kiln::cuda::kernels {
 
-// The weights stay in shared memory (72 KiB) next to two halo stages per warpgroup (22.6 KiB each).
+// The weights stay in shared memory (72 KiB) next to two halo stages (23 KiB each) and an output
+// tile (16 KiB) per warpgroup.
 inline constexpr int kHaloConvMaxChannels = 64;
 inline constexpr int kHaloConvOutChannels = 64;
 
 struct HaloConvParams {
   int n = 1, h = 1, w = 1, c = 64;  // X (N, H, W, C), Y (N, H, W, 64)
+  int64_t y_pitch = 64;  // channels from one pixel of Y to the next (> 64: Y is a channel slice)
   bool relu = false;
 };
 
@@ -27,8 +29,8 @@ struct HaloConvLaunch {
 // Checks `p`, lets the kernel use its shared memory on the current device and sizes the
 // persistent grid (an sm_90 GPU with sm_90a code: sm90a.hpp).
 cudaError_t halo_conv_setup(const HaloConvParams& p, HaloConvLaunch* launch);
-// Y = act(conv3x3(X, W) + B + Z); W is (64, 3, 3, C); B (64) and Z (as Y) may be null. X, W, Z
-// and Y 16-byte aligned.
+// Y = act(conv3x3(X, W) + B + Z); W is (64, 3, 3, C); B (64) and Z (packed, Y's dims) may be null.
+// X, W, Z and Y 16-byte aligned (the TMA's requirement; cudaErrorMisalignedAddress otherwise).
 cudaError_t halo_conv(const void* x, const void* w, const void* b, const void* z, void* y, const HaloConvParams& p,
                       const HaloConvLaunch& launch, cudaStream_t stream);
 

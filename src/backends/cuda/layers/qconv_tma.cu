@@ -23,6 +23,8 @@
 
 #include "backends/cuda/layers/cp_async.cuh"
 #include "backends/cuda/layers/qconv_tma.hpp"
+#include "backends/cuda/layers/tensor_map.hpp"
+#include "backends/cuda/layers/tma.cuh"
 #include "backends/cuda/layers/wgmma.cuh"
 #include "util/fast_div.hpp"
 
@@ -70,33 +72,7 @@ constexpr int kTileRows[kIgemmTmaTiles] = {128, 128, 64, 64}, kTileCols[kIgemmTm
 // CTAs an SM should hold (the register budget ptxas gets).
 constexpr int min_blocks(int bm, int bn) { return bm == 128 ? (bn == 64 ? 3 : 2) : (bn == 256 ? 2 : 4); }
 
-
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, int bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  asm volatile(
-      "{\n.reg .pred p;\n"
-      "WAIT_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-      "@!p bra WAIT_%=;\n}\n" ::"r"(bar),
-      "r"(parity)
-      : "memory");
-}
-__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
-          "r"(dst),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
-      : "memory");
-}
 __device__ __forceinline__ void tma_load_im2col(uint32_t dst, const CUtensorMap* map, int c, int w, int h, int n,
                                                 uint16_t off_w, uint16_t off_h, uint32_t bar) {
   asm volatile(
@@ -104,17 +80,6 @@ __device__ __forceinline__ void tma_load_im2col(uint32_t dst, const CUtensorMap*
       "%5}], [%6], {%7, %8};\n" ::"r"(dst),
       "l"(reinterpret_cast<uint64_t>(map)), "r"(c), "r"(w), "r"(h), "r"(n), "r"(bar), "h"(off_w), "h"(off_h)
       : "memory");
-}
-__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, int c0, int c1, uint32_t src) {
-  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(
-                   reinterpret_cast<uint64_t>(map)),
-               "r"(c0), "r"(c1), "r"(src)
-               : "memory");
-}
-// Every store issued: committed, and waited for until the shared tile has been read (before the CTA ends).
-__device__ __forceinline__ void tma_store_wait() {
-  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
 }
 template <int kId>
 __device__ __forceinline__ void named_sync_128() {
@@ -168,13 +133,13 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
 
   if (tid == 0) {
     for (const CUtensorMap* mp : {&map_x, &map_w, &map_z, &map_y})
-      asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(mp)) : "memory");
+      tma_prefetch_map(mp);
     for (int s = 0; s < a.stages; ++s) {
       mbar_init(full(s), 1);
       mbar_init(empty(s), T::kThreads);
     }
     mbar_init(zbar, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbar_init_fence();
   }
   // alpha and bias of the tile's channels (0 past m), divided by y_scale for int8 outputs.
   for (int i = tid; i < BN; i += T::kThreads) {
@@ -374,29 +339,6 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
 #endif
 }
 
-// cuTensorMapEncode* from the driver, found through the runtime (no link to libcuda).
-struct Encoders {
-  PFN_cuTensorMapEncodeTiled_v12000 tiled = nullptr;
-  PFN_cuTensorMapEncodeIm2col_v12000 im2col = nullptr;
-};
-const Encoders& encoders() {
-  static const Encoders e = [] {
-    Encoders r;
-    cudaDriverEntryPointQueryResult q{};
-    void* f = nullptr;
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) == cudaSuccess &&
-        q == cudaDriverEntryPointSuccess)
-      r.tiled = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-    f = nullptr;
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeIm2col", &f, 12000, cudaEnableDefault, &q) == cudaSuccess &&
-        q == cudaDriverEntryPointSuccess)
-      r.im2col = reinterpret_cast<PFN_cuTensorMapEncodeIm2col_v12000>(f);
-    cudaGetLastError();
-    return r;
-  }();
-  return e;
-}
-
 // A row-major (rows, cols) matrix of 1- or 2-byte elements, boxes of box_rows x box_cols,
 // swizzled in 64- or 128-byte box rows.
 bool encode_matrix(CUtensorMap* map, const void* base, int64_t rows, int64_t cols, int box_cols, int box_rows,
@@ -407,7 +349,7 @@ bool encode_matrix(CUtensorMap* map, const void* base, int64_t rows, int64_t col
   const cuuint32_t estr[2] = {1, 1};
   const CUtensorMapSwizzle sw = box_cols * elem_bytes == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
   const CUtensorMapDataType type = elem_bytes == 2 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8;
-  return encoders().tiled(map, type, 2, const_cast<void*>(base), dims, strides, box, estr,
+  return tensor_map_encoder_tiled()(map, type, 2, const_cast<void*>(base), dims, strides, box, estr,
                           CU_TENSOR_MAP_INTERLEAVE_NONE, sw, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
@@ -432,7 +374,7 @@ bool encode_im2col(CUtensorMap* map, const IgemmS8Params& p, int pixels) {
   int lower[2], upper[2];
   tma_corners(p.h, p.w_in, p.oh, p.ow, p.stride_h, p.stride_w, p.pad_h, p.pad_w, lower, upper);
   const cuuint32_t estr[4] = {1, static_cast<cuuint32_t>(p.stride_w), static_cast<cuuint32_t>(p.stride_h), 1};
-  return encoders().im2col(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<int8_t*>(p.x), dims, strides, lower,
+  return tensor_map_encoder_im2col()(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<int8_t*>(p.x), dims, strides, lower,
                            upper, kBK, static_cast<cuuint32_t>(pixels), estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
                            CU_TENSOR_MAP_SWIZZLE_64B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
@@ -510,8 +452,7 @@ bool igemm_s8_tma_supports(int tile, int64_t n, int64_t h, int64_t w, int64_t c,
   tma_corners(h, w, oh, ow, stride_h, stride_w, pad_h, pad_w, lower, upper);
   for (int corner : {lower[0], lower[1], upper[0], upper[1]})
     if (corner < -128 || corner > 127) return false;
-  const Encoders& e = encoders();
-  return e.tiled && e.im2col;
+  return tensor_map_encoder_tiled() && tensor_map_encoder_im2col();
 }
 
 cudaError_t igemm_s8_tma_prepare(int tile) {
