@@ -162,6 +162,9 @@ std::unique_ptr<Pass> make_transpose_sinking_pass();
 std::unique_ptr<Pass> make_transpose_cancellation_pass();
 // A Transpose that only moves size-1 dims (NCHW -> NHWC of one channel) -> Reshape (a view).
 std::unique_ptr<Pass> make_unit_transpose_to_reshape_pass();
+// A float16 NHWC FusedConv (3x3, 64 outputs) reading a Concat of 64-channel parts -> one FusedConv
+// per part, each adding the previous one's output as Z (the Concat's copy goes).
+std::unique_ptr<Pass> make_concat_conv_split_pass();
 // Groups of >= 2 connected elementwise nodes (one output each group) -> kiln.FusedElementwise
 // (ops/fused_elementwise.hpp), run by the CUDA backend as one NVRTC-generated kernel.
 std::unique_ptr<Pass> make_elementwise_fusion_pass();

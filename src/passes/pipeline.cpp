@@ -32,6 +32,9 @@ KILN_REGISTER_PASS_INFO("attention-softmax-fusion",
                         "CUDA: [scale Mul/Div] [+ mask Add] + last-axis Softmax -> kiln.MaskedSoftmax")
 KILN_REGISTER_PASS_INFO("conv-fusion", "CUDA: Conv + bias [+ residual Add] [+ Relu] -> kiln.FusedConv")
 KILN_REGISTER_PASS_INFO("nhwc-layout", "CUDA: float16/bfloat16 convolutions and pools in NHWC, Transposes around them")
+KILN_REGISTER_PASS_INFO("concat-conv-split",
+                        "CUDA: float16 NHWC 3x3 FusedConv (64 outputs) over a Concat of 64-channel parts -> one "
+                        "FusedConv per part chained through Z (no Concat copy)")
 KILN_REGISTER_PASS_INFO("transpose-sinking", "CUDA: moves layout Transposes below layout-agnostic ops")
 KILN_REGISTER_PASS_INFO("transpose-cancellation", "CUDA: removes Transpose pairs that cancel, merges duplicates")
 KILN_REGISTER_PASS_INFO("elementwise-fusion",
@@ -73,6 +76,7 @@ void add_cuda_passes(PassManager& pm) {
   pm.add(make_unit_transpose_to_reshape_pass());
   // The transposed weights, and float weights of what qdq-fusion left (DequantizeLinear folded).
   pm.add(make_constant_folding_pass(false, 64u << 20, false));
+  pm.add(make_concat_conv_split_pass());  // on folded (NHWC) weights
 }
 
 void add_cuda_final_passes(PassManager& pm) {

@@ -598,5 +598,81 @@ TEST(UnitTransposeToReshapePass, OnlyTransposesOfUnitDimsBecomeReshapes) {
   for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(tensors_close(after[i], before[i], 0, 0));
 }
 
+namespace split {
+
+// Two 64-channel branches of x, concatenated along the channels and read by a 3x3 conv with
+// `outputs` channels (+ bias, Relu); `extra_reader`: the Concat is also a graph output.
+GraphPtr concat_conv(int64_t outputs, bool extra_reader) {
+  auto g = std::make_shared<Graph>();
+  const DType t = DType::kFloat16;
+  Value* x = g->add_value("x", {t, Shape::from_dims({1, 8, 10, 9})});
+  g->inputs = {x};
+  uint32_t seed = 80;
+  int id = 0;
+  auto node = [&](const char* type, std::vector<Value*> ins) {
+    const std::string name = type + std::to_string(id++);
+    Value* y = g->add_value(name);
+    return std::make_pair(g->add_node(type, ins, {y}, name, "", 21), y);
+  };
+  auto conv = [&](Value* in, int64_t cin, int64_t cout, bool relu) {
+    Value* w = g->add_constant("w" + std::to_string(id), random_tensor(t, {cout, cin, 3, 3}, seed++, -0.1, 0.1));
+    Value* b = g->add_constant("b" + std::to_string(id), random_tensor(t, {cout}, seed++, -0.5, 0.5));
+    auto [n, y] = node("Conv", {in, w, b});
+    n->attrs.set("pads", Dims{1, 1, 1, 1});
+    return relu ? node("Relu", {y}).second : y;
+  };
+  auto [cat, cat_out] = node("Concat", {conv(x, 8, 64, true), conv(x, 8, 64, false)});
+  cat->attrs.set("axis", int64_t{1});
+  g->outputs = {conv(cat_out, 128, outputs, true)};
+  if (extra_reader) g->outputs.push_back(cat_out);
+  return g;
+}
+
+Status run_with_split(Graph& g) {
+  KILN_RETURN_IF_ERROR(run_passes(g, true));
+  PassManager pm;
+  pm.add(make_concat_conv_split_pass());
+  pm.add(make_dead_code_pass());
+  return pm.run(g);
+}
+
+}  // namespace split
+
+TEST(ConcatConvSplitPass, ConvOverAChannelConcatBecomesAZChain) {
+  Tensor x = random_tensor(DType::kFloat16, {1, 8, 10, 9}, 33);
+  auto before = run_cpu(split::concat_conv(64, false), x);
+  GraphPtr g = split::concat_conv(64, false);
+  ASSERT_TRUE(split::run_with_split(*g).ok());
+  auto counts = op_counts(*g);
+  EXPECT_EQ(counts["Concat"], 0);
+  EXPECT_EQ(counts["FusedConv"], 4);
+  // The last conv reads the second part and adds the first part's conv (bias there, no Relu).
+  const Node* last = g->outputs[0]->producer;
+  while (last && last->op_type == "Transpose") last = last->inputs[0]->producer;
+  ASSERT_TRUE(last && last->op_type == "FusedConv");
+  EXPECT_EQ(last->attrs.s("activation"), "Relu");
+  EXPECT_FALSE(last->has_input(2));
+  ASSERT_TRUE(last->has_input(3));
+  const Node* first = last->inputs[3]->producer;
+  ASSERT_TRUE(first && first->op_type == "FusedConv");
+  EXPECT_EQ(first->attrs.s("activation"), "");
+  EXPECT_TRUE(first->has_input(2));
+  EXPECT_FALSE(first->has_input(3));
+  EXPECT_EQ(*first->inputs[1]->type.shape.to_dims(), (Dims{64, 3, 3, 64}));
+  EXPECT_NE(last->attrs.s("kiln_fused").find(":Concat"), std::string::npos);
+  auto after = run_cpu(g, x);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].dims(), before[0].dims());
+  EXPECT_LT(rel_l2(after[0], before[0]), 2e-3);
+}
+
+TEST(ConcatConvSplitPass, LeavesOtherOutputCountsAndSharedConcatsAlone) {
+  for (bool shared : {false, true}) {
+    GraphPtr g = split::concat_conv(shared ? 64 : 32, shared);
+    ASSERT_TRUE(split::run_with_split(*g).ok());
+    EXPECT_EQ(op_counts(*g)["Concat"], 1) << (shared ? "Concat also a graph output" : "32 outputs");
+  }
+}
+
 }  // namespace
 }  // namespace kiln::test
