@@ -2,13 +2,9 @@
 // the node against the CPU reference (NHWC and NCHW, float16/bfloat16/float32, with and without
 // bias, residual and Relu, strides, dilations, groups, odd and 1-channel shapes), a chosen config
 // surviving a plan save + load, and an unknown config falling back with a note.
-#include <cmath>
 #include <cstdio>
 
-#include "backends/cuda/device_buffer.hpp"
 #include "backends/cuda/layers/conv_graph.hpp"
-#include "backends/cuda/layers/nn_util.hpp"
-#include "ir/half.hpp"
 #include "ops/fused_conv.hpp"
 #include "tactic_test_util.hpp"
 
@@ -267,140 +263,6 @@ TEST(CudaConvGraph, UnavailableConfigFallsBack) {
   ASSERT_TRUE(gpu.ok()) << gpu.status().message();
   EXPECT_NE(err.find("graph_e987654_k1.3' is not available here"), std::string::npos) << err;
   EXPECT_LT(rel_l2((*gpu)[0], (*cpu)[0]), tol_for(kMain.dtype));
-}
-
-namespace pitched {
-
-struct Dev {
-  cuda::DeviceBuffer buf;
-  void* get() const { return buf.get(); }
-};
-
-Dev upload(const Tensor& t) {
-  auto b = cuda::DeviceBuffer::allocate(t.nbytes());
-  EXPECT_TRUE(b.ok());
-  if (b.ok()) {
-    EXPECT_EQ(cudaMemcpy(b->get(), t.raw_data(), t.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  return Dev{b.ok() ? std::move(*b) : cuda::DeviceBuffer()};
-}
-
-std::vector<uint16_t> download(const void* p, size_t halves) {
-  std::vector<uint16_t> h(halves);
-  EXPECT_EQ(cudaMemcpy(h.data(), p, halves * 2, cudaMemcpyDeviceToHost), cudaSuccess);
-  return h;
-}
-
-// The spec of a float16 NHWC 3x3 bias + Relu convolution (x NCHW-order dims, m outputs).
-cuda::ConvGraphSpec spec_for(const Dims& x, int64_t m, int64_t pitch) {
-  Case c{"pitched", DType::kFloat16, true, x, {m, x[1], 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, false, true};
-  Graph* g = nullptr;
-  static std::vector<GraphPtr> keep;
-  keep.push_back(make_op_graph(call_for(c)));
-  g = keep.back().get();
-  EXPECT_TRUE(infer_shapes(*g).ok());
-  const Node* conv = nullptr;
-  for (const auto& n : g->nodes())
-    if (n->op_type == "FusedConv") conv = n.get();
-  EXPECT_NE(conv, nullptr);
-  auto geo = cuda::conv_geometry(*conv);
-  EXPECT_TRUE(geo.ok()) << geo.status().message();
-  return cuda::ConvGraphSpec{.geo = *geo, .dtype = DType::kFloat16, .bias = true, .relu = true, .precision = "fp16",
-                             .y_pitch = pitch};
-}
-
-}  // namespace pitched
-
-// Y as a channel slice of a wider NHWC tensor (a Concat written in place): every config cuDNN
-// offers for the pitched graph writes the packed graph's values into the slice and leaves the
-// other channels alone. A UNet-sized layer also prints the best packed and pitched times.
-TEST(CudaConvGraph, PitchedOutputWritesTheSliceOnly) {
-  KILN_REQUIRE_GPU();
-  using namespace pitched;
-  cudnnHandle_t h = nullptr;  // the process's query handle (single-threaded here)
-  ASSERT_TRUE(cuda::with_query_handle([&](cudnnHandle_t q) {
-                h = q;
-                return Status::Ok();
-              }).ok());
-  struct Shape {
-    Dims x;
-    int64_t m, pitch, offset;  // the slice: channels [offset, offset + m) of pitch
-    bool timed;
-  };
-  for (const Shape& s : {Shape{{2, 16, 13, 11}, 24, 40, 16, false}, Shape{{1, 64, 512, 512}, 64, 128, 0, true}}) {
-    const Dims& x = s.x;
-    const int64_t pixels = x[0] * x[2] * x[3];
-    Dev dx = upload(random_tensor(DType::kFloat16, {x[0], x[2], x[3], x[1]}, 1));
-    Dev dw = upload(random_tensor(DType::kFloat16, {s.m, 3, 3, x[1]}, 2, -0.2, 0.2));
-    Dev db = upload(random_tensor(DType::kFloat16, {s.m}, 3));
-    auto packed = cuda::ConvGraph::create(spec_for(x, s.m, 0), h);
-    auto slice = cuda::ConvGraph::create(spec_for(x, s.m, s.pitch), h);
-    ASSERT_TRUE(packed.ok()) << packed.status().message();
-    ASSERT_TRUE(slice.ok()) << slice.status().message();
-    auto pc = (*packed)->configs(8, 2, 256u << 20), sc = (*slice)->configs(8, 2, 256u << 20);
-    ASSERT_TRUE(pc.ok() && sc.ok());
-    ASSERT_FALSE(pc->empty());
-    EXPECT_FALSE(sc->empty()) << "no cuDNN config writes a pitched Y";
-    auto time_and_run = [&](cuda::ConvGraph& g, const cuda::GraphConfig& cfg, void* y, double* ms) -> bool {
-      if (!g.select(cfg).ok()) return false;
-      auto ws = cuda::DeviceBuffer::allocate(std::max<size_t>(g.workspace(), 1));
-      if (!ws.ok()) return false;
-      auto run = [&] { return g.execute(h, dx.get(), dw.get(), db.get(), nullptr, y, ws->get()).ok(); };
-      if (!run()) return false;
-      if (s.timed) {
-        cudaEvent_t a, b;
-        cudaEventCreate(&a);
-        cudaEventCreate(&b);
-        cudaEventRecord(a);
-        for (int i = 0; i < 20; ++i) run();
-        cudaEventRecord(b);
-        cudaEventSynchronize(b);
-        float t = 0;
-        cudaEventElapsedTime(&t, a, b);
-        *ms = t / 20;
-        cudaEventDestroy(a);
-        cudaEventDestroy(b);
-      }
-      return cudaDeviceSynchronize() == cudaSuccess;
-    };
-    auto y_packed = cuda::DeviceBuffer::allocate(static_cast<size_t>(pixels * s.m) * 2);
-    ASSERT_TRUE(y_packed.ok());
-    double best_packed = 1e30, best_slice = 1e30, ms = 0;
-    std::vector<uint16_t> ref;
-    for (const auto& cfg : *pc)
-      if (time_and_run(**packed, cfg, y_packed->get(), &ms)) {
-        best_packed = std::min(best_packed, ms);
-        if (ref.empty()) ref = download(y_packed->get(), static_cast<size_t>(pixels * s.m));
-      }
-    ASSERT_FALSE(ref.empty());
-    const size_t wide = static_cast<size_t>(pixels * s.pitch);
-    auto y_wide = cuda::DeviceBuffer::allocate(wide * 2);
-    ASSERT_TRUE(y_wide.ok());
-    for (const auto& cfg : *sc) {
-      ASSERT_EQ(cudaMemset(y_wide->get(), 0x7b, wide * 2), cudaSuccess);  // 0x7b7b: a sentinel half
-      void* y = static_cast<uint16_t*>(y_wide->get()) + s.offset;
-      if (!time_and_run(**slice, cfg, y, &ms)) continue;
-      best_slice = std::min(best_slice, ms);
-      const std::vector<uint16_t> got = download(y_wide->get(), wide);
-      size_t bad = 0, touched = 0;
-      for (int64_t p = 0; p < pixels; ++p)
-        for (int64_t c = 0; c < s.pitch; ++c) {
-          const uint16_t v = got[static_cast<size_t>(p * s.pitch + c)];
-          if (c < s.offset || c >= s.offset + s.m) {
-            touched += v != 0x7b7b;
-            continue;
-          }
-          const float a = half_bits_to_float(v), r = half_bits_to_float(ref[static_cast<size_t>(p * s.m + c - s.offset)]);
-          bad += !(std::fabs(a - r) <= 5e-3 * (1 + std::fabs(r)));
-        }
-      EXPECT_EQ(bad, 0u) << cfg.name() << ": values differ from the packed graph's";
-      EXPECT_EQ(touched, 0u) << cfg.name() << ": wrote outside its channel slice";
-    }
-    if (s.timed)
-      std::printf("[ graph ] x[%s] m=%lld: best packed %.4f ms, best pitched (%lld) %.4f ms (%zu + %zu configs)\n",
-                  fmt::format("{}", fmt::join(x, ",")).c_str(), static_cast<long long>(s.m), best_packed,
-                  static_cast<long long>(s.pitch), best_slice, pc->size(), sc->size());
-  }
 }
 
 }  // namespace

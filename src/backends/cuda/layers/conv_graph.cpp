@@ -35,13 +35,6 @@ std::vector<int64_t> strides_of(const Dims& dims, bool nhwc) {
   return s;
 }
 
-// Y's strides: packed, or with `pitch` elements per NHWC pixel.
-std::vector<int64_t> pitched_strides(const Dims& y, bool nhwc, int64_t pitch) {
-  if (!pitch) return strides_of(y, nhwc);
-  const int64_t h = y[2], w = y[3];
-  return {h * w * pitch, 1, w * pitch, pitch};
-}
-
 bool has_note(const std::vector<cudnnBackendNumericalNote_t>& notes, cudnnBackendNumericalNote_t n) {
   return std::find(notes.begin(), notes.end(), n) != notes.end();
 }
@@ -171,10 +164,7 @@ Status ConvGraph::build_graph() {
   const bool nhwc = geo.nhwc;
   KILN_RETURN_IF_ERROR(make_tensor(kX, geo.x, strides_of(geo.x, nhwc), *type, false));
   KILN_RETURN_IF_ERROR(make_tensor(kW, geo.w, strides_of(geo.w, nhwc), *type, false));
-  if (spec_.y_pitch && (!nhwc || geo.y.size() != 4 || spec_.y_pitch < geo.y[1] || spec_.z))
-    return unsupported("Y pitch {} for {} channels (NHWC without Z only)", spec_.y_pitch, geo.y[1]);
-  const std::vector<int64_t> y_strides = pitched_strides(geo.y, nhwc, spec_.y_pitch);
-  KILN_RETURN_IF_ERROR(make_tensor(kY, geo.y, y_strides, *y_type, false));
+  KILN_RETURN_IF_ERROR(make_tensor(kY, geo.y, strides_of(geo.y, nhwc), *y_type, false));
   Dims bias_dims(geo.y.size(), 1);
   bias_dims[1] = geo.y[1];
   if (spec_.bias) KILN_RETURN_IF_ERROR(make_tensor(kBias, bias_dims, strides_of(bias_dims, nhwc), *type, false));
@@ -189,6 +179,7 @@ Status ConvGraph::build_graph() {
   if (spec_.bias) steps.push_back({CUDNN_POINTWISE_ADD, kBias});
   if (spec_.z) steps.push_back({CUDNN_POINTWISE_ADD, kZ});
   if (spec_.relu) steps.push_back({CUDNN_POINTWISE_RELU_FWD, -1});
+  const std::vector<int64_t> y_strides = strides_of(geo.y, nhwc);
   int64_t conv_out = kY;
   if (!steps.empty()) {
     conv_out = kVirtual;

@@ -63,9 +63,6 @@ struct ConvGraphSpec {
   // writes its sums as float32 (kFloat32). kInt32 builds too, but on an H200 (cuDNN 9) its
   // engines wrote wrong values (float32 sums, by their size) into the int32 Y: not used.
   DType y_dtype = DType::kUndefined;
-  // NHWC only: elements from one pixel of Y to the next when Y is a channel slice of a wider
-  // tensor (a Concat written in place, docs/memory.md); 0 = packed.
-  int64_t y_pitch = 0;
   bool has_epilogue() const { return bias || z || relu; }
 };
 

@@ -14,10 +14,9 @@ namespace {
 bool debug() { return conv_graph_debug(); }
 
 std::string describe(const ConvGraphSpec& s) {
-  return fmt::format("{} {}{} x[{}] w[{}] y[{}]{}{}{}{}{}", s.geo.nhwc ? "NHWC" : "NCHW", dtype_name(s.dtype),
+  return fmt::format("{} {}{} x[{}] w[{}] y[{}]{}{}{}{}", s.geo.nhwc ? "NHWC" : "NCHW", dtype_name(s.dtype),
                      s.y_dtype == DType::kUndefined ? "" : "->" + std::string(dtype_name(s.y_dtype)), fmt::join(s.geo.x, ","), fmt::join(s.geo.w, ","), fmt::join(s.geo.y, ","), s.bias ? " +bias" : "",
-                     s.z ? " +z" : "", s.relu ? " relu" : "", s.transposed ? " (transposed)" : "",
-                     s.y_pitch ? fmt::format(" y_pitch {}", s.y_pitch) : "");
+                     s.z ? " +z" : "", s.relu ? " relu" : "", s.transposed ? " (transposed)" : "");
 }
 
 

@@ -15,7 +15,6 @@ inline constexpr int kHaloConvOutChannels = 64;
 
 struct HaloConvParams {
   int n = 1, h = 1, w = 1, c = 64;  // X (N, H, W, C), Y (N, H, W, 64)
-  int64_t y_pitch = 64;  // channels from one pixel of Y to the next (> 64: Y is a channel slice)
   bool relu = false;
 };
 
