@@ -7,8 +7,9 @@
 // The Concat's copy goes away (UNet's full-resolution decoder conv reads the skip connection and
 // the upsampled path: on an H200 the 512x512 Concat alone took 34 us), and the Hopper halo-tile
 // kernel (halo_conv.hpp) runs both convolutions, the second fusing Z into its epilogue. It fires
-// only where that kernel applies: 3x3, stride 1, pads 1, one group, 64 outputs and 64-channel
-// parts (cuDNN's engine for conv + Z ran slower than the Concat it saves, RESULTS.md session 11).
+// only on the shapes that kernel takes: 3x3, stride 1, pads 1, one group, 64 outputs and
+// 64-channel parts. (Passes do not know the GPU: where the kernel is missing, cuDNN runs the pair,
+// its conv + Z engine about as slow as the Concat it saves: RESULTS.md, session 11.)
 // T is rounded to float16 like any layer's output: relative 2^-11 of the partial sum.
 #include <cstring>
 

@@ -49,14 +49,14 @@ constexpr int kM = kHaloConvOutChannels;
 constexpr int kTapBytes = kM * kRowBytes;
 constexpr int kWBytes = 9 * kTapBytes;
 constexpr int kPerWarpgroup = 2 * kStage + kOutTile;  // two halo stages and the output tile
-constexpr int kBarriers = kWBytes + 2 * kPerWarpgroup;
+constexpr int kBarrierOffset = kWBytes + 2 * kPerWarpgroup;
 constexpr int kThreads = 256;
 // Barriers: the weights', then per warpgroup its two stages' and its Z tile's.
 constexpr int kBarrierCount = 1 + 2 * 3;
 static_assert(kPerWarpgroup % 1024 == 0 && kWBytes % 1024 == 0, "swizzled tiles start on 1024 bytes");
 
 // Shared memory with the slack to align it to 1024 bytes.
-size_t smem_bytes() { return static_cast<size_t>(kBarriers) + 8 * kBarrierCount + 1024; }
+size_t smem_bytes() { return static_cast<size_t>(kBarrierOffset) + 8 * kBarrierCount + 1024; }
 
 // Named barriers: 1 + wg syncs warpgroup wg's 128 threads; 3 + wg is warpgroup wg's turn at the
 // tensor cores, which the other warpgroup hands it (arrive) once it has issued its products.
@@ -115,7 +115,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
   const int tid = threadIdx.x, wg = tid / 128, t = tid % 128, warp = t / 32, lane = tid % 32;
   const uint32_t w_base = base, stage0 = base + kWBytes + wg * kPerWarpgroup, out_tile = stage0 + 2 * kStage;
-  const uint32_t w_bar = base + kBarriers, full0 = w_bar + 8 * (1 + 3 * wg), z_bar = full0 + 16;
+  const uint32_t w_bar = base + kBarrierOffset, full0 = w_bar + 8 * (1 + 3 * wg), z_bar = full0 + 16;
   const int64_t count = tiles > blockIdx.x ? (tiles - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
   auto load_halo = [&](int64_t k, int s) {  // tile k's halo into stage s (thread t == 0)
     const TileOrigin o = tile_origin(blockIdx.x + k * gridDim.x, tiles_x, tiles_y);
