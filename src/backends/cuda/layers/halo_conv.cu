@@ -85,13 +85,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t (&r)[4
 #endif
 }
 
-// K-major operand descriptor, 128-byte swizzle: start / 16, LBO unused (1), SBO / 16 between
-// 8-row groups, mode 1 (bits 62-63).
-__device__ __forceinline__ uint64_t desc_sw128(uint32_t addr, uint32_t sbo) {
-  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) |
-         (static_cast<uint64_t>(sbo >> 4) << 32) | (static_cast<uint64_t>(1) << 62);
-}
-
 __device__ __forceinline__ __half2 as_half2(uint32_t v) { return *reinterpret_cast<__half2*>(&v); }
 __device__ __forceinline__ uint32_t as_u32(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
 
@@ -124,7 +117,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
 
   if (tid == 0) {
-    for (const CUtensorMap* m : {&map_x, &map_w, &map_z, &map_y}) tma_prefetch_map(m);
+    for (const CUtensorMap* m : {&map_x, &map_w, &map_y}) tma_prefetch_map(m);
+    if (has_z) tma_prefetch_map(&map_z);  // left zeroed without Z
     for (int i = 0; i < kBarrierCount; ++i) mbar_init(w_bar + 8 * i, 1);
     mbar_init_fence();
   }
@@ -167,8 +161,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int dy = tap / 3, dx = tap % 3;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const uint64_t a = desc_sw128(w_base + tap * kTapBytes + 32 * j, 8 * kRowBytes);
-        const uint64_t b = desc_sw128(stage + (dy * kHaloCols + dx) * kRowBytes + 32 * j, kHaloCols * kRowBytes);
+        const uint64_t a = wgmma::desc_sw128(w_base + tap * kTapBytes + 32 * j, 8 * kRowBytes);
+        const uint64_t b =
+            wgmma::desc_sw128(stage + (dy * kHaloCols + dx) * kRowBytes + 32 * j, kHaloCols * kRowBytes);
         wgmma::wgmma_m64n128k16_f16(acc, a, b, (tap | j) != 0);
       }
     }
@@ -215,8 +210,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 }  // namespace
 
 cudaError_t halo_conv_setup(const HaloConvParams& p, HaloConvLaunch* launch) {
-  if (p.c != kHaloConvMaxChannels || p.n < 1 || p.h < 1 || p.w < 1)
-    return cudaErrorInvalidValue;
+  if (p.c != kHaloConvMaxChannels || p.n < 1 || p.h < 1 || p.w < 1) return cudaErrorInvalidValue;
   if (!tensor_map_encoder_tiled()) return cudaErrorNotSupported;
   HaloConvLaunch l;
   l.tiles_x = (p.w + kCols - 1) / kCols;

@@ -22,7 +22,9 @@ __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
   KILN_TMA_ASM("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
 }
 // The barriers' initialization made visible to the async proxy (TMA) before any copy uses them.
-__device__ __forceinline__ void mbar_init_fence() { KILN_TMA_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void mbar_init_fence() {
+  KILN_TMA_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
 // One arrival that also announces `bytes` of copies the barrier's phase waits for.
 __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, int bytes) {
   KILN_TMA_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
@@ -48,7 +50,8 @@ __device__ __forceinline__ void tma_prefetch_map(const CUtensorMap* map) {
 // as zeros) into shared memory, completing `bar`'s expected bytes.
 __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
   KILN_TMA_ASM(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
+      "[%4];\n" ::
           "r"(dst),
       "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
       : "memory");
@@ -77,7 +80,9 @@ __device__ __forceinline__ void tma_store_4d(const CUtensorMap* map, int c0, int
 // Closes this thread's group of stores issued since the last commit.
 __device__ __forceinline__ void tma_store_commit() { KILN_TMA_ASM("cp.async.bulk.commit_group;\n" ::: "memory"); }
 // Waits until this thread's committed stores have read their shared memory (it may be rewritten).
-__device__ __forceinline__ void tma_store_wait_read() { KILN_TMA_ASM("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void tma_store_wait_read() {
+  KILN_TMA_ASM("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
 // Every store issued: committed, and waited for until the shared tile has been read (before the CTA ends).
 __device__ __forceinline__ void tma_store_wait() {
   tma_store_commit();

@@ -20,10 +20,14 @@ __device__ __forceinline__ uint64_t desc_k64(uint32_t smem_addr) {
          (static_cast<uint64_t>(512 >> 4) << 32) | (static_cast<uint64_t>(2) << 62);
 }
 
-// Non-swizzled K-major descriptor: start, LBO (next core matrix along K), SBO (along M or N).
-__device__ __forceinline__ uint64_t desc_plain(uint32_t addr, uint32_t lbo, uint32_t sbo) {
-  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
-         (static_cast<uint64_t>(sbo >> 4) << 32);
+// Descriptor of a K-major operand whose rows are 128 bytes (64 float16), 16-byte chunks swizzled
+// in the 128-byte mode (chunk ^= row % 8, as a TMA copy with CU_TENSOR_MAP_SWIZZLE_128B writes
+// them): start / 16, LBO unused (1), SBO / 16 between 8-row groups, mode 1 (bits 62-63). The
+// hardware swizzles the absolute shared address, so a start one or more whole rows past a
+// 1024-byte boundary (a shifted window, halo_conv.cu) needs no base offset.
+__device__ __forceinline__ uint64_t desc_sw128(uint32_t addr, uint32_t sbo) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) |
+         (static_cast<uint64_t>(sbo >> 4) << 32) | (static_cast<uint64_t>(1) << 62);
 }
 
 // D (m64 x n128, f32) += A (m64 x k16 f16) * B (n128 x k16 f16), both K-major; accumulate 0
