@@ -10,6 +10,12 @@ int64_t dims_numel(const Dims& d) {
   return n;
 }
 
+bool dims_all_equal(const Dims& d, int64_t v) {
+  for (int64_t x : d)
+    if (x != v) return false;
+  return true;
+}
+
 std::string dims_to_string(const Dims& d) {
   if (d.empty()) return "scalar";
   std::string s;

@@ -12,6 +12,7 @@ namespace kiln {
 using Dims = std::vector<int64_t>;
 
 int64_t dims_numel(const Dims& d);
+bool dims_all_equal(const Dims& d, int64_t v);  // every entry is v (true when empty)
 std::string dims_to_string(const Dims& d);  // "1x3x224x224"; "scalar" for rank 0
 // {product of the dims before `axis`, product of the dims after it}: a tensor as
 // [outer, d[axis], inner] for ops that work along one axis.

@@ -22,12 +22,6 @@ namespace {
 
 constexpr int64_t kPartChannels = 64, kOutputs = 64;
 
-bool all_equal(const Dims& d, int64_t v) {
-  for (int64_t x : d)
-    if (x != v) return false;
-  return true;
-}
-
 // Whether `n` is a FusedConv this pass can split: float16 NHWC 3x3 stride 1 pads 1, no Z, constant
 // (64, 3, 3, C) weights.
 bool splittable_conv(const Node& n) {
@@ -38,7 +32,8 @@ bool splittable_conv(const Node& n) {
   const Dims w = n.inputs[1]->constant->dims();
   if (w.size() != 4 || w[0] != kOutputs || w[1] != 3 || w[2] != 3) return false;
   if (n.attrs.i("group", 1) != 1 || n.attrs.s("auto_pad", "NOTSET") != "NOTSET") return false;
-  return all_equal(n.attrs.ints("strides", {1, 1}), 1) && all_equal(n.attrs.ints("dilations", {1, 1}), 1) &&
+  return dims_all_equal(n.attrs.ints("strides", {1, 1}), 1) &&
+         dims_all_equal(n.attrs.ints("dilations", {1, 1}), 1) &&
          n.attrs.ints("pads", {0, 0, 0, 0}) == Dims{1, 1, 1, 1};
 }
 

@@ -34,12 +34,6 @@ struct Geometry {
   DType dtype = DType::kUndefined;
 };
 
-bool all_equal(const Dims& d, int64_t v) {
-  for (int64_t x : d)
-    if (x != v) return false;
-  return true;
-}
-
 std::optional<Geometry> geometry(const Node& n) {
   if (n.attrs.s("op", "") != "ConvTranspose" || !n.has_input(0) || !n.has_input(1) || !n.has_output(0)) return std::nullopt;
   auto x = static_dims(n.inputs[0]), w = static_dims(n.inputs[1]), y = static_dims(n.outputs[0]);
@@ -56,8 +50,9 @@ std::optional<Geometry> geometry(const Node& n) {
   if (pad != "NOTSET" && pad != "VALID") return std::nullopt;
   if (n.attrs.ints("strides", {1, 1}) != Dims{g.kh, g.kw}) return std::nullopt;
   if (n.attrs.has("kernel_shape") && n.attrs.ints("kernel_shape") != Dims{g.kh, g.kw}) return std::nullopt;
-  if (!all_equal(n.attrs.ints("pads"), 0) || !all_equal(n.attrs.ints("output_padding"), 0)) return std::nullopt;
-  if (n.attrs.has("dilations") && !all_equal(n.attrs.ints("dilations"), 1)) return std::nullopt;
+  if (!dims_all_equal(n.attrs.ints("pads"), 0) || !dims_all_equal(n.attrs.ints("output_padding"), 0))
+    return std::nullopt;
+  if (n.attrs.has("dilations") && !dims_all_equal(n.attrs.ints("dilations"), 1)) return std::nullopt;
   if (*y != Dims{g.n, g.h * g.kh, g.w * g.kw, g.m}) return std::nullopt;
   if (g.n * g.h > INT32_MAX) return std::nullopt;  // cuBLASLt's batch count
   return g;

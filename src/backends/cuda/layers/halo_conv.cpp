@@ -14,7 +14,7 @@ std::optional<kernels::HaloConvParams> params(const Node& n) {
   if (!dims || n.outputs[0]->type.dtype != DType::kFloat16) return std::nullopt;
   const Dims &x = dims->x, &w = dims->w, &y = dims->y;
   const int64_t c = x[3];
-  if (w != Dims{kernels::kHaloConvOutChannels, 3, 3, c} || c % 64 != 0 || c > kernels::kHaloConvMaxChannels ||
+  if (c != kernels::kHaloConvInChannels || w != Dims{kernels::kHaloConvOutChannels, 3, 3, c} ||
       y != Dims{x[0], x[1], x[2], kernels::kHaloConvOutChannels})
     return std::nullopt;
   const Dims kernel{3, 3};
@@ -56,10 +56,9 @@ bool halo_conv_fits(const Node& n) { return params(n).has_value() && kernels::sm
 Expected<std::unique_ptr<CudaLayer>> halo_conv_create(const Node& n) {
   auto p = params(n);
   if (!p)
-    return invalid_model("{}: tactic '{}' needs float16 NHWC 3x3, stride 1, pads 1, {} outputs, C a multiple of 64 "
-                         "up to {}",
-                         n.describe(), kHaloConvTactic, kernels::kHaloConvOutChannels,
-                         kernels::kHaloConvMaxChannels);
+    return invalid_model("{}: tactic '{}' needs float16 NHWC 3x3, stride 1, pads 1, {} inputs and {} outputs",
+                         n.describe(), kHaloConvTactic, kernels::kHaloConvInChannels,
+                         kernels::kHaloConvOutChannels);
   if (!kernels::sm90a_kernels_available())
     return unsupported("{}: tactic '{}' needs an sm_90 GPU and a build with sm_90a code", n.describe(),
                        kHaloConvTactic);

@@ -32,6 +32,7 @@
 
 #include "backends/cuda/layers/cp_async.cuh"
 #include "backends/cuda/layers/halo_conv_kernels.hpp"
+#include "backends/cuda/layers/named_barrier.cuh"
 #include "backends/cuda/layers/tensor_map.hpp"
 #include "backends/cuda/layers/tma.cuh"
 #include "backends/cuda/layers/wgmma.cuh"
@@ -60,9 +61,9 @@ size_t smem_bytes() { return static_cast<size_t>(kBarrierOffset) + 8 * kBarrierC
 
 // Named barriers: 1 + wg syncs warpgroup wg's 128 threads; 3 + wg is warpgroup wg's turn at the
 // tensor cores, which the other warpgroup hands it (arrive) once it has issued its products.
-__device__ __forceinline__ void wg_sync(int wg) { asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory"); }
-__device__ __forceinline__ void turn_wait(int wg) { asm volatile("bar.sync %0, 256;\n" ::"r"(3 + wg) : "memory"); }
-__device__ __forceinline__ void turn_hand(int to) { asm volatile("bar.arrive %0, 256;\n" ::"r"(3 + to) : "memory"); }
+__device__ __forceinline__ void wg_sync(int wg) { named_barrier_sync(1 + wg, 128); }
+__device__ __forceinline__ void turn_wait(int wg) { named_barrier_sync(3 + wg, 256); }
+__device__ __forceinline__ void turn_hand(int to) { named_barrier_arrive(3 + to, 256); }
 
 // Four 8x8 float16 matrices, transposed, to (from) the rows whose addresses lanes 8j..8j+7 give (matrix j).
 __device__ __forceinline__ void stmatrix_x4_trans(uint32_t addr, const uint32_t (&r)[4]) {
@@ -210,7 +211,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 }  // namespace
 
 cudaError_t halo_conv_setup(const HaloConvParams& p, HaloConvLaunch* launch) {
-  if (p.c != kHaloConvMaxChannels || p.n < 1 || p.h < 1 || p.w < 1) return cudaErrorInvalidValue;
+  if (p.c != kHaloConvInChannels || p.n < 1 || p.h < 1 || p.w < 1) return cudaErrorInvalidValue;
   if (!tensor_map_encoder_tiled()) return cudaErrorNotSupported;
   HaloConvLaunch l;
   l.tiles_x = (p.w + kCols - 1) / kCols;

@@ -10,7 +10,7 @@ namespace kiln::cuda::kernels {
 
 // The weights stay in shared memory (72 KiB) next to two halo stages (23 KiB each) and an output
 // tile (16 KiB) per warpgroup.
-inline constexpr int kHaloConvMaxChannels = 64;
+inline constexpr int kHaloConvInChannels = 64;
 inline constexpr int kHaloConvOutChannels = 64;
 
 struct HaloConvParams {

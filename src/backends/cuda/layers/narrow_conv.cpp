@@ -7,12 +7,6 @@
 namespace kiln::cuda {
 namespace {
 
-bool all_equal(const Dims& d, int64_t v) {
-  for (int64_t x : d)
-    if (x != v) return false;
-  return true;
-}
-
 struct Shape {
   int64_t pixels = 0;
   int c = 0, m = 0;
@@ -27,8 +21,8 @@ std::optional<Shape> shape_of(const Node& n) {
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(t));
   if (w[1] != 1 || w[2] != 1 || w[3] != c || y != Dims{x[0], x[1], x[2], m}) return std::nullopt;
   if (m < 1 || m > kernels::kNarrowMaxOutputs || c % vec != 0 || c > kernels::kNarrowMaxInputs) return std::nullopt;
-  if (!all_equal(n.attrs.ints("strides"), 1) || !all_equal(n.attrs.ints("pads"), 0) ||
-      !all_equal(n.attrs.ints("dilations"), 1))
+  if (!dims_all_equal(n.attrs.ints("strides"), 1) || !dims_all_equal(n.attrs.ints("pads"), 0) ||
+      !dims_all_equal(n.attrs.ints("dilations"), 1))
     return std::nullopt;
   const std::string pad = n.attrs.s("auto_pad", "NOTSET");
   if (pad != "NOTSET" && pad != "VALID") return std::nullopt;

@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "backends/cuda/layers/cp_async.cuh"
+#include "backends/cuda/layers/named_barrier.cuh"
 #include "backends/cuda/layers/qconv_tma.hpp"
 #include "backends/cuda/layers/tensor_map.hpp"
 #include "backends/cuda/layers/tma.cuh"
@@ -71,21 +72,6 @@ constexpr int kTileRows[kIgemmTmaTiles] = {128, 128, 64, 64}, kTileCols[kIgemmTm
 
 // CTAs an SM should hold (the register budget ptxas gets).
 constexpr int min_blocks(int bm, int bn) { return bm == 128 ? (bn == 64 ? 3 : 2) : (bn == 256 ? 2 : 4); }
-
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ void tma_load_im2col(uint32_t dst, const CUtensorMap* map, int c, int w, int h, int n,
-                                                uint16_t off_w, uint16_t off_h, uint32_t bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.4d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, "
-      "%5}], [%6], {%7, %8};\n" ::"r"(dst),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(c), "r"(w), "r"(h), "r"(n), "r"(bar), "h"(off_w), "h"(off_h)
-      : "memory");
-}
-template <int kId>
-__device__ __forceinline__ void named_sync_128() {
-  asm volatile("bar.sync %0, 128;\n" ::"n"(kId) : "memory");
-}
-#endif
 
 __device__ __forceinline__ uint32_t ld_shared_u16(uint32_t addr) {
   uint16_t v;
@@ -322,8 +308,7 @@ __global__ void __launch_bounds__(2 * BM, min_blocks(BM, BN))
     // The warpgroup's 64 rows of each output strip go out by TMA (rows and channels past the
     // tensor are clipped).
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the tile's writes, visible to the TMA
-    if (wg == 0) named_sync_128<1>();                                 // one barrier per warpgroup
-    else named_sync_128<2>();
+    named_barrier_sync(1 + wg, 128);  // one barrier per warpgroup
     if ((tid & 127) == 0) {
       constexpr int kRowBytes = kOut == kHalf ? 128 : T::kW8, kStripBytes = BM * kRowBytes;
       constexpr int kCols = kOut == kHalf ? 64 : T::kW8;  // channels per strip
