@@ -8,6 +8,14 @@
 // group, kernel_shape, pads, strides); `activation` "" (none) or "Relu"; `layout` "NCHW" (X, Z, Y
 // are (N, C, spatial...), W (M, C/group, k...)) or "NHWC" (X, Z, Y are (N, spatial..., C), W
 // (M, k..., C/group)); `kiln_fused` names the fused original nodes.
+//
+// With a head (NHWC only: inputs 4, HW (K, 1, 1, M), and 5, HB (K), optional), the output is a
+// 1x1 convolution of Y, which is rounded to the dtype first as a separate node's output would be:
+//
+//   H = conv1x1(Y, HW) + HB     (N, spatial..., K)
+//
+// (conv-head-fusion makes it of a segmentation network's last conv and its 1x1 classifier, so a
+// kernel can apply the classifier to each output tile instead of writing and re-reading Y.)
 #include "ops/fused_conv.hpp"
 
 #include "ops/conv_shape.hpp"
@@ -42,7 +50,7 @@ Status infer_fused_conv(InferContext& ctx) {
   const std::string act = ctx.attrs().s("activation", "");
   if (!act.empty() && act != "Relu") return ctx.error("activation '{}' must be empty or Relu", act);
   const DType t = ctx.input(0).dtype;
-  for (size_t i = 1; i < 4; ++i)
+  for (size_t i = 1; i < 6; ++i)
     if (ctx.has_input(i) && ctx.input(i).dtype != t)
       return ctx.error("input {} is {} but X is {}", i, dtype_name(ctx.input(i).dtype), dtype_name(t));
   const bool nhwc = layout == "NHWC";
@@ -65,6 +73,25 @@ Status infer_fused_conv(InferContext& ctx) {
       if (!ok) return ctx.error("Z {} must have Y's shape {}", z.to_string(), y.to_string());
     }
   }
+  if (ctx.has_input(4)) {
+    if (!nhwc) return ctx.error("a head (input 4) needs layout NHWC");
+    const Shape& hw = ctx.input(4).shape;
+    if (!hw.has_rank() || !y.has_rank() || hw.rank() != y.rank())
+      return ctx.error("head weights {} must have Y's rank ({})", hw.to_string(), y.to_string());
+    for (size_t i = 1; i + 1 < hw.rank(); ++i)
+      if (!hw[i].known() || hw[i].value != 1) return ctx.error("head weights {} must be 1x1", hw.to_string());
+    const Dim& m = y[y.rank() - 1];
+    if (hw[hw.rank() - 1].known() && m.known() && hw[hw.rank() - 1].value != m.value)
+      return ctx.error("head weights {} must read Y's {} channels", hw.to_string(), m.value);
+    if (ctx.has_input(5)) {
+      const Shape& hb = ctx.input(5).shape;
+      if (!hb.has_rank() || hb.rank() != 1 || (hb[0].known() && hw[0].known() && hb[0].value != hw[0].value))
+        return ctx.error("head bias {} must be ({})", hb.to_string(), hw[0].known() ? hw[0].value : -1);
+    }
+    y.dims().back() = hw[0];
+  } else if (ctx.has_input(5)) {
+    return ctx.error("a head bias (input 5) needs head weights (input 4)");
+  }
   ctx.set_output(0, t, std::move(y));
   return Status::Ok();
 }
@@ -72,5 +99,5 @@ Status infer_fused_conv(InferContext& ctx) {
 }  // namespace
 }  // namespace kiln
 
-KILN_REGISTER_OP({.name = "FusedConv", .domain = "kiln", .min_inputs = 2, .max_inputs = 4,
+KILN_REGISTER_OP({.name = "FusedConv", .domain = "kiln", .min_inputs = 2, .max_inputs = 6,
                   .infer = kiln::infer_fused_conv});

@@ -78,7 +78,7 @@ void add_cleanup_passes(PassManager& pm, bool fold_random);
 // The CUDA backend's fusion and layout passes, in order (run after precision assignment).
 void add_cuda_passes(PassManager& pm);
 // The CUDA backend's last passes, run once add_cuda_passes reached a fixed point (so the other
-// fusions have taken their elementwise nodes): elementwise-fusion, then dead code.
+// fusions have taken their elementwise nodes): conv-head-fusion, elementwise-fusion, then dead code.
 void add_cuda_final_passes(PassManager& pm);
 
 // Replaces nodes whose inputs are all constants by their outputs, computed with the CPU kernels
@@ -165,6 +165,9 @@ std::unique_ptr<Pass> make_unit_transpose_to_reshape_pass();
 // A float16 NHWC FusedConv (3x3, 64 outputs) reading a Concat of 64-channel parts -> one FusedConv
 // per part, each adding the previous one's output as Z (the Concat's copy goes).
 std::unique_ptr<Pass> make_concat_conv_split_pass();
+// A float16 NHWC FusedConv (3x3, 64 inputs and outputs) whose only reader is a 1x1 FusedConv
+// classifier (<= 8 outputs, no Z or activation) -> one FusedConv with that classifier as its head.
+std::unique_ptr<Pass> make_conv_head_fusion_pass();
 // Groups of >= 2 connected elementwise nodes (one output each group) -> kiln.FusedElementwise
 // (ops/fused_elementwise.hpp), run by the CUDA backend as one NVRTC-generated kernel.
 std::unique_ptr<Pass> make_elementwise_fusion_pass();

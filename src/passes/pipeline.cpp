@@ -35,6 +35,9 @@ KILN_REGISTER_PASS_INFO("nhwc-layout", "CUDA: float16/bfloat16 convolutions and 
 KILN_REGISTER_PASS_INFO("concat-conv-split",
                         "CUDA: float16 NHWC 3x3 FusedConv (64 outputs) over a Concat of 64-channel parts -> one "
                         "FusedConv per part chained through Z (no Concat copy)")
+KILN_REGISTER_PASS_INFO("conv-head-fusion",
+                        "CUDA: float16 NHWC 3x3 FusedConv (64 channels) + its only reader, a 1x1 classifier (<= 8 "
+                        "outputs) -> one FusedConv with a head (applied per output tile)")
 KILN_REGISTER_PASS_INFO("transpose-sinking", "CUDA: moves layout Transposes below layout-agnostic ops")
 KILN_REGISTER_PASS_INFO("transpose-cancellation", "CUDA: removes Transpose pairs that cancel, merges duplicates")
 KILN_REGISTER_PASS_INFO("elementwise-fusion",
@@ -80,6 +83,7 @@ void add_cuda_passes(PassManager& pm) {
 }
 
 void add_cuda_final_passes(PassManager& pm) {
+  pm.add(make_conv_head_fusion_pass());  // once: the fusion passes above do not take FusedConv heads
   pm.add(make_elementwise_fusion_pass());
   pm.add(make_dead_code_pass());
 }

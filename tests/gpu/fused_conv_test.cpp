@@ -133,6 +133,76 @@ TEST(CudaFusedConv, SmallChannelStemsOfferTheDirectKernel) {
   EXPECT_TRUE(std::find(tactics.begin(), tactics.end(), "direct_smallc") == tactics.end());
 }
 
+// A FusedConv with a 1x1 head (conv-head-fusion's form): every tactic (the halo-tile kernel's
+// epilogue on Hopper, the others' body-then-head) matches the CPU, with and without Z, bias and
+// head bias, over partial tiles and batches.
+TEST(CudaFusedConv, HeadOnEveryTactic) {
+  KILN_REQUIRE_GPU();
+  struct HeadCase {
+    Case conv;
+    int64_t classes;
+    bool head_bias;
+  };
+  const std::vector<HeadCase> convs = {
+      {{DType::kFloat16, {1, 64, 37, 35}, {64, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, false, true}, 2, true},
+      {{DType::kFloat16, {2, 64, 20, 17}, {64, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, true, true}, 8, false},
+      {{DType::kFloat16, {1, 64, 64, 40}, {64, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, false, false, false}, 1, true},
+      {{DType::kFloat16, {1, 16, 9, 13}, {64, 16, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, false, true}, 3, true},
+  };
+  for (const HeadCase& h : convs) {
+    OpCall call = fused_call(h.conv, "NHWC");
+    call.inputs.resize(4);
+    call.inputs.push_back(random_tensor(DType::kFloat16, {h.classes, 1, 1, 64}, 7, -0.3, 0.3));
+    call.inputs.push_back(h.head_bias ? random_tensor(DType::kFloat16, {h.classes}, 8) : Tensor());
+    call.constant_inputs = {false, true, true, false, true, true};
+    auto graph = make_op_graph(call);
+    ASSERT_TRUE(infer_shapes(*graph).ok()) << describe(h.conv, "NHWC");
+    EXPECT_TRUE(all_tactics_match_cpu(call, tol_for(h.conv.dtype), layer_only(), 2)) << describe(h.conv, "NHWC")
+                                                                                     << " head " << h.classes;
+  }
+}
+
+// float16/bfloat16 NHWC convolutions with kh*kw*C <= 16 and 16, 32 or 64 outputs offer the
+// tensor-core small-reduction kernel; it matches the CPU at image edges (pads, strides,
+// dilations), pixel counts that are not a multiple of its 16-pixel groups, batches, and more
+// groups than its resident grid covers in one sweep.
+TEST(CudaFusedConv, SmallReductionTensorCoreKernel) {
+  KILN_REQUIRE_GPU();
+  const std::vector<Case> convs = {
+      {DType::kFloat16, {1, 1, 37, 35}, {64, 1, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, false, true},
+      {DType::kFloat16, {2, 1, 30, 31}, {32, 1, 3, 3}, 1, {2, 2}, {1, 0, 2, 1}, {1, 1}, false, false, false},
+      {DType::kBFloat16, {1, 2, 17, 16}, {16, 2, 2, 2}, 1, {1, 1}, {2, 2, 2, 2}, {2, 2}, true, false, true},
+      {DType::kFloat16, {1, 1, 21, 19}, {64, 1, 4, 4}, 1, {2, 1}, {1, 2, 1, 2}, {1, 1}, true, false, false},
+      {DType::kBFloat16, {3, 1, 9, 7}, {64, 1, 3, 3}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}, true, false, true},
+      // more groups of 16 pixels than one sweep of the resident grid
+      {DType::kFloat16, {2, 1, 300, 301}, {64, 1, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true, false, true},
+  };
+  for (const Case& c : convs) {
+    auto call = fused_call(c, "NHWC");
+    auto graph = make_op_graph(call);
+    ASSERT_TRUE(infer_shapes(*graph).ok());
+    const Node& node = *graph->nodes().back();
+    auto tactics = cuda::find_cuda_layer(node)->tactics(node, layer_only());
+    EXPECT_TRUE(std::find(tactics.begin(), tactics.end(), "mma_smallk") != tactics.end()) << describe(c, "NHWC");
+    EXPECT_TRUE(all_tactics_match_cpu(call, tol_for(c.dtype), layer_only(), 2)) << describe(c, "NHWC");
+  }
+  // A reduction of 18 (2 channels, 3x3), 48 outputs, float32, or a residual: not offered.
+  for (const Case& c : {Case{DType::kFloat16, {1, 2, 16, 16}, {64, 2, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true,
+                             false, true},
+                        Case{DType::kFloat16, {1, 1, 16, 16}, {48, 1, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true,
+                             false, true},
+                        Case{DType::kFloat32, {1, 1, 16, 16}, {64, 1, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true,
+                             false, true},
+                        Case{DType::kFloat16, {1, 1, 16, 16}, {64, 1, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, true,
+                             true, true}}) {
+    auto graph = make_op_graph(fused_call(c, "NHWC"));
+    ASSERT_TRUE(infer_shapes(*graph).ok());
+    const Node& node = *graph->nodes().back();
+    auto tactics = cuda::find_cuda_layer(node)->tactics(node, layer_only());
+    EXPECT_TRUE(std::find(tactics.begin(), tactics.end(), "mma_smallk") == tactics.end()) << describe(c, "NHWC");
+  }
+}
+
 // float16 NHWC 3x3 stride-1 convolutions with 64 inputs and outputs offer the Hopper halo-tile
 // kernel on an sm_90 GPU; it matches the CPU with partial tiles at the image's bottom and right
 // edges, batches, Z, and more tiles than the persistent grid has CTAs.

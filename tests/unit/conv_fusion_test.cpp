@@ -674,5 +674,84 @@ TEST(ConcatConvSplitPass, LeavesOtherOutputCountsAndSharedConcatsAlone) {
   }
 }
 
+namespace head {
+
+// x (8 channels) -> 3x3 conv (64) + Relu -> 3x3 conv (64, pads 1) + Relu -> 1x1 conv (`classes`,
+// + bias) [-> Relu]; `extra_reader`: the 64-channel Y is also a graph output.
+GraphPtr conv_classifier(int64_t classes, bool head_relu, bool extra_reader) {
+  auto g = std::make_shared<Graph>();
+  const DType t = DType::kFloat16;
+  Value* x = g->add_value("x", {t, Shape::from_dims({2, 8, 11, 9})});
+  g->inputs = {x};
+  uint32_t seed = 120;
+  int id = 0;
+  auto node = [&](const char* type, std::vector<Value*> ins) {
+    const std::string name = type + std::to_string(id++);
+    Value* y = g->add_value(name);
+    return std::make_pair(g->add_node(type, ins, {y}, name, "", 21), y);
+  };
+  auto conv = [&](Value* in, int64_t cin, int64_t cout, int64_t k, bool relu) {
+    Value* w = g->add_constant("w" + std::to_string(id), random_tensor(t, {cout, cin, k, k}, seed++, -0.2, 0.2));
+    Value* b = g->add_constant("b" + std::to_string(id), random_tensor(t, {cout}, seed++, -0.5, 0.5));
+    auto [n, y] = node("Conv", {in, w, b});
+    const int64_t p = k / 2;
+    n->attrs.set("pads", Dims{p, p, p, p});
+    return relu ? node("Relu", {y}).second : y;
+  };
+  Value* y = conv(conv(x, 8, 64, 3, true), 64, 64, 3, true);
+  g->outputs = {conv(y, 64, classes, 1, head_relu)};
+  if (extra_reader) g->outputs.push_back(y);
+  return g;
+}
+
+Status run_with_head_fusion(Graph& g) {
+  KILN_RETURN_IF_ERROR(run_passes(g, true));
+  PassManager pm;
+  pm.add(make_conv_head_fusion_pass());
+  pm.add(make_dead_code_pass());
+  return pm.run(g);
+}
+
+}  // namespace head
+
+TEST(ConvHeadFusionPass, ClassifierBecomesTheConvsHead) {
+  Tensor x = random_tensor(DType::kFloat16, {2, 8, 11, 9}, 41);
+  auto before = run_cpu(head::conv_classifier(3, false, false), x);
+  GraphPtr g = head::conv_classifier(3, false, false);
+  ASSERT_TRUE(head::run_with_head_fusion(*g).ok());
+  EXPECT_EQ(op_counts(*g)["FusedConv"], 2);
+  const Node* last = g->outputs[0]->producer;
+  while (last && last->op_type == "Transpose") last = last->inputs[0]->producer;
+  ASSERT_TRUE(last && last->op_type == "FusedConv");
+  ASSERT_EQ(last->inputs.size(), 6u);
+  EXPECT_EQ(*last->inputs[1]->type.shape.to_dims(), (Dims{64, 3, 3, 64}));
+  EXPECT_EQ(*last->inputs[4]->type.shape.to_dims(), (Dims{3, 1, 1, 64}));
+  EXPECT_EQ(*last->inputs[5]->type.shape.to_dims(), (Dims{3}));
+  EXPECT_EQ(*last->outputs[0]->type.shape.to_dims(), (Dims{2, 11, 9, 3}));
+  EXPECT_EQ(last->attrs.s("activation"), "Relu");
+  const std::string fused = last->attrs.s("kiln_fused");  // conv, Relu, classifier
+  EXPECT_EQ(std::count(fused.begin(), fused.end(), ','), 2) << fused;
+  auto after = run_cpu(g, x);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].dims(), before[0].dims());
+  EXPECT_LT(rel_l2(after[0], before[0]), 1e-3);
+}
+
+TEST(ConvHeadFusionPass, LeavesSharedOutputsActivatedOrWideHeadsAlone) {
+  struct Variant {
+    int64_t classes;
+    bool head_relu, extra_reader;
+    const char* why;
+  };
+  for (const Variant& v : {Variant{3, false, true, "Y is also a graph output"},
+                           Variant{3, true, false, "the classifier has a Relu"},
+                           Variant{16, false, false, "16 classes"}}) {
+    GraphPtr g = head::conv_classifier(v.classes, v.head_relu, v.extra_reader);
+    ASSERT_TRUE(head::run_with_head_fusion(*g).ok());
+    EXPECT_EQ(op_counts(*g)["FusedConv"], 3) << v.why;
+    for (const auto& n : g->nodes()) EXPECT_LE(n->inputs.size(), 4u) << v.why;
+  }
+}
+
 }  // namespace
 }  // namespace kiln::test

@@ -1,7 +1,10 @@
 // kiln.FusedConv and kiln.NHWC on the CPU: the references for the CUDA layers and for checking
 // the fusion and layout passes. kiln.NHWC runs the wrapped op's kernel on an NCHW copy.
 // kiln.FusedConv Runs the ONNX Conv kernel in float32 on NCHW copies, then adds Z and applies the
-// activation in float32 (as cuDNN's fused call does), rounding once to the output dtype.
+// activation in float32 (as cuDNN's fused call does), rounding once to the output dtype; a head
+// (inputs 4, 5) reads that rounded Y in float32 and is rounded once more.
+#include <algorithm>
+
 #include "backends/cpu/copy_util.hpp"
 #include "ops/fused_conv.hpp"
 #include "ops/op_registry.hpp"
@@ -23,6 +26,27 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& perm) {
   return y;
 }
 
+// The head: H (N, K, spatial...) = HW (K, 1.., M) . Y (N, M, spatial...) + HB (K), all float32.
+Tensor apply_head(const Tensor& y, const Tensor& hw, const Tensor& hb) {
+  const int64_t n = y.dim(0), m = y.dim(1), k = hw.dim(0), plane = y.numel() / std::max<int64_t>(1, n * m);
+  Dims dims = y.dims();
+  dims[1] = k;
+  Tensor h(DType::kFloat32, dims);
+  const float *yd = y.data<float>(), *wd = hw.data<float>(), *bd = hb.numel() ? hb.data<float>() : nullptr;
+  float* hd = h.data<float>();
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t o = 0; o < k; ++o) {
+      float* out = hd + (b * k + o) * plane;
+      for (int64_t i = 0; i < plane; ++i) out[i] = bd ? bd[o] : 0.f;
+      for (int64_t c = 0; c < m; ++c) {
+        const float wv = wd[o * m + c];
+        const float* in = yd + (b * m + c) * plane;
+        for (int64_t i = 0; i < plane; ++i) out[i] += wv * in[i];
+      }
+    }
+  return h;
+}
+
 Status fused_conv_kernel(KernelContext& ctx) {
   const DType dtype = ctx.input(0).dtype();
   if (dtype != DType::kFloat32 && dtype != DType::kFloat16 && dtype != DType::kBFloat16)
@@ -41,6 +65,7 @@ Status fused_conv_kernel(KernelContext& ctx) {
     for (int64_t p : nhwc_to_nchw_perm(rank)) d.push_back(y_dims[static_cast<size_t>(p)]);
     y_dims = d;
   }
+  if (ctx.has_input(4)) y_dims[1] = w.dim(0);  // the conv's own output, before the head
   CpuKernelFn conv = OpRegistry::instance().cpu_kernel("", "Conv");
   if (!conv) return ctx.error("the CPU Conv kernel is not registered");
   KernelContext conv_ctx(ctx.node(), {&x, &w, ctx.has_input(2) ? &b : nullptr},
@@ -59,6 +84,11 @@ Status fused_conv_kernel(KernelContext& ctx) {
     for (int64_t i = 0; i < y.numel(); ++i) yd[i] = yd[i] > 0.f ? yd[i] : 0.f;
   } else if (!act.empty()) {
     return ctx.error("activation '{}' must be empty or Relu", act);
+  }
+  if (ctx.has_input(4)) {
+    if (!nhwc) return ctx.error("a head (input 4) needs layout NHWC");
+    y = apply_head(y.cast(dtype).cast(DType::kFloat32), ctx.input(4).cast(DType::kFloat32),
+                   ctx.has_input(5) ? ctx.input(5).cast(DType::kFloat32) : Tensor());
   }
   if (nhwc) y = permute(y, nchw_to_nhwc_perm(rank));
   ctx.set_output(0, y.cast(dtype));

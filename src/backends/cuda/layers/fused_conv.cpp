@@ -9,15 +9,21 @@
 //     back to the heuristics' first, with a note on stderr;
 //   "direct_smallc": NHWC with C <= 4 and C*kh*kw <= 160 (a 1- or 3-channel stem), small_channel_conv.hpp;
 //   "direct_narrow": NHWC 1x1 with M <= 8 outputs (a segmentation head), narrow_conv.hpp;
-//   "halo3x3": float16 NHWC 3x3 stride 1 with 64 inputs and outputs on Hopper, halo_conv.hpp.
+//   "halo3x3": float16 NHWC 3x3 stride 1 with 64 inputs and outputs on Hopper, halo_conv.hpp;
+//   "mma_smallk": float16/bfloat16 NHWC with kh*kw*C <= 16 (a grayscale 3x3 stem) on tensor cores,
+//     smallk_conv.hpp.
+// A node with a head (conv_head.hpp) offers its body's tactics: halo3x3 applies the head in its
+// epilogue, the others run the body and then the head.
 // X is pre-padded into the workspace when its pads are unequal (as for Conv).
 #include <algorithm>
 #include <cstdio>
 
 #include "backends/cuda/layers/conv_graph.hpp"
+#include "backends/cuda/layers/conv_head.hpp"
 #include "backends/cuda/layers/halo_conv.hpp"
 #include "backends/cuda/layers/narrow_conv.hpp"
 #include "backends/cuda/layers/small_channel_conv.hpp"
+#include "backends/cuda/layers/smallk_conv.hpp"
 
 namespace kiln::cuda {
 namespace {
@@ -42,9 +48,16 @@ bool fusable_algo(const Node& n, int algo) {
 class FusedConvLayer : public CudaLayer {
  public:
   static Expected<std::unique_ptr<CudaLayer>> create(const Node& n, const LayerChoice& choice) {
+    if (has_conv_head(n)) {
+      if (choice.tactic == kHaloConvTactic && halo_conv_fits(n)) return halo_conv_create(n);
+      KILN_ASSIGN_OR_RETURN(ConvBody body, conv_body(n));
+      KILN_ASSIGN_OR_RETURN(auto layer, create(*body.node, choice));
+      return conv_head_tail(n, std::move(layer));
+    }
     if (choice.tactic == kSmallChannelTactic) return small_channel_conv_create(n);
     if (choice.tactic == kNarrowConvTactic) return narrow_conv_create(n);
     if (choice.tactic == kHaloConvTactic) return halo_conv_create(n);
+    if (choice.tactic == kSmallkConvTactic) return smallk_conv_create(n);
     auto layer = std::unique_ptr<FusedConvLayer>(new FusedConvLayer());
     FusedConvLayer& l = *layer;
     KILN_RETURN_IF_ERROR(l.d_.init(n));
@@ -190,6 +203,11 @@ class FusedConvLayer : public CudaLayer {
 };
 
 bool fused_conv_supports(const Node& n) {
+  if (has_conv_head(n)) {
+    if (!conv_head_supported(n)) return false;
+    auto body = conv_body(n);
+    return body.ok() && fused_conv_supports(*body->node);
+  }
   if (!n.has_input(0) || !n.has_input(1) || n.outputs.size() != 1 || !n.has_output(0) || n.inputs.size() > 4)
     return false;
   const DType t = n.inputs[0]->type.dtype;
@@ -205,6 +223,10 @@ bool fused_conv_supports(const Node& n) {
 }
 
 std::vector<std::string> fused_conv_tactics(const Node& n, const BuildOptions& options) {
+  if (has_conv_head(n)) {
+    auto body = conv_body(n);
+    return body.ok() ? fused_conv_tactics(*body->node, options) : std::vector<std::string>{};
+  }
   std::vector<std::string> fused, plain;
   const std::string precision = precision_for(n.outputs[0]->type.dtype, options);
   ConvDescs d;
@@ -231,6 +253,7 @@ std::vector<std::string> fused_conv_tactics(const Node& n, const BuildOptions& o
   if (small_channel_conv_fits(n)) out.push_back(kSmallChannelTactic);
   if (narrow_conv_fits(n)) out.push_back(kNarrowConvTactic);
   if (halo_conv_fits(n)) out.push_back(kHaloConvTactic);
+  if (smallk_conv_fits(n)) out.push_back(kSmallkConvTactic);
   return out;
 }
 

@@ -1,6 +1,8 @@
-// The Hopper halo-tile 3x3 convolution as a kiln.FusedConv tactic (halo_conv.hpp).
+// The Hopper halo-tile 3x3 convolution as a kiln.FusedConv tactic (halo_conv.hpp), with or
+// without a head (conv_head.hpp).
 #include "backends/cuda/layers/halo_conv.hpp"
 
+#include "backends/cuda/layers/conv_head.hpp"
 #include "backends/cuda/layers/halo_conv_kernels.hpp"
 #include "backends/cuda/layers/nn_util.hpp"
 #include "backends/cuda/layers/sm90a.hpp"
@@ -10,7 +12,19 @@ namespace kiln::cuda {
 namespace {
 
 std::optional<kernels::HaloConvParams> params(const Node& n) {
-  auto dims = direct_nhwc_conv_dims(n);
+  // A node with a head: the body's checks, then the head's (K <= 8 outputs).
+  int head = 0;
+  std::optional<NhwcConvDims> dims;
+  if (has_conv_head(n)) {
+    auto body = conv_body(n);
+    if (!body.ok() || !conv_head_supported(n)) return std::nullopt;
+    const int64_t k = (*static_dims(n.inputs[4]))[0];
+    if (k > kernels::kHaloConvMaxHead) return std::nullopt;
+    head = static_cast<int>(k);
+    dims = direct_nhwc_conv_dims(*body->node);
+  } else {
+    dims = direct_nhwc_conv_dims(n);
+  }
   if (!dims || n.outputs[0]->type.dtype != DType::kFloat16) return std::nullopt;
   const Dims &x = dims->x, &w = dims->w, &y = dims->y;
   const int64_t c = x[3];
@@ -29,6 +43,7 @@ std::optional<kernels::HaloConvParams> params(const Node& n) {
   p.w = static_cast<int>(x[2]);
   p.c = static_cast<int>(c);
   p.relu = n.attrs.s("activation", "") == "Relu";
+  p.head = head;
   return p;
 }
 
@@ -39,8 +54,10 @@ class HaloConvLayer : public CudaLayer {
     if (a.outputs[0].numel() == 0) return Status::Ok();
     const void* b = a.inputs.size() > 2 ? a.inputs[2].data : nullptr;
     const void* z = a.inputs.size() > 3 ? a.inputs[3].data : nullptr;
+    const void* hw = p_.head > 0 ? a.inputs[4].data : nullptr;
+    const void* hb = p_.head > 0 && a.inputs.size() > 5 ? a.inputs[5].data : nullptr;
     KILN_CUDA_CHECK(kernels::halo_conv(a.inputs[0].data, a.inputs[1].data, b, z, a.outputs[0].data, p_, launch_,
-                                      a.stream));
+                                      a.stream, hw, hb));
     return Status::Ok();
   }
 

@@ -86,6 +86,21 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t (&r)[4
 #endif
 }
 
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr)
+               : "memory");
+}
+// d += a . b, one m16n8k16 float16 product with float accumulation (mma.sync).
+__device__ __forceinline__ void mma_m16n8k16_f16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
 __device__ __forceinline__ __half2 as_half2(uint32_t v) { return *reinterpret_cast<__half2*>(&v); }
 __device__ __forceinline__ uint32_t as_u32(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
 
@@ -104,7 +119,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     halo_conv_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w,
                      const __grid_constant__ CUtensorMap map_z, const __grid_constant__ CUtensorMap map_y,
                      const __half* __restrict__ bias, bool has_z, bool relu, int tiles_x, int tiles_y,
-                     int64_t tiles) {
+                     int64_t tiles, int head, const __half* __restrict__ head_w,
+                     const __half* __restrict__ head_b, __half* __restrict__ head_y, int img_h, int img_w) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
   const int tid = threadIdx.x, wg = tid / 128, t = tid % 128, warp = t / 32, lane = tid % 32;
@@ -117,8 +133,23 @@ __global__ void __launch_bounds__(kThreads, 1)
     tma_load_4d(stage0 + s * kStage, &map_x, 0, o.x0 - 1, o.y0 - 1, o.n, full0 + 8 * s);
   };
 
+  // A head's B fragments (HWᵀ: k = channel, n = output g = lane / 4, zero past K) and the bias of
+  // this lane's accumulator columns 2 * (lane % 4) (+1).
+  uint32_t head_frag[4][2] = {};
+  float head_bias[2] = {0.f, 0.f};
+  if (head) {
+    const int g = lane / 4, k0 = 2 * (lane % 4);
+    if (g < head)
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+          head_frag[kk][r] = *reinterpret_cast<const uint32_t*>(head_w + g * kM + 16 * kk + 8 * r + k0);
+    for (int e = 0; e < 2; ++e) head_bias[e] = head_b && k0 + e < head ? __half2float(head_b[k0 + e]) : 0.f;
+  }
   if (tid == 0) {
-    for (const CUtensorMap* m : {&map_x, &map_w, &map_y}) tma_prefetch_map(m);
+    for (const CUtensorMap* m : {&map_x, &map_w}) tma_prefetch_map(m);
+    if (!head) tma_prefetch_map(&map_y);  // left zeroed with a head
     if (has_z) tma_prefetch_map(&map_z);  // left zeroed without Z
     for (int i = 0; i < kBarrierCount; ++i) mbar_init(w_bar + 8 * i, 1);
     mbar_init_fence();
@@ -198,6 +229,37 @@ __global__ void __launch_bounds__(kThreads, 1)
       const uint32_t out[4] = {as_u32(h[0]), as_u32(h[1]), as_u32(h[2]), as_u32(h[3])};
       stmatrix_x4_trans(addr, out);
     }
+    if (head) {
+      wg_sync(wg);  // the tile is in shared memory
+      // H (128 pixels x K) = tile (128 x 64) . HWᵀ on the tensor cores: warp w takes pixels
+      // 32w .. 32w + 31 as two m16n8k16 row blocks, 4 k-steps of 16 channels each. ldmatrix
+      // reads the A fragments from the swizzled tile (chunk c of pixel p at c ^ (p % 8)).
+#pragma unroll
+      for (int blk = 0; blk < 2; ++blk) {
+        const int p0 = 32 * warp + 16 * blk;
+        float h[4] = {head_bias[0], head_bias[1], head_bias[0], head_bias[1]};
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          const int p = p0 + lane % 8 + 8 * ((lane / 8) % 2), c = 2 * kk + lane / 16;
+          uint32_t a[4];
+          ldmatrix_x4(out_tile + p * kRowBytes + ((c ^ (p % 8)) << 4), a);
+          mma_m16n8k16_f16(h, a, head_frag[kk]);
+        }
+        // h[0..1]: pixel p0 + lane / 4, outputs 2 * (lane % 4) (+1); h[2..3]: pixel p0 + 8 + lane / 4.
+        const int k0 = 2 * (lane % 4);
+        if (k0 < head)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const int p = p0 + lane / 4 + 8 * r, gy = o.y0 + p / kCols, gx = o.x0 + p % kCols;
+            if (gy >= img_h || gx >= img_w) continue;
+            __half* dst = head_y + ((static_cast<int64_t>(o.n) * img_h + gy) * img_w + gx) * head + k0;
+            dst[0] = __float2half_rn(h[2 * r]);
+            if (k0 + 1 < head) dst[1] = __float2half_rn(h[2 * r + 1]);
+          }
+      }
+      wg_sync(wg);  // the tile is read before its next use (a Z load, the next epilogue)
+      continue;
+    }
     wgmma::fence_async_shared();  // the tile's writes visible to the TMA store
     wg_sync(wg);
     if (t == 0) {
@@ -230,21 +292,25 @@ cudaError_t halo_conv_setup(const HaloConvParams& p, HaloConvLaunch* launch) {
 }
 
 cudaError_t halo_conv(const void* x, const void* w, const void* b, const void* z, void* y, const HaloConvParams& p,
-                      const HaloConvLaunch& l, cudaStream_t stream) {
+                      const HaloConvLaunch& l, cudaStream_t stream, const void* head_w, const void* head_b) {
   if (l.grid == 0) return cudaErrorInvalidValue;  // not set up
+  if (p.head < 0 || p.head > kHaloConvMaxHead || (p.head > 0) != (head_w != nullptr)) return cudaErrorInvalidValue;
   for (const void* ptr : {x, w, z, static_cast<const void*>(y)})
     if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return cudaErrorMisalignedAddress;  // TMA's requirement
   // The maps hold the buffers' addresses, which differ per execution context: made per launch
   // (host work only, so CUDA-graph capture records them with the launch).
   alignas(64) CUtensorMap mx{}, mw{}, mz{}, my{};
   bool ok = encode_nhwc64_f16(&mx, x, p.n, p.h, p.w, kM, kHaloCols, kHaloRows) &&
-            encode_nhwc64_f16(&my, y, p.n, p.h, p.w, kM, kCols, kRows) &&
+            (p.head > 0 || encode_nhwc64_f16(&my, y, p.n, p.h, p.w, kM, kCols, kRows)) &&
             // W (64, 3, 3, 64) as one image of 64 rows (outputs) x 9 pixels (taps): a box per tap.
             encode_nhwc64_f16(&mw, w, 1, kM, 9, kM, 1, kM);
   if (ok && z) ok = encode_nhwc64_f16(&mz, z, p.n, p.h, p.w, kM, kCols, kRows);
   if (!ok) return cudaErrorInvalidValue;
   halo_conv_kernel<<<l.grid, kThreads, l.smem, stream>>>(mx, mw, mz, my, static_cast<const __half*>(b), z != nullptr,
-                                                        p.relu, l.tiles_x, l.tiles_y, l.tiles);
+                                                        p.relu, l.tiles_x, l.tiles_y, l.tiles, p.head,
+                                                        static_cast<const __half*>(head_w),
+                                                        static_cast<const __half*>(head_b), static_cast<__half*>(y),
+                                                        p.h, p.w);
   return cudaGetLastError();
 }
 

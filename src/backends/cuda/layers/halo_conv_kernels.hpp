@@ -13,9 +13,12 @@ namespace kiln::cuda::kernels {
 inline constexpr int kHaloConvInChannels = 64;
 inline constexpr int kHaloConvOutChannels = 64;
 
+inline constexpr int kHaloConvMaxHead = 8;
+
 struct HaloConvParams {
   int n = 1, h = 1, w = 1, c = 64;  // X (N, H, W, C), Y (N, H, W, 64)
   bool relu = false;
+  int head = 0;  // > 0: a 1x1 head of that many outputs is applied to Y, which is not written
 };
 
 // What a launch needs beyond the params, worked out once per layer (not per inference).
@@ -29,8 +32,11 @@ struct HaloConvLaunch {
 // persistent grid (an sm_90 GPU with sm_90a code: sm90a.hpp).
 cudaError_t halo_conv_setup(const HaloConvParams& p, HaloConvLaunch* launch);
 // Y = act(conv3x3(X, W) + B + Z); W is (64, 3, 3, C); B (64) and Z (packed, Y's dims) may be null.
+// With p.head = K: `y` receives H (N, H, W, K) = Y' . HWᵀ + HB instead, Y' being Y rounded to
+// float16; HW is (K, 64), HB (K) may be null.
 // X, W, Z and Y 16-byte aligned (the TMA's requirement; cudaErrorMisalignedAddress otherwise).
 cudaError_t halo_conv(const void* x, const void* w, const void* b, const void* z, void* y, const HaloConvParams& p,
-                      const HaloConvLaunch& launch, cudaStream_t stream);
+                      const HaloConvLaunch& launch, cudaStream_t stream, const void* head_w = nullptr,
+                      const void* head_b = nullptr);
 
 }  // namespace kiln::cuda::kernels
