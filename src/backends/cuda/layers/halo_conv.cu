@@ -31,6 +31,7 @@
 #include <algorithm>
 
 #include "backends/cuda/layers/cp_async.cuh"
+#include "backends/cuda/layers/mma_sync.cuh"
 #include "backends/cuda/layers/halo_conv_kernels.hpp"
 #include "backends/cuda/layers/named_barrier.cuh"
 #include "backends/cuda/layers/tensor_map.hpp"
@@ -92,15 +93,6 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
                : "r"(addr)
                : "memory");
 }
-// d += a . b, one m16n8k16 float16 product with float accumulation (mma.sync).
-__device__ __forceinline__ void mma_m16n8k16_f16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
 __device__ __forceinline__ __half2 as_half2(uint32_t v) { return *reinterpret_cast<__half2*>(&v); }
 __device__ __forceinline__ uint32_t as_u32(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
 
@@ -243,7 +235,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           const int p = p0 + lane % 8 + 8 * ((lane / 8) % 2), c = 2 * kk + lane / 16;
           uint32_t a[4];
           ldmatrix_x4(out_tile + p * kRowBytes + ((c ^ (p % 8)) << 4), a);
-          mma_m16n8k16_f16(h, a, head_frag[kk]);
+          mma_m16n8k16<__half>(h, a, head_frag[kk]);
         }
         // h[0..1]: pixel p0 + lane / 4, outputs 2 * (lane % 4) (+1); h[2..3]: pixel p0 + 8 + lane / 4.
         const int k0 = 2 * (lane % 4);

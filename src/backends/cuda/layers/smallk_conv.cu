@@ -16,6 +16,7 @@
 #include <algorithm>
 
 #include "backends/cuda/layers/device_types.cuh"
+#include "backends/cuda/layers/mma_sync.cuh"
 #include "backends/cuda/layers/smallk_conv_kernels.hpp"
 
 namespace kiln::cuda::kernels {
@@ -23,28 +24,15 @@ namespace {
 
 constexpr int kThreads = 256, kWarps = kThreads / 32;
 
-template <typename T> struct MmaType;
-template <> struct MmaType<__half> {
-  static __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  }
+// Two floats rounded to a packed pair of T (one 32-bit fragment register).
+template <typename T> struct PairPack;
+template <> struct PairPack<__half> {
   static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
     __half2 h = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&h);
   }
 };
-template <> struct MmaType<__nv_bfloat16> {
-  static __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  }
+template <> struct PairPack<__nv_bfloat16> {
   static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
     __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&h);
@@ -132,14 +120,14 @@ __global__ void __launch_bounds__(kThreads, 3) smallk_conv_kernel(const T* __res
     for (int j = 0; j < NT; ++j) {
       const float2 bj = *reinterpret_cast<const float2*>(bias + 8 * j + 2 * t);
       float d[4] = {bj.x, bj.y, bj.x, bj.y};
-      MmaType<T>::mma(d, a, bf[j]);
+      mma_m16n8k16<T>(d, a, bf[j]);
       if (p.relu)
 #pragma unroll
         for (int e = 0; e < 4; ++e) d[e] = d[e] > 0.f || d[e] != d[e] ? d[e] : 0.f;  // NaN stays NaN
       // d[0..1]: pixel g, channels 8j + 2t (+1); d[2..3]: pixel g + 8.
-      *reinterpret_cast<uint32_t*>(tile + g * kRow + ((j ^ (g % NT)) << 4) + 4 * t) = MmaType<T>::pack(d[0], d[1]);
+      *reinterpret_cast<uint32_t*>(tile + g * kRow + ((j ^ (g % NT)) << 4) + 4 * t) = PairPack<T>::pack(d[0], d[1]);
       *reinterpret_cast<uint32_t*>(tile + (g + 8) * kRow + ((j ^ ((g + 8) % NT)) << 4) + 4 * t) =
-          MmaType<T>::pack(d[2], d[3]);
+          PairPack<T>::pack(d[2], d[3]);
     }
     __syncwarp();
 #pragma unroll
