@@ -1,6 +1,7 @@
 // kiln.NHWC pools (cuDNN pooling on NHWC descriptors) and ConvTranspose (cuDNN backward-data in
 // NHWC) against the CPU reference, and float16 graphs whose pools and ConvTransposes join the
 // NHWC region.
+#include "backends/cuda/layers/sm90a.hpp"
 #include "ops/fused_conv.hpp"
 #include "tactic_test_util.hpp"
 
@@ -183,6 +184,112 @@ TEST(CudaNhwcConvTranspose, AllTactics) {
     EXPECT_TRUE(all_tactics_match_cpu(call, tol, o)) << dtype_name(c.t) << " x[" << fmt::format("{}", fmt::join(c.x, ","))
                                                      << "]";
   }
+}
+
+// float16 ConvTransposes with kernel == stride and channels in multiples of 64 offer kiln's Hopper
+// GEMM on an sm_90 GPU ("tma_wgmma", "tma_wgmma_n128"); both tile widths match the CPU when a
+// tile's 128 pixels span several input rows (W = 8, 16) or part of one (W = 64, 128), at partial
+// pixel tiles (the bottom rows clipped), partial column tiles (kh*kw*M not a multiple of the
+// width), 64-column chunks that cross from one output pixel (a, b) to the next, 3x3 stride-3
+// kernels, more channel slices than the stage ring holds, and more tiles than the persistent grid
+// has CTAs.
+TEST(CudaNhwcConvTranspose, HopperGemmTactic) {
+  KILN_REQUIRE_GPU();
+  int device = 0, major = 0, minor = 0;
+  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), cudaSuccess);
+  const bool hopper = major == 9 && minor == 0;
+  struct Case {
+    Dims x, w;  // NCHW, (C, M, kh, kw)
+    bool bias;
+    bool fits;
+  };
+  for (const Case& c : {Case{{1, 64, 8, 16}, {64, 64, 2, 2}, true, true},
+                        Case{{2, 128, 5, 64}, {128, 128, 2, 2}, false, true},
+                        Case{{3, 64, 3, 8}, {64, 192, 2, 2}, true, true},
+                        Case{{1, 64, 4, 4}, {64, 64, 3, 3}, true, true},
+                        Case{{1, 512, 4, 32}, {512, 64, 2, 2}, true, true},
+                        Case{{1, 256, 3, 128}, {256, 128, 2, 2}, true, true},
+                        Case{{2, 64, 96, 64}, {64, 128, 2, 2}, true, true},
+                        // not offered: 96 input channels, 32 outputs, width 48 (neither multiple nor divisor of 64)
+                        Case{{1, 96, 4, 8}, {96, 64, 2, 2}, true, false},
+                        Case{{1, 64, 4, 8}, {64, 32, 2, 2}, true, false},
+                        Case{{1, 64, 2, 48}, {64, 64, 2, 2}, true, false}}) {
+    OpCall call{.op_type = "NHWC",
+                .inputs = {permute(random_tensor(DType::kFloat16, c.x, 1), nchw_to_nhwc_perm(4)),
+                           permute(random_tensor(DType::kFloat16, c.w, 2, -1.0, 1.0), nchw_to_nhwc_perm(4)),
+                           c.bias ? random_tensor(DType::kFloat16, {c.w[1]}, 3) : Tensor()},
+                .constant_inputs = {false, true, true},
+                .domain = "kiln"};
+    call.attrs.set("op", std::string("ConvTranspose"));
+    call.attrs.set("strides", Dims{c.w[2], c.w[3]});
+    const std::string what = fmt::format("x[{}] w[{}]", fmt::join(c.x, ","), fmt::join(c.w, ","));
+    auto model = make_op_graph(call);
+    ASSERT_TRUE(infer_shapes(*model).ok());
+    const Node& node = *model->nodes().back();
+    const auto tactics = cuda::find_cuda_layer(node)->tactics(node, BuildOptions{});
+    for (const char* tactic : {"tma_wgmma", "tma_wgmma_n128"}) {
+      const bool offered = std::find(tactics.begin(), tactics.end(), tactic) != tactics.end();
+      EXPECT_EQ(offered, hopper && c.fits) << what << " " << tactic;  // built for sm_90a: offered on every Hopper
+    }
+    if (c.fits) EXPECT_TRUE(all_tactics_match_cpu(call, 5e-3, {}, 2)) << what;
+  }
+}
+
+// Two ConvTransposes on the Hopper GEMM in one plan, their shared-memory layouts different (one
+// keeps two 64-channel slices of W resident, the other one): each layer's setup must leave the
+// other's launch valid (the kernel's shared-memory attribute is per kernel, not per layer).
+TEST(CudaNhwcConvTranspose, HopperGemmLayersShareTheKernel) {
+  KILN_REQUIRE_GPU();
+  if (!cuda::kernels::sm90a_kernels_available()) GTEST_SKIP() << "needs an sm_90 GPU and sm_90a code";
+  auto make = [] {
+    auto g = std::make_shared<Graph>();
+    const DType t = DType::kFloat16;
+    Value* x = g->add_value("in0", {t, Shape::from_dims({1, 128, 8, 8})});
+    g->inputs = {x};
+    Value* y = x;
+    int64_t c = 128;
+    for (int64_t m : {64, 128}) {
+      const std::string id = std::to_string(m);
+      Value* w = g->add_constant("w" + id, random_tensor(t, {c, m, 2, 2}, static_cast<uint32_t>(m), -0.3, 0.3));
+      Value* b = g->add_constant("b" + id, random_tensor(t, {m}, static_cast<uint32_t>(m + 1), -0.3, 0.3));
+      Value* out = g->add_value("up" + id);
+      g->add_node("ConvTranspose", {y, w, b}, {out}, "up" + id, "", 21)->attrs.set("strides", Dims{2, 2});
+      y = out;
+      c = m;
+    }
+    g->outputs = {y};
+    return g;
+  };
+  Tensor x = random_tensor(DType::kFloat16, {1, 128, 8, 8}, 9);
+  GraphPtr ref = make();
+  ASSERT_TRUE(infer_shapes(*ref).ok());
+  auto exec = CpuExecutor::create(ref);
+  ASSERT_TRUE(exec.ok());
+  auto cpu = (*exec)->run({{"in0", x}});
+  ASSERT_TRUE(cpu.ok()) << cpu.status().message();
+  Model model;
+  model.graph = make();
+  BuildOptions o;
+  o.backend = "cuda";
+  auto plan = build_plan(std::move(model), o);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  size_t forced = 0;
+  for (size_t i = 0; i < plan->graph->nodes().size(); ++i)
+    if (plan->graph->nodes()[i]->op_type == "NHWC") {
+      plan->layers[i].tactic = "tma_wgmma";
+      ++forced;
+    }
+  ASSERT_EQ(forced, 2u);
+  auto engine = Engine::from_plan(std::move(*plan));
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  auto ctx = (*engine)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  auto gpu = (*ctx)->run({{"in0", x}});
+  ASSERT_TRUE(gpu.ok()) << gpu.status().message();
+  EXPECT_EQ((*gpu)[0].dims(), (*cpu)[0].dims());
+  EXPECT_LT(rel_l2((*gpu)[0], (*cpu)[0]), 5e-3);
 }
 
 // One UNet level (skip conv, MaxPool, conv, ConvTranspose, Concat, conv) in float16: all NHWC.

@@ -1,4 +1,5 @@
-// A small per-layer cost estimate for `kiln inspect`: FLOPs (Conv/ConvTranspose/MatMul/Gemm exact
+// A small per-layer cost estimate for `kiln inspect`: FLOPs (Conv/ConvTranspose/MatMul/Gemm and
+// kiln's FusedConv (with its head), NHWC ConvTranspose, FusedMatMul and Fp8MatMul exact
 // multiply-adds x2, every other op one per output element) and bytes moved (inputs + outputs).
 #pragma once
 

@@ -4,6 +4,7 @@
 // through conv.cpp's layer.
 #include "backends/cuda/layers/conv_descs.hpp"
 #include "backends/cuda/layers/conv_transpose_gemm.hpp"
+#include "backends/cuda/layers/conv_transpose_tma.hpp"
 #include "backends/cuda/layers/nn_kernels.hpp"
 #include "ops/fused_conv.hpp"
 
@@ -122,7 +123,8 @@ bool nhwc_pool_supports(const Node& n) {
 }
 
 // kiln.NHWC: ConvTranspose runs on conv.cpp's layer (NHWC descriptors) or, when its kernel equals
-// its stride, as GEMMs (conv_transpose_gemm.cpp), timed against each other; the pools here.
+// its stride, as cuBLASLt GEMMs (conv_transpose_gemm.cpp) or kiln's Hopper GEMM
+// (conv_transpose_tma.cpp), timed against each other; the pools here.
 CudaLayerFactory nhwc_factory() {
   static const CudaLayerFactory conv = conv_layer_factory();
   return CudaLayerFactory{
@@ -135,6 +137,7 @@ CudaLayerFactory nhwc_factory() {
           std::vector<std::string> t = conv.supports(n) ? conv.tactics(n, o) : std::vector<std::string>{};
           if (conv.supports(n) && t.empty()) t.push_back("");  // cuDNN's default kernel stays a candidate
           for (std::string& g : conv_transpose_gemm_tactics(n, o)) t.push_back(std::move(g));
+          for (std::string& k : conv_transpose_tma_tactics(n)) t.push_back(std::move(k));
           return t;
         }
         if (!is_windowed_pool(n)) return std::vector<std::string>{};
@@ -142,8 +145,10 @@ CudaLayerFactory nhwc_factory() {
         return std::vector<std::string>{"direct", "cudnn"};
       },
       .create = [](const Node& n, const LayerChoice& c) -> Expected<std::unique_ptr<CudaLayer>> {
-        if (is_nhwc_conv_transpose(n))
+        if (is_nhwc_conv_transpose(n)) {
+          if (is_conv_transpose_tma_tactic(c.tactic)) return conv_transpose_tma_create(n, c.tactic);
           return is_conv_transpose_gemm_tactic(c.tactic) ? conv_transpose_gemm_create(n, c) : conv.create(n, c);
+        }
         if (c.tactic == "direct") {
           if (!is_windowed_pool(n)) return invalid_model("{}: tactic 'direct' is for MaxPool/AveragePool", n.describe());
           return NhwcDirectPoolLayer::create(n);

@@ -19,4 +19,8 @@ PFN_cuTensorMapEncodeIm2col_v12000 tensor_map_encoder_im2col();
 bool encode_nhwc64_f16(CUtensorMap* map, const void* base, int64_t n, int64_t h, int64_t w, int64_t pitch, int box_w,
                        int box_h);
 
+// A float16 row-major matrix (rows, cols), cols a multiple of 8: boxes of 64 columns x box_rows
+// rows, 128-byte swizzled (each row's 64 columns one swizzle row). False when the driver refuses it.
+bool encode_rows64_f16(CUtensorMap* map, const void* base, int64_t rows, int64_t cols, int box_rows);
+
 }  // namespace kiln::cuda::kernels

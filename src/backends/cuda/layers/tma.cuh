@@ -1,5 +1,6 @@
 // Tensor Memory Accelerator (TMA) copies and the mbarriers that track them, sm_90a: the int8
-// implicit GEMM's tiles (qconv_tma.cu) and the float16 halo-tile convolution (halo_conv.cu).
+// implicit GEMM's tiles (qconv_tma.cu), the float16 halo-tile convolution (halo_conv.cu) and the
+// ConvTranspose GEMM (conv_transpose_tma.cu).
 // Built for other GPUs too (release builds), they compile to nothing there: the kernels using
 // them trap, and the host never launches those (sm90a.hpp).
 #pragma once
@@ -85,6 +86,13 @@ __device__ __forceinline__ void tma_store_4d(const CUtensorMap* map, int c0, int
   KILN_TMA_ASM("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%1, %2, %3, %4}], [%5];\n" ::"l"(
                    reinterpret_cast<uint64_t>(map)),
                "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(src)
+               : "memory");
+}
+__device__ __forceinline__ void tma_store_5d(const CUtensorMap* map, int c0, int c1, int c2, int c3, int c4,
+                                             uint32_t src) {
+  KILN_TMA_ASM("cp.async.bulk.tensor.5d.global.shared::cta.bulk_group [%0, {%1, %2, %3, %4, %5}], [%6];\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map)),
+               "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4), "r"(src)
                : "memory");
 }
 // Closes this thread's group of stores issued since the last commit.

@@ -1,8 +1,8 @@
-// Hopper warpgroup MMA (wgmma) for the int8 implicit GEMM (qconv_igemm.cu, qconv_tma.cu) and the
-// float16 halo-tile convolution (halo_conv.cu), sm_90a only: elsewhere the functions trap, and the
-// host learns that they were not built (sm90a.hpp), so no tactic uses them. Operands come straight
-// from shared memory through 64-bit descriptors, K-major (the only layout wgmma takes for 8-bit
-// types).
+// Hopper warpgroup MMA (wgmma) for the int8 implicit GEMM (qconv_igemm.cu, qconv_tma.cu), the
+// float16 halo-tile convolution (halo_conv.cu) and the ConvTranspose GEMM (conv_transpose_tma.cu),
+// sm_90a only: elsewhere the functions trap, and the host learns that they were not built
+// (sm90a.hpp), so no tactic uses them. Operands come straight from shared memory through 64-bit
+// descriptors, K-major (the only layout wgmma takes for 8-bit types).
 #pragma once
 
 #include <cstdint>
@@ -52,6 +52,39 @@ __device__ __forceinline__ void wgmma_m64n128k16_f16(float* d, uint64_t a, uint6
 #else
   __trap();
 #endif
+}
+
+// D (m64 x n256, f32) += A (m64 x k16 f16) * B (n256 x k16 f16), both K-major; d[4i + e] as above
+// with i < 32.
+__device__ __forceinline__ void wgmma_m64n256k16_f16(float* d, uint64_t a, uint64_t b, int accumulate) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {"
+      "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+      "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+      "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+      "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,"
+      "%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,"
+      "%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,"
+      "%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,"
+      "%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127"
+      "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+      : KILN_WGMMA_D32("+f", 0), KILN_WGMMA_D32("+f", 32), KILN_WGMMA_D32("+f", 64), KILN_WGMMA_D32("+f", 96)
+      : "l"(a), "l"(b), "r"(accumulate));
+#else
+  __trap();
+#endif
+}
+
+// The m64nNk16 float16 product for N = 128 or 256 (conv_transpose_tma.cu's two tile widths).
+template <int N>
+__device__ __forceinline__ void wgmma_m64nk16_f16(float* d, uint64_t a, uint64_t b, int accumulate) {
+  static_assert(N == 128 || N == 256, "wgmma tile width");
+  if constexpr (N == 128)
+    wgmma_m64n128k16_f16(d, a, b, accumulate);
+  else
+    wgmma_m64n256k16_f16(d, a, b, accumulate);
 }
 
 __device__ __forceinline__ void fence() {
