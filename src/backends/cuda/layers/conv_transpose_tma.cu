@@ -118,8 +118,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     return;
   }
 
-  // Consumer warpgroup wg (0, 1) takes the tile's pixels 64 wg ... d[4i + e]: pixel 16*warp + lane/4 (+8 for e >= 2) of its 64, column
-  // 8i + 2*(lane%4) + e%2 of the tile.
+  // Consumer warpgroup wg (0, 1) takes the tile's pixels 64 wg ... d[4i + e]: pixel
+  // 16*warp + lane/4 (+8 for e >= 2) of its 64, column 8i + 2*(lane%4) + e%2 of the tile.
   regs_inc<232>();
   const int wg = tid / 128 - 1;
   // Every product column's bias B[col % M] into shared memory, once (per-tile global loads of it
@@ -201,16 +201,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (t == 0) tma_store_wait_read();  // the stores have read shared memory before the CTA ends
 }
 
-// Y (N, kh*H, kw*W, pitch) as (o: M, b: kw, w: W, a: kh, nh: N*H); a box is 64 channels of
+// Y (N, kh*H, kw*W, M) as (o: M, b: kw, w: W, a: kh, nh: N*H); a box is 64 channels of
 // box_rows x box_w input pixels' (a, b) output pixels.
 bool encode_output(CUtensorMap* map, void* y, const UpGemmParams& p, const UpGemmLaunch& l) {
   const auto encode = tensor_map_encoder_tiled();
   if (!encode) return false;
-  const int64_t pitch = p.y_pitch > 0 ? p.y_pitch : p.m;
   const cuuint64_t dims[5] = {static_cast<cuuint64_t>(p.m), static_cast<cuuint64_t>(p.kw),
                               static_cast<cuuint64_t>(p.w), static_cast<cuuint64_t>(p.kh),
                               static_cast<cuuint64_t>(p.n * p.h)};
-  const cuuint64_t px = static_cast<cuuint64_t>(pitch) * 2;
+  const cuuint64_t px = static_cast<cuuint64_t>(p.m) * 2;  // one output pixel's channels
   const cuuint64_t strides[4] = {px, px * p.kw, px * p.kw * p.w, px * p.kw * p.w * p.kh};
   const cuuint32_t box[5] = {64, 1, static_cast<cuuint32_t>(l.box_w), 1, static_cast<cuuint32_t>(l.box_rows)};
   const cuuint32_t estr[5] = {1, 1, 1, 1, 1};
@@ -222,9 +221,8 @@ bool encode_output(CUtensorMap* map, void* y, const UpGemmParams& p, const UpGem
 }  // namespace
 
 bool up_gemm_fits(const UpGemmParams& p) {
-  const int64_t pitch = p.y_pitch > 0 ? p.y_pitch : p.m;
   if (p.n < 1 || p.h < 1 || p.w < 1 || p.kh < 1 || p.kw < 1 || p.c < 64 || p.m < 64) return false;
-  if (p.c % 64 != 0 || p.m % 64 != 0 || pitch < p.m || pitch % 8 != 0) return false;
+  if (p.c % 64 != 0 || p.m % 64 != 0) return false;
   if (p.w % 64 != 0 && 64 % p.w != 0) return false;
   const int64_t pixels = p.n * p.h * p.w, cols = p.kh * p.kw * p.m;
   return p.n * p.h <= INT32_MAX && pixels <= INT32_MAX && cols <= kMaxCols && p.c <= INT32_MAX &&
@@ -251,7 +249,6 @@ cudaError_t up_gemm_setup(const UpGemmParams& p, UpGemmLaunch* launch) {
   if (l.layout.bytes > static_cast<size_t>(optin) || l.col_tiles > sms)
     l.layout = smem_layout(p.tile_cols, chunks, cols, false);
   if (l.layout.bytes > static_cast<size_t>(optin)) return cudaErrorInvalidValue;
-  l.smem = l.layout.bytes;
   // The device's maximum, not this layer's size: the attribute is the kernel's, shared by every
   // layer (one set to less would make the larger ones' launches fail).
   e = p.tile_cols == 256
@@ -278,7 +275,7 @@ cudaError_t up_gemm(const void* x, const void* wt, const void* b, void* y, const
       !encode_output(&my, y, p, l))
     return cudaErrorInvalidValue;
   auto* kernel = p.tile_cols == 256 ? up_gemm_kernel<256> : up_gemm_kernel<128>;
-  kernel<<<l.grid, kThreads, l.smem, stream>>>(mx, mw, my, static_cast<const __half*>(b), static_cast<int>(p.m),
+  kernel<<<l.grid, kThreads, l.layout.bytes, stream>>>(mx, mw, my, static_cast<const __half*>(b), static_cast<int>(p.m),
                                                static_cast<int>(p.kw), static_cast<int>(cols),
                                                static_cast<int>(p.c / 64), l.col_tiles, l.tiles, pixels,
                                                static_cast<int>(p.w), l.layout);

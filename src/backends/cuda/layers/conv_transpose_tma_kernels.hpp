@@ -11,7 +11,6 @@ namespace kiln::cuda::kernels {
 struct UpGemmParams {
   int64_t n = 1, h = 1, w = 1, c = 64;  // X (N, H, W, C)
   int64_t kh = 2, kw = 2, m = 64;       // the kernel (= stride) and the output channels
-  int64_t y_pitch = 0;                  // channels between Y's pixels (0: m, packed)
   int64_t tile_cols = 256;              // a tile's product columns: 128 or 256
 };
 
@@ -31,12 +30,11 @@ struct UpGemmLaunch {
   int64_t tiles = 0;
   int box_w = 0, box_rows = 0;  // a warpgroup's 64 pixels as box_rows input rows of box_w pixels
   UpGemmSmem layout;
-  size_t smem = 0;
 };
 
 // Whether the kernel takes this shape: C and M multiples of 64, kh*kw*M <= 4096, W a multiple or
-// a divisor of 64 (a warpgroup's 64 pixels are whole input rows or one row's part), a pitch of at
-// least M in multiples of 8, and a tile width of 128 or 256.
+// a divisor of 64 (a warpgroup's 64 pixels are whole input rows or one row's part), and a tile
+// width of 128 or 256.
 bool up_gemm_fits(const UpGemmParams& p);
 // Checks `p` and lets the kernel use its shared memory on the current device (an sm_90 GPU with
 // sm_90a code: sm90a.hpp).
